@@ -1,0 +1,67 @@
+// swift-tools-version: 6.1
+//
+// Vireo: virtual machine disks and NICs that live on another host, with RDMA
+// moving data straight between guest memory and that host.
+//
+// Library split (see README "Architecture"):
+//   CVireoVerbs   C module over <infiniband/verbs.h> and <rdma/rdma_cma.h>,
+//                 with shims for what Swift cannot import (macros).
+//   VireoSys      POSIX conventions wrapped once: typed errors, owned fds,
+//                 eventfd, mmap, memfd, poll, OS threads.
+//   VireoFabric   The Swift verbs layer: devices, PDs, MRs, CQs, rdma_cm
+//                 listener/connector, batched work requests, fabric probe.
+//   Virtio        Split/packed virtqueues over guest memory (no RDMA).
+//   VhostUser     The vhost-user backend protocol and device runtime.
+import PackageDescription
+
+let package = Package(
+    name: "Vireo",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vireo-target", targets: ["vireo-target"]),
+        .executable(name: "vireo-initiator", targets: ["vireo-initiator"]),
+        .library(name: "VireoFabric", targets: ["VireoFabric"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .target(
+            name: "CVireoVerbs",
+            linkerSettings: [.linkedLibrary("ibverbs"), .linkedLibrary("rdmacm")]
+        ),
+        .target(name: "CVireoSys"),
+        .target(
+            name: "VireoSys",
+            dependencies: ["CVireoSys", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "VireoFabric",
+            dependencies: [
+                "CVireoVerbs", "VireoSys",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "vireo-target",
+            dependencies: [
+                "VireoFabric", "VireoSys",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "target"
+        ),
+        .executableTarget(
+            name: "vireo-initiator",
+            dependencies: [
+                "VireoFabric", "VireoSys",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "initiator"
+        ),
+        .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
+        .testTarget(name: "VireoFabricTests", dependencies: ["VireoFabric", "VireoSys", "CVireoVerbs"]),
+    ]
+)

@@ -1,0 +1,20 @@
+// Linux calls that Glibc's Swift module does not export (they need _GNU_SOURCE).
+#ifndef CVIREOSYS_H
+#define CVIREOSYS_H
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+int vireo_eventfd(unsigned int initval, int nonblock_cloexec);
+int vireo_memfd_create(const char *name, int cloexec);
+int vireo_pthread_setname_self(const char *name);
+
+/// sendmsg with optional SCM_RIGHTS fds. Returns bytes sent or -1/errno.
+ssize_t vireo_sendmsg_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/// recvmsg receiving up to max_fds fds via SCM_RIGHTS (MSG_CMSG_CLOEXEC).
+/// *nfds receives the count; *truncated is set when MSG_CTRUNC or MSG_TRUNC occurred
+/// (fds beyond max_fds are closed by this function). Returns bytes or -1/errno.
+ssize_t vireo_recvmsg_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds, int *truncated);
+#endif

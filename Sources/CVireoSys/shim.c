@@ -1,0 +1,74 @@
+#define _GNU_SOURCE
+#include "CVireoSys.h"
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+#include <errno.h>
+
+int vireo_eventfd(unsigned int initval, int nonblock_cloexec) {
+    return eventfd(initval, nonblock_cloexec ? (EFD_NONBLOCK | EFD_CLOEXEC) : EFD_CLOEXEC);
+}
+
+int vireo_memfd_create(const char *name, int cloexec) {
+    return memfd_create(name, cloexec ? MFD_CLOEXEC : 0);
+}
+
+int vireo_pthread_setname_self(const char *name) {
+    char n[16];
+    strncpy(n, name, 15);
+    n[15] = 0;
+    return pthread_setname_np(pthread_self(), n);
+}
+
+#define VIREO_MAX_FDS 32
+
+ssize_t vireo_sendmsg_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+    if (nfds < 0 || nfds > VIREO_MAX_FDS) { errno = EINVAL; return -1; }
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    union { char b[CMSG_SPACE(sizeof(int) * VIREO_MAX_FDS)]; struct cmsghdr align; } ctl;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (nfds > 0) {
+        memset(&ctl, 0, sizeof ctl);
+        msg.msg_control = ctl.b;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    }
+    return sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
+ssize_t vireo_recvmsg_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds, int *truncated) {
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    union { char b[CMSG_SPACE(sizeof(int) * VIREO_MAX_FDS)]; struct cmsghdr align; } ctl;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.b;
+    msg.msg_controllen = sizeof ctl.b;
+    *nfds = 0;
+    *truncated = 0;
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) *truncated = 1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int *p = (int *)CMSG_DATA(c);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, p + i, sizeof fd);
+            if (*nfds < max_fds) fds[(*nfds)++] = fd;
+            else { close(fd); *truncated = 1; }
+        }
+    }
+    return n;
+}

@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// One wrapper per C calling convention. Each reads errno immediately after the
+// call, retries EINTR where the call is restartable, and traps on errnos that
+// can only mean a programming error in this process (EBADF, EFAULT on an fd
+// call): continuing after those would act on someone else's descriptor.
+
+/// Convention "-1 and errno" (most syscalls). Retries EINTR.
+@inline(never)
+@discardableResult
+public func syscallRetrying(
+    _ call: StaticString,
+    _ body: () -> Int32
+) throws(SystemError) -> Int32 {
+    while true {
+        let rc = body()
+        if rc != -1 { return rc }
+        let err = errno
+        if err == EINTR { continue }
+        precondition(err != EBADF && err != EFAULT, "\(call): programmer error, errno \(err)")
+        throw SystemError(call: "\(call)", errno: err)
+    }
+}
+
+/// Convention "-1 and errno" for calls returning `ssize_t` (read, write, recvmsg...). Retries EINTR.
+@inline(never)
+@discardableResult
+public func syscallRetrying(
+    _ call: StaticString,
+    _ body: () -> Int
+) throws(SystemError) -> Int {
+    while true {
+        let rc = body()
+        if rc != -1 { return rc }
+        let err = errno
+        if err == EINTR { continue }
+        precondition(err != EBADF && err != EFAULT, "\(call): programmer error, errno \(err)")
+        throw SystemError(call: "\(call)", errno: err)
+    }
+}
+
+/// Convention "0 on success, otherwise the error number is the return value"
+/// (pthread_*, ibv_post_send, ibv_modify_qp, ibv_req_notify_cq...).
+@inline(never)
+public func zeroOrErrno(_ call: StaticString, _ body: () -> Int32) throws(SystemError) {
+    let rc = body()
+    if rc == 0 { return }
+    // Some verbs return -1 and set errno instead of returning it; accept both.
+    let err = rc == -1 ? (errno != 0 ? errno : EIO) : (rc < 0 ? -rc : rc)
+    throw SystemError(call: "\(call)", errno: err)
+}
+
+/// Convention "0 on success, -1 and errno" without EINTR retry (rdma_cm calls, ibv_destroy_*).
+@inline(never)
+public func zeroOrMinusOne(_ call: StaticString, _ body: () -> Int32) throws(SystemError) {
+    let rc = body()
+    if rc == 0 { return }
+    let err = errno
+    throw SystemError(call: "\(call)", errno: err == 0 ? EIO : err)
+}
+
+/// Convention "NULL and errno" (ibv_alloc_pd, ibv_reg_mr, rdma_create_event_channel...).
+@inline(never)
+public func nonNull<T>(_ call: StaticString, _ body: () -> T?) throws(SystemError) -> T {
+    if let value = body() { return value }
+    let err = errno
+    throw SystemError(call: "\(call)", errno: err == 0 ? ENOMEM : err)
+}

@@ -1,0 +1,3 @@
+import Testing
+@testable import VireoFabric
+@Test func placeholder2() { #expect(true) }
