@@ -39,7 +39,7 @@ let package = Package(
         .target(
             name: "VireoFabric",
             dependencies: [
-                "CVireoVerbs", "VireoSys",
+                "CVireoVerbs", "CVireoSys", "VireoSys",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -72,3 +72,28 @@ ssize_t vireo_recvmsg_fds(int sock, void *buf, size_t len, int *fds, int max_fds
     }
     return n;
 }
+
+uint64_t vireo_checksum64(const void *buf, size_t len) {
+    const unsigned char *p = buf;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    size_t words = len / 8;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t w;
+        memcpy(&w, p + i * 8, 8);
+        h = (h ^ w) * 0x100000001b3ULL;
+    }
+    for (size_t i = words * 8; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h ^ (uint64_t)len;
+}
+
+void vireo_fill_pattern(void *buf, size_t len, uint64_t seed) {
+    unsigned char *p = buf;
+    uint64_t x = seed ? seed : 0x9e3779b97f4a7c15ULL;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+        uint64_t v = x * 0x2545F4914F6CDD1DULL;
+        memcpy(p + i, &v, 8);
+    }
+    for (; i < len; i++) { x ^= x >> 12; x ^= x << 25; x ^= x >> 27; p[i] = (unsigned char)(x * 0x2545F4914F6CDD1DULL); }
+}

@@ -10,6 +10,10 @@ struct ibv_mr *vireo_ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length, in
     return ibv_reg_mr(pd, addr, length, access);
 }
 
+struct ibv_mr *vireo_ibv_reg_mr_iova(struct ibv_pd *pd, void *addr, size_t length, uint64_t iova, int access) {
+    return ibv_reg_mr_iova(pd, addr, length, iova, access);
+}
+
 int vireo_ibv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad) {
     return ibv_post_send(qp, wr, bad);
 }

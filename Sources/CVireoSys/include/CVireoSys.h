@@ -17,4 +17,15 @@ ssize_t vireo_sendmsg_fds(int sock, const void *buf, size_t len, const int *fds,
 /// *nfds receives the count; *truncated is set when MSG_CTRUNC or MSG_TRUNC occurred
 /// (fds beyond max_fds are closed by this function). Returns bytes or -1/errno.
 ssize_t vireo_recvmsg_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds, int *truncated);
+
+
+/// A 64-bit checksum of a buffer (FNV-1a over 64-bit words, tail bytes folded in).
+/// In C so that verifying tens of MiB stays fast in debug builds.
+uint64_t vireo_checksum64(const void *buf, size_t len);
+/// Fills a buffer with a deterministic pattern derived from `seed` (xorshift64*).
+void vireo_fill_pattern(void *buf, size_t len, uint64_t seed);
+
+/// Relaxed atomic word access for simple cross-thread flags.
+static inline long vireo_relaxed_load(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void vireo_relaxed_store(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 #endif

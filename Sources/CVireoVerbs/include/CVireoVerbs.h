@@ -17,6 +17,10 @@ int vireo_ibv_query_port(struct ibv_context *ctx, uint8_t port, struct ibv_port_
 /// ibv_reg_mr is a macro (it picks __ibv_reg_mr or ibv_reg_mr_iova2 by flags).
 struct ibv_mr *vireo_ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length, int access);
 
+/// Registers [addr, addr+length) so that remote peers name it by `iova`
+/// (e.g. the guest-physical address of a guest memory region).
+struct ibv_mr *vireo_ibv_reg_mr_iova(struct ibv_pd *pd, void *addr, size_t length, uint64_t iova, int access);
+
 /// ibv_post_send / ibv_post_recv / ibv_poll_cq / ibv_req_notify_cq are static
 /// inline in verbs.h; wrapped so every caller goes through one symbol.
 int vireo_ibv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);

@@ -1,0 +1,166 @@
+import CVireoVerbs
+import VireoSys
+
+/// A completion queue, optionally bound to a completion channel for
+/// event-driven waits. Owned by one worker thread.
+public final class CompletionQueue: @unchecked Sendable {
+    // SAFETY: a CQ is polled by exactly one thread (its worker); the class is
+    // Sendable only so the worker can be handed the CQ at start.
+    public let raw: UnsafeMutablePointer<ibv_cq>
+    public let context: VerbsContext
+    public let channel: CompletionChannel?
+    /// Capacity in completions.
+    public let capacity: Int
+    /// CQ events received but not yet acknowledged (acked in batches: ibv_ack_cq_events takes a lock).
+    private var unackedEvents: UInt32 = 0
+
+    /// Creates a CQ of at least `capacity` entries.
+    public init(context: VerbsContext, capacity: Int, channel: CompletionChannel? = nil) throws(FabricError) {
+        self.context = context
+        self.channel = channel
+        self.capacity = capacity
+        raw = try FabricError.wrap { () throws(SystemError) in
+            try nonNull("ibv_create_cq") {
+                ibv_create_cq(context.raw, Int32(capacity), nil, channel?.raw, 0)
+            }
+        }
+    }
+
+    deinit {
+        // Every event taken from the channel must be acked before destroy, or it blocks.
+        if unackedEvents > 0 { ibv_ack_cq_events(raw, unackedEvents) }
+        ibv_destroy_cq(raw)
+    }
+
+    /// Drains up to `completions.capacity` completions into the preallocated buffer.
+    /// Returns how many were written (0 when the CQ is empty).
+    @inline(__always)
+    public func poll(into completions: CompletionBuffer) throws(FabricError) -> Int {
+        let n = vireo_ibv_poll_cq(raw, Int32(completions.capacity), completions.raw)
+        if n < 0 { throw .call(SystemError(call: "ibv_poll_cq", errno: -n)) }
+        completions.count = Int(n)
+        return Int(n)
+    }
+
+    /// Arms the CQ so the next completion raises a channel event.
+    public func requestNotification(solicitedOnly: Bool = false) throws(FabricError) {
+        try FabricError.wrap { () throws(SystemError) in
+            try zeroOrErrno("ibv_req_notify_cq") { vireo_ibv_req_notify_cq(raw, solicitedOnly ? 1 : 0) }
+        }
+    }
+
+    /// Records a channel event for this CQ; acks in batches of 64.
+    func noteEvent() {
+        unackedEvents &+= 1
+        if unackedEvents >= 64 {
+            ibv_ack_cq_events(raw, unackedEvents)
+            unackedEvents = 0
+        }
+    }
+
+    /// Poll-then-sleep: spins `spin` polls; if still empty, arms the CQ, polls
+    /// once more (a completion may have landed before arming), then sleeps on
+    /// the channel up to `timeoutMilliseconds` (-1: forever).
+    /// Returns the number of completions in `completions` (0 on timeout).
+    public func wait(
+        into completions: CompletionBuffer, spin: Int = 200, timeoutMilliseconds: Int32 = -1
+    ) throws(FabricError) -> Int {
+        for _ in 0..<max(spin, 1) {
+            let n = try poll(into: completions)
+            if n > 0 { return n }
+        }
+        guard let channel else {
+            // No channel: busy-poll until the deadline.
+            let deadline = timeoutMilliseconds < 0 ? UInt64.max
+                : monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
+            while monotonicNanoseconds() < deadline {
+                let n = try poll(into: completions)
+                if n > 0 { return n }
+            }
+            return 0
+        }
+        try requestNotification()
+        let n = try poll(into: completions)
+        if n > 0 { return n }
+        var pfd = pollfd(fd: channel.fd, events: Int16(POLLIN), revents: 0)
+        let ready = try FabricError.wrap { () throws(SystemError) in
+            try syscallRetrying("poll") { Glibc.poll(&pfd, 1, timeoutMilliseconds) }
+        }
+        if ready > 0, let cq = try channel.takeEvent() {
+            if cq == OpaquePointer(raw) { noteEvent() }
+        }
+        return try poll(into: completions)
+    }
+}
+
+/// A preallocated array of `ibv_wc` that CQ polls drain into.
+public final class CompletionBuffer: @unchecked Sendable {
+    // SAFETY: owned and used by one worker thread.
+    let raw: UnsafeMutablePointer<ibv_wc>
+    public let capacity: Int
+    /// Valid entries after the last poll.
+    public internal(set) var count = 0
+
+    public init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        raw = .allocate(capacity: capacity)
+        raw.initialize(repeating: ibv_wc(), count: capacity)
+    }
+
+    deinit { raw.deallocate() }
+
+    /// Completion `i` of the last poll.
+    @inline(__always)
+    public subscript(i: Int) -> Completion {
+        precondition(i >= 0 && i < count)
+        return Completion(raw[i])
+    }
+}
+
+/// One work completion, copied out of `ibv_wc`.
+public struct Completion: Sendable {
+    public let wrId: UInt64
+    public let status: ibv_wc_status
+    public let opcode: ibv_wc_opcode
+    public let byteLength: UInt32
+    /// Immediate data in host order, when `hasImmediate`.
+    public let immediate: UInt32
+    public let hasImmediate: Bool
+    public let qpNumber: UInt32
+
+    @inline(__always)
+    init(_ wc: ibv_wc) {
+        wrId = wc.wr_id
+        status = wc.status
+        opcode = wc.opcode
+        byteLength = wc.byte_len
+        hasImmediate = (wc.wc_flags & UInt32(IBV_WC_WITH_IMM.rawValue)) != 0
+        immediate = UInt32(bigEndian: wc.imm_data)
+        qpNumber = wc.qp_num
+    }
+
+    public var isSuccess: Bool { status == IBV_WC_SUCCESS }
+    /// True for completions of receives (RECV, RECV_RDMA_WITH_IMM).
+    public var isReceive: Bool { opcode.rawValue & IBV_WC_RECV.rawValue != 0 }
+
+    /// The error this completion represents (for logs and typed failures).
+    public var error: FabricError {
+        .workCompletion(status: String(cString: ibv_wc_status_str(status)), opcode: Self.name(opcode), wrId: wrId)
+    }
+
+    static func name(_ op: ibv_wc_opcode) -> String {
+        switch op {
+        case IBV_WC_SEND: return "SEND"
+        case IBV_WC_RDMA_WRITE: return "RDMA_WRITE"
+        case IBV_WC_RDMA_READ: return "RDMA_READ"
+        case IBV_WC_RECV: return "RECV"
+        case IBV_WC_RECV_RDMA_WITH_IMM: return "RECV_RDMA_WITH_IMM"
+        default: return "opcode \(op.rawValue)"
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

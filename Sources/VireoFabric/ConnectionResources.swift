@@ -1,0 +1,71 @@
+import CVireoVerbs
+import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a new connection's queue pair is built from. Anything left nil is
+/// created for this connection alone (one CQ with its own completion channel).
+public struct ConnectionResources: @unchecked Sendable {
+    // SAFETY: a value bag of references handed to the thread that builds the connection.
+    /// The PD; nil uses the process-wide PD of the device the id is bound to
+    /// (so memory registered once serves every connection on that device).
+    public var pd: ProtectionDomain?
+    public var sendCQ: CompletionQueue?
+    public var receiveCQ: CompletionQueue?
+    public var queuePair: QueuePairConfig
+
+    public init(pd: ProtectionDomain? = nil, sendCQ: CompletionQueue? = nil,
+                receiveCQ: CompletionQueue? = nil, queuePair: QueuePairConfig = QueuePairConfig()) {
+        self.pd = pd
+        self.sendCQ = sendCQ
+        self.receiveCQ = receiveCQ
+        self.queuePair = queuePair
+    }
+
+    /// Builds the QP on `cmID`, creating what is missing.
+    func makeQueuePair(on cmID: CMID) throws(FabricError) -> QueuePair {
+        guard let ctx = cmID.context else { throw .noDevice("the cm id is bound to no device") }
+        let pd: ProtectionDomain
+        if let given = self.pd { pd = given } else { pd = try ProtectionDomain.shared(for: ctx) }
+        guard pd.context.raw == ctx.raw else {
+            throw .call(SystemError(call: "rdma_create_qp (PD of another device)", errno: EINVAL))
+        }
+        var send = sendCQ, recv = receiveCQ
+        if send == nil || recv == nil {
+            let channel = try CompletionChannel(context: ctx)
+            let cq = try CompletionQueue(
+                context: ctx, capacity: queuePair.sendDepth + queuePair.receiveDepth, channel: channel)
+            send = send ?? cq
+            recv = recv ?? cq
+        }
+        return try QueuePair(cmID: cmID, pd: pd, sendCQ: send!, receiveCQ: recv!, config: queuePair)
+    }
+}
+
+extension ProtectionDomain {
+    private static let cache = PDCache()
+
+    /// The process-wide PD for the device behind `context`, allocated on first use.
+    public static func shared(for context: VerbsContext) throws(FabricError) -> ProtectionDomain {
+        try cache.pd(for: context)
+    }
+}
+
+/// Process-wide PDs by device context (control plane only; a lock is fine here).
+private final class PDCache: @unchecked Sendable {
+    // SAFETY: every access holds `lock`.
+    private var lock = pthread_mutex_t()
+    private var pds: [UnsafeMutablePointer<ibv_context>: ProtectionDomain] = [:]
+
+    init() { pthread_mutex_init(&lock, nil) }
+
+    func pd(for context: VerbsContext) throws(FabricError) -> ProtectionDomain {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        if let pd = pds[context.raw] { return pd }
+        let pd = try ProtectionDomain(context: context)
+        pds[context.raw] = pd
+        return pd
+    }
+}

@@ -1,0 +1,92 @@
+import CVireoVerbs
+import VireoSys
+
+/// Sizes of a reliable-connected queue pair.
+public struct QueuePairConfig: Sendable {
+    /// Outstanding send work requests (SEND, WRITE, READ).
+    public var sendDepth: Int
+    /// Outstanding receive work requests.
+    public var receiveDepth: Int
+    public var maxSendSegments: Int
+    public var maxReceiveSegments: Int
+    /// Bytes that may be sent inline (copied into the WQE, no lkey needed).
+    public var maxInlineData: Int
+    /// RDMA READs this side may have in flight as initiator / accept as responder.
+    public var readDepth: Int
+
+    public init(
+        sendDepth: Int = 128, receiveDepth: Int = 128, maxSendSegments: Int = 4,
+        maxReceiveSegments: Int = 4, maxInlineData: Int = 64, readDepth: Int = 16
+    ) {
+        self.sendDepth = sendDepth
+        self.receiveDepth = receiveDepth
+        self.maxSendSegments = maxSendSegments
+        self.maxReceiveSegments = maxReceiveSegments
+        self.maxInlineData = maxInlineData
+        self.readDepth = readDepth
+    }
+}
+
+/// A reliable-connected queue pair, created on an rdma_cm id.
+///
+/// Teardown order is carried by references: the QP holds its CQs, PD and cm id,
+/// so it is destroyed first, then the CQs and PD, then the id.
+public final class QueuePair: @unchecked Sendable {
+    // SAFETY: posting from one thread per QP (the worker that owns the connection).
+    public let raw: UnsafeMutablePointer<ibv_qp>
+    public let pd: ProtectionDomain
+    public let sendCQ: CompletionQueue
+    public let receiveCQ: CompletionQueue
+    public let config: QueuePairConfig
+    let cmID: CMID
+
+    /// Creates an RC QP on `cmID` (rdma_create_qp moves it to INIT; rdma_cm drives RTR/RTS).
+    init(cmID: CMID, pd: ProtectionDomain, sendCQ: CompletionQueue, receiveCQ: CompletionQueue,
+         config: QueuePairConfig) throws(FabricError) {
+        var attr = ibv_qp_init_attr()
+        attr.send_cq = sendCQ.raw
+        attr.recv_cq = receiveCQ.raw
+        attr.qp_type = IBV_QPT_RC
+        attr.sq_sig_all = 0
+        attr.cap.max_send_wr = UInt32(config.sendDepth)
+        attr.cap.max_recv_wr = UInt32(config.receiveDepth)
+        attr.cap.max_send_sge = UInt32(config.maxSendSegments)
+        attr.cap.max_recv_sge = UInt32(config.maxReceiveSegments)
+        attr.cap.max_inline_data = UInt32(config.maxInlineData)
+        try FabricError.wrap { () throws(SystemError) in
+            try zeroOrMinusOne("rdma_create_qp") { rdma_create_qp(cmID.raw, pd.raw, &attr) }
+        }
+        raw = cmID.raw.pointee.qp
+        self.pd = pd
+        self.sendCQ = sendCQ
+        self.receiveCQ = receiveCQ
+        self.config = config
+        self.cmID = cmID
+    }
+
+    deinit { rdma_destroy_qp(cmID.raw) }
+
+    /// The QP number (shows up in completions).
+    public var number: UInt32 { raw.pointee.qp_num }
+
+    /// Posts every work request in `batch` with one `ibv_post_send`, then empties it.
+    /// On failure, the error names the call; work requests before the failing one were posted.
+    @inline(__always)
+    public func post(_ batch: SendBatch) throws(FabricError) {
+        guard let head = batch.linked() else { return }
+        var bad: UnsafeMutablePointer<ibv_send_wr>?
+        let rc = vireo_ibv_post_send(raw, head, &bad)
+        batch.reset()
+        if rc != 0 { throw .call(SystemError(call: "ibv_post_send", errno: rc < 0 ? -rc : rc)) }
+    }
+
+    /// Posts every receive in `batch` with one `ibv_post_recv`, then empties it.
+    @inline(__always)
+    public func post(_ batch: RecvBatch) throws(FabricError) {
+        guard let head = batch.linked() else { return }
+        var bad: UnsafeMutablePointer<ibv_recv_wr>?
+        let rc = vireo_ibv_post_recv(raw, head, &bad)
+        batch.reset()
+        if rc != 0 { throw .call(SystemError(call: "ibv_post_recv", errno: rc < 0 ? -rc : rc)) }
+    }
+}

@@ -1,0 +1,189 @@
+import CVireoVerbs
+import VireoSys
+
+/// A preallocated chain of send work requests (SEND, SEND_WITH_IMM, RDMA
+/// WRITE[_WITH_IMM], RDMA READ) posted with one `ibv_post_send`.
+///
+/// Fill it with `send`/`write`/`read` (each appends one work request with one
+/// local segment; `appendSegment` adds more to the last one), post it with
+/// `QueuePair.post(_:)`, then `reset()`. Nothing is allocated after init.
+public final class SendBatch: @unchecked Sendable {
+    // SAFETY: owned by one worker thread; the arrays live as long as the batch
+    // and ibv_post_send copies everything it needs before returning.
+    let wrs: UnsafeMutablePointer<ibv_send_wr>
+    let sges: UnsafeMutablePointer<ibv_sge>
+    /// Maximum work requests in one batch.
+    public let capacity: Int
+    /// Maximum local segments per work request.
+    public let maxSegments: Int
+    /// Work requests currently in the batch.
+    public private(set) var count = 0
+
+    public init(capacity: Int, maxSegments: Int = 1) {
+        precondition(capacity > 0 && maxSegments > 0)
+        self.capacity = capacity
+        self.maxSegments = maxSegments
+        wrs = .allocate(capacity: capacity)
+        wrs.initialize(repeating: ibv_send_wr(), count: capacity)
+        sges = .allocate(capacity: capacity * maxSegments)
+        sges.initialize(repeating: ibv_sge(), count: capacity * maxSegments)
+    }
+
+    deinit {
+        wrs.deallocate()
+        sges.deallocate()
+    }
+
+    public var isEmpty: Bool { count == 0 }
+    public var isFull: Bool { count == capacity }
+
+    /// Empties the batch.
+    @inline(__always)
+    public func reset() { count = 0 }
+
+    @inline(__always)
+    private func append(
+        wrId: UInt64, opcode: ibv_wr_opcode, local: ScatterGatherElement?, signaled: Bool,
+        immediate: UInt32?, inline: Bool, solicited: Bool = false
+    ) -> UnsafeMutablePointer<ibv_send_wr> {
+        precondition(count < capacity, "SendBatch is full: post it first")
+        let wr = wrs + count
+        let sge = sges + count * maxSegments
+        wr.pointee = ibv_send_wr()
+        wr.pointee.wr_id = wrId
+        wr.pointee.opcode = opcode
+        wr.pointee.sg_list = sge
+        if let local {
+            sge.pointee = ibv_sge(addr: local.address, length: local.length, lkey: local.lkey)
+            wr.pointee.num_sge = 1
+        } else {
+            wr.pointee.num_sge = 0
+        }
+        var flags: UInt32 = 0
+        if signaled { flags |= IBV_SEND_SIGNALED.rawValue }
+        if inline { flags |= IBV_SEND_INLINE.rawValue }
+        if solicited { flags |= IBV_SEND_SOLICITED.rawValue }
+        wr.pointee.send_flags = flags
+        if let immediate { wr.pointee.imm_data = immediate.bigEndian }
+        count += 1
+        return wr
+    }
+
+    /// Appends a SEND (SEND_WITH_IMM when `immediate` is given).
+    @inline(__always)
+    public func send(
+        wrId: UInt64, local: ScatterGatherElement?, immediate: UInt32? = nil,
+        signaled: Bool = true, inline: Bool = false, solicited: Bool = false
+    ) {
+        _ = append(wrId: wrId, opcode: immediate == nil ? IBV_WR_SEND : IBV_WR_SEND_WITH_IMM,
+                   local: local, signaled: signaled, immediate: immediate, inline: inline, solicited: solicited)
+    }
+
+    /// Appends an RDMA WRITE of `local` to `(remoteAddress, rkey)` (WRITE_WITH_IMM when `immediate` is given).
+    @inline(__always)
+    public func write(
+        wrId: UInt64, local: ScatterGatherElement, remoteAddress: UInt64, rkey: UInt32,
+        immediate: UInt32? = nil, signaled: Bool = true
+    ) {
+        let wr = append(wrId: wrId, opcode: immediate == nil ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_WRITE_WITH_IMM,
+                        local: local, signaled: signaled, immediate: immediate, inline: false)
+        wr.pointee.wr.rdma.remote_addr = remoteAddress
+        wr.pointee.wr.rdma.rkey = rkey
+    }
+
+    /// Appends an RDMA READ from `(remoteAddress, rkey)` into `local`.
+    @inline(__always)
+    public func read(
+        wrId: UInt64, local: ScatterGatherElement, remoteAddress: UInt64, rkey: UInt32, signaled: Bool = true
+    ) {
+        let wr = append(wrId: wrId, opcode: IBV_WR_RDMA_READ, local: local, signaled: signaled,
+                        immediate: nil, inline: false)
+        wr.pointee.wr.rdma.remote_addr = remoteAddress
+        wr.pointee.wr.rdma.rkey = rkey
+    }
+
+    /// Adds one more local segment to the last work request.
+    @inline(__always)
+    public func appendSegment(_ local: ScatterGatherElement) {
+        precondition(count > 0, "no work request to extend")
+        let wr = wrs + (count - 1)
+        let n = Int(wr.pointee.num_sge)
+        precondition(n < maxSegments, "too many segments for this batch")
+        (sges + (count - 1) * maxSegments + n).pointee =
+            ibv_sge(addr: local.address, length: local.length, lkey: local.lkey)
+        wr.pointee.num_sge = Int32(n + 1)
+    }
+
+    /// Links the work requests into one list; returns its head (nil when empty).
+    @inline(__always)
+    func linked() -> UnsafeMutablePointer<ibv_send_wr>? {
+        guard count > 0 else { return nil }
+        for i in 0..<count { wrs[i].next = i + 1 < count ? wrs + (i + 1) : nil }
+        return wrs
+    }
+
+    /// Index of `wr` inside the batch.
+    func index(of wr: UnsafeMutablePointer<ibv_send_wr>?) -> Int {
+        guard let wr else { return 0 }
+        return wrs.distance(to: wr)
+    }
+}
+
+/// A preallocated chain of receive work requests posted with one `ibv_post_recv`.
+public final class RecvBatch: @unchecked Sendable {
+    // SAFETY: owned by one thread; see SendBatch.
+    let wrs: UnsafeMutablePointer<ibv_recv_wr>
+    let sges: UnsafeMutablePointer<ibv_sge>
+    public let capacity: Int
+    public let maxSegments: Int
+    public private(set) var count = 0
+
+    public init(capacity: Int, maxSegments: Int = 1) {
+        precondition(capacity > 0 && maxSegments > 0)
+        self.capacity = capacity
+        self.maxSegments = maxSegments
+        wrs = .allocate(capacity: capacity)
+        wrs.initialize(repeating: ibv_recv_wr(), count: capacity)
+        sges = .allocate(capacity: capacity * maxSegments)
+        sges.initialize(repeating: ibv_sge(), count: capacity * maxSegments)
+    }
+
+    deinit {
+        wrs.deallocate()
+        sges.deallocate()
+    }
+
+    public var isEmpty: Bool { count == 0 }
+    public var isFull: Bool { count == capacity }
+    @inline(__always) public func reset() { count = 0 }
+
+    /// Appends a receive of up to `local.length` bytes.
+    @inline(__always)
+    public func receive(wrId: UInt64, local: ScatterGatherElement) {
+        precondition(count < capacity, "RecvBatch is full: post it first")
+        let wr = wrs + count
+        let sge = sges + count * maxSegments
+        sge.pointee = ibv_sge(addr: local.address, length: local.length, lkey: local.lkey)
+        wr.pointee = ibv_recv_wr(wr_id: wrId, next: nil, sg_list: sge, num_sge: 1)
+        count += 1
+    }
+
+    /// Adds one more segment to the last receive.
+    @inline(__always)
+    public func appendSegment(_ local: ScatterGatherElement) {
+        precondition(count > 0)
+        let wr = wrs + (count - 1)
+        let n = Int(wr.pointee.num_sge)
+        precondition(n < maxSegments, "too many segments for this batch")
+        (sges + (count - 1) * maxSegments + n).pointee =
+            ibv_sge(addr: local.address, length: local.length, lkey: local.lkey)
+        wr.pointee.num_sge = Int32(n + 1)
+    }
+
+    @inline(__always)
+    func linked() -> UnsafeMutablePointer<ibv_recv_wr>? {
+        guard count > 0 else { return nil }
+        for i in 0..<count { wrs[i].next = i + 1 < count ? wrs + (i + 1) : nil }
+        return wrs
+    }
+}

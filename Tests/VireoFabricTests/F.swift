@@ -1,3 +1,0 @@
-import Testing
-@testable import VireoFabric
-@Test func placeholder2() { #expect(true) }
