@@ -79,17 +79,33 @@ public final class CompletionQueue: @unchecked Sendable {
             }
             return 0
         }
-        try requestNotification()
-        let n = try poll(into: completions)
-        if n > 0 { return n }
-        var pfd = pollfd(fd: channel.fd, events: Int16(POLLIN), revents: 0)
-        let ready = try FabricError.wrap { () throws(SystemError) in
-            try syscallRetrying("poll") { Glibc.poll(&pfd, 1, timeoutMilliseconds) }
+        let deadline = timeoutMilliseconds < 0 ? UInt64.max
+            : monotonicNanoseconds() &+ UInt64(timeoutMilliseconds) * 1_000_000
+        while true {
+            try requestNotification()
+            // A completion may have landed between the last poll and arming.
+            let n = try poll(into: completions)
+            if n > 0 { return n }
+            let now = monotonicNanoseconds()
+            if now >= deadline { return 0 }
+            let left = deadline == UInt64.max ? Int32(-1) : Int32(min((deadline - now) / 1_000_000 + 1, 60_000))
+            var pfd = pollfd(fd: channel.fd, events: Int16(POLLIN), revents: 0)
+            let ready = try FabricError.wrap { () throws(SystemError) in
+                try syscallRetrying("poll") { Glibc.poll(&pfd, 1, left) }
+            }
+            if ready > 0 {
+                // Take every pending event. Events of other CQs sharing this
+                // channel (one worker, several CQs) are acked at once: their CQs
+                // are polled by the same worker's loop anyway.
+                while let cq = try channel.takeEvent() {
+                    if cq == OpaquePointer(raw) { noteEvent() } else {
+                        ibv_ack_cq_events(UnsafeMutablePointer<ibv_cq>(cq), 1)
+                    }
+                }
+            }
+            let m = try poll(into: completions)
+            if m > 0 { return m }
         }
-        if ready > 0, let cq = try channel.takeEvent() {
-            if cq == OpaquePointer(raw) { noteEvent() }
-        }
-        return try poll(into: completions)
     }
 }
 

@@ -32,7 +32,8 @@ public struct PortInfo: Sendable {
     public var activeMTU: Int
     /// "Ethernet" (RoCE) or "InfiniBand".
     public var linkLayer: String
-    public var isActive: Bool { state == "ACTIVE" }
+    /// The port is up (IBV_PORT_ACTIVE).
+    public var isActive: Bool
 }
 
 /// An open verbs device context. Contexts opened here are closed on deinit;
@@ -88,7 +89,8 @@ public final class VerbsContext: @unchecked Sendable {
                 number: p,
                 state: String(cString: ibv_port_state_str(pa.state)),
                 activeMTU: Self.mtuBytes(pa.active_mtu),
-                linkLayer: pa.link_layer == UInt8(IBV_LINK_LAYER_ETHERNET) ? "Ethernet" : "InfiniBand"))
+                linkLayer: pa.link_layer == UInt8(IBV_LINK_LAYER_ETHERNET) ? "Ethernet" : "InfiniBand",
+                isActive: pa.state == IBV_PORT_ACTIVE))
         }
         return DeviceInfo(
             name: name, nodeGUID: UInt64(bigEndian: attr.node_guid),

@@ -111,7 +111,9 @@ final class ProbeSession: @unchecked Sendable {
     }
 
     func run() {
-        do { try loop() } catch { logger.warning("probe session \(connection.peerAddress) ended: \(error)") }
+        do { try loop() } catch .disconnected {
+            logger.info("probe session \(connection.peerAddress) ended: client disconnected")
+        } catch { logger.warning("probe session \(connection.peerAddress) ended: \(error)") }
         connection.disconnect(timeoutMilliseconds: 200)
     }
 
