@@ -28,9 +28,13 @@ public final class CMEventChannel: @unchecked Sendable {
     public let raw: UnsafeMutablePointer<rdma_event_channel>
 
     public init() throws(FabricError) {
-        raw = try FabricError.wrap { () throws(SystemError) in
-            try nonNull("rdma_create_event_channel") { rdma_create_event_channel() }
+        guard let channel = rdma_create_event_channel() else {
+            let err = errno
+            // librdmacm reports ENODEV when no RDMA device (or no rdma_ucm) exists.
+            if err == ENODEV || err == ENOENT { throw .noDevice(VerbsContext.noDeviceHint) }
+            throw .call(SystemError(call: "rdma_create_event_channel", errno: err))
         }
+        raw = channel
         let flags = fcntl(raw.pointee.fd, F_GETFL)
         _ = fcntl(raw.pointee.fd, F_SETFL, flags | O_NONBLOCK)
     }

@@ -119,6 +119,9 @@ public final class VerbsContext: @unchecked Sendable {
     }
 
     /// One line telling an operator why no device shows up and how to get one.
+    /// Why no device shows up, and how to get one (for "no RDMA device" messages).
+    public static var noDeviceHint: String { missingDeviceHint(errno: 0) }
+
     static func missingDeviceHint(errno err: Int32) -> String {
         if access("/sys/class/infiniband", F_OK) != 0 {
             return "the kernel has no RDMA support loaded (/sys/class/infiniband missing): "

@@ -108,3 +108,17 @@ import Glibc
         #expect(checksum64(UnsafeRawBufferPointer(a)) != checksum64(UnsafeRawBufferPointer(b)))
     }
 }
+
+@Suite struct ByteCountTests {
+    @Test func parsesBinaryUnits() {
+        #expect(parseByteCount("4096") == 4096)
+        #expect(parseByteCount("64K") == 65536)
+        #expect(parseByteCount("128KiB") == 131072)
+        #expect(parseByteCount("64m") == 64 << 20)
+        #expect(parseByteCount("1G") == 1 << 30)
+        #expect(parseByteCount("10b") == 10)
+    }
+
+    @Test(arguments: ["", "K", "-1", "1.5M", "12Q", "99999999999999T", "0x10"])
+    func rejectsMalformed(text: String) { #expect(parseByteCount(text) == nil) }
+}
