@@ -97,32 +97,3 @@ public final class Chain: @unchecked Sendable {
         sawWritable = false
     }
 }
-
-/// Identifies a popped chain for `pushUsed`.
-public struct UsedToken: Equatable, Hashable, Sendable {
-    /// Split: head descriptor index. Packed: buffer ID (from the chain's last descriptor, §2.8.6).
-    public var id: UInt16
-    /// Ring descriptors the chain occupied (packed: how far the used position advances, §2.8.6).
-    public var descriptorCount: UInt16
-
-    public init(id: UInt16, descriptorCount: UInt16) {
-        self.id = id
-        self.descriptorCount = descriptorCount
-    }
-}
-
-/// The limits the chain walker enforces beyond the queue size.
-public struct ChainRules: Equatable, Sendable {
-    /// Default bound on indirect table entries (like Linux vhost's UIO_MAXIOV).
-    public static let defaultMaxIndirectDescriptors = 1024
-
-    /// VIRTIO_F_INDIRECT_DESC was negotiated (§2.7.5.3.1).
-    public var indirectAllowed: Bool
-    /// Largest indirect table accepted, in descriptors.
-    public var maxIndirectDescriptors: Int
-
-    public init(indirectAllowed: Bool = true, maxIndirectDescriptors: Int = ChainRules.defaultMaxIndirectDescriptors) {
-        self.indirectAllowed = indirectAllowed
-        self.maxIndirectDescriptors = max(1, maxIndirectDescriptors)
-    }
-}

@@ -1,6 +1,6 @@
 /// What a device worker needs from a virtqueue, split or packed: generic code
 /// (`func run<Q: DeviceQueue>(_ q: Q)`) specializes without existential cost.
-public protocol DeviceQueue: AnyObject {
+public protocol DeviceQueue: AnyObject, Sendable {
     /// Number of descriptors.
     var size: UInt16 { get }
     /// The memory table buffers are translated through.
