@@ -131,6 +131,10 @@ public final class PackedQueue: DeviceQueue, @unchecked Sendable {
     /// Takes the next available chain into `chain`. Same contract as
     /// `SplitQueue.popAvail`; on `.badRequest` the ring slots are consumed and
     /// `chain.token` (buffer ID, descriptor count) completes it.
+    ///
+    /// Only the first descriptor's AVAIL/USED flags are checked: the driver
+    /// writes the rest of a chain before making its first descriptor
+    /// available (§2.8.21.2), as QEMU and Linux vhost also assume.
     public func popAvail(into chain: Chain) throws(VirtqueueError) -> Bool {
         if let brokenReason { throw .queueBroken(brokenReason) }
         // Acquire on the first descriptor's flags: the driver writes the rest

@@ -221,4 +221,23 @@ func readableBytes(_ chain: Chain) -> [UInt8] {
         #expect(!drv.publish())                  // no kick while the device polls
         #expect(dev.enableKickNotifications())   // and the device notices it itself
     }
+
+    @Test func replaceMemoryTable() throws {
+        let mem = try DriverMemory(size: 1 << 20)
+        let drv = SplitDriverQueue(memory: mem, size: 8, eventIdx: false)
+        let dev = try SplitQueue(size: 8, addresses: drv.frontendAddresses, memory: mem.guestMemory, eventIdx: false)
+        let chain = Chain(queueSize: 8)
+        let buf = mem.allocate(16)
+        // Same bytes under a new table object: the queue keeps working.
+        let same = try GuestMemory(regions: mem.guestMemory.regions)
+        try dev.replaceMemory(same)
+        drv.add(readable: [DriverBuffer(gpa: buf, length: 16)], writable: [])
+        drv.publish()
+        #expect(try dev.popAvail(into: chain))
+        #expect(dev.memory === same)
+        // A table without the rings: the queue is broken, not crashed.
+        #expect(throws: QueueSetupError.ringUnmapped(.descriptors)) { try dev.replaceMemory(.empty) }
+        #expect(dev.isBroken && dev.brokenReason == .ringUnmapped)
+        #expect(throws: VirtqueueError.queueBroken(.ringUnmapped)) { try dev.popAvail(into: chain) }
+    }
 }
