@@ -43,6 +43,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "Virtio", dependencies: ["VireoSys"]),
+        .target(name: "VirtioDriver", dependencies: ["Virtio", "VireoSys"]),
         .executableTarget(
             name: "vireo-target",
             dependencies: [
@@ -62,6 +64,7 @@ let package = Package(
             path: "initiator"
         ),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioDriver", "VireoSys"]),
         .testTarget(name: "VireoFabricTests", dependencies: ["VireoFabric", "VireoSys", "CVireoVerbs"]),
     ]
 )
