@@ -17,4 +17,14 @@ ssize_t vireo_sendmsg_fds(int sock, const void *buf, size_t len, const int *fds,
 /// *nfds receives the count; *truncated is set when MSG_CTRUNC or MSG_TRUNC occurred
 /// (fds beyond max_fds are closed by this function). Returns bytes or -1/errno.
 ssize_t vireo_recvmsg_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds, int *truncated);
+
+/// socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC) bound to `path` and listening.
+/// Returns the fd or -1/errno (ENAMETOOLONG when the path does not fit sun_path).
+int vireo_unix_listen(const char *path, int backlog);
+/// socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC) connected to `path`. Returns fd or -1/errno.
+int vireo_unix_connect(const char *path);
+/// accept4(..., SOCK_CLOEXEC). Returns fd or -1/errno.
+int vireo_accept(int sock);
+/// socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC). Returns 0 or -1/errno.
+int vireo_socketpair(int fds[2]);
 #endif
