@@ -43,6 +43,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "VhostUser",
+            dependencies: ["VireoSys", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "vireo-target",
             dependencies: [
@@ -62,6 +66,7 @@ let package = Package(
             path: "initiator"
         ),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VireoSys"]),
         .testTarget(name: "VireoFabricTests", dependencies: ["VireoFabric", "VireoSys", "CVireoVerbs"]),
     ]
 )
