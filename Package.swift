@@ -43,9 +43,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "Virtio", dependencies: ["VireoSys"]),
+        .target(name: "VirtioDriver", dependencies: ["Virtio", "VireoSys"]),
         .target(
             name: "VhostUser",
-            dependencies: ["VireoSys", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Virtio", "VireoSys", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "VhostUserFrontend",
+            dependencies: ["VhostUser", "Virtio", "VirtioDriver", "VireoSys"]
         ),
         .executableTarget(
             name: "vireo-target",
@@ -66,7 +72,11 @@ let package = Package(
             path: "initiator"
         ),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
-        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "VireoSys"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioDriver", "VireoSys"]),
+        .testTarget(
+            name: "VhostUserTests",
+            dependencies: ["VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"]
+        ),
         .testTarget(name: "VireoFabricTests", dependencies: ["VireoFabric", "VireoSys", "CVireoVerbs"]),
     ]
 )

@@ -19,8 +19,8 @@ extension VhostUserSession {
             guard let f = fds.take(i) else { throw invalid("missing fd \(i)") }
             return f
         }
-        func eventFD(_ i: Int) throws(VhostUserProtocolError) -> EventFD {
-            do { return try EventFD(adopting: try fd(i)) } catch let e as VhostUserProtocolError { throw e } catch {
+        func eventFD(_ i: Int) throws(VhostUserProtocolError) -> SharedEventFD {
+            do { return SharedEventFD(try EventFD(adopting: try fd(i))) } catch let e as VhostUserProtocolError { throw e } catch {
                 throw VhostUserProtocolError(request: req, .failed("\(error)"))
             }
         }
@@ -267,7 +267,7 @@ extension VhostUserSession {
             table = newTable
             if !added.isEmpty { device.memoryRegionsAdded(added.map(\.region)) }
             for r in vrings {
-                do { try r.replaceMemory(newTable.memory) } catch { failure = error }
+                do throws(VhostUserProtocolError) { try r.replaceMemory(newTable.memory) } catch { failure = error }
             }
         }
         // A ring left unmapped by the new table is stopped; the front-end

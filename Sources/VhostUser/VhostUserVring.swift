@@ -31,10 +31,10 @@ public final class VhostUserVring: @unchecked Sendable {
     var size: UInt16 = 0
     var address: VhostUserVringAddress?
     var base: UInt16 = 0
-    var kick: EventFD?
+    var kick: SharedEventFD?
     var kickNoFD = false
-    var call: EventFD?
-    var err: EventFD?
+    var call: SharedEventFD?
+    var err: SharedEventFD?
     /// SET_VRING_ENABLE state.
     var enabled = false
     /// Kick received and rings resolved: the worker processes it.
