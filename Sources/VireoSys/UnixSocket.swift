@@ -21,16 +21,21 @@ public struct UnixSocket: ~Copyable, Sendable {
     public static func listen(
         path: String, backlog: Int32 = 4, mode: mode_t? = nil
     ) throws(SystemError) -> UnixSocket {
-        var st = stat()
-        if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK {
-            _ = unlink(path)
-        }
+        removeSocketFile(path: path)
         let raw = try syscallRetrying("bind/listen(AF_UNIX)") { vireo_unix_listen(path, backlog) }
         let sock = UnixSocket(fd: FileDescriptor(owning: raw))
         if let mode {
             try syscallRetrying("chmod") { chmod(path, mode) }
         }
         return sock
+    }
+
+    /// Removes the socket file at `path` if it is a socket (never another file type).
+    public static func removeSocketFile(path: String) {
+        var st = stat()
+        if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK {
+            _ = unlink(path)
+        }
     }
 
     /// Connects to the socket at `path`.
