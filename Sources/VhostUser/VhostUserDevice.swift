@@ -28,6 +28,13 @@ public protocol VhostUserDevice: AnyObject, Sendable {
     /// Queue worker threads; queue `q` runs on worker `q % workerCount`.
     var workerCount: Int { get }
 
+    /// Which worker serves queue `q` (taken modulo `workerCount`). Queues
+    /// that must be used together (a net RX/TX pair) belong on one worker.
+    func worker(forQueue q: Int) -> Int
+    /// Queues the worker does not pop on its own: the device takes their
+    /// chains when it needs one (`VhostUserQueueRequest.takeRequest(fromQueue:)`),
+    /// e.g. virtio-net RX buffers, filled when a frame arrives.
+    func isPulledOnDemand(queue: Int) -> Bool
     /// The device configuration space (GET_CONFIG reads a window of it).
     func configSpace() -> [UInt8]
     /// SET_CONFIG: the front-end writes `data` at `offset`. Throw to refuse.
@@ -56,6 +63,8 @@ public protocol VhostUserDevice: AnyObject, Sendable {
 extension VhostUserDevice {
     public var protocolFeatures: VhostUserProtocolFeatures { .supported }
     public var workerCount: Int { 1 }
+    public func worker(forQueue q: Int) -> Int { q }
+    public func isPulledOnDemand(queue: Int) -> Bool { false }
     public func writeConfig(offset: UInt32, data: [UInt8]) throws(VhostUserProtocolError) {
         throw VhostUserProtocolError(request: .setConfig, .failed("configuration space is read-only"))
     }

@@ -32,6 +32,15 @@ public final class VhostUserQueueRequest: @unchecked Sendable {
         vring.complete(self, writtenLength: writtenLength)
     }
 
+    /// Takes the next available chain of queue `index`, which must be served
+    /// by the same worker (see `VhostUserDevice.worker(forQueue:)`), without
+    /// handing it to `handle`. nil when that queue is empty, stopped or on
+    /// another worker. Complete it like any request.
+    public func takeRequest(fromQueue index: Int) -> VhostUserQueueRequest? {
+        guard let worker = vring.worker, let ring = worker.ring(index) else { return nil }
+        return ring.pull()
+    }
+
     /// Marks `[gpa, gpa+length)` dirty in the migration log if logging is on
     /// (for writes the runtime does not see, e.g. an RDMA READ into guest memory).
     public func logWrite(gpa: UInt64, length: UInt64) {

@@ -181,12 +181,16 @@ extension VhostUserSession {
         case .getConfig(let c):
             try need(.config, "CONFIG")
             let space = device.configSpace()
-            let (end, o) = Int(c.offset).addingReportingOverflow(c.data.count)
-            guard !o, end <= space.count else {
-                throw invalid("config window \(c.offset)+\(c.data.count) exceeds config space of \(space.count) bytes")
+            // The front-end may ask for its own (larger) idea of the config
+            // struct: bytes past the device's space read as zero.
+            var data = [UInt8](repeating: 0, count: c.data.count)
+            let start = Int(c.offset)
+            if start < space.count {
+                let n = min(space.count - start, data.count)
+                data.replaceSubrange(0..<n, with: space[start..<(start + n)])
             }
             var out: [UInt8] = []
-            VhostUserConfigPayload(offset: c.offset, flags: c.flags, data: Array(space[Int(c.offset)..<end])).encode(into: &out)
+            VhostUserConfigPayload(offset: c.offset, flags: c.flags, data: data).encode(into: &out)
             try channel.reply(to: req, payload: out)
         case .setConfig(let c):
             try need(.config, "CONFIG")

@@ -115,8 +115,9 @@ public final class VhostUserSession: @unchecked Sendable {
     private func startWorkers() throws(SystemError) {
         let n = max(1, min(device.workerCount, vrings.count))
         for w in 0..<n {
-            let group = vrings.filter { $0.index % n == w }
+            let group = vrings.filter { device.worker(forQueue: $0.index) % n == w }
             let worker = try VhostUserWorker(id: w, rings: group, device: device, options: options.polling)
+            for r in group { r.worker = worker }
             worker.drainTimeoutNanoseconds = options.drainTimeoutNanoseconds
             try worker.start(name: "vhost-q\(w)")
             worker.resume()

@@ -46,6 +46,11 @@ public final class VhostUserVring: @unchecked Sendable {
     var inflight: InflightSplitQueue?
     var generation: UInt64 = 0
 
+    /// The worker serving this ring (set when the session starts).
+    weak var worker: VhostUserWorker?
+    /// The device takes chains with `pull()` instead of the worker popping them.
+    var pulledOnDemand = false
+
     // Runtime (worker thread).
     var queue: SplitQueue?
     var pool: [VhostUserQueueRequest] = []
@@ -169,6 +174,30 @@ public final class VhostUserVring: @unchecked Sendable {
             n += 1
         }
         return n
+    }
+
+    /// Pops one chain for the device without calling `handle` (pulled queues).
+    func pull() -> VhostUserQueueRequest? {
+        guard isRunning, let q = queue else { return nil }
+        while let req = pool.popLast() {
+            do {
+                guard try q.popAvail(into: req.chain) else { pool.append(req); return nil }
+            } catch {
+                if case .badRequest = error {
+                    counters.badRequests += 1
+                    hand(req, to: nil, queue: q)
+                    complete(req, writtenLength: 0)
+                    continue
+                }
+                pool.append(req)
+                started = false
+                err?.signal()
+                return nil
+            }
+            hand(req, to: nil, queue: q)
+            return req
+        }
+        return nil
     }
 
     @inline(__always)

@@ -56,8 +56,15 @@ final class VhostUserWorker: @unchecked Sendable {
         self.rings = rings
         self.device = device
         self.options = options
+        for r in rings { r.pulledOnDemand = device.isPulledOnDemand(queue: r.index) }
         wake = try EventFD()
         ack = try EventFD()
+    }
+
+    /// The ring with queue index `index` in this worker's group.
+    func ring(_ index: Int) -> VhostUserVring? {
+        for r in rings where r.index == index { return r }
+        return nil
     }
 
     /// Starts the thread, initially parked (generation 1 requested).
@@ -121,7 +128,7 @@ final class VhostUserWorker: @unchecked Sendable {
                 poller.removeAll()
                 poller.add(wake.rawValue)
                 needsTimeout = false
-                for r in rings where r.isRunning {
+                for r in rings where r.isRunning && !r.pulledOnDemand {
                     if let k = r.kick { poller.add(k.rawValue) } else { needsTimeout = true }
                     r.queue?.disableKickNotifications()
                 }
@@ -129,14 +136,14 @@ final class VhostUserWorker: @unchecked Sendable {
                 continue
             }
             var did = 0
-            for r in rings where r.isRunning { did += r.process(device: device, budget: options.batch) }
+            for r in rings where r.isRunning && !r.pulledOnDemand { did += r.process(device: device, budget: options.batch) }
             did += device.poll(worker: id)
             if did > 0 { idle = 0; continue }
             idle += 1
             if options.busyPoll || idle < options.spinIterations { continue }
             // Going to sleep: ask for kicks, and re-check for a race.
             var raced = false
-            for r in rings where r.isRunning {
+            for r in rings where r.isRunning && !r.pulledOnDemand {
                 if r.queue?.enableKickNotifications() == true { raced = true }
             }
             if !raced {
