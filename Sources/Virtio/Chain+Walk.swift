@@ -58,7 +58,7 @@ extension Chain {
     static func indirectTable(
         addr: UInt64, len: UInt32, rules: ChainRules, memory: GuestMemory
     ) throws(BadRequestReason) -> (UnsafeRawPointer, Int) {
-        // virtio 1.x §2.7.5.3.1 / §2.8.20: INDIRECT only when VIRTIO_F_INDIRECT_DESC was negotiated.
+        // virtio 1.x §2.7.5.3.1 / §2.8.19: INDIRECT only when VIRTIO_F_INDIRECT_DESC was negotiated.
         guard rules.indirectAllowed else { throw .indirectNotNegotiated }
         // virtio 1.x §2.7.5.3: the table holds len/16 descriptors; a length
         // of 0 or not a multiple of 16 describes no valid table.
@@ -120,14 +120,14 @@ extension Chain {
     }
 
     /// Appends the buffers of a packed-format indirect table (virtio 1.x
-    /// §2.8.14): entries are consecutive, only WRITE is meaningful.
+    /// §2.8.7): entries are consecutive, only WRITE is meaningful.
     func walkPackedIndirect(addr: UInt64, len: UInt32, rules: ChainRules, memory: GuestMemory) throws(BadRequestReason) {
         let (t, n) = try Chain.indirectTable(addr: addr, len: len, rules: rules, memory: memory)
         for i in 0..<n {
             // SAFETY: i < n entries of 16 bytes, all inside the checked table.
             let d = t + i &* RingLayout.descriptorSize
             let flags = d.le16(14)
-            // virtio 1.x §2.8.20: "MUST NOT set the VIRTQ_DESC_F_INDIRECT flag
+            // virtio 1.x §2.8.19: "MUST NOT set the VIRTQ_DESC_F_INDIRECT flag
             // within an indirect descriptor" — rejected rather than ignored.
             guard flags & RingLayout.descFlagIndirect == 0 else { throw .nestedIndirect }
             try appendBuffer(addr: d.le64(0), len: d.le32(8), writable: flags & RingLayout.descFlagWrite != 0, memory: memory)

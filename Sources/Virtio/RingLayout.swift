@@ -10,7 +10,7 @@ public enum RingLayout {
     public static let descFlagNext: UInt16 = 1
     /// The buffer is device-writable (otherwise device-readable).
     public static let descFlagWrite: UInt16 = 2
-    /// The buffer holds a table of indirect descriptors (§2.7.5.3, §2.8.14).
+    /// The buffer holds a table of indirect descriptors (§2.7.5.3, §2.8.7).
     public static let descFlagIndirect: UInt16 = 4
     /// Packed ring: the driver's wrap counter when it made the descriptor available (§2.8.1).
     public static let packedDescFlagAvail: UInt16 = 1 << 7

@@ -95,18 +95,40 @@ public final class DriverMemory: @unchecked Sendable {
         preconditionFailure("DriverMemory exhausted allocating \(size) bytes")
     }
 
+    /// Host pointer for `[gpa, gpa+count)` if it lies in one region.
+    private func contiguous(_ gpa: UInt64, _ count: Int) -> UnsafeMutableRawPointer? {
+        for r in layout where gpa >= r.guestPhysAddr && gpa - r.guestPhysAddr < UInt64(r.size) {
+            let off = Int(gpa - r.guestPhysAddr)
+            guard count <= r.size - off else { return nil }
+            // SAFETY: [off, off+count) is inside region r, inside the mapping.
+            return mapping.baseAddress.advanced(by: r.mappingOffset + off)
+        }
+        return nil
+    }
+
     /// Writes `bytes` at `gpa` (may cross adjacent regions).
     public func write(_ bytes: [UInt8], at gpa: UInt64) {
+        if let p = contiguous(gpa, bytes.count) {
+            bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            return
+        }
         for (i, b) in bytes.enumerated() { host(gpa + UInt64(i)).storeBytes(of: b, as: UInt8.self) }
     }
 
     /// Reads `count` bytes at `gpa` (may cross adjacent regions).
     public func read(_ gpa: UInt64, count: Int) -> [UInt8] {
-        (0..<count).map { host(gpa + UInt64($0)).load(as: UInt8.self) }
+        if let p = contiguous(gpa, count) {
+            return Array(UnsafeRawBufferPointer(start: p, count: count))
+        }
+        return (0..<count).map { host(gpa + UInt64($0)).load(as: UInt8.self) }
     }
 
     /// Fills `[gpa, gpa+count)` with `byte`.
     public func fill(_ gpa: UInt64, count: Int, byte: UInt8) {
+        if let p = contiguous(gpa, count) {
+            p.initializeMemory(as: UInt8.self, repeating: byte, count: count)
+            return
+        }
         for i in 0..<count { host(gpa + UInt64(i)).storeBytes(of: byte, as: UInt8.self) }
     }
 }
