@@ -45,6 +45,14 @@ let package = Package(
         ),
         .target(name: "Virtio", dependencies: ["VireoSys"]),
         .target(name: "VirtioDriver", dependencies: ["Virtio", "VireoSys"]),
+        .target(
+            name: "VhostUser",
+            dependencies: ["Virtio", "VireoSys", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "VhostUserFrontend",
+            dependencies: ["VhostUser", "Virtio", "VirtioDriver", "VireoSys"]
+        ),
         .executableTarget(
             name: "vireo-target",
             dependencies: [
@@ -65,6 +73,10 @@ let package = Package(
         ),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioDriver", "VireoSys"]),
+        .testTarget(
+            name: "VhostUserTests",
+            dependencies: ["VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"]
+        ),
         .testTarget(name: "VireoFabricTests", dependencies: ["VireoFabric", "VireoSys", "CVireoVerbs"]),
     ]
 )

@@ -97,3 +97,45 @@ void vireo_fill_pattern(void *buf, size_t len, uint64_t seed) {
     }
     for (; i < len; i++) { x ^= x >> 12; x ^= x << 25; x ^= x >> 27; p[i] = (unsigned char)(x * 0x2545F4914F6CDD1DULL); }
 }
+
+static int vireo_fill_sun(struct sockaddr_un *sa, const char *path) {
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof sa->sun_path) { errno = ENAMETOOLONG; return -1; }
+    memcpy(sa->sun_path, path, n);
+    return 0;
+}
+
+int vireo_unix_listen(const char *path, int backlog) {
+    struct sockaddr_un sa;
+    if (vireo_fill_sun(&sa, path) < 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, backlog) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int vireo_unix_connect(const char *path) {
+    struct sockaddr_un sa;
+    if (vireo_fill_sun(&sa, path) < 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int rc;
+    do { rc = connect(fd, (struct sockaddr *)&sa, sizeof sa); } while (rc < 0 && errno == EINTR);
+    if (rc < 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+
+int vireo_accept(int sock) {
+    return accept4(sock, NULL, NULL, SOCK_CLOEXEC);
+}
+
+int vireo_socketpair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
+}

@@ -28,4 +28,13 @@ void vireo_fill_pattern(void *buf, size_t len, uint64_t seed);
 /// Relaxed atomic word access for simple cross-thread flags.
 static inline long vireo_relaxed_load(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void vireo_relaxed_store(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+/// socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC) bound to `path` and listening.
+/// Returns the fd or -1/errno (ENAMETOOLONG when the path does not fit sun_path).
+int vireo_unix_listen(const char *path, int backlog);
+/// socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC) connected to `path`. Returns fd or -1/errno.
+int vireo_unix_connect(const char *path);
+/// accept4(..., SOCK_CLOEXEC). Returns fd or -1/errno.
+int vireo_accept(int sock);
+/// socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC). Returns 0 or -1/errno.
+int vireo_socketpair(int fds[2]);
 #endif

@@ -1,0 +1,80 @@
+import Virtio
+
+/// Virtio device IDs (virtio 1.x §5) this back-end serves.
+public enum VirtioDeviceType: UInt32, Sendable {
+    case net = 1
+    case block = 2
+}
+
+/// A device behind a vhost-user socket: what it offers and how it handles
+/// requests. The runtime calls `handle` on a queue worker thread (an OS
+/// thread, never a Swift task) with a popped chain; the device completes it
+/// with `VhostUserQueueRequest.complete(writtenLength:)` on that same worker
+/// thread, either inside `handle` or later from `poll(worker:)` (e.g. when an
+/// RDMA completion arrives).
+public protocol VhostUserDevice: AnyObject, Sendable {
+    /// Virtio device type.
+    var deviceType: VirtioDeviceType { get }
+    /// Virtio feature bits offered (device and transport bits such as
+    /// VERSION_1, EVENT_IDX, INDIRECT_DESC). The runtime adds
+    /// `VHOST_USER_F_PROTOCOL_FEATURES` and, with LOG_SHMFD, `VHOST_F_LOG_ALL`.
+    var features: UInt64 { get }
+    /// Protocol features this device wants offered (intersected with `VhostUserProtocolFeatures.supported`).
+    var protocolFeatures: VhostUserProtocolFeatures { get }
+    /// Number of virtqueues (GET_QUEUE_NUM).
+    var queueCount: Int { get }
+    /// Largest queue size accepted by SET_VRING_NUM.
+    var maxQueueSize: UInt16 { get }
+    /// Queue worker threads; queue `q` runs on worker `q % workerCount`.
+    var workerCount: Int { get }
+
+    /// Which worker serves queue `q` (taken modulo `workerCount`). Queues
+    /// that must be used together (a net RX/TX pair) belong on one worker.
+    func worker(forQueue q: Int) -> Int
+    /// Queues the worker does not pop on its own: the device takes their
+    /// chains when it needs one (`VhostUserQueueRequest.takeRequest(fromQueue:)`),
+    /// e.g. virtio-net RX buffers, filled when a frame arrives.
+    func isPulledOnDemand(queue: Int) -> Bool
+    /// The device configuration space (GET_CONFIG reads a window of it).
+    func configSpace() -> [UInt8]
+    /// SET_CONFIG: the front-end writes `data` at `offset`. Throw to refuse.
+    func writeConfig(offset: UInt32, data: [UInt8]) throws(VhostUserProtocolError)
+    /// SET_FEATURES accepted these bits.
+    func featuresNegotiated(_ features: UInt64)
+    /// A popped request (worker thread). Complete it exactly once.
+    func handle(_ request: VhostUserQueueRequest)
+    /// Called on each worker loop iteration; completes asynchronously finished
+    /// requests. Returns how many it completed (0 lets the worker go idle).
+    func poll(worker: Int) -> Int
+    /// Guest memory regions were mapped (e.g. register them with an RNIC).
+    /// The host range stays valid until `memoryRegionsRemoved` names it.
+    func memoryRegionsAdded(_ regions: [GuestMemory.Region])
+    /// Regions are about to be unmapped; queues are already quiesced.
+    func memoryRegionsRemoved(_ regions: [GuestMemory.Region])
+    /// NET_SET_MTU. Throw to refuse.
+    func setMTU(_ mtu: UInt64) throws(VhostUserProtocolError)
+    /// SEND_RARP: announce `mac` (after migration).
+    func sendRARP(mac: [UInt8])
+    /// The front-end disconnected or reset the device: forget requests that
+    /// were handed out and not completed (their completion is ignored).
+    func connectionClosed()
+}
+
+extension VhostUserDevice {
+    public var protocolFeatures: VhostUserProtocolFeatures { .supported }
+    public var workerCount: Int { 1 }
+    public func worker(forQueue q: Int) -> Int { q }
+    public func isPulledOnDemand(queue: Int) -> Bool { false }
+    public func writeConfig(offset: UInt32, data: [UInt8]) throws(VhostUserProtocolError) {
+        throw VhostUserProtocolError(request: .setConfig, .failed("configuration space is read-only"))
+    }
+    public func featuresNegotiated(_ features: UInt64) {}
+    public func poll(worker: Int) -> Int { 0 }
+    public func memoryRegionsAdded(_ regions: [GuestMemory.Region]) {}
+    public func memoryRegionsRemoved(_ regions: [GuestMemory.Region]) {}
+    public func setMTU(_ mtu: UInt64) throws(VhostUserProtocolError) {
+        throw VhostUserProtocolError(request: .netSetMTU, .failed("device has no MTU"))
+    }
+    public func sendRARP(mac: [UInt8]) {}
+    public func connectionClosed() {}
+}

@@ -1,0 +1,67 @@
+import Virtio
+import VireoSys
+
+/// One guest memory region mapped into this process from the fd the
+/// front-end sent (memfd, hugetlbfs or shm), kept mapped while any table
+/// references it.
+public final class VhostUserMappedRegion: @unchecked Sendable {
+    // SAFETY (Sendable): immutable after init.
+
+    /// What the front-end described.
+    public let descriptor: VhostUserMemoryRegionDescriptor
+    /// The region as the Virtio memory table sees it.
+    public let region: GuestMemory.Region
+    private let mapping: MemoryMapping
+    private let fd: FileDescriptor
+
+    /// Maps `descriptor.size` bytes at `descriptor.mmapOffset` of `fd`. The
+    /// file is mapped from offset 0 (so an offset that is not page or huge-page
+    /// aligned still works) and must be large enough.
+    init(descriptor d: VhostUserMemoryRegionDescriptor, fd: consuming FileDescriptor, request: VhostUserRequest) throws(VhostUserProtocolError) {
+        // Validated by the parser: offset + size does not overflow and fits Int.
+        let end = Int(d.mmapOffset + d.size)
+        do {
+            let fileSize = try fd.size()
+            // hugetlbfs/shm report their size; a memfd must have been truncated to cover the region.
+            guard fileSize == 0 || fileSize >= end else {
+                throw VhostUserProtocolError(request: request, .invalid("region gpa 0x\(String(d.guestPhysicalAddress, radix: 16)): file is \(fileSize) bytes, region needs \(end)"))
+            }
+            mapping = try MemoryMapping(fd: fd, offset: 0, count: end)
+        } catch let e as VhostUserProtocolError {
+            throw e
+        } catch {
+            throw VhostUserProtocolError(request: request, .failed("mmap of region gpa 0x\(String(d.guestPhysicalAddress, radix: 16)): \(error)"))
+        }
+        self.fd = fd
+        descriptor = d
+        // SAFETY: mmapOffset < end = mapping.count.
+        region = GuestMemory.Region(guestPhysAddr: d.guestPhysicalAddress, size: d.size,
+                                    userAddr: d.frontendVirtualAddress,
+                                    hostAddress: mapping.baseAddress.advanced(by: Int(d.mmapOffset)))
+    }
+}
+
+/// The mapped regions of a connection and the `GuestMemory` built from them.
+/// Immutable: SET_MEM_TABLE, ADD_MEM_REG and REM_MEM_REG each build a new table.
+public struct VhostUserMemoryTable: Sendable {
+    public let mapped: [VhostUserMappedRegion]
+    public let memory: GuestMemory
+
+    /// The empty table.
+    public static let empty = VhostUserMemoryTable(validated: [], memory: .empty)
+
+    private init(validated: [VhostUserMappedRegion], memory: GuestMemory) {
+        mapped = validated
+        self.memory = memory
+    }
+
+    /// A table of `regions`, checked for overlap by `GuestMemory`.
+    public init(regions: [VhostUserMappedRegion], request: VhostUserRequest) throws(VhostUserProtocolError) {
+        do {
+            memory = try GuestMemory(regions: regions.map(\.region))
+        } catch {
+            throw VhostUserProtocolError(request: request, .invalid("memory table rejected: \(error)"))
+        }
+        mapped = regions
+    }
+}

@@ -1,0 +1,24 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Settings of a `VhostUserServer` and its sessions.
+public struct VhostUserOptions: Sendable {
+    /// `chmod` applied to the socket file (nil: leave the umask's).
+    public var socketMode: mode_t?
+    /// Slots reported by GET_MAX_MEM_SLOTS (≥ 32) and the limit for ADD_MEM_REG.
+    public var maxMemorySlots: Int
+    /// Queue worker polling policy.
+    public var polling: VhostUserPollingOptions
+    /// How long a quiesce waits for the device to complete requests it holds.
+    public var drainTimeoutNanoseconds: UInt64
+
+    public init(socketMode: mode_t? = nil, maxMemorySlots: Int = 32,
+                polling: VhostUserPollingOptions = VhostUserPollingOptions(),
+                drainTimeoutNanoseconds: UInt64 = 5_000_000_000) {
+        self.socketMode = socketMode
+        self.maxMemorySlots = max(VhostUserMessage.maxMemTableRegions, maxMemorySlots)
+        self.polling = polling
+        self.drainTimeoutNanoseconds = drainTimeoutNanoseconds
+    }
+}

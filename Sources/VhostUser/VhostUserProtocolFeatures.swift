@@ -1,0 +1,52 @@
+/// Protocol feature bits (`VHOST_USER_PROTOCOL_F_*`), negotiated with
+/// GET/SET_PROTOCOL_FEATURES once `VHOST_USER_F_PROTOCOL_FEATURES` is offered.
+public struct VhostUserProtocolFeatures: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    public static let mq = Self(rawValue: 1 << 0)
+    public static let logSHMFD = Self(rawValue: 1 << 1)
+    public static let rarp = Self(rawValue: 1 << 2)
+    public static let replyAck = Self(rawValue: 1 << 3)
+    public static let mtu = Self(rawValue: 1 << 4)
+    public static let backendReq = Self(rawValue: 1 << 5)
+    public static let crossEndian = Self(rawValue: 1 << 6)
+    public static let cryptoSession = Self(rawValue: 1 << 7)
+    public static let pagefault = Self(rawValue: 1 << 8)
+    public static let config = Self(rawValue: 1 << 9)
+    public static let backendSendFD = Self(rawValue: 1 << 10)
+    public static let hostNotifier = Self(rawValue: 1 << 11)
+    public static let inflightSHMFD = Self(rawValue: 1 << 12)
+    public static let resetDevice = Self(rawValue: 1 << 13)
+    public static let inbandNotifications = Self(rawValue: 1 << 14)
+    public static let configureMemSlots = Self(rawValue: 1 << 15)
+    public static let status = Self(rawValue: 1 << 16)
+
+    /// Everything this back-end implements; a device narrows it with
+    /// `VhostUserDevice.protocolFeatures`.
+    public static let supported: Self = [
+        .mq, .logSHMFD, .rarp, .replyAck, .mtu, .backendReq, .config,
+        .inflightSHMFD, .resetDevice, .configureMemSlots, .status,
+    ]
+
+    public var description: String { "0x" + String(rawValue, radix: 16) }
+}
+
+/// vhost-level virtio feature bits that the vhost-user protocol itself uses.
+public enum VhostFeature {
+    /// `VHOST_USER_F_PROTOCOL_FEATURES` (bit 30): GET_PROTOCOL_FEATURES is available,
+    /// and rings start disabled until SET_VRING_ENABLE.
+    public static let protocolFeatures: UInt64 = 1 << 30
+    /// `VHOST_F_LOG_ALL` (bit 26): log every write to guest memory (migration).
+    public static let logAll: UInt64 = 1 << 26
+    /// `VIRTIO_F_NOTIFY_ON_EMPTY` (bit 24).
+    public static let notifyOnEmpty: UInt64 = 1 << 24
+    /// `VIRTIO_RING_F_INDIRECT_DESC` (bit 28).
+    public static let indirectDescriptors: UInt64 = 1 << 28
+    /// `VIRTIO_RING_F_EVENT_IDX` (bit 29).
+    public static let eventIndex: UInt64 = 1 << 29
+    /// `VIRTIO_F_VERSION_1` (bit 32).
+    public static let version1: UInt64 = 1 << 32
+    /// `VIRTIO_F_RING_PACKED` (bit 34).
+    public static let ringPacked: UInt64 = 1 << 34
+}

@@ -1,0 +1,281 @@
+import Virtio
+import VireoSys
+
+extension VhostUserSession {
+    /// Applies one validated request, sending its reply if it has one.
+    func handle(_ m: VhostUserMessage, fds: ReceivedFileDescriptors) throws {
+        let req = m.request
+        func invalid(_ why: String) -> VhostUserProtocolError { VhostUserProtocolError(request: req, .invalid(why)) }
+        func need(_ f: VhostUserProtocolFeatures, _ name: String) throws(VhostUserProtocolError) {
+            guard protocolFeatures.contains(f) else { throw VhostUserProtocolError(request: req, .notNegotiated(name)) }
+        }
+        func ring(_ index: UInt32) throws(VhostUserProtocolError) -> VhostUserVring {
+            guard Int(index) < vrings.count else {
+                throw invalid("vring index \(index) out of range (device has \(vrings.count) queues)")
+            }
+            return vrings[Int(index)]
+        }
+        func fd(_ i: Int) throws(VhostUserProtocolError) -> FileDescriptor {
+            guard let f = fds.take(i) else { throw invalid("missing fd \(i)") }
+            return f
+        }
+        func eventFD(_ i: Int) throws(VhostUserProtocolError) -> SharedEventFD {
+            do { return SharedEventFD(try EventFD(adopting: try fd(i))) } catch let e as VhostUserProtocolError { throw e } catch {
+                throw VhostUserProtocolError(request: req, .failed("\(error)"))
+            }
+        }
+
+        switch m {
+        case .getFeatures:
+            try channel.reply(to: req, payload: u64(offeredFeatures))
+        case .setFeatures(let v):
+            guard v & ~offeredFeatures == 0 else {
+                throw invalid("features 0x\(String(v, radix: 16)) not a subset of offered 0x\(String(offeredFeatures, radix: 16))")
+            }
+            features = v
+            try quiesced { () throws(VhostUserProtocolError) in
+                for r in vrings {
+                    r.eventIdx = v & VhostFeature.eventIndex != 0
+                    r.rules = ChainRules(indirectAllowed: v & VhostFeature.indirectDescriptors != 0)
+                    r.log = v & VhostFeature.logAll != 0 ? log : nil
+                }
+            }
+            device.featuresNegotiated(v)
+        case .getProtocolFeatures:
+            try channel.reply(to: req, payload: u64(offeredProtocolFeatures.rawValue))
+        case .setProtocolFeatures(let v):
+            let f = VhostUserProtocolFeatures(rawValue: v)
+            guard f.isSubset(of: offeredProtocolFeatures) else {
+                throw invalid("protocol features 0x\(String(v, radix: 16)) not a subset of offered \(offeredProtocolFeatures)")
+            }
+            protocolFeatures = f
+        case .setOwner:
+            break
+        case .resetOwner, .resetDevice:
+            if case .resetDevice = m { try need(.resetDevice, "RESET_DEVICE") }
+            try quiesced { () throws(VhostUserProtocolError) in
+                for r in vrings { _ = r.stop(); r.enabled = false; r.base = 0; r.generation &+= 1 }
+            }
+            features = 0
+            status = 0
+        case .setMemTable(let regions):
+            var mapped: [VhostUserMappedRegion] = []
+            for (i, d) in regions.enumerated() {
+                mapped.append(try VhostUserMappedRegion(descriptor: d, fd: try fd(i), request: req))
+            }
+            let newTable = try VhostUserMemoryTable(regions: mapped, request: req)
+            try replaceTable(newTable, removed: table.mapped, added: mapped)
+        case .addMemReg(let d):
+            try need(.configureMemSlots, "CONFIGURE_MEM_SLOTS")
+            guard table.mapped.count < options.maxMemorySlots else {
+                throw invalid("all \(options.maxMemorySlots) memory slots in use")
+            }
+            let region = try VhostUserMappedRegion(descriptor: d, fd: try fd(0), request: req)
+            let newTable = try VhostUserMemoryTable(regions: table.mapped + [region], request: req)
+            try replaceTable(newTable, removed: [], added: [region])
+        case .remMemReg(let d):
+            try need(.configureMemSlots, "CONFIGURE_MEM_SLOTS")
+            guard let i = table.mapped.firstIndex(where: {
+                $0.descriptor.guestPhysicalAddress == d.guestPhysicalAddress && $0.descriptor.size == d.size
+                    && $0.descriptor.frontendVirtualAddress == d.frontendVirtualAddress
+            }) else {
+                throw invalid("no region at gpa 0x\(String(d.guestPhysicalAddress, radix: 16)) size 0x\(String(d.size, radix: 16))")
+            }
+            var rest = table.mapped
+            let gone = rest.remove(at: i)
+            let newTable = try VhostUserMemoryTable(regions: rest, request: req)
+            try replaceTable(newTable, removed: [gone], added: [])
+        case .getMaxMemSlots:
+            try need(.configureMemSlots, "CONFIGURE_MEM_SLOTS")
+            try channel.reply(to: req, payload: u64(UInt64(options.maxMemorySlots)))
+        case .setLogBase(let d):
+            try need(.logSHMFD, "LOG_SHMFD")
+            let newLog: DirtyLog
+            do { newLog = try DirtyLog(fd: try fd(0), offset: d.mmapOffset, size: d.mmapSize) } catch let e as VhostUserProtocolError { throw e } catch {
+                throw VhostUserProtocolError(request: req, .failed("\(error)"))
+            }
+            log = newLog
+            let on = features & VhostFeature.logAll != 0
+            try quiesced { () throws(VhostUserProtocolError) in
+                for r in vrings { r.log = on ? newLog : nil }
+            }
+            try channel.reply(to: req, payload: u64(0))
+        case .setLogFD:
+            try need(.logSHMFD, "LOG_SHMFD")
+            logFD = try fd(0)
+        case .setVringNum(let s):
+            let r = try ring(s.index)
+            guard s.num > 0, s.num <= UInt32(r.maxSize), s.num & (s.num - 1) == 0 else {
+                throw invalid("ring \(s.index) size \(s.num) must be a power of 2 in 1...\(r.maxSize)")
+            }
+            guard !r.started else { throw invalid("ring \(s.index) is running") }
+            r.size = UInt16(s.num)
+        case .setVringAddr(let a):
+            let r = try ring(a.index)
+            try checkRingAddress(a, size: r.size)
+            try quiesced { () throws(VhostUserProtocolError) in
+                r.address = a
+                r.logUsedGPA = a.flags & VhostUserVringAddress.flagLog != 0 ? a.logGuestAddress : nil
+                if r.started, let q = r.queue {
+                    // Re-resolve in place (e.g. QEMU re-sends addresses with LOG at migration start).
+                    r.base = UInt16(truncatingIfNeeded: q.vringBase)
+                    let had = r.inflight
+                    r.inflight = nil
+                    defer { r.inflight = had }
+                    try r.start(memory: table.memory)
+                }
+            }
+        case .setVringBase(let s):
+            let r = try ring(s.index)
+            guard !r.started else { throw invalid("ring \(s.index) is running") }
+            guard s.num <= 0xffff else { throw invalid("ring \(s.index) base \(s.num) exceeds 16 bits (packed rings unsupported)") }
+            r.base = UInt16(s.num)
+        case .getVringBase(let s):
+            let r = try ring(s.index)
+            let base = try quiesced { () throws(VhostUserProtocolError) in r.stop() }
+            var out: [UInt8] = []
+            VhostUserVringState(index: s.index, num: UInt32(base)).encode(into: &out)
+            try channel.reply(to: req, payload: out)
+        case .setVringKick(let f):
+            let r = try ring(f.index)
+            let kick = f.noFD ? nil : try eventFD(0)
+            let autoEnable = features & VhostFeature.protocolFeatures == 0
+            try quiesced { () throws(VhostUserProtocolError) in
+                if r.started { r.base = r.stop() }
+                r.kick = kick
+                r.kickNoFD = f.noFD
+                r.inflight = inflight?.splitQueue(r.index)
+                r.log = features & VhostFeature.logAll != 0 ? log : nil
+                if autoEnable { r.enabled = true }
+                try r.start(memory: table.memory)
+            }
+            // Kick once in case the driver queued requests while we were away.
+            r.kick?.signal()
+        case .setVringCall(let f):
+            let r = try ring(f.index)
+            let call = f.noFD ? nil : try eventFD(0)
+            try quiesced { () throws(VhostUserProtocolError) in r.call = call }
+        case .setVringErr(let f):
+            let r = try ring(f.index)
+            let err = f.noFD ? nil : try eventFD(0)
+            try quiesced { () throws(VhostUserProtocolError) in r.err = err }
+        case .getQueueNum:
+            try channel.reply(to: req, payload: u64(UInt64(vrings.count)))
+        case .setVringEnable(let s):
+            guard features & VhostFeature.protocolFeatures != 0 else {
+                throw VhostUserProtocolError(request: req, .notNegotiated("VHOST_USER_F_PROTOCOL_FEATURES"))
+            }
+            let r = try ring(s.index)
+            try quiesced { () throws(VhostUserProtocolError) in r.enabled = s.num == 1 }
+            if s.num == 1 { r.kick?.signal() }
+        case .sendRARP(let mac):
+            try need(.rarp, "RARP")
+            device.sendRARP(mac: mac)
+        case .netSetMTU(let mtu):
+            try need(.mtu, "MTU")
+            try device.setMTU(mtu)
+        case .setBackendReqFD:
+            try need(.backendReq, "BACKEND_REQ")
+            let ch = VhostUserChannel(socket: UnixSocket(fd: try fd(0)))
+            backendChannel.withLock { $0 = ch }
+        case .getConfig(let c):
+            try need(.config, "CONFIG")
+            let space = device.configSpace()
+            // The front-end may ask for its own (larger) idea of the config
+            // struct: bytes past the device's space read as zero.
+            var data = [UInt8](repeating: 0, count: c.data.count)
+            let start = Int(c.offset)
+            if start < space.count {
+                let n = min(space.count - start, data.count)
+                data.replaceSubrange(0..<n, with: space[start..<(start + n)])
+            }
+            var out: [UInt8] = []
+            VhostUserConfigPayload(offset: c.offset, flags: c.flags, data: data).encode(into: &out)
+            try channel.reply(to: req, payload: out)
+        case .setConfig(let c):
+            try need(.config, "CONFIG")
+            try device.writeConfig(offset: c.offset, data: c.data)
+        case .getInflightFD(let d):
+            try need(.inflightSHMFD, "INFLIGHT_SHMFD")
+            try checkInflightShape(d)
+            let region: InflightRegion
+            do { region = try InflightRegion(numQueues: Int(d.numQueues), queueSize: d.queueSize, packed: false) } catch {
+                throw VhostUserProtocolError(request: req, .failed("\(error)"))
+            }
+            try attachInflight(region)
+            var out: [UInt8] = []
+            VhostUserInflightDescriptor(mmapSize: UInt64(region.size), mmapOffset: 0, numQueues: d.numQueues,
+                                        queueSize: d.queueSize).encode(into: &out)
+            try channel.reply(to: req, payload: out, fds: [region.fd.rawValue])
+        case .setInflightFD(let d):
+            try need(.inflightSHMFD, "INFLIGHT_SHMFD")
+            try checkInflightShape(d)
+            let region = try InflightRegion(adopting: try fd(0), offset: d.mmapOffset, size: d.mmapSize,
+                                            numQueues: Int(d.numQueues), queueSize: d.queueSize, packed: false)
+            try attachInflight(region)
+        case .setStatus(let v):
+            try need(.status, "STATUS")
+            guard v <= 0xff else { throw invalid("status 0x\(String(v, radix: 16)) exceeds 8 bits") }
+            status = v
+        case .getStatus:
+            try need(.status, "STATUS")
+            try channel.reply(to: req, payload: u64(status))
+        }
+    }
+
+    /// Rings must lie inside the memory table (front-end virtual addresses).
+    private func checkRingAddress(_ a: VhostUserVringAddress, size: UInt16) throws(VhostUserProtocolError) {
+        let mem = table.memory
+        let n = size == 0 ? UInt16(1) : size
+        let areas: [(String, UInt64, Int)] = [
+            ("descriptor table", a.descriptorTable, RingLayout.splitDescriptorTableBytes(size: n)),
+            ("available ring", a.availableRing, RingLayout.splitAvailRingBytes(size: n)),
+            ("used ring", a.usedRing, RingLayout.splitUsedRingBytes(size: n)),
+        ]
+        for (name, addr, len) in areas where mem.hostPointer(userAddr: addr, length: UInt64(len)) == nil {
+            throw VhostUserProtocolError(request: .setVringAddr, .invalid(
+                "ring \(a.index) \(name) at 0x\(String(addr, radix: 16)) (\(len) bytes) is outside guest memory"))
+        }
+        if a.flags & VhostUserVringAddress.flagLog != 0 {
+            let (_, o) = a.logGuestAddress.addingReportingOverflow(UInt64(RingLayout.splitUsedRingBytes(size: n)))
+            guard !o else { throw VhostUserProtocolError(request: .setVringAddr, .invalid("ring \(a.index) log address overflows")) }
+        }
+    }
+
+    private func checkInflightShape(_ d: VhostUserInflightDescriptor) throws(VhostUserProtocolError) {
+        let req: VhostUserRequest = d.mmapSize == 0 ? .getInflightFD : .setInflightFD
+        guard d.numQueues > 0, Int(d.numQueues) <= vrings.count else {
+            throw VhostUserProtocolError(request: req, .invalid("num_queues \(d.numQueues) not in 1...\(vrings.count)"))
+        }
+        let q = d.queueSize
+        guard q > 0, q <= device.maxQueueSize, q & (q - 1) == 0 else {
+            throw VhostUserProtocolError(request: req, .invalid("queue_size \(q) must be a power of 2 in 1...\(device.maxQueueSize)"))
+        }
+    }
+
+    private func attachInflight(_ region: InflightRegion) throws(VhostUserProtocolError) {
+        inflight = region
+        try quiesced { () throws(VhostUserProtocolError) in
+            for r in vrings where !r.started { r.inflight = region.splitQueue(r.index) }
+        }
+    }
+
+    /// Swaps the memory table with every queue quiesced: the device hears
+    /// about removed regions before they are unmapped and about new ones
+    /// before any queue can use them.
+    private func replaceTable(_ newTable: VhostUserMemoryTable, removed: [VhostUserMappedRegion],
+                              added: [VhostUserMappedRegion]) throws(VhostUserProtocolError) {
+        var failure: VhostUserProtocolError?
+        try quiesced { () throws(VhostUserProtocolError) in
+            if !removed.isEmpty { device.memoryRegionsRemoved(removed.map(\.region)) }
+            table = newTable
+            if !added.isEmpty { device.memoryRegionsAdded(added.map(\.region)) }
+            for r in vrings {
+                do throws(VhostUserProtocolError) { try r.replaceMemory(newTable.memory) } catch { failure = error }
+            }
+        }
+        // A ring left unmapped by the new table is stopped; the front-end
+        // must re-send its addresses (not a protocol error by itself).
+        if let failure { logger.warning("vhost-user: \(failure)") }
+    }
+}

@@ -1,0 +1,170 @@
+import Logging
+import Synchronization
+import Virtio
+import VireoSys
+
+/// One front-end connection to a device: the control plane. `run()` reads
+/// and applies requests on the calling thread until the front-end hangs up
+/// or breaks the protocol, then tears everything down (workers, mappings).
+public final class VhostUserSession: @unchecked Sendable {
+    // SAFETY (Sendable): all state is owned by the thread in `run()`, except
+    // `backendChannel` (Mutex) and `channel.shutdown()`.
+
+    /// Why `run()` returned.
+    public enum End: Sendable, Equatable {
+        /// The front-end closed the connection.
+        case disconnected
+        /// A protocol violation (logged); the connection was closed.
+        case protocolError(VhostUserProtocolError)
+        /// The socket failed.
+        case socketError(SystemError)
+    }
+
+    public let device: VhostUserDevice
+    let channel: VhostUserChannel
+    let options: VhostUserOptions
+    let logger: Logger
+
+    var features: UInt64 = 0
+    var protocolFeatures: VhostUserProtocolFeatures = []
+    var table = VhostUserMemoryTable.empty
+    let vrings: [VhostUserVring]
+    var workers: [VhostUserWorker] = []
+    var log: DirtyLog?
+    var inflight: InflightRegion?
+    var logFD: FileDescriptor?
+    var status: UInt64 = 0
+    let backendChannel = Mutex<VhostUserChannel?>(nil)
+    /// Offered virtio features.
+    public let offeredFeatures: UInt64
+    /// Offered protocol features.
+    public let offeredProtocolFeatures: VhostUserProtocolFeatures
+
+    /// A session over an accepted socket.
+    public init(socket: consuming UnixSocket, device: VhostUserDevice, options: VhostUserOptions = .init(),
+                logger: Logger = Logger(label: "vireo.vhost-user")) {
+        channel = VhostUserChannel(socket: socket)
+        self.device = device
+        self.options = options
+        self.logger = logger
+        let proto = device.protocolFeatures.intersection(.supported)
+        offeredProtocolFeatures = proto
+        offeredFeatures = device.features | VhostFeature.protocolFeatures
+            | (proto.contains(.logSHMFD) ? VhostFeature.logAll : 0)
+        let maxSize = device.maxQueueSize
+        vrings = (0..<max(1, device.queueCount)).map { VhostUserVring(index: $0, maxSize: maxSize) }
+    }
+
+    /// Wakes `run()` so it ends (as if the front-end hung up).
+    public func close() { channel.shutdown() }
+
+    /// Serves the connection until it ends; always leaves nothing running or mapped.
+    @discardableResult
+    public func run() -> End {
+        let end: End
+        do {
+            try startWorkers()
+            end = serve()
+        } catch {
+            end = .socketError(error)
+        }
+        teardown()
+        return end
+    }
+
+    private func serve() -> End {
+        while true {
+            let received: VhostUserReceivedMessage?
+            do {
+                received = try channel.readMessage()
+            } catch {
+                switch error {
+                case .protocolError(let e):
+                    logger.error("vhost-user: closing connection: \(e)")
+                    return .protocolError(e)
+                case .system(let e):
+                    logger.error("vhost-user: socket error: \(e)")
+                    return .socketError(e)
+                }
+            }
+            guard let received else {
+                logger.info("vhost-user: front-end disconnected")
+                return .disconnected
+            }
+            let m = received.message
+            let wantsAck = received.header.needsReply && protocolFeatures.contains(.replyAck) && !m.hasReply
+            do {
+                logger.trace("vhost-user: \(m.request)")
+                try handle(m, fds: received.fds)
+                if wantsAck { try channel.reply(to: m.request, payload: u64(0)) }
+            } catch let e as VhostUserProtocolError {
+                logger.error("vhost-user: closing connection: \(e)")
+                if wantsAck { try? channel.reply(to: m.request, payload: u64(1)) }
+                return .protocolError(e)
+            } catch let e as SystemError {
+                logger.error("vhost-user: \(m.request): reply failed: \(e)")
+                return .socketError(e)
+            } catch {
+                return .socketError(SystemError(call: "vhost-user", errno: 5))
+            }
+        }
+    }
+
+    // MARK: Workers and quiescing
+
+    private func startWorkers() throws(SystemError) {
+        let n = max(1, min(device.workerCount, vrings.count))
+        for w in 0..<n {
+            let group = vrings.filter { device.worker(forQueue: $0.index) % n == w }
+            let worker = try VhostUserWorker(id: w, rings: group, device: device, options: options.polling)
+            for r in group { r.worker = worker }
+            worker.drainTimeoutNanoseconds = options.drainTimeoutNanoseconds
+            try worker.start(name: "vhost-q\(w)")
+            worker.resume()
+            workers.append(worker)
+        }
+    }
+
+    /// Runs `body` with every worker parked and drained.
+    func quiesced<T>(_ body: () throws(VhostUserProtocolError) -> T) throws(VhostUserProtocolError) -> T {
+        for w in workers { w.pause() }
+        defer { for w in workers { w.resume() } }
+        return try body()
+    }
+
+    private func teardown() {
+        for w in workers { w.pause(abandoning: true) }
+        for r in vrings {
+            _ = r.stop()
+            r.abandonOutstanding()
+            r.generation &+= 1
+        }
+        device.connectionClosed()
+        if !table.mapped.isEmpty { device.memoryRegionsRemoved(table.mapped.map(\.region)) }
+        for w in workers { w.shutdown() }
+        workers = []
+        table = .empty
+        for r in vrings { r.memory = .empty; r.log = nil; r.inflight = nil; r.call = nil; r.err = nil }
+        log = nil
+        inflight = nil
+        backendChannel.withLock { $0 = nil }
+    }
+
+    // MARK: Back-end requests
+
+    /// Sends CONFIG_CHANGE_MSG on the back-end request channel (e.g. after a
+    /// disk resize). Returns false when the front-end gave no channel.
+    @discardableResult
+    public func notifyConfigChange() throws(SystemError) -> Bool {
+        let ch = backendChannel.withLock { $0 }
+        guard let ch else { return false }
+        try ch.send(request: VhostUserBackendRequest.configChangeMsg.rawValue, flags: VhostUserHeader.version, payload: [])
+        return true
+    }
+}
+
+func u64(_ v: UInt64) -> [UInt8] {
+    var o: [UInt8] = []
+    o.appendLE(v)
+    return o
+}

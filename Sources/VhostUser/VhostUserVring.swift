@@ -1,0 +1,247 @@
+import Synchronization
+import Virtio
+import VireoSys
+
+/// Hot-path counters of one ring, read by statistics after the fact.
+public struct VhostUserVringCounters: Sendable, Equatable {
+    public var requests: UInt64 = 0
+    public var completions: UInt64 = 0
+    public var badRequests: UInt64 = 0
+    public var resubmitted: UInt64 = 0
+    public var calls: UInt64 = 0
+    public var staleCompletions: UInt64 = 0
+    public init() {}
+}
+
+/// One virtqueue of a vhost-user device: its configuration from the control
+/// plane (SET_VRING_*) and, while started, its runtime on a worker thread.
+///
+/// Threading: configuration fields are written by the control thread only
+/// while the owning worker is paused (see `VhostUserWorker`); the runtime
+/// fields are touched only by the worker. No locks.
+public final class VhostUserVring: @unchecked Sendable {
+    // SAFETY (Sendable): see the threading note above; the pause handshake
+    // (acquire/release atomics) orders control writes before worker reads.
+
+    /// Queue index.
+    public let index: Int
+    let maxSize: UInt16
+
+    // Configuration (control thread, while paused).
+    var size: UInt16 = 0
+    var address: VhostUserVringAddress?
+    var base: UInt16 = 0
+    var kick: SharedEventFD?
+    var kickNoFD = false
+    var call: SharedEventFD?
+    var err: SharedEventFD?
+    /// SET_VRING_ENABLE state.
+    var enabled = false
+    /// Kick received and rings resolved: the worker processes it.
+    var started = false
+    var eventIdx = false
+    var rules = ChainRules()
+    var log: DirtyLog?
+    var logUsedGPA: UInt64?
+    var inflight: InflightSplitQueue?
+    var generation: UInt64 = 0
+
+    /// The worker serving this ring (set when the session starts).
+    weak var worker: VhostUserWorker?
+    /// The device takes chains with `pull()` instead of the worker popping them.
+    var pulledOnDemand = false
+
+    // Runtime (worker thread).
+    var queue: SplitQueue?
+    var pool: [VhostUserQueueRequest] = []
+    var outstanding = 0
+    var inflightCounter: UInt64 = 1
+    var resubmitHeads: [UInt16] = []
+    var memory: GuestMemory = .empty
+    public internal(set) var counters = VhostUserVringCounters()
+
+    init(index: Int, maxSize: UInt16) {
+        self.index = index
+        self.maxSize = maxSize
+    }
+
+    /// Whether the worker should process this ring.
+    var isRunning: Bool { started && enabled && queue != nil }
+
+    /// (Control, paused) Resolves the rings and builds the queue runtime.
+    func start(memory: GuestMemory) throws(VhostUserProtocolError) {
+        guard let address, size > 0 else {
+            throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) kicked before SET_VRING_NUM/ADDR"))
+        }
+        let addrs = RingAddresses(descriptors: address.descriptorTable, driverArea: address.availableRing,
+                                  deviceArea: address.usedRing, space: .frontendVirtual)
+        var q: SplitQueue
+        do {
+            q = try SplitQueue(size: size, addresses: addrs, memory: memory, eventIdx: eventIdx, rules: rules,
+                               lastAvailIdx: base, usedIdx: nil)
+        } catch {
+            throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) addresses: \(error)"))
+        }
+        resubmitHeads = []
+        if let inflight {
+            let (heads, next) = inflight.recover(ringUsedIndex: q.usedIdx)
+            inflightCounter = next
+            if !heads.isEmpty {
+                // libvhost-user: everything between used.idx and the heads still
+                // in flight was fetched; resume fetching after them.
+                let resume = q.usedIdx &+ UInt16(truncatingIfNeeded: heads.count)
+                do {
+                    q = try SplitQueue(size: size, addresses: addrs, memory: memory, eventIdx: eventIdx, rules: rules,
+                                       lastAvailIdx: resume, usedIdx: q.usedIdx)
+                } catch {
+                    throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) addresses: \(error)"))
+                }
+                resubmitHeads = heads
+            }
+        }
+        self.memory = memory
+        if pool.count + outstanding != Int(size) || pool.first.map({ $0.chain.capacity < Int(size) }) == true {
+            pool = (0..<Int(size)).map { _ in VhostUserQueueRequest(vring: self, chainCapacity: size) }
+            outstanding = 0
+        }
+        pool.reserveCapacity(Int(size))
+        queue = q
+        started = true
+    }
+
+    /// (Control, paused) Stops the ring and returns the next avail index (GET_VRING_BASE).
+    func stop() -> UInt16 {
+        if let q = queue { base = UInt16(truncatingIfNeeded: q.vringBase) }
+        queue = nil
+        started = false
+        kick = nil
+        kickNoFD = false
+        resubmitHeads = []
+        return base
+    }
+
+    /// (Control, paused) Forgets requests out with the device (connection gone).
+    func abandonOutstanding() {
+        outstanding = 0
+        pool = []
+    }
+
+    /// (Control, paused) Memory table changed: re-resolve the rings.
+    func replaceMemory(_ newMemory: GuestMemory) throws(VhostUserProtocolError) {
+        memory = newMemory
+        guard let q = queue else { return }
+        do {
+            try q.replaceMemory(newMemory)
+        } catch {
+            queue = nil
+            started = false
+            throw VhostUserProtocolError(request: .setMemTable, .invalid("ring \(index) no longer mapped: \(error)"))
+        }
+    }
+
+    // MARK: Worker side
+
+    /// Takes up to `budget` requests and hands them to `device`. Returns how many.
+    @inline(__always)
+    func process(device: VhostUserDevice, budget: Int) -> Int {
+        guard let q = queue else { return 0 }
+        var n = 0
+        if !resubmitHeads.isEmpty { n += resubmit(device: device, queue: q) }
+        while n < budget, let req = pool.popLast() {
+            let got: Bool
+            do {
+                got = try q.popAvail(into: req.chain)
+            } catch {
+                switch error {
+                case .badRequest:
+                    counters.badRequests += 1
+                    hand(req, to: nil, queue: q)
+                    complete(req, writtenLength: 0)
+                    n += 1
+                    continue
+                case .queueBroken:
+                    pool.append(req)
+                    started = false
+                    err?.signal()
+                    return n
+                }
+            }
+            guard got else { pool.append(req); break }
+            if eventIdx, let log, let logUsedGPA {
+                log.logWrite(gpa: logUsedGPA &+ 4 &+ 8 &* UInt64(size), length: 2)
+            }
+            hand(req, to: device, queue: q)
+            n += 1
+        }
+        return n
+    }
+
+    /// Pops one chain for the device without calling `handle` (pulled queues).
+    func pull() -> VhostUserQueueRequest? {
+        guard isRunning, let q = queue else { return nil }
+        while let req = pool.popLast() {
+            do {
+                guard try q.popAvail(into: req.chain) else { pool.append(req); return nil }
+            } catch {
+                if case .badRequest = error {
+                    counters.badRequests += 1
+                    hand(req, to: nil, queue: q)
+                    complete(req, writtenLength: 0)
+                    continue
+                }
+                pool.append(req)
+                started = false
+                err?.signal()
+                return nil
+            }
+            hand(req, to: nil, queue: q)
+            return req
+        }
+        return nil
+    }
+
+    @inline(__always)
+    private func hand(_ req: VhostUserQueueRequest, to device: VhostUserDevice?, queue q: SplitQueue) {
+        inflight?.markPopped(head: req.chain.head, counter: inflightCounter)
+        inflightCounter &+= 1
+        req.generation = generation
+        req.isOutstanding = true
+        outstanding += 1
+        counters.requests += 1
+        device?.handle(req)
+    }
+
+    /// Publishes the used element for `req` (see `VhostUserQueueRequest.complete`).
+    func complete(_ req: VhostUserQueueRequest, writtenLength: UInt32) {
+        guard req.isOutstanding, req.generation == generation, let q = queue else {
+            counters.staleCompletions += 1
+            return
+        }
+        let head = req.chain.head
+        let length = min(writtenLength, req.chain.writableBytes)
+        if let log {
+            var remaining = length
+            for s in req.chain.writableSegments where remaining > 0 {
+                let l = min(remaining, s.length)
+                log.logWrite(gpa: s.guestAddr, length: UInt64(l))
+                remaining -= l
+            }
+        }
+        inflight?.prePut(head: head)
+        q.pushUsed(req.chain.token, length: length)
+        if let log, let logUsedGPA {
+            let slot = UInt64((q.usedIdx &- 1) & (size &- 1))
+            log.logWrite(gpa: logUsedGPA &+ 4 &+ 8 &* slot, length: 8)
+            log.logWrite(gpa: logUsedGPA &+ 2, length: 2)
+        }
+        inflight?.postPut(head: head, usedIndex: q.usedIdx)
+        req.isOutstanding = false
+        outstanding -= 1
+        counters.completions += 1
+        pool.append(req)
+        if q.needsNotification(), let call {
+            call.signal()
+            counters.calls += 1
+        }
+    }
+}

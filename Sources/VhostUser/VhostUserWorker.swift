@@ -1,0 +1,185 @@
+import Synchronization
+import Virtio
+import VireoSys
+
+/// Polling policy of queue workers.
+public struct VhostUserPollingOptions: Sendable {
+    /// Empty loop iterations before re-enabling kicks and sleeping.
+    public var spinIterations: Int
+    /// Never sleep: spin on the rings (lowest latency, one core per worker).
+    public var busyPoll: Bool
+    /// Requests taken from one ring before looking at the next.
+    public var batch: Int
+    public init(spinIterations: Int = 2000, busyPoll: Bool = false, batch: Int = 64) {
+        self.spinIterations = spinIterations
+        self.busyPoll = busyPoll
+        self.batch = batch
+    }
+}
+
+/// One queue worker: an OS thread serving a group of rings. It waits on the
+/// rings' kick eventfds and a control wake eventfd with `Poller`, polling
+/// first (spin, then re-enable notifications and block).
+///
+/// Quiesce protocol (control ↔ worker, lock-free on the hot path): the
+/// control thread bumps `requested` and signals `wake`; the worker, on its
+/// next loop iteration (one relaxed atomic load per iteration), stops taking
+/// requests, drains the ones it handed out (calling `device.poll`), stores
+/// `acknowledged` (release) and signals `ack`, then blocks on `wake` until
+/// `resumed` reaches the same generation. While it is parked, the control
+/// thread owns every ring of the group and may remap memory, replace rings
+/// or stop them.
+final class VhostUserWorker: @unchecked Sendable {
+    // SAFETY (Sendable): ring state is handed over by the handshake above.
+
+    let id: Int
+    let rings: [VhostUserVring]
+    let device: VhostUserDevice
+    let options: VhostUserPollingOptions
+    private let wake: EventFD
+    private let ack: EventFD
+    private let requested = Atomic<UInt64>(0)
+    private let acknowledged = Atomic<UInt64>(0)
+    private let resumed = Atomic<UInt64>(0)
+    private let exit = Atomic<Bool>(false)
+    /// Whether the last drain gave up waiting for the device.
+    let drainTimedOut = Atomic<UInt64>(0)
+    private var generation: UInt64 = 0
+    private var thread: OSThread?
+    /// Drain bound: a device that never completes cannot wedge the control plane.
+    var drainTimeoutNanoseconds: UInt64 = 5_000_000_000
+    /// Abandon outstanding requests instead of draining (disconnect).
+    let abandon = Atomic<Bool>(false)
+
+    init(id: Int, rings: [VhostUserVring], device: VhostUserDevice, options: VhostUserPollingOptions) throws(SystemError) {
+        self.id = id
+        self.rings = rings
+        self.device = device
+        self.options = options
+        for r in rings { r.pulledOnDemand = device.isPulledOnDemand(queue: r.index) }
+        wake = try EventFD()
+        ack = try EventFD()
+    }
+
+    /// The ring with queue index `index` in this worker's group.
+    func ring(_ index: Int) -> VhostUserVring? {
+        for r in rings where r.index == index { return r }
+        return nil
+    }
+
+    /// Starts the thread, initially parked (generation 1 requested).
+    func start(name: String) throws(SystemError) {
+        generation = 1
+        requested.store(1, ordering: .releasing)
+        thread = try OSThread(name: name) { [self] in run() }
+        waitForAck()
+    }
+
+    /// Parks the worker (drain, then hand the rings to the caller). Control thread only.
+    func pause(abandoning: Bool = false) {
+        guard resumed.load(ordering: .acquiring) == generation else { return } // already parked
+        generation += 1
+        abandon.store(abandoning, ordering: .relaxed)
+        requested.store(generation, ordering: .releasing)
+        wake.signal()
+        waitForAck()
+    }
+
+    /// Lets a parked worker run again. Control thread only.
+    func resume() {
+        guard acknowledged.load(ordering: .acquiring) == generation, resumed.load(ordering: .relaxed) != generation else { return }
+        resumed.store(generation, ordering: .releasing)
+        wake.signal()
+    }
+
+    /// Stops and joins the thread (parks it first).
+    func shutdown() {
+        pause(abandoning: true)
+        exit.store(true, ordering: .releasing)
+        resumed.store(generation, ordering: .releasing)
+        wake.signal()
+        thread?.join()
+        thread = nil
+    }
+
+    private func waitForAck() {
+        let p = Poller(capacity: 1)
+        p.add(ack.rawValue)
+        while acknowledged.load(ordering: .acquiring) != generation {
+            _ = try? p.wait(timeoutMilliseconds: 100)
+            ack.drain()
+        }
+    }
+
+    // MARK: Worker thread
+
+    private func run() {
+        let poller = Poller(capacity: rings.count + 1)
+        var idle = 0
+        var seen: UInt64 = 0
+        var needsTimeout = false
+        while true {
+            let want = requested.load(ordering: .acquiring)
+            if want != seen {
+                park(generation: want)
+                seen = want
+                if exit.load(ordering: .acquiring) { return }
+                // Rebuild the wait set: kick fds may have changed.
+                poller.removeAll()
+                poller.add(wake.rawValue)
+                needsTimeout = false
+                for r in rings where r.isRunning && !r.pulledOnDemand {
+                    if let k = r.kick { poller.add(k.rawValue) } else { needsTimeout = true }
+                    r.queue?.disableKickNotifications()
+                }
+                idle = 0
+                continue
+            }
+            var did = 0
+            for r in rings where r.isRunning && !r.pulledOnDemand { did += r.process(device: device, budget: options.batch) }
+            did += device.poll(worker: id)
+            if did > 0 { idle = 0; continue }
+            idle += 1
+            if options.busyPoll || idle < options.spinIterations { continue }
+            // Going to sleep: ask for kicks, and re-check for a race.
+            var raced = false
+            for r in rings where r.isRunning && !r.pulledOnDemand {
+                if r.queue?.enableKickNotifications() == true { raced = true }
+            }
+            if !raced {
+                let anyOutstanding = rings.contains { $0.outstanding > 0 }
+                // Poll async completions at a modest rate while requests are out.
+                let timeout: Int32 = needsTimeout || anyOutstanding ? 1 : -1
+                _ = try? poller.wait(timeoutMilliseconds: timeout)
+                wake.drain()
+                for r in rings { r.kick?.drain() }
+            }
+            for r in rings where r.isRunning { r.queue?.disableKickNotifications() }
+            idle = 0
+        }
+    }
+
+    private func park(generation gen: UInt64) {
+        // Drain: complete what the device still holds, unless abandoning.
+        let nap = Poller(capacity: 1)
+        nap.add(wake.rawValue)
+        if !abandon.load(ordering: .relaxed) {
+            let deadline = monotonicNanoseconds() &+ drainTimeoutNanoseconds
+            while rings.contains(where: { $0.outstanding > 0 }) {
+                if device.poll(worker: id) == 0 {
+                    if monotonicNanoseconds() > deadline { drainTimedOut.add(1, ordering: .relaxed); break }
+                    // Yield the CPU briefly while an async device finishes.
+                    _ = try? nap.wait(timeoutMilliseconds: 1)
+                }
+            }
+        }
+        acknowledged.store(gen, ordering: .releasing)
+        ack.signal()
+        let p = Poller(capacity: 1)
+        p.add(wake.rawValue)
+        while resumed.load(ordering: .acquiring) != gen {
+            _ = try? p.wait(timeoutMilliseconds: 100)
+            wake.drain()
+        }
+    }
+}

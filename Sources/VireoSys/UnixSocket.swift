@@ -1,0 +1,160 @@
+import CVireoSys
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A connected or listening `AF_UNIX` stream socket (vhost-user's transport),
+/// with SCM_RIGHTS descriptor passing.
+public struct UnixSocket: ~Copyable, Sendable {
+    /// The owned descriptor.
+    public let fd: FileDescriptor
+
+    /// Adopts an already-open socket.
+    public init(fd: consuming FileDescriptor) { self.fd = fd }
+
+    public var rawValue: Int32 { fd.rawValue }
+
+    /// Binds and listens on `path`. A stale socket file at `path` is removed
+    /// first; `mode` (e.g. 0o660) is applied with `chmod` when given.
+    public static func listen(
+        path: String, backlog: Int32 = 4, mode: mode_t? = nil
+    ) throws(SystemError) -> UnixSocket {
+        removeSocketFile(path: path)
+        let raw = try syscallRetrying("bind/listen(AF_UNIX)") { vireo_unix_listen(path, backlog) }
+        let sock = UnixSocket(fd: FileDescriptor(owning: raw))
+        if let mode {
+            try syscallRetrying("chmod") { chmod(path, mode) }
+        }
+        return sock
+    }
+
+    /// Removes the socket file at `path` if it is a socket (never another file type).
+    public static func removeSocketFile(path: String) {
+        var st = stat()
+        if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK {
+            _ = unlink(path)
+        }
+    }
+
+    /// Connects to the socket at `path`.
+    public static func connect(path: String) throws(SystemError) -> UnixSocket {
+        let raw = try syscallRetrying("connect(AF_UNIX)") { vireo_unix_connect(path) }
+        return UnixSocket(fd: FileDescriptor(owning: raw))
+    }
+
+    /// A connected pair (`socketpair(AF_UNIX, SOCK_STREAM)`); take the ends
+    /// with `pair.first.take()!` / `pair.second.take()!`.
+    public static func pair() throws(SystemError) -> UnixSocketPair {
+        var fds: (Int32, Int32) = (-1, -1)
+        // SAFETY: `fds` is two contiguous Int32s, what socketpair fills.
+        try withUnsafeMutableBytes(of: &fds) { (buf) throws(SystemError) in
+            let p = buf.baseAddress!.assumingMemoryBound(to: Int32.self)
+            try syscallRetrying("socketpair") { vireo_socketpair(p) }
+        }
+        return UnixSocketPair(
+            first: UnixSocket(fd: FileDescriptor(owning: fds.0)),
+            second: UnixSocket(fd: FileDescriptor(owning: fds.1)))
+    }
+
+    /// Accepts one connection (blocking unless the socket is non-blocking;
+    /// `nil` on EAGAIN).
+    public func accept() throws(SystemError) -> UnixSocket? {
+        do {
+            let raw = try syscallRetrying("accept4") { vireo_accept(fd.rawValue) }
+            return UnixSocket(fd: FileDescriptor(owning: raw))
+        } catch where error.errno == EAGAIN {
+            return nil
+        }
+    }
+
+    /// Sends all of `bytes`, with `fds` attached to the first chunk.
+    public func send(_ bytes: UnsafeRawBufferPointer, fds: [Int32] = []) throws(SystemError) {
+        var offset = 0
+        var attach = fds
+        repeat {
+            let chunk = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            // SAFETY: `chunk` and `attach` are valid for the duration of the call.
+            let n = try attach.withUnsafeBufferPointer { (f) throws(SystemError) -> Int in
+                try syscallRetrying("sendmsg") {
+                    vireo_sendmsg_fds(fd.rawValue, chunk.baseAddress, chunk.count, f.baseAddress, Int32(f.count))
+                }
+            }
+            attach = []
+            offset += n
+        } while offset < bytes.count
+    }
+
+    /// Receives exactly `buffer.count` bytes (fewer only at end of stream),
+    /// collecting up to `maxFDs` descriptors. Descriptors beyond that are
+    /// closed and reported through `ReceivedFileDescriptors.truncated`.
+    public func receive(
+        into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int, appendingTo received: ReceivedFileDescriptors
+    ) throws(SystemError) -> Int {
+        var offset = 0
+        var fdBuf: [Int32] = Array(repeating: -1, count: max(1, maxFDs))
+        while offset < buffer.count {
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[offset...])
+            var nfds: Int32 = 0
+            var truncated: Int32 = 0
+            let room = max(0, maxFDs - received.count)
+            // SAFETY: `chunk` and `fdBuf` (capacity >= room) outlive the call.
+            let n = try fdBuf.withUnsafeMutableBufferPointer { (f) throws(SystemError) -> Int in
+                try syscallRetrying("recvmsg") {
+                    vireo_recvmsg_fds(fd.rawValue, chunk.baseAddress, chunk.count, f.baseAddress, Int32(room), &nfds, &truncated)
+                }
+            }
+            for i in 0..<Int(nfds) { received.append(fdBuf[i]) }
+            if truncated != 0 { received.truncated = true }
+            if n == 0 { break }
+            offset += n
+        }
+        return offset
+    }
+
+    /// `shutdown(SHUT_RDWR)`: wakes a thread blocked in `receive` on this socket.
+    public func shutdown() {
+        _ = Glibc.shutdown(fd.rawValue, Int32(SHUT_RDWR))
+    }
+}
+
+/// The two ends of `UnixSocket.pair()`.
+public struct UnixSocketPair: ~Copyable, Sendable {
+    public var first: UnixSocket?
+    public var second: UnixSocket?
+}
+
+/// Descriptors received over SCM_RIGHTS. Any not taken are closed on deinit,
+/// so a surplus descriptor from a peer can never leak.
+public final class ReceivedFileDescriptors: @unchecked Sendable {
+    private var fds: [Int32] = []
+    /// Set when the peer sent more descriptors than the receiver accepted
+    /// (the surplus was closed).
+    public var truncated = false
+
+    public init() {}
+
+    /// How many descriptors are held (taken or not).
+    public var count: Int { fds.count }
+
+    func append(_ fd: Int32) { fds.append(fd) }
+
+    /// Takes ownership of descriptor `index`; `nil` if out of range or already taken.
+    public func take(_ index: Int) -> FileDescriptor? {
+        guard index >= 0, index < fds.count, fds[index] >= 0 else { return nil }
+        let fd = fds[index]
+        fds[index] = -1
+        return FileDescriptor(owning: fd)
+    }
+
+    /// Closes every descriptor not yet taken.
+    public func closeAll() {
+        for i in fds.indices where fds[i] >= 0 {
+            _ = Glibc.close(fds[i])
+            fds[i] = -1
+        }
+    }
+
+    deinit { closeAll() }
+}

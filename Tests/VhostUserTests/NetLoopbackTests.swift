@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import VireoSys
+import Virtio
+import VirtioDriver
+@testable import VhostUser
+@testable import VhostUserFrontend
+
+@Suite(.serialized) struct NetLoopbackTests {
+    @Test func echoesTransmittedFrames() throws {
+        let path = socketPath("net")
+        let device = LoopbackNetDevice(queuePairs: 2)
+        let server = try VhostUserServer(path: path, device: device, options: VhostUserOptions(socketMode: 0o660))
+        try server.start()
+        defer { server.stop() }
+        var st = stat()
+        #expect(lstat(path, &st) == 0 && st.st_mode & 0o777 == 0o660)
+        let memory = try DriverMemory(size: 4 << 20)
+        let fe = try VhostUserFrontend(path: path)
+        let wanted = VhostFeature.version1 | VhostFeature.eventIndex | LoopbackNetDevice.featureMAC
+            | LoopbackNetDevice.featureMergeableRxBuffers | LoopbackNetDevice.featureStatus | LoopbackNetDevice.featureMQ
+            | LoopbackNetDevice.featureMTU
+        try fe.negotiate(wanted: wanted)
+        #expect(fe.protocolFeatures.contains(.rarp) && fe.protocolFeatures.contains(.mtu))
+        #expect(!fe.protocolFeatures.contains(.inflightSHMFD))
+        #expect(try fe.u64Reply(.getQueueNum) == 5)
+        try fe.request(.netSetMTU, payload: fe.u64(9000))
+        #expect(device.mtu == 9000)
+        try fe.request(.sendRARP, payload: [0x52, 0x54, 0, 1, 2, 3, 0, 0])
+        #expect(device.rarpRequests.load(ordering: .relaxed) == 1)
+        let cfg = try fe.config(size: 12)
+        #expect(Array(cfg[0..<6]) == device.mac && cfg[6] == 1 && cfg[8] == 2 && cfg[10] == 0x28 && cfg[11] == 0x23)
+        try fe.setMemTable(memory)
+        let rx = SplitDriverQueue(memory: memory, size: 32, eventIdx: true)
+        let tx = SplitDriverQueue(memory: memory, size: 32, eventIdx: true)
+        try fe.setUpRing(2, driver: rx)
+        try fe.setUpRing(3, driver: tx)
+        // Post two RX buffers, send one frame.
+        let rxBufs = (0..<2).map { _ in memory.allocate(2048) }
+        for b in rxBufs { rx.add(readable: [], writable: [DriverBuffer(gpa: b, length: 2048)]) }
+        _ = rx.publish()
+        let frame = pattern(60, seed: 42)
+        let hdr = memory.allocate(12)
+        memory.fill(hdr, count: 12, byte: 0)
+        let body = memory.allocate(60)
+        memory.write(frame, at: body)
+        tx.add(readable: [DriverBuffer(gpa: hdr, length: 12), DriverBuffer(gpa: body, length: 60)], writable: [])
+        fe.kick(3)
+        #expect(fe.waitForUsed(3, count: 1).first?.length == 0)
+        let got = fe.waitForUsed(2, count: 1)
+        #expect(got.first?.length == 72)
+        #expect(memory.read(rxBufs[0] + 12, count: 60) == frame)
+        #expect(memory.read(rxBufs[0] + 10, count: 2) == [1, 0]) // num_buffers
+        #expect(device.framesEchoed.load(ordering: .relaxed) == 1)
+        // No RX buffer left after the second one: the third frame is dropped.
+        for _ in 0..<2 {
+            tx.add(readable: [DriverBuffer(gpa: hdr, length: 12), DriverBuffer(gpa: body, length: 60)], writable: [])
+        }
+        fe.kick(3)
+        #expect(fe.waitForUsed(3, count: 2).count == 2)
+        #expect(fe.waitForUsed(2, count: 1).count == 1)
+        #expect(device.framesDropped.load(ordering: .relaxed) == 1)
+    }
+}
