@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "vireo-initiator",
             dependencies: [
-                "VireoFabric", "VireoSys",
+                "VireoFabric", "VireoSys", "VhostUser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

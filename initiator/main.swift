@@ -2,6 +2,7 @@
 // only parses options and runs what the libraries build.
 import ArgumentParser
 import Logging
+import VhostUser
 import VireoFabric
 import VireoSys
 
@@ -10,7 +11,7 @@ struct VireoInitiator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vireo-initiator",
         abstract: "Vireo initiator: vhost-user disks and NICs backed by a remote target over RDMA.",
-        subcommands: [FabricCheck.self])
+        subcommands: [FabricCheck.self, LocalDisk.self, LoopbackNet.self])
 }
 
 extension VireoInitiator {
@@ -80,6 +81,98 @@ extension VireoInitiator {
                       + "target \(String(remote, radix: 16)), read back \(String(readBack, radix: 16)))")
             }
             if !ok { throw ExitCode(1) }
+        }
+    }
+}
+
+/// Options shared by the vhost-user serving commands.
+struct VhostSocketOptions: ParsableArguments {
+    @Option(help: "vhost-user socket path the VMM connects to.")
+    var socket: String
+
+    @Option(help: "Socket file mode, octal (e.g. 660).")
+    var socketMode: String?
+
+    @Flag(help: "Busy-poll the virtqueues instead of poll-then-sleep (dedicated cores only).")
+    var busyPoll = false
+
+    func options() throws -> VhostUserOptions {
+        var o = VhostUserOptions()
+        if let m = socketMode {
+            guard let mode = UInt32(m, radix: 8) else { throw ValidationError("--socket-mode takes octal, e.g. 660") }
+            o.socketMode = mode
+        }
+        o.polling.busyPoll = busyPoll
+        return o
+    }
+}
+
+/// Serves `device` on a vhost-user socket until SIGINT/SIGTERM.
+func serveVhostUser(_ device: VhostUserDevice, _ socket: VhostSocketOptions, what: String) throws {
+    TerminationSignal.block()
+    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    let logger = Logger(label: "vireo.initiator")
+    let server = try VhostUserServer(path: socket.socket, device: device, options: try socket.options(), logger: logger)
+    try server.start()
+    logger.info("\(what) on vhost-user socket \(socket.socket)")
+    let sig = TerminationSignal.wait()
+    logger.info("signal \(sig): stopping")
+    server.stop()
+}
+
+extension VireoInitiator {
+    struct LocalDisk: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "local-disk",
+            abstract: "Serve a memory-backed virtio-blk disk over vhost-user, with no fabric (a stand-in for tests).")
+
+        @OptionGroup var vhost: VhostSocketOptions
+
+        @Option(help: "Disk size (e.g. 64M).")
+        var size: String = "64M"
+
+        @Option(help: "Logical block size: 512 or 4096.")
+        var blockSize: UInt32 = 512
+
+        @Option(help: "Virtqueues (num-queues in QEMU).")
+        var queues: Int = 1
+
+        @Option(help: "Maximum virtqueue size.")
+        var queueSize: UInt16 = 256
+
+        func validate() throws {
+            guard let bytes = parseByteCount(size), bytes > 0, bytes % Int(blockSize) == 0 else {
+                throw ValidationError("--size must be a positive multiple of the block size")
+            }
+            guard blockSize == 512 || blockSize == 4096 else { throw ValidationError("--block-size is 512 or 4096") }
+            guard (1...64).contains(queues) else { throw ValidationError("--queues is 1...64") }
+        }
+
+        func run() throws {
+            let device = MemoryBlockDevice(capacityBytes: parseByteCount(size)!, blockSize: blockSize,
+                                           numQueues: queues, maxQueueSize: queueSize)
+            try serveVhostUser(device, vhost, what: "memory disk \(size), \(queues) queue(s)")
+        }
+    }
+
+    struct LoopbackNet: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "loopback-net",
+            abstract: "Serve a virtio-net NIC that echoes frames back, over vhost-user, with no fabric (a stand-in for tests).")
+
+        @OptionGroup var vhost: VhostSocketOptions
+
+        @Option(help: "Queue pairs (MQ).")
+        var queuePairs: Int = 1
+
+        @Option(help: "MAC address (xx:xx:xx:xx:xx:xx).")
+        var mac: String = "52:54:00:12:34:56"
+
+        func run() throws {
+            let bytes = mac.split(separator: ":").compactMap { UInt8($0, radix: 16) }
+            guard bytes.count == 6 else { throw ValidationError("--mac takes six hex bytes") }
+            let device = LoopbackNetDevice(mac: bytes, queuePairs: queuePairs)
+            try serveVhostUser(device, vhost, what: "loopback NIC \(mac)")
         }
     }
 }
