@@ -140,6 +140,9 @@ extension VireoInitiator {
         @Option(help: "Maximum virtqueue size.")
         var queueSize: UInt16 = 256
 
+        @Option(help: "Keep the disk's bytes in this file (mapped shared) so they survive a restart.")
+        var file: String?
+
         func validate() throws {
             guard let bytes = parseByteCount(size), bytes > 0, bytes % Int(blockSize) == 0 else {
                 throw ValidationError("--size must be a positive multiple of the block size")
@@ -149,8 +152,11 @@ extension VireoInitiator {
         }
 
         func run() throws {
-            let device = MemoryBlockDevice(capacityBytes: parseByteCount(size)!, blockSize: blockSize,
-                                           numQueues: queues, maxQueueSize: queueSize)
+            let bytes = parseByteCount(size)!
+            let device = try file.map { path in
+                try MemoryBlockDevice.fileBacked(path: path, capacityBytes: bytes, blockSize: blockSize,
+                                                 numQueues: queues, maxQueueSize: queueSize)
+            } ?? MemoryBlockDevice(capacityBytes: bytes, blockSize: blockSize, numQueues: queues, maxQueueSize: queueSize)
             try serveVhostUser(device, vhost, what: "memory disk \(size), \(queues) queue(s)")
         }
     }

@@ -1,5 +1,9 @@
 import Synchronization
 import Virtio
+import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A virtio-blk device backed by an in-process buffer: the stand-in until
 /// the RDMA-backed block device exists. Serves IN, OUT, FLUSH, GET_ID,
@@ -37,6 +41,8 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     static let sector: UInt64 = 512
 
     private let storage: UnsafeMutableRawBufferPointer
+    /// The file mapping behind `storage` for a file-backed disk (nil: heap storage, freed in deinit).
+    private let fileMapping: FileMappingBox?
     private let capacitySectors = Atomic<UInt64>(0)
     /// Logical block size reported (512 or 4096).
     public let blockSize: UInt32
@@ -55,12 +61,35 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     private let regionEvents = Mutex<[(added: Bool, gpa: UInt64, size: UInt64)]>([])
 
     /// A disk of `capacityBytes` (rounded down to 512-byte sectors).
-    public init(capacityBytes: Int, blockSize: UInt32 = 512, numQueues: Int = 1, maxQueueSize: UInt16 = 256,
+    public convenience init(capacityBytes: Int, blockSize: UInt32 = 512, numQueues: Int = 1, maxQueueSize: UInt16 = 256,
                 workerCount: Int = 1, segMax: UInt32 = 126, sizeMax: UInt32 = 1 << 20, serial: String = "vireo-memblk") {
-        precondition(blockSize == 512 || blockSize == 4096, "blk_size must be 512 or 4096")
         let bytes = max(Int(Self.sector), capacityBytes / Int(Self.sector) * Int(Self.sector))
-        storage = .allocate(byteCount: bytes, alignment: 4096)
-        storage.initializeMemory(as: UInt8.self, repeating: 0)
+        let heap = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 4096)
+        heap.initializeMemory(as: UInt8.self, repeating: 0)
+        self.init(storage: heap, fileMapping: nil, blockSize: blockSize, numQueues: numQueues,
+                  maxQueueSize: maxQueueSize, workerCount: workerCount, segMax: segMax, sizeMax: sizeMax, serial: serial)
+    }
+
+    /// A disk whose bytes live in `path` (created sparse at `capacityBytes` if absent,
+    /// mapped shared), so its contents survive a restart of this process.
+    public static func fileBacked(
+        path: String, capacityBytes: Int, blockSize: UInt32 = 512, numQueues: Int = 1, maxQueueSize: UInt16 = 256,
+        workerCount: Int = 1, serial: String = "vireo-memblk"
+    ) throws(SystemError) -> MemoryBlockDevice {
+        let bytes = max(Int(sector), capacityBytes / Int(sector) * Int(sector))
+        let box = try FileMappingBox(path: path, size: bytes)
+        return MemoryBlockDevice(storage: box.mapping.buffer, fileMapping: box, blockSize: blockSize,
+                                 numQueues: numQueues, maxQueueSize: maxQueueSize, workerCount: workerCount,
+                                 segMax: 126, sizeMax: 1 << 20, serial: serial)
+    }
+
+    private init(storage: UnsafeMutableRawBufferPointer, fileMapping: FileMappingBox?, blockSize: UInt32,
+                 numQueues: Int, maxQueueSize: UInt16, workerCount: Int, segMax: UInt32, sizeMax: UInt32,
+                 serial: String) {
+        precondition(blockSize == 512 || blockSize == 4096, "blk_size must be 512 or 4096")
+        self.storage = storage
+        self.fileMapping = fileMapping
+        let bytes = storage.count
         capacitySectors.store(UInt64(bytes) / Self.sector, ordering: .relaxed)
         self.blockSize = blockSize
         self.numQueues = max(1, numQueues)
@@ -71,7 +100,7 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
         self.serial = Array(serial.utf8.prefix(20))
     }
 
-    deinit { storage.deallocate() }
+    deinit { if fileMapping == nil { storage.deallocate() } }
 
     public var deviceType: VirtioDeviceType { .block }
     public var queueCount: Int { numQueues }
@@ -223,5 +252,18 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
         let (cap, o3) = capacity.multipliedReportingOverflow(by: Self.sector)
         guard !o1, !o2, !o3, end <= cap, end <= UInt64(storage.count) else { return nil }
         return Int(start)
+    }
+}
+
+/// A shared mapping of a file, created sparse at `size` when absent or shorter.
+final class FileMappingBox: @unchecked Sendable {
+    // SAFETY: the mapping is immutable after init and unmapped only in deinit,
+    // after the device that references this box is gone.
+    let mapping: MemoryMapping
+
+    init(path: String, size: Int) throws(SystemError) {
+        let fd = try FileDescriptor.open(path, flags: O_RDWR | O_CREAT, mode: 0o600)
+        if try fd.size() < size { try fd.truncate(to: size) }
+        mapping = try MemoryMapping(fd: fd, offset: 0, count: size)
     }
 }
