@@ -43,6 +43,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "VireoWire"),
         .target(name: "Virtio", dependencies: ["VireoSys"]),
         .target(name: "VirtioDriver", dependencies: ["Virtio", "VireoSys"]),
         .target(
@@ -72,6 +73,7 @@ let package = Package(
             path: "initiator"
         ),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
+        .testTarget(name: "VireoWireTests", dependencies: ["VireoWire"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioDriver", "VireoSys"]),
         .testTarget(
             name: "VhostUserTests",

@@ -1,0 +1,39 @@
+/// A target's refusal (rdma_cm reject private data, ≤ 148 bytes):
+/// magic u32 · version u8 · kind u8 · reason u16 · message (UTF-8, ≤ 140 bytes).
+/// The initiator prints the message verbatim.
+public struct ConnectReject: Equatable, Sendable, CustomStringConvertible {
+    public static let maxMessage = 140
+    public var reason: RejectReason
+    public var message: String
+
+    public init(_ reason: RejectReason, _ message: String) {
+        self.reason = reason
+        self.message = message
+    }
+
+    public func encoded() -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 8)
+        b.withUnsafeMutableBytes { raw in
+            LE.store(raw.baseAddress!, 0, Wire.magic)
+            LE.store(raw.baseAddress!, 4, Wire.version)
+            LE.store(raw.baseAddress!, 6, reason.rawValue)
+        }
+        // Cut at a UTF-8 boundary within the limit.
+        var text = Array(message.utf8.prefix(Self.maxMessage))
+        while !text.isEmpty, String(validating: text, as: UTF8.self) == nil { text.removeLast() }
+        return b + text
+    }
+
+    /// Decodes reject data; nil when it is not a Vireo reject (e.g. a bare rdma_cm reject).
+    public init?(decoding bytes: [UInt8]) {
+        guard bytes.count >= 8 else { return nil }
+        let magic = bytes.withPadded(to: 8) { LE.load($0, 0, as: UInt32.self) }
+        let code = bytes.withPadded(to: 8) { LE.load($0, 6, as: UInt16.self) }
+        guard magic == Wire.magic, let reason = RejectReason(rawValue: code) else { return nil }
+        self.reason = reason
+        let text = bytes[8...].prefix(Self.maxMessage).prefix { $0 != 0 }
+        message = String(decoding: text, as: UTF8.self)
+    }
+
+    public var description: String { message }
+}
