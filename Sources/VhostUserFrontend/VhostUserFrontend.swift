@@ -50,6 +50,8 @@ public final class VhostUserFrontend {
     public private(set) var protocolFeatures: VhostUserProtocolFeatures = []
     /// Rings set up so far, by index.
     public private(set) var rings: [Int: Ring] = [:]
+    /// Packed rings set up so far, by index (see `setUpPackedRing`).
+    public internal(set) var packedRings: [Int: PackedRing] = [:]
     /// Ask for REPLY_ACK on requests without a reply (when negotiated).
     public var useReplyAck = true
 
