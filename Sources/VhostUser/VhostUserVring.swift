@@ -302,8 +302,7 @@ public final class VhostUserVring: @unchecked Sendable {
         }
         inflight?.prePut(head: head)
         q.pushUsed(req.chain.token, length: length)
-        q.logUsedElement(self)
-        if let split = q as? SplitQueue { inflight?.postPut(head: head, usedIndex: split.usedIdx) }
+        q.usedPublished(self, head: head)
         req.isOutstanding = false
         outstanding -= 1
         counters.completions += 1

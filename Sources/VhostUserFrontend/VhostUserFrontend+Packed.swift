@@ -27,24 +27,15 @@ extension VhostUserFrontend {
     /// current positions.
     @discardableResult
     public func setUpPackedRing(_ index: Int, driver: PackedDriverQueue, base: UInt32? = nil) throws(VhostUserFrontendError) -> PackedRing {
-        let kick: SharedEventFD, call: SharedEventFD
-        do { kick = SharedEventFD(try EventFD()); call = SharedEventFD(try EventFD()) } catch { throw .system(error) }
-        var s: [UInt8] = []
-        VhostUserVringState(index: UInt32(index), num: UInt32(driver.size)).encode(into: &s)
-        try request(.setVringNum, payload: s)
-        s = []
         let b = base ?? Self.packedBase(availSlot: driver.nextAvail, availWrap: driver.availWrapCounter,
                                         usedSlot: driver.nextUsed, usedWrap: driver.usedWrapCounter)
-        VhostUserVringState(index: UInt32(index), num: b).encode(into: &s)
-        try request(.setVringBase, payload: s)
-        let a = driver.frontendAddresses
-        var p: [UInt8] = []
-        VhostUserVringAddress(index: UInt32(index), flags: 0, descriptorTable: a.descriptors, usedRing: a.deviceArea,
-                              availableRing: a.driverArea, logGuestAddress: 0).encode(into: &p)
-        try request(.setVringAddr, payload: p)
-        try request(.setVringCall, payload: u64(UInt64(index)), fds: [call.rawValue])
-        try request(.setVringKick, payload: u64(UInt64(index)), fds: [kick.rawValue])
-        if features & VhostFeature.protocolFeatures != 0 { try enableRing(index, true) }
+        let (kick, call) = try setUpRingCommon(index, size: driver.size, base: b) { () throws(VhostUserFrontendError) in
+            let a = driver.frontendAddresses
+            var p: [UInt8] = []
+            VhostUserVringAddress(index: UInt32(index), flags: 0, descriptorTable: a.descriptors, usedRing: a.deviceArea,
+                                  availableRing: a.driverArea, logGuestAddress: 0).encode(into: &p)
+            try request(.setVringAddr, payload: p)
+        }
         let ring = PackedRing(index: index, driver: driver, kick: kick, call: call)
         packedRings[index] = ring
         return ring
@@ -60,17 +51,7 @@ extension VhostUserFrontend {
     /// eventfd, with a poll fallback); fewer on timeout.
     public func waitForPackedUsed(_ index: Int, count: Int, timeoutMilliseconds: Int = 5000) -> [(id: UInt16, length: UInt32)] {
         guard let r = packedRings[index] else { return [] }
-        var out: [(id: UInt16, length: UInt32)] = []
-        let p = Poller(capacity: 1)
-        p.add(r.call.rawValue)
-        let deadline = monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
-        while out.count < count {
-            while out.count < count, let u = r.driver.popUsed() { out.append(u) }
-            if out.count >= count || monotonicNanoseconds() > deadline { break }
-            if r.driver.enableInterrupts() { continue }
-            _ = try? p.wait(timeoutMilliseconds: 10)
-            r.call.drain()
-        }
-        return out
+        return waitForCalls(r.call, count: count, timeoutMilliseconds: timeoutMilliseconds,
+                            pop: r.driver.popUsed, enableInterrupts: r.driver.enableInterrupts)
     }
 }

@@ -10,15 +10,8 @@ extension PackedDriverQueue {
     /// Adds `r` as OUT (data readable) or IN (data writable) and returns the buffer ID.
     @discardableResult
     func add(_ r: BlockRequest, write: Bool) -> UInt16 {
-        var readable = [DriverBuffer(gpa: r.header, length: 16)]
-        var writable: [DriverBuffer] = []
-        if r.dataLength > 0 {
-            if write { readable.append(DriverBuffer(gpa: r.data, length: r.dataLength)) } else {
-                writable.append(DriverBuffer(gpa: r.data, length: r.dataLength))
-            }
-        }
-        writable.append(DriverBuffer(gpa: r.status, length: 1))
-        return add(readable: readable, writable: writable)!
+        let b = r.buffers(write: write)
+        return add(readable: b.readable, writable: b.writable)!
     }
 }
 
