@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Usage (inside the lab):
+#   deploy/lab/lab run --timeout 900 -- Tests/lab/vhost-user-blk-guest.sh [--kill-restart]
+#
+# Starts a vhost-user-blk backend on a UNIX socket, boots the nested guest
+# (deploy/lab/guest/qemu-guest) on it and runs the blk-verify workload:
+# capacity check, whole-disk pseudo-random write + O_DIRECT read-back
+# verification, discard and write-zeroes. PASS = the guest's RESULT PASS.
+#
+# --kill-restart: multi-loop workload with 4 KiB I/Os; once the guest has
+#   finished its first phase, SIGKILL the backend (its whole process group),
+#   wait VIREO_BLK_DOWN seconds (default 2), start it again on the same
+#   socket path, and require RESULT PASS with no I/O error in the guest's
+#   console. QEMU reconnects (chardev reconnect=1); the backend must resume
+#   the rings (INFLIGHT_SHMFD lets it resubmit requests that were in flight).
+#
+# Environment:
+#   VIREO_BLK_BACKEND  backend command template (run with bash -c, in its own
+#                      session). Placeholders: {sock} = UNIX socket path the
+#                      backend must listen on (vhost-user server side),
+#                      {size} = disk size in bytes it must expose, {dir} = a
+#                      scratch dir private to this run (persists across the
+#                      restart). Default: qemu-storage-daemon exporting the raw
+#                      file {dir}/disk.raw (tmpfs) as vhost-user-blk, 2 queues.
+#   VIREO_BLK_SIZE     disk size in bytes (default 4194304 = 4 MiB)
+#   VIREO_BLK_QUEUES   num-queues for vhost-user-blk-pci (default 2)
+#   VIREO_BLK_LOOPS    write/verify loops (default 1; 3 with --kill-restart)
+#   VIREO_BLK_BS       guest dd block size (default 65536; 4096 with --kill-restart)
+#   VIREO_BLK_DISCARD  guest vireo.discard: auto (default), 1 (require), 0 (skip)
+#   VIREO_BLK_DOWN     seconds the backend stays dead in --kill-restart (default 2)
+#   VIREO_GUEST_TIMEOUT guest timeout in seconds (default 600)
+# Logs: $VIREO_LAB_OUT/vhost-user-blk-guest/ (console, QEMU stderr, backend).
+set -euo pipefail
+
+prog=vhost-user-blk-guest
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+note() { echo "$prog: $*" >&2; }
+die() { note "$*"; exit 125; }
+
+mode=plain
+case ${1:-} in
+    --kill-restart) mode=kill-restart ;;
+    "") ;;
+    *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+esac
+
+size=${VIREO_BLK_SIZE:-4194304}
+queues=${VIREO_BLK_QUEUES:-2}
+down=${VIREO_BLK_DOWN:-2}
+if [[ $mode == kill-restart ]]; then
+    loops=${VIREO_BLK_LOOPS:-3}; bs=${VIREO_BLK_BS:-4096}
+else
+    loops=${VIREO_BLK_LOOPS:-1}; bs=${VIREO_BLK_BS:-65536}
+fi
+discard=${VIREO_BLK_DISCARD:-auto}
+gtimeout=${VIREO_GUEST_TIMEOUT:-600}
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/vireo-blk.XXXXXX")
+sock=$dir/blk.sock
+logs=${VIREO_LAB_OUT:-$dir}/$prog
+mkdir -p "$logs"
+suffix=; [[ $mode == kill-restart ]] && suffix=-kill-restart
+con=$logs/console$suffix.log
+blog=$logs/backend$suffix.log
+: >"$blog"
+
+default_backend="qemu-storage-daemon --blockdev driver=file,node-name=f,filename={dir}/disk.raw,discard=unmap --export type=vhost-user-blk,id=e,node-name=f,addr.type=unix,addr.path={sock},writable=on,num-queues=$queues"
+template=${VIREO_BLK_BACKEND:-$default_backend}
+if [[ -z ${VIREO_BLK_BACKEND:-} ]]; then
+    truncate -s "$size" "$dir/disk.raw"
+fi
+cmd=${template//\{sock\}/$sock}
+cmd=${cmd//\{size\}/$size}
+cmd=${cmd//\{dir\}/$dir}
+
+bpid= gpid=
+stop_backend() { # stop_backend SIGNAL
+    [[ -n $bpid ]] || return 0
+    kill "-$1" -- "-$bpid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$bpid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$bpid" 2>/dev/null || true
+    wait "$bpid" 2>/dev/null || true
+    bpid=
+}
+cleanup() {
+    [[ -n $gpid ]] && { kill "$gpid" 2>/dev/null || true; wait "$gpid" 2>/dev/null || true; }
+    stop_backend TERM
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+start_backend() {
+    rm -f "$sock"
+    echo "---- $(date +%T.%N | cut -c1-12) start: $cmd" >>"$blog"
+    setsid bash -c "exec $cmd" </dev/null >>"$blog" 2>&1 &
+    bpid=$!
+    local t0=$SECONDS
+    until [[ -S $sock ]]; do
+        kill -0 "$bpid" 2>/dev/null || { sed 's/^/  backend| /' "$blog" >&2; die "backend exited before creating $sock"; }
+        (( SECONDS - t0 < 60 )) || die "backend did not create $sock within 60s"
+        sleep 0.1
+    done
+    note "backend up (pid $bpid) on $sock after $((SECONDS - t0))s"
+}
+
+start_backend
+gargs=(--test blk-verify --blk "$sock" --num-queues "$queues" --log "$con" --timeout "$gtimeout"
+    --param "size=$size" --param "bs=$bs" --param "loops=$loops" --param "discard=$discard")
+t0=$(date +%s.%N)
+"$repo/deploy/lab/guest/qemu-guest" "${gargs[@]}" &
+gpid=$!
+
+if [[ $mode == kill-restart ]]; then
+    # Wait for the end of the first phase, then pull the backend from under
+    # the guest while it is doing I/O.
+    until grep -q '^VIREO-GUEST: phase write loop 1/[0-9]*: ' "$con" 2>/dev/null; do
+        kill -0 "$gpid" 2>/dev/null || break
+        sleep 0.2
+    done
+    if kill -0 "$gpid" 2>/dev/null; then
+        note "guest finished its first phase: SIGKILL backend pid $bpid"
+        echo "---- $(date +%T.%N | cut -c1-12) SIGKILL" >>"$blog"
+        stop_backend KILL
+        tk=$(date +%s.%N)
+        sleep "$down"
+        start_backend
+        killed=1
+    else
+        killed=0
+    fi
+fi
+
+grc=0
+wait "$gpid" || grc=$?
+gpid=
+total=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+
+if [[ $mode == kill-restart ]]; then
+    [[ $killed == 1 ]] || { note "FAIL: the guest ended before the backend could be killed"; exit 1; }
+    # Where was the guest when the backend died? (phases after the kill)
+    after=$(grep -c '^VIREO-GUEST: phase ' "$con" || true)
+    errs=$(tr -d '\r' <"$con" | grep -Ei 'I/O error|blk_update_request|critical (medium|target) error|virtio_blk.*(error|fail)|Buffer I/O' || true)
+    if [[ -n $errs ]]; then
+        note "I/O errors in the guest console:"; sed 's/^/  /' <<<"$errs" >&2
+        [[ $grc == 0 ]] && grc=1
+        note "FAIL: kill-restart produced guest I/O errors"
+    fi
+    note "backend was down ${down}s; guest printed $after phase lines in total"
+fi
+note "backend log: $blog"
+case $grc in
+    0) note "PASS ($mode, ${size} bytes, $loops loop(s), bs $bs, $queues queue(s); ${total}s)" ;;
+    3) note "UNSUPPORTED (see console: $con)" ;;
+    *) note "FAIL (exit $grc; console: $con)" ;;
+esac
+exit "$grc"
