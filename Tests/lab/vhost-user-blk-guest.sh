@@ -69,45 +69,24 @@ template=${VIREO_BLK_BACKEND:-$default_backend}
 if [[ -z ${VIREO_BLK_BACKEND:-} ]]; then
     truncate -s "$size" "$dir/disk.raw"
 fi
-cmd=${template//\{sock\}/$sock}
-cmd=${cmd//\{size\}/$size}
-cmd=${cmd//\{dir\}/$dir}
+. "$repo/Tests/lab/backend.sh"
+bk_log=$blog
+bk_expand "$template" "$sock" "$dir" "$size"
 
-bpid= gpid=
-stop_backend() { # stop_backend SIGNAL
-    [[ -n $bpid ]] || return 0
-    kill "-$1" -- "-$bpid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$bpid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$bpid" 2>/dev/null || true
-    wait "$bpid" 2>/dev/null || true
-    bpid=
-}
+gpid=
 cleanup() {
     [[ -n $gpid ]] && { kill "$gpid" 2>/dev/null || true; wait "$gpid" 2>/dev/null || true; }
-    stop_backend TERM
+    bk_stop TERM
     rm -rf "$dir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-start_backend() {
-    rm -f "$sock"
-    echo "---- $(date +%T.%N | cut -c1-12) start: $cmd" >>"$blog"
-    setsid bash -c "exec $cmd" </dev/null >>"$blog" 2>&1 &
-    bpid=$!
-    local t0=$SECONDS
-    until [[ -S $sock ]]; do
-        kill -0 "$bpid" 2>/dev/null || { sed 's/^/  backend| /' "$blog" >&2; die "backend exited before creating $sock"; }
-        (( SECONDS - t0 < 60 )) || die "backend did not create $sock within 60s"
-        sleep 0.1
-    done
-    note "backend up (pid $bpid) on $sock after $((SECONDS - t0))s"
-}
-
-start_backend
+bk_start "$prog" || exit 125
 gargs=(--test blk-verify --blk "$sock" --num-queues "$queues" --log "$con" --timeout "$gtimeout"
     --param "size=$size" --param "bs=$bs" --param "loops=$loops" --param "discard=$discard")
+: >"$con"
 t0=$(date +%s.%N)
 "$repo/deploy/lab/guest/qemu-guest" "${gargs[@]}" &
 gpid=$!
@@ -120,12 +99,11 @@ if [[ $mode == kill-restart ]]; then
         sleep 0.2
     done
     if kill -0 "$gpid" 2>/dev/null; then
-        note "guest finished its first phase: SIGKILL backend pid $bpid"
-        echo "---- $(date +%T.%N | cut -c1-12) SIGKILL" >>"$blog"
-        stop_backend KILL
-        tk=$(date +%s.%N)
+        note "guest finished its first phase: SIGKILL backend pid $bk_pid (process group)"
+        bk_stop KILL
+        at_kill=$(grep -c '^VIREO-GUEST: phase ' "$con" || true)
         sleep "$down"
-        start_backend
+        bk_start "$prog" || exit 125
         killed=1
     else
         killed=0
@@ -139,15 +117,15 @@ total=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
 if [[ $mode == kill-restart ]]; then
     [[ $killed == 1 ]] || { note "FAIL: the guest ended before the backend could be killed"; exit 1; }
-    # Where was the guest when the backend died? (phases after the kill)
-    after=$(grep -c '^VIREO-GUEST: phase ' "$con" || true)
+    # The phase that was running while the backend was dead.
+    spanned=$(grep '^VIREO-GUEST: phase ' "$con" | sed -n "$((at_kill + 1))p" | tr -d '\r')
     errs=$(tr -d '\r' <"$con" | grep -Ei 'I/O error|blk_update_request|critical (medium|target) error|virtio_blk.*(error|fail)|Buffer I/O' || true)
     if [[ -n $errs ]]; then
         note "I/O errors in the guest console:"; sed 's/^/  /' <<<"$errs" >&2
         [[ $grc == 0 ]] && grc=1
         note "FAIL: kill-restart produced guest I/O errors"
     fi
-    note "backend was down ${down}s; guest printed $after phase lines in total"
+    note "backend SIGKILLed after guest phase line $at_kill, down ${down}s; phase spanning the outage: ${spanned#VIREO-GUEST: }"
 fi
 note "backend log: $blog"
 case $grc in
