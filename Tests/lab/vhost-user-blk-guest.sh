@@ -7,7 +7,7 @@
 # capacity check, whole-disk pseudo-random write + O_DIRECT read-back
 # verification, discard and write-zeroes. PASS = the guest's RESULT PASS.
 #
-# --kill-restart: multi-loop workload with 4 KiB I/Os; once the guest has
+# --kill-restart: multi-loop workload with 16 KiB I/Os; once the guest has
 #   finished its first phase, SIGKILL the backend (its whole process group),
 #   wait VIREO_BLK_DOWN seconds (default 2), start it again on the same
 #   socket path, and require RESULT PASS with no I/O error in the guest's
@@ -25,7 +25,7 @@
 #   VIREO_BLK_SIZE     disk size in bytes (default 4194304 = 4 MiB)
 #   VIREO_BLK_QUEUES   num-queues for vhost-user-blk-pci (default 2)
 #   VIREO_BLK_LOOPS    write/verify loops (default 1; 3 with --kill-restart)
-#   VIREO_BLK_BS       guest dd block size (default 65536; 4096 with --kill-restart)
+#   VIREO_BLK_BS       guest dd block size (default 65536; 16384 with --kill-restart)
 #   VIREO_BLK_DISCARD  guest vireo.discard: auto (default), 1 (require), 0 (skip)
 #   VIREO_BLK_DOWN     seconds the backend stays dead in --kill-restart (default 2)
 #   VIREO_GUEST_TIMEOUT guest timeout in seconds (default 600)
@@ -48,7 +48,7 @@ size=${VIREO_BLK_SIZE:-4194304}
 queues=${VIREO_BLK_QUEUES:-2}
 down=${VIREO_BLK_DOWN:-2}
 if [[ $mode == kill-restart ]]; then
-    loops=${VIREO_BLK_LOOPS:-3}; bs=${VIREO_BLK_BS:-4096}
+    loops=${VIREO_BLK_LOOPS:-3}; bs=${VIREO_BLK_BS:-16384}
 else
     loops=${VIREO_BLK_LOOPS:-1}; bs=${VIREO_BLK_BS:-65536}
 fi
