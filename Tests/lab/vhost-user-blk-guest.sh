@@ -26,6 +26,8 @@
 #   VIREO_BLK_QUEUES   num-queues for vhost-user-blk-pci (default 2)
 #   VIREO_BLK_LOOPS    write/verify loops (default 1; 3 with --kill-restart)
 #   VIREO_BLK_BS       guest dd block size (default 65536; 16384 with --kill-restart)
+#   VIREO_BLK_JOBS     concurrent dd per phase = requests in flight (default 1;
+#                      4 with --kill-restart, so completions can be out of order)
 #   VIREO_BLK_DISCARD  guest vireo.discard: auto (default), 1 (require), 0 (skip)
 #   VIREO_BLK_DOWN     seconds the backend stays dead in --kill-restart (default 2)
 #   VIREO_GUEST_TIMEOUT guest timeout in seconds (default 600)
@@ -48,9 +50,9 @@ size=${VIREO_BLK_SIZE:-4194304}
 queues=${VIREO_BLK_QUEUES:-2}
 down=${VIREO_BLK_DOWN:-2}
 if [[ $mode == kill-restart ]]; then
-    loops=${VIREO_BLK_LOOPS:-3}; bs=${VIREO_BLK_BS:-16384}
+    loops=${VIREO_BLK_LOOPS:-3}; bs=${VIREO_BLK_BS:-16384}; jobs=${VIREO_BLK_JOBS:-4}
 else
-    loops=${VIREO_BLK_LOOPS:-1}; bs=${VIREO_BLK_BS:-65536}
+    loops=${VIREO_BLK_LOOPS:-1}; bs=${VIREO_BLK_BS:-65536}; jobs=${VIREO_BLK_JOBS:-1}
 fi
 discard=${VIREO_BLK_DISCARD:-auto}
 gtimeout=${VIREO_GUEST_TIMEOUT:-600}
@@ -85,7 +87,7 @@ trap 'exit 143' TERM HUP
 
 bk_start "$prog" || exit 125
 gargs=(--test blk-verify --blk "$sock" --num-queues "$queues" --log "$con" --timeout "$gtimeout"
-    --param "size=$size" --param "bs=$bs" --param "loops=$loops" --param "discard=$discard")
+    --param "size=$size" --param "bs=$bs" --param "loops=$loops" --param "jobs=$jobs" --param "discard=$discard")
 : >"$con"
 t0=$(date +%s.%N)
 "$repo/deploy/lab/guest/qemu-guest" "${gargs[@]}" &
@@ -129,7 +131,7 @@ if [[ $mode == kill-restart ]]; then
 fi
 note "backend log: $blog"
 case $grc in
-    0) note "PASS ($mode, ${size} bytes, $loops loop(s), bs $bs, $queues queue(s); ${total}s)" ;;
+    0) note "PASS ($mode, ${size} bytes, $loops loop(s), bs $bs, $jobs job(s), $queues queue(s); ${total}s)" ;;
     3) note "UNSUPPORTED (see console: $con)" ;;
     *) note "FAIL (exit $grc; console: $con)" ;;
 esac
