@@ -30,6 +30,9 @@
 #                      4 with --kill-restart, so completions can be out of order)
 #   VIREO_BLK_DISCARD  guest vireo.discard: auto (default), 1 (require), 0 (skip)
 #   VIREO_BLK_DOWN     seconds the backend stays dead in --kill-restart (default 2)
+#   VIREO_BLK_PROBE    1 (default): in --kill-restart, first query the backend's
+#                      protocol features with Tests/lab/vhost-user-probe and
+#                      report whether it offers INFLIGHT_SHMFD; 0: don't
 #   VIREO_GUEST_TIMEOUT guest timeout in seconds (default 600)
 # Logs: $VIREO_LAB_OUT/vhost-user-blk-guest/ (console, QEMU stderr, backend).
 set -euo pipefail
@@ -86,6 +89,17 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 bk_start "$prog" || exit 125
+inflight=unknown
+if [[ $mode == kill-restart && ${VIREO_BLK_PROBE:-1} == 1 ]]; then
+    # What does the backend offer? (reconnect correctness with requests in
+    # flight needs INFLIGHT_SHMFD; without it QEMU rewinds to the used index)
+    if probe=$("$repo/Tests/lab/vhost-user-probe" "$sock" 2>&1); then
+        note "backend $(grep '^protocol:' <<<"$probe")"
+        if grep -qw INFLIGHT_SHMFD <<<"$probe"; then inflight=yes; else inflight=no; fi
+    else
+        note "probe failed (VIREO_BLK_PROBE=0 to skip): $probe"
+    fi
+fi
 gargs=(--test blk-verify --blk "$sock" --num-queues "$queues" --log "$con" --timeout "$gtimeout"
     --param "size=$size" --param "bs=$bs" --param "loops=$loops" --param "jobs=$jobs" --param "discard=$discard")
 : >"$con"
@@ -127,6 +141,7 @@ if [[ $mode == kill-restart ]]; then
         [[ $grc == 0 ]] && grc=1
         note "FAIL: kill-restart produced guest I/O errors"
     fi
+    note "backend offers INFLIGHT_SHMFD: $inflight"
     note "backend SIGKILLed after guest phase line $at_kill, down ${down}s; phase spanning the outage: ${spanned#VIREO-GUEST: }"
 fi
 note "backend log: $blog"
