@@ -66,7 +66,7 @@ final class TargetWorker: @unchecked Sendable {
             throw .call(error)
         }
         self.busyPoll = busyPoll
-        spinBudget = busyPoll ? Int.max : 2000
+        spinBudget = busyPoll ? Int.max : 100
         self.logger = logger
         self.retire = retire
         completionBudgetLeft = cqCapacity
