@@ -49,19 +49,24 @@ public final class TargetDaemon: @unchecked Sendable {
     static let readDepth = 16
 
     /// Opens every export and binds the listener. Fails on the first export that cannot be opened.
-    public init(config: TargetConfig, logger: Logger) throws {
-        try config.validate()
+    public init(config: TargetConfig, logger: Logger) throws(TargetError) {
+        do { try config.validate() } catch { throw .config(error) }
         self.config = config
         self.logger = logger
         var exports: [String: Export] = [:]
         for e in config.exports {
-            let export = try Export(config: e, logger: logger)
+            let export: Export
+            do { export = try Export(config: e, logger: logger) } catch { throw .export(name: e.name, error) }
             exports[e.name] = export
             logger.info("export \(e.name): \(Self.describe(export))")
         }
         self.exports = exports
-        listener = try Listener(address: FabricAddress(parsing: config.listen))
-        controlWake = try EventFD()
+        do {
+            listener = try Listener(address: FabricAddress(parsing: config.listen))
+        } catch {
+            throw .fabric(error)
+        }
+        do { controlWake = try EventFD() } catch { throw .system(error) }
         stopFlag = .allocate(capacity: 1)
         stopFlag.initialize(to: 0)
         lock = .allocate(capacity: 1)
@@ -79,18 +84,18 @@ public final class TargetDaemon: @unchecked Sendable {
     public var port: UInt16 { listener.port }
 
     /// Starts the workers (now, when the listener is bound to a device; else at the first connection) and the control thread.
-    public func start() throws {
+    public func start() throws(TargetError) {
         if let ctx = listener.context { try makeWorkers(on: ctx) }
-        thread = try OSThread(name: "vireo-ctl") { [self] in controlLoop() }
+        do { thread = try OSThread(name: "vireo-ctl") { [self] in controlLoop() } } catch { throw .system(error) }
         logger.info("serving \(exports.count) export(s) on \(listener.address.host):\(port) with \(config.workers) worker(s)")
     }
 
     /// Stops accepting, stops the workers, releases every connection. Idempotent.
     public func stop() {
-        guard let t = thread else { return }
+        guard finalCounters == nil, thread != nil || !workers.isEmpty else { return }
         vireo_relaxed_store(stopFlag, 1)
         controlWake.signal()
-        t.join()
+        thread?.join()
         thread = nil
         let total = TargetCounters()
         for w in workers {
@@ -112,24 +117,30 @@ public final class TargetDaemon: @unchecked Sendable {
     }
 
     /// Runs until SIGINT/SIGTERM (blocked by the caller with `TerminationSignal.block()`).
-    public func runUntilTerminated() throws {
+    public func runUntilTerminated() throws(TargetError) {
         try start()
         let sig = TerminationSignal.wait()
         logger.info("signal \(sig): shutting down")
         stop()
     }
 
-    private func makeWorkers(on ctx: VerbsContext) throws {
+    private func makeWorkers(on ctx: VerbsContext) throws(TargetError) {
         guard workers.isEmpty else { return }
-        let info = try ctx.query()
+        let info: DeviceInfo
+        do { info = try ctx.query() } catch { throw .fabric(error) }
         deviceInfo = info
         context = ctx
         let cqCap = max(1024, min(Self.workerCQCapacity, info.maxCQE))
         for i in 0..<config.workers {
-            let w = try TargetWorker(
-                index: i, context: ctx, cqCapacity: cqCap, ringEntries: Self.workerRingEntries,
-                busyPoll: config.busyPoll, logger: logger, retire: { [weak self] q in self?.retireFromWorker(q) })
-            try w.start()
+            let w: TargetWorker
+            do {
+                w = try TargetWorker(
+                    index: i, context: ctx, cqCapacity: cqCap, ringEntries: Self.workerRingEntries,
+                    busyPoll: config.busyPoll, logger: logger, retire: { [weak self] q in self?.retireFromWorker(q) })
+            } catch {
+                throw .fabric(error)
+            }
+            do { try w.start() } catch { throw .system(error) }
             workers.append(w)
         }
     }
