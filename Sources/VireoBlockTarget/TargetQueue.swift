@@ -240,6 +240,7 @@ final class TargetQueue: @unchecked Sendable {
             case .write:
                 r.pointee.state = .readyToTransfer
             case .getID:
+                // SAFETY: parse limits GET_ID to 1-20 bytes; the identifier has 20.
                 let n = Int(cap.length)
                 export.identifier.withUnsafeBytes { id in bounceBase(slot).copyMemory(from: id.baseAddress!, byteCount: n) }
                 r.pointee.hasData = true
@@ -291,7 +292,8 @@ final class TargetQueue: @unchecked Sendable {
         let r = requests + slot
         let cap = r.pointee.capsule!
         if let mem = store.memory {
-            // SAFETY: parse checked offset + length ≤ capacity ≤ the mapping's size.
+            // SAFETY: parse checked offset + length ≤ capacity ≤ the mapping's size (no overflow: it
+            // rejects offset + length overflowing), and length ≤ max I/O ≤ the bounce slot's size.
             let p = mem + Int(cap.offset)
             let n = Int(cap.length)
             switch cap.opcode {
@@ -339,6 +341,7 @@ final class TargetQueue: @unchecked Sendable {
                                         offset: cap.offset, length: UInt64(cap.length), userData: ud)
             case .writeZeroes:
                 let chunk = min(remaining, maxIO)
+                // SAFETY: chunk ≤ max I/O, the bounce slot's size.
                 memset(bounceBase(slot), 0, chunk)
                 queued = ring.write(fd: fd, from: bounceBase(slot), count: chunk, offset: at, userData: ud)
             }
@@ -374,6 +377,7 @@ final class TargetQueue: @unchecked Sendable {
             }
         }
         let responseOffset = slot * Wire.responseSize
+        // SAFETY: `responses` holds depth × 16 bytes and slot < depth.
         ResponseCapsule.write(responses!.bytes.baseAddress! + responseOffset, tag: r.pointee.tag, status: r.pointee.status)
         sendBatch.send(
             wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.response, index: slot),
