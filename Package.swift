@@ -25,6 +25,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .target(
@@ -54,6 +55,14 @@ let package = Package(
             name: "VhostUserFrontend",
             dependencies: ["VhostUser", "Virtio", "VirtioDriver", "VireoSys"]
         ),
+        .target(
+            name: "VireoInitiator",
+            dependencies: [
+                "VhostUser", "Virtio", "VireoFabric", "VireoWire", "VireoSys",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .executableTarget(
             name: "vireo-target",
             dependencies: [
@@ -66,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "vireo-initiator",
             dependencies: [
-                "VireoFabric", "VireoSys", "VhostUser",
+                "VireoFabric", "VireoSys", "VhostUser", "VireoInitiator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -80,5 +89,10 @@ let package = Package(
             dependencies: ["VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"]
         ),
         .testTarget(name: "VireoFabricTests", dependencies: ["VireoFabric", "VireoSys", "CVireoVerbs"]),
+        .testTarget(
+            name: "VireoInitiatorTests",
+            dependencies: ["VireoInitiator", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoFabric",
+                           "VireoWire", "VireoSys"]
+        ),
     ]
 )
