@@ -59,7 +59,7 @@ struct DiskFields {
         if socket?.isEmpty ?? true { problem("socket is missing (e.g. socket=/run/vireo/vm1-disk0.sock)") }
         var address: FabricAddress?
         if let t = target {
-            do { address = try FabricAddress(parsing: t) } catch { problem("target '\(t)': \(error)") }
+            do throws(FabricError) { address = try FabricAddress(parsing: t) } catch { problem("target '\(t)': \(error)") }
         } else {
             problem("target is missing (e.g. target=10.99.0.1:4420)")
         }
