@@ -32,21 +32,12 @@ public struct VhostUserProtocolFeatures: OptionSet, Sendable, Hashable, CustomSt
     public var description: String { "0x" + String(rawValue, radix: 16) }
 }
 
-/// vhost-level virtio feature bits that the vhost-user protocol itself uses.
+/// vhost-level feature bits that the vhost-user protocol itself adds (the
+/// device-independent virtio bits are `VirtioFeatures`).
 public enum VhostFeature {
     /// `VHOST_USER_F_PROTOCOL_FEATURES` (bit 30): GET_PROTOCOL_FEATURES is available,
     /// and rings start disabled until SET_VRING_ENABLE.
     public static let protocolFeatures: UInt64 = 1 << 30
     /// `VHOST_F_LOG_ALL` (bit 26): log every write to guest memory (migration).
     public static let logAll: UInt64 = 1 << 26
-    /// `VIRTIO_F_NOTIFY_ON_EMPTY` (bit 24).
-    public static let notifyOnEmpty: UInt64 = 1 << 24
-    /// `VIRTIO_RING_F_INDIRECT_DESC` (bit 28).
-    public static let indirectDescriptors: UInt64 = 1 << 28
-    /// `VIRTIO_RING_F_EVENT_IDX` (bit 29).
-    public static let eventIndex: UInt64 = 1 << 29
-    /// `VIRTIO_F_VERSION_1` (bit 32).
-    public static let version1: UInt64 = 1 << 32
-    /// `VIRTIO_F_RING_PACKED` (bit 34).
-    public static let ringPacked: UInt64 = 1 << 34
 }

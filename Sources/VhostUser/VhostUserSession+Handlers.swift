@@ -35,8 +35,8 @@ extension VhostUserSession {
             features = v
             try quiesced { () throws(VhostUserProtocolError) in
                 for r in vrings {
-                    r.eventIdx = v & VhostFeature.eventIndex != 0
-                    r.rules = ChainRules(indirectAllowed: v & VhostFeature.indirectDescriptors != 0)
+                    r.eventIdx = v & VirtioFeatures.eventIdx != 0
+                    r.rules = ChainRules(indirectAllowed: v & VirtioFeatures.indirectDesc != 0)
                     r.log = v & VhostFeature.logAll != 0 ? log : nil
                 }
             }

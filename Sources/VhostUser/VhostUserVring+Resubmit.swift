@@ -1,15 +1,11 @@
 import Virtio
-import VireoSys
 
-// Resubmitting requests still in flight after a reconnect (INFLIGHT_SHMFD).
-//
-// `Virtio.SplitQueue` walks a chain only as part of `popAvail`; it has no
-// "walk the chain at head H" entry point. Until it does, the chains are
-// walked by a throw-away SplitQueue whose avail ring is private scratch
-// memory listing exactly the heads to resubmit, and whose descriptor table
-// is the real one. The scratch region is appended to the memory table above
-// every guest region; a chain whose buffers point into it is rejected.
-// (Requested from the Virtio owner: `SplitQueue.walkChain(head:into:)`.)
+// Resubmitting requests still in flight after a reconnect (INFLIGHT_SHMFD,
+// vhost-user.rst "Inflight I/O tracking"). The heads come from the inflight
+// region in fetch order; each chain is walked straight from the descriptor
+// table with `SplitQueue.walkChain(head:into:)` (same rule checks as
+// `popAvail`), leaving the avail ring alone: `start` already resumed
+// fetching after the resubmitted heads.
 
 extension VhostUserVring {
     /// Walks and hands to `device` every head left in flight by the previous
@@ -17,54 +13,28 @@ extension VhostUserVring {
     func resubmit(device: VhostUserDevice, queue q: SplitQueue) -> Int {
         let heads = resubmitHeads
         resubmitHeads = []
-        guard let address, !heads.isEmpty else { return 0 }
-        let availBytes = (RingLayout.splitAvailRingBytes(size: size) + 3) & ~3
-        let scratchBytes = (availBytes + RingLayout.splitUsedRingBytes(size: size) + pageSize - 1) / pageSize * pageSize
-        var topGPA: UInt64 = 0, topUVA: UInt64 = 0
-        for r in memory.regions {
-            topGPA = max(topGPA, r.guestPhysAddr &+ r.size)
-            topUVA = max(topUVA, r.userAddr &+ r.size)
-        }
-        let page = UInt64(pageSize)
-        let (gpaUp, o1) = topGPA.addingReportingOverflow(page - 1)
-        let (uvaUp, o2) = topUVA.addingReportingOverflow(page - 1)
-        let scratchGPA = gpaUp & ~(page - 1), scratchUVA = uvaUp & ~(page - 1)
-        let (_, o3) = scratchGPA.addingReportingOverflow(UInt64(scratchBytes))
-        let (_, o4) = scratchUVA.addingReportingOverflow(UInt64(scratchBytes))
-        guard !o1, !o2, !o3, !o4, let scratch = try? MemoryMapping(anonymous: scratchBytes) else {
-            counters.badRequests += UInt64(heads.count)
-            return 0
-        }
-        // SAFETY: the avail ring (flags, idx, ring[size]) fits in availBytes < scratchBytes.
-        let avail = scratch.baseAddress
-        avail.storeBytes(of: UInt16(0), toByteOffset: 0, as: UInt16.self)
-        for (i, h) in heads.enumerated() {
-            avail.storeBytes(of: h.littleEndian, toByteOffset: 4 + 2 * i, as: UInt16.self)
-        }
-        avail.storeBytes(of: UInt16(truncatingIfNeeded: heads.count).littleEndian, toByteOffset: 2, as: UInt16.self)
-        let region = GuestMemory.Region(guestPhysAddr: scratchGPA, size: UInt64(scratchBytes),
-                                        userAddr: scratchUVA, hostAddress: scratch.baseAddress)
-        guard let mem = try? GuestMemory(regions: memory.regions + [region]),
-              let walker = try? SplitQueue(
-                size: size,
-                addresses: RingAddresses(descriptors: address.descriptorTable, driverArea: scratchUVA,
-                                         deviceArea: scratchUVA + UInt64(availBytes), space: .frontendVirtual),
-                memory: mem, eventIdx: false, rules: rules, lastAvailIdx: 0, usedIdx: 0)
-        else {
-            counters.badRequests += UInt64(heads.count)
-            return 0
-        }
         var n = 0
-        for _ in heads {
-            guard let req = pool.popLast() else { break }
+        for head in heads {
+            guard let req = pool.popLast() else {
+                // Cannot happen (pool holds `size` requests, heads are distinct
+                // and < size); count the rest rather than crash.
+                counters.badRequests += 1
+                continue
+            }
             var bad = false
             do {
-                guard try walker.popAvail(into: req.chain) else { pool.append(req); break }
+                try q.walkChain(head: head, into: req.chain)
             } catch {
-                guard case .badRequest = error else { pool.append(req); break }
-                bad = true
+                switch error {
+                case .badRequest where head < size:
+                    bad = true
+                case .badRequest, .queueBroken:
+                    // No descriptor to complete (head out of range) or ring dead.
+                    counters.badRequests += 1
+                    pool.append(req)
+                    continue
+                }
             }
-            for s in req.chain.segments where s.guestAddr >= scratchGPA { bad = true }
             // Re-mark with a fresh counter (same head), then hand out.
             req.generation = generation
             req.isOutstanding = true
@@ -81,7 +51,6 @@ extension VhostUserVring {
                 device.handle(req)
             }
         }
-        _ = q
         return n
     }
 }

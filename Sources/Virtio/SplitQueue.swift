@@ -165,6 +165,34 @@ public final class SplitQueue: DeviceQueue, @unchecked Sendable {
         return true
     }
 
+    /// Walks the chain whose first descriptor is `head` into `chain`, with the
+    /// same rules as `popAvail`, without reading or consuming the avail ring
+    /// (vhost-user inflight resubmission: the heads come from the inflight
+    /// region, not from the driver's ring). Counters other than
+    /// `badRequests` are unchanged.
+    ///
+    /// Throws `.badRequest` for a malformed chain (with `head < size` the
+    /// token is valid for `pushUsed`; a head out of range throws
+    /// `.badRequest(.nextOutOfRange)` and leaves `chain` untouched, since
+    /// there is no descriptor to complete), or `.queueBroken` if the queue
+    /// was already declared broken.
+    public func walkChain(head: UInt16, into chain: Chain) throws(VirtqueueError) {
+        if let brokenReason { throw .queueBroken(brokenReason) }
+        // virtio 1.x §2.7.5.2 / §2.7.6: a chain head is an index into the
+        // descriptor table, below Queue Size.
+        guard head < size else {
+            counters.badRequests += 1
+            throw .badRequest(.nextOutOfRange)
+        }
+        chain.token = UsedToken(id: head, descriptorCount: 1)
+        do {
+            try chain.walkSplit(table: UnsafeRawPointer(desc), size: Int(size), head: Int(head), rules: rules, memory: memory)
+        } catch {
+            counters.badRequests += 1
+            throw .badRequest(error)
+        }
+    }
+
     /// Writes a used element for `token` with `length` bytes written to the
     /// device-writable buffers, without publishing it (see `publishUsed`).
     public func addUsed(_ token: UsedToken, length: UInt32) {

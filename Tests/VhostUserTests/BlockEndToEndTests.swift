@@ -11,7 +11,7 @@ import VirtioDriver
         let rig = try BlockRig(tag: "e2e")
         let fe = rig.frontend
         try fe.negotiate(wanted: blockFeatures)
-        #expect(fe.features & VhostFeature.version1 != 0)
+        #expect(fe.features & VirtioFeatures.version1 != 0)
         #expect(fe.protocolFeatures.contains(.replyAck))
         #expect(!fe.protocolFeatures.contains(.rarp)) // a block device does not offer RARP
         #expect(try fe.u64Reply(.getQueueNum) == 2)
@@ -31,17 +31,17 @@ import VirtioDriver
 
         // Write 8 KiB at sector 8 on queue 0.
         let data = pattern(8192, seed: 7)
-        let w = rig.memory.blockRequest(type: MemoryBlockDevice.typeOut, sector: 8, dataLength: 8192)
+        let w = rig.memory.blockRequest(type: VirtioBlk.RequestType.out.rawValue, sector: 8, dataLength: 8192)
         rig.memory.write(data, at: w.data)
         let wh = q0.add(w, write: true)
         fe.kick(0)
         let wu = fe.waitForUsed(0, count: 1)
         #expect(wu.count == 1 && wu.first?.id == UInt32(wh) && wu.first?.length == 1)
-        #expect(rig.memory.read(w.status, count: 1) == [MemoryBlockDevice.statusOK])
+        #expect(rig.memory.read(w.status, count: 1) == [VirtioBlk.Status.ok.rawValue])
         #expect(Array(rig.device.contents[4096..<(4096 + 8192)]) == data)
 
         // Read it back on queue 1.
-        let r = rig.memory.blockRequest(type: MemoryBlockDevice.typeIn, sector: 8, dataLength: 8192)
+        let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 8, dataLength: 8192)
         let rh = q1.add(r, write: false)
         fe.kick(1)
         let ru = fe.waitForUsed(1, count: 1)
@@ -49,13 +49,13 @@ import VirtioDriver
         #expect(rig.memory.read(r.data, count: 8192) == data)
 
         // FLUSH, GET_ID, out of range (IOERR), unknown type (UNSUPP), bad request (no status byte).
-        let f = rig.memory.blockRequest(type: MemoryBlockDevice.typeFlush, sector: 0, dataLength: 0)
+        let f = rig.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
         q0.add(f, write: true)
-        let id = rig.memory.blockRequest(type: MemoryBlockDevice.typeGetID, sector: 0, dataLength: 20)
+        let id = rig.memory.blockRequest(type: VirtioBlk.RequestType.getID.rawValue, sector: 0, dataLength: 20)
         q0.add(id, write: false)
-        let oob = rig.memory.blockRequest(type: MemoryBlockDevice.typeIn, sector: UInt64(1 << 20) / 512 - 1, dataLength: 1024)
+        let oob = rig.memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: UInt64(1 << 20) / 512 - 1, dataLength: 1024)
         q0.add(oob, write: false)
-        let huge = rig.memory.blockRequest(type: MemoryBlockDevice.typeIn, sector: UInt64.max / 256, dataLength: 512)
+        let huge = rig.memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: UInt64.max / 256, dataLength: 512)
         q0.add(huge, write: false)
         let unk = rig.memory.blockRequest(type: 77, sector: 0, dataLength: 0)
         q0.add(unk, write: true)
@@ -64,14 +64,14 @@ import VirtioDriver
         fe.kick(0)
         let more = fe.waitForUsed(0, count: 6)
         #expect(more.map(\.length) == [1, 21, 1, 1, 1, 0])
-        #expect(rig.memory.read(f.status, count: 1) == [MemoryBlockDevice.statusOK])
+        #expect(rig.memory.read(f.status, count: 1) == [VirtioBlk.Status.ok.rawValue])
         #expect(rig.memory.read(id.data, count: 12) == Array("vireo-memblk".utf8))
-        #expect(rig.memory.read(oob.status, count: 1) == [MemoryBlockDevice.statusIOErr])
-        #expect(rig.memory.read(huge.status, count: 1) == [MemoryBlockDevice.statusIOErr])
-        #expect(rig.memory.read(unk.status, count: 1) == [MemoryBlockDevice.statusUnsupported])
+        #expect(rig.memory.read(oob.status, count: 1) == [VirtioBlk.Status.ioError.rawValue])
+        #expect(rig.memory.read(huge.status, count: 1) == [VirtioBlk.Status.ioError.rawValue])
+        #expect(rig.memory.read(unk.status, count: 1) == [VirtioBlk.Status.unsupported.rawValue])
 
         // WRITE_ZEROES over the pattern's first sector.
-        let wz = rig.memory.blockRequest(type: MemoryBlockDevice.typeWriteZeroes, sector: 0, dataLength: 16)
+        let wz = rig.memory.blockRequest(type: VirtioBlk.RequestType.writeZeroes.rawValue, sector: 0, dataLength: 16)
         var seg: [UInt8] = []
         seg.appendLE(UInt64(8)); seg.appendLE(UInt32(1)); seg.appendLE(UInt32(0))
         rig.memory.write(seg, at: wz.data)
@@ -83,13 +83,13 @@ import VirtioDriver
 
         // GET_VRING_BASE stops ring 0 and reports the 7 requests taken.
         #expect(try fe.vringBase(0) == 7)
-        let late = rig.memory.blockRequest(type: MemoryBlockDevice.typeFlush, sector: 0, dataLength: 0)
+        let late = rig.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
         q0.add(late, write: true)
         fe.rings[0]!.kick.signal()
         _ = q0.publish()
         #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 200).isEmpty)
         // Ring 1 still runs.
-        let r2 = rig.memory.blockRequest(type: MemoryBlockDevice.typeFlush, sector: 0, dataLength: 0)
+        let r2 = rig.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
         q1.add(r2, write: true)
         fe.kick(1)
         #expect(fe.waitForUsed(1, count: 1).count == 1)

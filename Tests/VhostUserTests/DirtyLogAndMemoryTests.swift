@@ -18,7 +18,7 @@ import VirtioDriver
         let q = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: true)
         try fe.setUpRing(0, driver: q)
         // Put something on the disk to read back.
-        let w = rig.memory.blockRequest(type: MemoryBlockDevice.typeOut, sector: 0, dataLength: 8192)
+        let w = rig.memory.blockRequest(type: VirtioBlk.RequestType.out.rawValue, sector: 0, dataLength: 8192)
         rig.memory.write(pattern(8192, seed: 3), at: w.data)
         q.add(w, write: true)
         fe.kick(0)
@@ -39,7 +39,7 @@ import VirtioDriver
         #expect(!dirty(w.data)) // the OUT request wrote nothing into guest memory
 
         // An IN request writes 8 KiB of data and the status byte.
-        let r = rig.memory.blockRequest(type: MemoryBlockDevice.typeIn, sector: 0, dataLength: 8192)
+        let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 0, dataLength: 8192)
         let untouched = rig.memory.allocate(4096 * 3, alignment: 4096) + 4096
         q.add(r, write: false)
         fe.kick(0)
@@ -68,7 +68,7 @@ import VirtioDriver
         let q = SplitDriverQueue(memory: memory, size: 16, eventIdx: true)
         try fe.setUpRing(0, driver: q)
         // Put data on the disk.
-        let w = memory.blockRequest(type: MemoryBlockDevice.typeOut, sector: 0, dataLength: 4096)
+        let w = memory.blockRequest(type: VirtioBlk.RequestType.out.rawValue, sector: 0, dataLength: 4096)
         memory.write(pattern(4096, seed: 9), at: w.data)
         q.add(w, write: true)
         fe.kick(0)
@@ -76,7 +76,7 @@ import VirtioDriver
 
         // Before ADD_MEM_REG, a buffer in region 1 is a bad request.
         let far: UInt64 = 0x1000_0000 + 8192
-        let r0 = memory.blockRequest(type: MemoryBlockDevice.typeIn, sector: 0, dataLength: 4096, dataGPA: far)
+        let r0 = memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 0, dataLength: 4096, dataGPA: far)
         q.add(r0, write: false)
         fe.kick(0)
         #expect(fe.waitForUsed(0, count: 1).first?.length == 0)
@@ -86,7 +86,7 @@ import VirtioDriver
         let added = rig.device.knownRegions.first { $0.guestPhysAddr == 0x1000_0000 }
         #expect(added?.size == 1 << 20)
         memory.fill(far, count: 4096, byte: 0)
-        let r1 = memory.blockRequest(type: MemoryBlockDevice.typeIn, sector: 0, dataLength: 4096, dataGPA: far)
+        let r1 = memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 0, dataLength: 4096, dataGPA: far)
         q.add(r1, write: false)
         fe.kick(0)
         #expect(fe.waitForUsed(0, count: 1).first?.length == 4097)
@@ -99,9 +99,9 @@ import VirtioDriver
         let events = rig.device.regionEventLog
         #expect(events.map(\.added) == [true, true, false])
         #expect(events.map(\.gpa) == [0x10000, 0x1000_0000, 0x1000_0000])
-        let r2 = memory.blockRequest(type: MemoryBlockDevice.typeIn, sector: 0, dataLength: 4096, dataGPA: far)
+        let r2 = memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 0, dataLength: 4096, dataGPA: far)
         q.add(r2, write: false)
-        let r3 = memory.blockRequest(type: MemoryBlockDevice.typeIn, sector: 0, dataLength: 4096)
+        let r3 = memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 0, dataLength: 4096)
         q.add(r3, write: false)
         fe.kick(0)
         #expect(fe.waitForUsed(0, count: 2).map(\.length) == [0, 4097])

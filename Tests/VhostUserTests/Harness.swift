@@ -12,9 +12,9 @@ func socketPath(_ tag: String) -> String {
     "/tmp/vireo-vu-\(getpid())-\(tag)-\(UInt32.random(in: 0...UInt32.max)).sock"
 }
 
-let blockFeatures: UInt64 = VhostFeature.version1 | VhostFeature.eventIndex | VhostFeature.indirectDescriptors
-    | MemoryBlockDevice.featureFlush | MemoryBlockDevice.featureBlockSize | MemoryBlockDevice.featureMQ
-    | MemoryBlockDevice.featureSegMax | MemoryBlockDevice.featureDiscard | MemoryBlockDevice.featureWriteZeroes
+let blockFeatures: UInt64 = VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc
+    | VirtioBlk.Feature.flush | VirtioBlk.Feature.blockSize | VirtioBlk.Feature.multiqueue
+    | VirtioBlk.Feature.segMax | VirtioBlk.Feature.discard | VirtioBlk.Feature.writeZeroes
 
 /// A virtio-blk request laid out in driver memory.
 struct BlockRequest {

@@ -22,7 +22,7 @@ import VirtioDriver
         try fe.setUpRing(0, driver: q)
 
         // One request completes normally, then three are held "on the wire".
-        let first = rig.memory.blockRequest(type: MemoryBlockDevice.typeFlush, sector: 0, dataLength: 0)
+        let first = rig.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
         q.add(first, write: true)
         fe.kick(0)
         #expect(fe.waitForUsed(0, count: 1).count == 1)
@@ -30,7 +30,7 @@ import VirtioDriver
         var reqs: [(BlockRequest, UInt16, [UInt8])] = []
         for i in 0..<3 {
             let data = pattern(4096, seed: UInt8(i + 1))
-            let r = rig.memory.blockRequest(type: MemoryBlockDevice.typeOut, sector: UInt64(i * 8), dataLength: 4096)
+            let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.out.rawValue, sector: UInt64(i * 8), dataLength: 4096)
             rig.memory.write(data, at: r.data)
             reqs.append((r, q.add(r, write: true), data))
         }
@@ -55,14 +55,14 @@ import VirtioDriver
         let used = fe.waitForUsed(0, count: 3)
         #expect(used.map(\.id) == reqs.map { UInt32($0.1) })
         for (r, _, _) in reqs {
-            #expect(rig.memory.read(r.status, count: 1) == [MemoryBlockDevice.statusOK])
+            #expect(rig.memory.read(r.status, count: 1) == [VirtioBlk.Status.ok.rawValue])
         }
         for (i, (_, _, data)) in reqs.enumerated() {
             #expect(Array(rig.device.contents[(i * 4096)..<((i + 1) * 4096)]) == data)
         }
         #expect(reqs.allSatisfy { inflightFlag($0.1) == 0 })
         // And the ring carries on with new requests after the resubmitted ones.
-        let next = rig.memory.blockRequest(type: MemoryBlockDevice.typeFlush, sector: 0, dataLength: 0)
+        let next = rig.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
         q.add(next, write: true)
         fe.kick(0)
         #expect(fe.waitForUsed(0, count: 1).count == 1)

@@ -17,9 +17,9 @@ import VirtioDriver
         #expect(lstat(path, &st) == 0 && st.st_mode & 0o777 == 0o660)
         let memory = try DriverMemory(size: 4 << 20)
         let fe = try VhostUserFrontend(path: path)
-        let wanted = VhostFeature.version1 | VhostFeature.eventIndex | LoopbackNetDevice.featureMAC
-            | LoopbackNetDevice.featureMergeableRxBuffers | LoopbackNetDevice.featureStatus | LoopbackNetDevice.featureMQ
-            | LoopbackNetDevice.featureMTU
+        let wanted = VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioNet.Feature.mac
+            | VirtioNet.Feature.mergeableRxBuffers | VirtioNet.Feature.status | VirtioNet.Feature.multiqueue
+            | VirtioNet.Feature.mtu
         try fe.negotiate(wanted: wanted)
         #expect(fe.protocolFeatures.contains(.rarp) && fe.protocolFeatures.contains(.mtu))
         #expect(!fe.protocolFeatures.contains(.inflightSHMFD))

@@ -68,7 +68,7 @@ final class AsyncProbeDevice: VhostUserDevice, @unchecked Sendable {
         try fe.setUpRing(0, driver: q)
         for round in 0..<3 {
             for _ in 0..<8 {
-                q.add(memory.blockRequest(type: MemoryBlockDevice.typeFlush, sector: 0, dataLength: 0), write: true)
+                q.add(memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0), write: true)
             }
             fe.kick(0)
             #expect(waitUntil { device.outstanding.load(ordering: .relaxed) > 0 })
@@ -82,7 +82,7 @@ final class AsyncProbeDevice: VhostUserDevice, @unchecked Sendable {
             #expect(fe.waitForUsed(0, count: 8).count == 8)
         }
         // SET_MEM_TABLE (replace) drains too: removed + added callbacks.
-        for _ in 0..<4 { q.add(memory.blockRequest(type: MemoryBlockDevice.typeFlush, sector: 0, dataLength: 0), write: true) }
+        for _ in 0..<4 { q.add(memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0), write: true) }
         fe.kick(0)
         #expect(waitUntil { device.outstanding.load(ordering: .relaxed) > 0 })
         try fe.setMemTable(memory)

@@ -69,7 +69,7 @@ struct BadMessage: CustomStringConvertible, Sendable {
         #expect(a.server.protocolErrors.load(ordering: .relaxed) == 1)
 
         // B unaffected.
-        let f = b.memory.blockRequest(type: MemoryBlockDevice.typeFlush, sector: 0, dataLength: 0)
+        let f = b.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
         bq.add(f, write: true)
         b.frontend.kick(0)
         #expect(b.frontend.waitForUsed(0, count: 1).count == 1)
@@ -80,7 +80,7 @@ struct BadMessage: CustomStringConvertible, Sendable {
         try a.frontend.setMemTable(a.memory)
         let aq = SplitDriverQueue(memory: a.memory, size: 16, eventIdx: false)
         try a.frontend.setUpRing(0, driver: aq)
-        let g = a.memory.blockRequest(type: MemoryBlockDevice.typeFlush, sector: 0, dataLength: 0)
+        let g = a.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
         aq.add(g, write: true)
         a.frontend.kick(0)
         #expect(a.frontend.waitForUsed(0, count: 1).count == 1)

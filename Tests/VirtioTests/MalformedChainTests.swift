@@ -180,6 +180,41 @@ func forgeryMemory() throws -> (DriverMemory, GuestMemory) {
         #expect(chain.head == 3 && chain.readableBytes == 8)
     }
 
+    /// `walkChain(head:)` applies exactly the rules `popAvail` does, and never
+    /// touches the avail ring.
+    @Test(arguments: malformedCases)
+    func splitWalkChain(_ c: MalformedCase) throws {
+        let (mem, gm) = try forgeryMemory()
+        let drv = SplitDriverQueue(memory: mem, size: 16, eventIdx: false)
+        let dev = try SplitQueue(size: 16, addresses: drv.addresses, memory: gm, eventIdx: false, rules: c.rules)
+        for (i, d) in c.descs.enumerated() {
+            drv.writeDescriptor(UInt16(i), addr: d.addr, len: d.len, flags: d.flags, next: d.next)
+        }
+        for (i, d) in c.table.enumerated() {
+            drv.writeDescriptor(at: Addr.table + UInt64(16 * i), addr: d.addr, len: d.len, flags: d.flags, next: d.next)
+        }
+        drv.forceAvailIdx(3)                     // garbage the walk must not look at
+        let chain = Chain(queueSize: 16)
+        do {
+            try dev.walkChain(head: 0, into: chain)
+            #expect(c.expected == nil, "accepted a malformed chain")
+        } catch {
+            #expect(error == c.expected)
+        }
+        #expect(chain.head == 0)
+        #expect(dev.lastAvailIdx == 0 && dev.counters.popped == 0 && !dev.isBroken)
+        #expect(dev.counters.badRequests == (c.expected == nil ? 0 : 1))
+    }
+
+    @Test func walkChainHeadOutOfRangeIsABadRequest() throws {
+        let (mem, gm) = try forgeryMemory()
+        let drv = SplitDriverQueue(memory: mem, size: 16, eventIdx: false)
+        let dev = try SplitQueue(size: 16, addresses: drv.addresses, memory: gm, eventIdx: false)
+        #expect(throws: VirtqueueError.badRequest(.nextOutOfRange)) { try dev.walkChain(head: 16, into: Chain(queueSize: 16)) }
+        #expect(throws: VirtqueueError.badRequest(.nextOutOfRange)) { try dev.walkChain(head: .max, into: Chain(queueSize: 16)) }
+        #expect(!dev.isBroken && dev.lastAvailIdx == 0)
+    }
+
     @Test func availIndexJumpBreaksQueue() throws {
         let (mem, gm) = try forgeryMemory()
         let drv = SplitDriverQueue(memory: mem, size: 16, eventIdx: false, startIndex: 65530)

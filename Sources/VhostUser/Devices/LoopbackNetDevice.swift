@@ -12,15 +12,7 @@ import Virtio
 public final class LoopbackNetDevice: VhostUserDevice, @unchecked Sendable {
     // SAFETY (Sendable): configuration is immutable; counters are atomic.
 
-    // Feature bits (virtio 1.x §5.1.3).
-    public static let featureMTU: UInt64 = 1 << 3
-    public static let featureMAC: UInt64 = 1 << 5
-    public static let featureMergeableRxBuffers: UInt64 = 1 << 15
-    public static let featureStatus: UInt64 = 1 << 16
-    public static let featureCtrlVQ: UInt64 = 1 << 17
-    public static let featureMQ: UInt64 = 1 << 22
-    /// `struct virtio_net_hdr_mrg_rxbuf` size (VERSION_1 or MRG_RXBUF).
-    public static let headerSize = 12
+    private static let headerSize = UInt32(VirtioNet.Header.size)
 
     /// What happens to a transmitted frame.
     public enum Mode: Sendable { case echo, drop }
@@ -56,9 +48,9 @@ public final class LoopbackNetDevice: VhostUserDevice, @unchecked Sendable {
     public var deviceType: VirtioDeviceType { .net }
     public var queueCount: Int { 2 * queuePairs + (ctrlQueue ? 1 : 0) }
     public var features: UInt64 {
-        VhostFeature.version1 | VhostFeature.eventIndex | VhostFeature.indirectDescriptors
-            | Self.featureMAC | Self.featureMTU | Self.featureStatus | Self.featureMergeableRxBuffers
-            | (ctrlQueue ? Self.featureCtrlVQ : 0) | (queuePairs > 1 ? Self.featureMQ : 0)
+        VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc
+            | VirtioNet.Feature.mac | VirtioNet.Feature.mtu | VirtioNet.Feature.status | VirtioNet.Feature.mergeableRxBuffers
+            | (ctrlQueue ? VirtioNet.Feature.ctrlVQ : 0) | (queuePairs > 1 ? VirtioNet.Feature.multiqueue : 0)
     }
     public var protocolFeatures: VhostUserProtocolFeatures {
         [.mq, .logSHMFD, .rarp, .replyAck, .mtu, .backendReq, .config, .resetDevice, .configureMemSlots, .status]
@@ -69,14 +61,16 @@ public final class LoopbackNetDevice: VhostUserDevice, @unchecked Sendable {
     public func worker(forQueue q: Int) -> Int { q / 2 }
     public func isPulledOnDemand(queue: Int) -> Bool { queue < 2 * queuePairs && queue % 2 == 0 }
 
-    public func configSpace() -> [UInt8] {
-        // mac[6], le16 status (LINK_UP), le16 max_virtqueue_pairs, le16 mtu (§5.1.4).
-        var c = mac
-        c += [1, 0]
-        c += [UInt8(queuePairs & 0xff), UInt8(queuePairs >> 8)]
-        c += [UInt8(mtu & 0xff), UInt8(mtu >> 8)]
+    /// The configuration space (`struct virtio_net_config`, §5.1.4): link up.
+    public var config: VirtioNetConfig {
+        var c = VirtioNetConfig(mac: mac)
+        c.status = VirtioNetConfig.statusLinkUp
+        c.maxVirtqueuePairs = UInt16(clamping: queuePairs)
+        c.mtu = mtu
         return c
     }
+
+    public func configSpace() -> [UInt8] { config.serialize() }
 
     public func setMTU(_ value: UInt64) throws(VhostUserProtocolError) {
         guard value >= 68, value <= 65535 else {
@@ -90,36 +84,42 @@ public final class LoopbackNetDevice: VhostUserDevice, @unchecked Sendable {
     public func handle(_ request: VhostUserQueueRequest) {
         let q = request.queueIndex
         if q >= 2 * queuePairs {
-            // Control queue: class, command, data..., ack (last writable byte) = VIRTIO_NET_OK.
-            guard request.chain.writableBytes >= 1, let ack = request.chain.writableByte(at: request.chain.writableBytes - 1) else {
-                request.complete(writtenLength: 0)
+            // Control queue (§5.1.6.5): every well-formed command is acked OK;
+            // one without class and command gets ERR; one without an ack byte
+            // cannot be answered.
+            let chain = request.chain
+            guard let cmd = NetControlCommand.parse(chain) else {
+                let ack = chain.writableBytes >= 1 ? chain.writableByte(at: chain.writableBytes - 1) : nil
+                // SAFETY: one byte inside a writable segment.
+                ack?.storeBytes(of: NetControlCommand.ackError, as: UInt8.self)
+                request.complete(writtenLength: ack == nil ? 0 : 1)
                 return
             }
-            ack.storeBytes(of: UInt8(0), as: UInt8.self)
+            cmd.acknowledge(chain, ack: NetControlCommand.ackOK)
             request.complete(writtenLength: 1)
             return
         }
         // TX: header then frame, all device-readable.
         framesTransmitted.add(1, ordering: .relaxed)
         let chain = request.chain
-        let frameLength = chain.readableBytes >= UInt32(Self.headerSize) ? chain.readableBytes - UInt32(Self.headerSize) : 0
+        let frameLength = chain.readableBytes >= Self.headerSize ? chain.readableBytes - Self.headerSize : 0
         defer { request.complete(writtenLength: 0) }
         guard mode == .echo, frameLength > 0 else { framesDropped.add(1, ordering: .relaxed); return }
         guard let rx = request.takeRequest(fromQueue: q - 1) else { framesDropped.add(1, ordering: .relaxed); return }
-        let total = UInt32(Self.headerSize) + frameLength
-        guard rx.chain.writableBytes >= total,
-              var src = chain.slice(writable: false, offset: UInt32(Self.headerSize), length: frameLength)
+        let (total, overflow) = Self.headerSize.addingReportingOverflow(frameLength)
+        guard !overflow, rx.chain.writableBytes >= total,
+              var src = chain.slice(writable: false, offset: Self.headerSize, length: frameLength)
         else {
             framesDropped.add(1, ordering: .relaxed)
             rx.complete(writtenLength: 0)
             return
         }
-        // Header: all zero (no offloads) except num_buffers = 1 (le16 at byte 10).
-        // A 12-byte local (no allocation): bytes 8...11 hold csum_offset and num_buffers.
-        var header: (UInt64, UInt32) = (0, (UInt32(1) << 16).littleEndian)
+        // Header (§5.1.6.4): no offloads, num_buffers = 1. A 12-byte local (no allocation).
+        var header: (UInt64, UInt32) = (0, 0)
+        withUnsafeMutableBytes(of: &header) { VirtioNet.Header().write(to: $0) }
         // SAFETY: `header` is a 12-byte local alive for the copy.
-        _ = withUnsafeBytes(of: &header) { rx.chain.copyToWritable(at: 0, from: UnsafeRawBufferPointer(rebasing: $0[0..<Self.headerSize])) }
-        var at = UInt32(Self.headerSize)
+        _ = withUnsafeBytes(of: &header) { rx.chain.copyToWritable(at: 0, from: $0) }
+        var at = Self.headerSize
         while let s = src.next() {
             _ = rx.chain.copyToWritable(at: at, from: UnsafeRawBufferPointer(start: s.hostPointer, count: Int(s.length)))
             at += s.length

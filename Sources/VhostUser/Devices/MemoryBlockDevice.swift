@@ -18,27 +18,9 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     // way a disk is shared by concurrent requests; other state is atomic or
     // behind a Mutex.
 
-    // virtio-blk request types (virtio 1.x §5.2.6).
-    public static let typeIn: UInt32 = 0
-    public static let typeOut: UInt32 = 1
-    public static let typeFlush: UInt32 = 4
-    public static let typeGetID: UInt32 = 8
-    public static let typeDiscard: UInt32 = 11
-    public static let typeWriteZeroes: UInt32 = 13
-    public static let statusOK: UInt8 = 0
-    public static let statusIOErr: UInt8 = 1
-    public static let statusUnsupported: UInt8 = 2
-    // Feature bits (§5.2.3).
-    public static let featureSizeMax: UInt64 = 1 << 1
-    public static let featureSegMax: UInt64 = 1 << 2
-    public static let featureBlockSize: UInt64 = 1 << 6
-    public static let featureFlush: UInt64 = 1 << 9
-    public static let featureMQ: UInt64 = 1 << 12
-    public static let featureDiscard: UInt64 = 1 << 13
-    public static let featureWriteZeroes: UInt64 = 1 << 14
-    /// Bytes of `struct virtio_blk_config` this device fills.
-    public static let configSize = 60
-    static let sector: UInt64 = 512
+    /// Segments per DISCARD / WRITE_ZEROES request (config max_*_seg).
+    static let maxRangeSegments: UInt32 = 16
+    private static let sector = VirtioBlk.sectorSize
 
     private let storage: UnsafeMutableRawBufferPointer
     /// The file mapping behind `storage` for a file-backed disk (nil: heap storage, freed in deinit).
@@ -105,9 +87,9 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     public var deviceType: VirtioDeviceType { .block }
     public var queueCount: Int { numQueues }
     public var features: UInt64 {
-        VhostFeature.version1 | VhostFeature.eventIndex | VhostFeature.indirectDescriptors
-            | Self.featureSizeMax | Self.featureSegMax | Self.featureBlockSize | Self.featureFlush
-            | Self.featureDiscard | Self.featureWriteZeroes | (numQueues > 1 ? Self.featureMQ : 0)
+        VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc
+            | VirtioBlk.Feature.sizeMax | VirtioBlk.Feature.segMax | VirtioBlk.Feature.blockSize | VirtioBlk.Feature.flush
+            | VirtioBlk.Feature.discard | VirtioBlk.Feature.writeZeroes | (numQueues > 1 ? VirtioBlk.Feature.multiqueue : 0)
     }
     public var protocolFeatures: VhostUserProtocolFeatures {
         [.mq, .logSHMFD, .replyAck, .backendReq, .config, .inflightSHMFD, .resetDevice, .configureMemSlots, .status]
@@ -135,24 +117,25 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     /// Every add/remove callback, in order.
     public var regionEventLog: [(added: Bool, gpa: UInt64, size: UInt64)] { regionEvents.withLock { $0 } }
 
-    public func configSpace() -> [UInt8] {
-        var c = [UInt8](repeating: 0, count: Self.configSize)
-        func put<T: FixedWidthInteger>(_ v: T, _ at: Int) {
-            withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { c[at + i] = b } }
-        }
-        put(capacity, 0)
-        put(sizeMax, 8)
-        put(segMax, 12)
-        put(blockSize, 20)
-        put(UInt16(numQueues), 34)
-        put(UInt32(capacity > UInt64(UInt32.max) ? UInt32.max : UInt32(capacity)), 36) // max_discard_sectors
-        put(UInt32(16), 40)                                                               // max_discard_seg
-        put(blockSize / 512, 44)                                                          // discard_sector_alignment
-        put(UInt32(capacity > UInt64(UInt32.max) ? UInt32.max : UInt32(capacity)), 48) // max_write_zeroes_sectors
-        put(UInt32(16), 52)                                                               // max_write_zeroes_seg
-        c[56] = 1                                                                         // write_zeroes_may_unmap
+    /// The configuration space (`struct virtio_blk_config`, §5.2.4).
+    public var config: VirtioBlkConfig {
+        let cap = capacity
+        let capped = UInt32(clamping: cap)
+        var c = VirtioBlkConfig(capacity: cap)
+        c.sizeMax = sizeMax
+        c.segMax = segMax
+        c.blockSize = blockSize
+        c.numQueues = UInt16(clamping: numQueues)
+        c.maxDiscardSectors = capped
+        c.maxDiscardSegments = Self.maxRangeSegments
+        c.discardSectorAlignment = blockSize / 512
+        c.maxWriteZeroesSectors = capped
+        c.maxWriteZeroesSegments = Self.maxRangeSegments
+        c.writeZeroesMayUnmap = 1
         return c
     }
+
+    public func configSpace() -> [UInt8] { config.serialize() }
 
     public func memoryRegionsAdded(_ r: [GuestMemory.Region]) {
         regions.withLock { $0.append(contentsOf: r) }
@@ -175,82 +158,90 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
         request.complete(writtenLength: serve(request.chain))
     }
 
+    /// What requests are validated against (capacity can change with `resize`).
+    var limits: BlkDeviceLimits {
+        BlkDeviceLimits(capacitySectors: capacity, flush: true, discard: true, maxDiscardSegments: Self.maxRangeSegments,
+                        writeZeroes: true, maxWriteZeroesSegments: Self.maxRangeSegments)
+    }
+
     /// Executes one request; returns the used length.
     func serve(_ chain: Chain) -> UInt32 {
-        // Header: le32 type, le32 reserved, le64 sector (§5.2.6); status: last writable byte.
-        var header = (UInt64(0), UInt64(0))
-        // SAFETY: `header` is a 16-byte local.
-        let ok = withUnsafeMutableBytes(of: &header) { chain.copyReadable(from: 0, into: $0) }
-        guard ok, chain.writableBytes >= 1, let status = chain.writableByte(at: chain.writableBytes - 1) else { return 0 }
-        let type = UInt32(truncatingIfNeeded: UInt64(littleEndian: header.0))
-        let sector = UInt64(littleEndian: header.1)
-        func finish(_ s: UInt8, data: UInt32 = 0) -> UInt32 {
-            status.storeBytes(of: s, as: UInt8.self)
-            return data + 1
+        // seg_max bounds the data segments; header and status add two (§5.2.4).
+        let tooManySegments = UInt32(clamping: chain.count) > segMax &+ 2
+        let req: BlkRequest
+        do {
+            req = try BlkRequest.parse(chain, limits: limits)
+        } catch {
+            switch error {
+            case .missingStatus, .headerTooShort:
+                // §5.2.6: without header and status byte there is nothing to answer.
+                return 0
+            default:
+                BlkRequest.writeStatus(tooManySegments ? .ioError : error.status, to: chain)
+                return 1
+            }
         }
-        let dataIn = chain.writableBytes - 1
-        let dataOut = chain.readableBytes - 16
-        let segments = chain.count
-        guard UInt32(segments) <= segMax &+ 2 else { return finish(Self.statusIOErr) }
-        switch type {
-        case Self.typeIn:
-            guard let offset = range(sector: sector, bytes: UInt64(dataIn)) else { return finish(Self.statusIOErr) }
-            guard var slice = chain.slice(writable: true, offset: 0, length: dataIn) else { return finish(Self.statusIOErr) }
+        func finish(_ s: VirtioBlk.Status) -> UInt32 {
+            req.complete(chain, status: s)
+            return req.usedLength(status: s)
+        }
+        guard !tooManySegments else { return finish(.ioError) }
+        switch req.type {
+        case .in:
+            guard let offset = byteOffset(sector: req.sector, bytes: req.dataLength) else { return finish(.ioError) }
+            var slice = req.dataSlice(in: chain)
             var at = offset
             while let s = slice.next() {
-                // SAFETY: `at + s.length <= storage.count` (checked by `range`).
+                // SAFETY: `[offset, offset + dataLength)` lies inside storage (checked by `byteOffset`).
                 s.hostPointer.copyMemory(from: storage.baseAddress! + at, byteCount: Int(s.length))
                 at += Int(s.length)
             }
-            return finish(Self.statusOK, data: dataIn)
-        case Self.typeOut:
-            guard let offset = range(sector: sector, bytes: UInt64(dataOut)) else { return finish(Self.statusIOErr) }
-            // SAFETY: the destination lies inside storage (checked by `range`).
-            let dst = UnsafeMutableRawBufferPointer(start: storage.baseAddress! + offset, count: Int(dataOut))
-            guard chain.copyReadable(from: 16, into: dst) else { return finish(Self.statusIOErr) }
-            return finish(Self.statusOK)
-        case Self.typeFlush:
-            return finish(Self.statusOK)
-        case Self.typeGetID:
-            let n = min(UInt32(serial.count), dataIn)
-            var id = [UInt8](repeating: 0, count: Int(min(dataIn, 20)))
-            id.replaceSubrange(0..<Int(n), with: serial[0..<Int(n)])
-            // SAFETY: `id` is alive for the copy.
-            guard id.withUnsafeBytes({ chain.copyToWritable(at: 0, from: $0) }) else { return finish(Self.statusIOErr) }
-            return finish(Self.statusOK, data: UInt32(id.count))
-        case Self.typeDiscard, Self.typeWriteZeroes:
-            // Segments: le64 sector, le32 num_sectors, le32 flags (§5.2.6.2).
-            guard dataOut > 0, dataOut % 16 == 0, dataOut / 16 <= 16 else { return finish(Self.statusIOErr) }
-            for i in 0..<(dataOut / 16) {
-                var seg = (UInt64(0), UInt64(0))
-                // SAFETY: `seg` is a 16-byte local.
-                guard withUnsafeMutableBytes(of: &seg, { chain.copyReadable(from: 16 + i * 16, into: $0) }) else {
-                    return finish(Self.statusIOErr)
-                }
-                let start = UInt64(littleEndian: seg.0)
-                let count = UInt64(UInt32(truncatingIfNeeded: UInt64(littleEndian: seg.1)))
-                let flags = UInt32(truncatingIfNeeded: UInt64(littleEndian: seg.1) >> 32)
-                // Discard takes no flags; write zeroes only UNMAP (bit 0).
-                guard flags & ~(type == Self.typeWriteZeroes ? 1 : 0) == 0 else { return finish(Self.statusUnsupported) }
-                let (bytes, o) = count.multipliedReportingOverflow(by: Self.sector)
-                guard !o, let offset = range(sector: start, bytes: bytes) else { return finish(Self.statusIOErr) }
-                // SAFETY: inside storage (checked by `range`).
+            return finish(.ok)
+        case .out:
+            guard let offset = byteOffset(sector: req.sector, bytes: req.dataLength) else { return finish(.ioError) }
+            // SAFETY: the destination lies inside storage (checked by `byteOffset`).
+            let dst = UnsafeMutableRawBufferPointer(start: storage.baseAddress! + offset, count: Int(req.dataLength))
+            guard chain.copyReadable(from: req.dataOffset, into: dst) else { return finish(.ioError) }
+            return finish(.ok)
+        case .flush:
+            return finish(.ok)
+        case .getID:
+            // §5.2.6: the ID string, NUL-padded when shorter than 20 bytes.
+            var id: (UInt64, UInt64, UInt32) = (0, 0, 0)
+            let ok = withUnsafeMutableBytes(of: &id) { raw -> Bool in
+                for (i, b) in serial.prefix(VirtioBlk.idBytes).enumerated() { raw[i] = b }
+                // SAFETY: `id` is a 20-byte local; dataLength <= 20 (parse).
+                return chain.copyToWritable(at: req.dataOffset,
+                                            from: UnsafeRawBufferPointer(rebasing: raw[0..<Int(req.dataLength)]))
+            }
+            return finish(ok ? .ok : .ioError)
+        case .discard, .writeZeroes:
+            for i in 0..<req.segmentCount {
+                guard let seg = req.segment(i, in: chain) else { return finish(.ioError) }
+                // §5.2.6.2: discard takes no flags; write zeroes only UNMAP.
+                let allowed = req.type == .writeZeroes ? VirtioBlk.DiscardWriteZeroesSegment.flagUnmap : 0
+                guard seg.flags & ~allowed == 0 else { return finish(.unsupported) }
+                let bytes = UInt64(seg.numSectors) * Self.sector   // < 2^41: no overflow
+                guard (try? BlkRequest.checkRange(sector: seg.sector, sectors: UInt64(seg.numSectors), limits: limits)) != nil,
+                      let offset = byteOffset(sector: seg.sector, bytes: bytes)
+                else { return finish(.ioError) }
+                // SAFETY: inside storage (checked by `byteOffset`).
                 (storage.baseAddress! + offset).initializeMemory(as: UInt8.self, repeating: 0, count: Int(bytes))
             }
-            return finish(Self.statusOK)
-        default:
-            return finish(Self.statusUnsupported)
+            return finish(.ok)
+        case .getLifetime, .secureErase:
+            return finish(.unsupported)   // parse rejects these; kept for exhaustiveness
         }
     }
 
-    /// Byte offset of `sector` if `[sector*512, +bytes)` fits the capacity and
-    /// `bytes` is whole sectors; nil otherwise. Overflow-safe.
-    private func range(sector: UInt64, bytes: UInt64) -> Int? {
-        guard bytes % Self.sector == 0 else { return nil }
+    /// Byte offset of `sector` if `[sector*512, +bytes)` lies inside the
+    /// storage; nil otherwise. Overflow-safe. (`BlkRequest.parse` has already
+    /// checked the range against the capacity; this guards the buffer itself
+    /// against a concurrent `resize`.)
+    private func byteOffset<T: FixedWidthInteger>(sector: UInt64, bytes: T) -> Int? {
         let (start, o1) = sector.multipliedReportingOverflow(by: Self.sector)
-        let (end, o2) = start.addingReportingOverflow(bytes)
-        let (cap, o3) = capacity.multipliedReportingOverflow(by: Self.sector)
-        guard !o1, !o2, !o3, end <= cap, end <= UInt64(storage.count) else { return nil }
+        let (end, o2) = start.addingReportingOverflow(UInt64(bytes))
+        guard !o1, !o2, end <= UInt64(storage.count) else { return nil }
         return Int(start)
     }
 }
