@@ -18,7 +18,7 @@ extension RemoteBlockDevice {
 
     public var features: UInt64 {
         let g = geometry
-        var f = VhostFeature.version1 | VhostFeature.eventIndex | VhostFeature.indirectDescriptors
+        var f = VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc
             | VirtioBlk.Feature.sizeMax | VirtioBlk.Feature.segMax | VirtioBlk.Feature.blockSize
             | VirtioBlk.Feature.topology
         let limits = Self.blkLimits(g, readOnly: config.readOnly)
