@@ -12,7 +12,10 @@ extension DiskConfig {
             let key = String(kv[0])
             let value = kv.count > 1 ? String(kv[1]) : nil
             func need() -> String? {
-                if value == nil || value!.isEmpty { problems.append("\(context): \(key) needs a value (\(key)=...)") }
+                if value == nil || value!.isEmpty {
+                    problems.append("\(context): \(key) needs a value (\(key)=...)")
+                    f.reported.insert(key)
+                }
                 return value
             }
             func int() -> Int? {
@@ -67,11 +70,11 @@ extension DiskConfig {
                 let v = t[key]!
                 func str() -> String? {
                     if let s = v.string { return s }
-                    problems.append("\(context): \(key) must be a string"); return nil
+                    problems.append("\(context): \(key) must be a string"); f.reported.insert(key); return nil
                 }
                 func int() -> Int? {
                     if let n = v.int { return n }
-                    problems.append("\(context): \(key) must be an integer"); return nil
+                    problems.append("\(context): \(key) must be an integer"); f.reported.insert(key); return nil
                 }
                 switch key {
                 case "socket": f.socket = str()

@@ -51,21 +51,23 @@ struct DiskFields {
     var queueDepth: Int?
     var readOnly = false
     var lossTimeout: String?
+    /// Keys already reported (e.g. wrong type): not reported again as missing.
+    var reported: Set<String> = []
 
     /// Validates; appends one line per problem to `problems` (prefixed with `context`).
     func validated(context: String, problems: inout [String]) -> DiskConfig? {
         var bad = false
         func problem(_ s: String) { problems.append("\(context): \(s)"); bad = true }
-        if socket?.isEmpty ?? true { problem("socket is missing (e.g. socket=/run/vireo/vm1-disk0.sock)") }
+        if socket?.isEmpty ?? true, !reported.contains("socket") { problem("socket is missing (e.g. socket=/run/vireo/vm1-disk0.sock)") }
         var address: FabricAddress?
         if let t = target {
             do throws(FabricError) { address = try FabricAddress(parsing: t) } catch { problem("target '\(t)': \(error)") }
-        } else {
+        } else if !reported.contains("target") {
             problem("target is missing (e.g. target=10.99.0.1:4420)")
         }
         if let e = export {
             if !ConnectRequest.isValidName(e) { problem("export '\(e)' must be 1-23 characters of A-Z a-z 0-9 . _ : -") }
-        } else {
+        } else if !reported.contains("export") {
             problem("export is missing (e.g. export=vol0)")
         }
         let q = queues ?? 1
@@ -80,7 +82,7 @@ struct DiskFields {
                 problem("loss-timeout '\(text)' is not a duration such as 120s, 500ms or 2m")
             }
         }
-        guard !bad, let socket, let address, let export else { return nil }
+        guard !bad, reported.isEmpty, let socket, let address, let export else { return nil }
         return DiskConfig(socket: socket, target: address, export: export, queues: q, queueDepth: depth,
                           readOnly: readOnly, lossTimeoutNanoseconds: loss)
     }
