@@ -12,6 +12,9 @@
 //                 listener/connector, batched work requests, fabric probe.
 //   Virtio        Split/packed virtqueues over guest memory (no RDMA).
 //   VhostUser     The vhost-user backend protocol and device runtime.
+//   CVireoUring   C module over liburing (shims for its static-inline helpers).
+//   VireoBlockTarget  The target daemon: exports (file, block device, memory)
+//                 served as block endpoints over RDMA, storage I/O via io_uring.
 import PackageDescription
 
 let package = Package(
@@ -33,6 +36,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("ibverbs"), .linkedLibrary("rdmacm")]
         ),
         .target(name: "CVireoSys"),
+        .target(name: "CVireoUring", linkerSettings: [.linkedLibrary("uring")]),
         .target(
             name: "VireoSys",
             dependencies: ["CVireoSys", .product(name: "Logging", package: "swift-log")]
@@ -45,6 +49,14 @@ let package = Package(
             ]
         ),
         .target(name: "VireoWire"),
+        .target(
+            name: "VireoBlockTarget",
+            dependencies: [
+                "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoVerbs",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .target(name: "Virtio", dependencies: ["VireoSys"]),
         .target(name: "VirtioDriver", dependencies: ["Virtio", "VireoSys"]),
         .target(
@@ -66,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "vireo-target",
             dependencies: [
-                "VireoFabric", "VireoSys",
+                "VireoFabric", "VireoSys", "VireoBlockTarget",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -91,8 +103,12 @@ let package = Package(
         .testTarget(name: "VireoFabricTests", dependencies: ["VireoFabric", "VireoSys", "CVireoVerbs"]),
         .testTarget(
             name: "VireoInitiatorTests",
-            dependencies: ["VireoInitiator", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoFabric",
-                           "VireoWire", "VireoSys"]
+            dependencies: ["VireoInitiator", "VireoBlockTarget", "VhostUser", "VhostUserFrontend", "Virtio",
+                           "VirtioDriver", "VireoFabric", "VireoWire", "VireoSys"]
+        ),
+        .testTarget(
+            name: "VireoBlockTargetTests",
+            dependencies: ["VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys"]
         ),
     ]
 )

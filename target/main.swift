@@ -2,18 +2,78 @@
 // options and runs what the libraries build.
 import ArgumentParser
 import Logging
+import VireoBlockTarget
 import VireoFabric
 import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct VireoTarget: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vireo-target",
         abstract: "Vireo target: serves block and packet endpoints over RDMA.",
-        subcommands: [FabricCheck.self, Devices.self])
+        subcommands: [Serve.self, FabricCheck.self, Devices.self])
 }
 
 extension VireoTarget {
+    struct Serve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve block exports (files, block devices, memory) over RDMA until SIGTERM.")
+
+        @Option(help: "Address to listen on (host:port), an address of the RDMA netdev; overrides the config's listen.")
+        var listen: String?
+
+        @Option(name: .customLong("export"), help: ArgumentHelp(
+            "An export: name=vol0,file=/tmp/vol0.img,size=64M[,ro][,block-size=4096] (or device=PATH, or memory,size=...). Repeatable.",
+            valueName: "spec"))
+        var exports: [String] = []
+
+        @Option(help: "TOML configuration file (listen, workers, [[export]] tables).")
+        var config: String?
+
+        @Option(help: "Worker threads (overrides the config's workers).")
+        var workers: Int?
+
+        @Flag(help: "Busy-poll completion queues and io_uring instead of poll-then-sleep (dedicated cores only).")
+        var busyPoll = false
+
+        func run() throws {
+            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            let logger = Logger(label: "vireo.target")
+            var cfg = TargetConfig()
+            if let path = config {
+                guard let f = fopen(path, "r") else {
+                    throw ValidationError("cannot open config \(path): \(String(cString: strerror(errno)))")
+                }
+                var text = [UInt8]()
+                var buf = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = fread(&buf, 1, buf.count, f)
+                    if n <= 0 { break }
+                    text += buf[0..<n]
+                }
+                fclose(f)
+                do { cfg = try TargetConfig(toml: String(decoding: text, as: UTF8.self)) } catch {
+                    throw ValidationError("\(path):\n\(error)")
+                }
+            }
+            if let listen { cfg.listen = listen }
+            if let workers { cfg.workers = workers }
+            if busyPoll { cfg.busyPoll = true }
+            do {
+                for e in exports { cfg.exports.append(try ExportConfig(flag: e)) }
+                try cfg.validate()
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            TerminationSignal.block()
+            let daemon = try TargetDaemon(config: cfg, logger: logger)
+            try daemon.runUntilTerminated()
+        }
+    }
+
     struct FabricCheck: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "fabric-check",

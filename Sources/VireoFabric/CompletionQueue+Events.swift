@@ -1,20 +1,17 @@
 import CVireoVerbs
 
 extension CompletionQueue {
-    /// Takes every event pending on this CQ's completion channel (without
-    /// blocking) and records it for batched acknowledgement, so the channel
-    /// fd stops reading as ready. For callers that sleep on `channel.fd`
-    /// with their own poll set and then re-arm with `requestNotification`.
-    /// Events of other CQs on the same channel are acknowledged at once.
-    /// Returns how many events were taken.
-    @discardableResult
-    public func takeChannelEvents() throws(FabricError) -> Int {
-        guard let channel else { return 0 }
-        var n = 0
+    /// Takes every pending event from this CQ's completion channel without
+    /// blocking, acknowledging them (this CQ's in batches, other CQs' sharing
+    /// the channel at once). For workers that sleep on the channel fd with
+    /// their own poller (next to other fds) instead of `wait(into:)`; call it
+    /// after waking, before re-arming with `requestNotification()`.
+    public func takeChannelEvents() throws(FabricError) {
+        guard let channel else { return }
         while let cq = try channel.takeEvent() {
-            if cq == OpaquePointer(raw) { noteEvent() } else { ibv_ack_cq_events(UnsafeMutablePointer<ibv_cq>(cq), 1) }
-            n += 1
+            if cq == OpaquePointer(raw) { noteEvent() } else {
+                ibv_ack_cq_events(UnsafeMutablePointer<ibv_cq>(cq), 1)
+            }
         }
-        return n
     }
 }

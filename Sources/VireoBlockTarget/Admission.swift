@@ -1,0 +1,51 @@
+import VireoWire
+
+/// The control plane's decision on one connect request: which export, what
+/// geometry, or a reject carrying the reason and a message the initiator prints.
+enum Admission {
+    enum Decision {
+        case admit(Admitted)
+        case reject(ConnectReject)
+    }
+
+    struct Admitted {
+        let export: Export
+        let request: ConnectRequest
+        let geometry: BlockGeometry
+    }
+
+    /// Checks, in order: decodable, version, kind, export name, write access,
+    /// per-export and per-host queue limits; then grants the geometry.
+    static func decide(privateData: [UInt8], exports: [String: Export]) -> Decision {
+        let r: ConnectRequest
+        do {
+            r = try ConnectRequest(decoding: privateData)
+        } catch {
+            return .reject(ConnectReject(.malformed, "malformed connect request: \(error.message)"))
+        }
+        guard r.version == Wire.version else {
+            return .reject(ConnectReject(.versionMismatch, "target speaks wire version \(Wire.version), initiator sent \(r.version)"))
+        }
+        guard r.kind == .block else {
+            return .reject(ConnectReject(.wrongKind, "'\(r.name)': this target serves block endpoints only"))
+        }
+        guard let export = exports[r.name] else {
+            return .reject(ConnectReject(.noSuchEndpoint, "no such export: \(r.name)"))
+        }
+        let c = export.config
+        if r.wantsWrite && c.readOnly {
+            return .reject(ConnectReject(.readOnly, "export \(r.name) is read-only"))
+        }
+        if export.queues >= c.maxQueues {
+            return .reject(ConnectReject(.queueLimit, "export \(r.name) already serves its maximum of \(c.maxQueues) queues"))
+        }
+        let perHost = c.maxQueuesPerHost ?? c.maxQueues
+        if export.queuesByHost[r.hostID, default: 0] >= perHost {
+            return .reject(ConnectReject(.queueLimit, "export \(r.name) already serves \(perHost) queues to this host"))
+        }
+        switch export.grant(r) {
+        case .granted(let g): return .admit(Admitted(export: export, request: r, geometry: g))
+        case .refused(let reject): return .reject(reject)
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import CVireoUring
+import Logging
+import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The bytes behind one export: a regular file, a block device, or memory.
+///
+/// Files and devices are read and written by the workers' io_uring rings
+/// through `fd`; memory exports are copied to and from directly. Owned by the
+/// daemon; workers share it read-only (positional I/O needs no lock).
+public final class BlockStore: @unchecked Sendable {
+    // SAFETY: immutable after init. Concurrent positional I/O on one fd is safe,
+    // and memory exports are only touched by the worker serving a command.
+
+    /// What backs the store.
+    public enum Kind: Equatable, Sendable {
+        case file(direct: Bool)
+        case device(direct: Bool)
+        case memory
+    }
+
+    public let kind: Kind
+    /// Capacity in bytes (a multiple of the block size).
+    public let capacity: UInt64
+    /// The open file or device; -1 for memory.
+    public let fd: Int32
+    /// The memory of a memory export, nil otherwise.
+    public let memory: UnsafeMutableRawPointer?
+    /// DISCARD (punch hole) and WRITE_ZEROES are offered.
+    public let supportsDiscard: Bool
+    public let supportsWriteZeroes: Bool
+
+    private let owned: FileDescriptorBox?
+    private let mapping: MappingOwner?
+
+    /// Opens (or creates) the backing of `config`.
+    public init(config: ExportConfig, logger: Logger) throws(SystemError) {
+        let block = UInt64(config.blockSize)
+        switch config.backing {
+        case .memory:
+            let size = config.size ?? 0
+            guard size > 0, size <= UInt64(Int.max) else { throw SystemError(call: "mmap(export \(config.name))", errno: EINVAL) }
+            let m = try MappingOwner(count: Int(size))
+            mapping = m
+            memory = m.mapping.baseAddress
+            owned = nil
+            fd = -1
+            kind = .memory
+            capacity = size / block * block
+            supportsDiscard = true
+            supportsWriteZeroes = true
+        case .file(let path):
+            var st = stat()
+            let exists = stat(path, &st) == 0
+            if !exists && config.size == nil {
+                throw SystemError(call: "open(\(path)) [no such file, and no size to create it]", errno: ENOENT)
+            }
+            let access = config.readOnly ? O_RDONLY : O_RDWR
+            let create = exists || config.readOnly ? 0 : O_CREAT
+            let (box, direct) = try Self.openPreferringDirect(path, flags: access | create, logger: logger)
+            if let size = config.size, UInt64(try box.fd.size()) < size {
+                guard !config.readOnly else {
+                    throw SystemError(call: "open(\(path)) [read-only file smaller than size \(size)]", errno: EINVAL)
+                }
+                // Sparse: ftruncate allocates nothing.
+                try box.fd.truncate(to: Int(size))
+            }
+            let fileSize = UInt64(try box.fd.size())
+            owned = box
+            fd = box.fd.rawValue
+            mapping = nil
+            memory = nil
+            kind = .file(direct: direct)
+            capacity = min(config.size ?? fileSize, fileSize) / block * block
+            supportsDiscard = !config.readOnly
+            supportsWriteZeroes = !config.readOnly
+        case .device(let path):
+            let access = config.readOnly ? O_RDONLY : O_RDWR
+            let (box, direct) = try Self.openPreferringDirect(path, flags: access, logger: logger)
+            var bytes: UInt64 = 0
+            if vireo_blkgetsize64(box.fd.rawValue, &bytes) != 0 {
+                throw SystemError(call: "ioctl(\(path), BLKGETSIZE64)", errno: errno)
+            }
+            owned = box
+            fd = box.fd.rawValue
+            mapping = nil
+            memory = nil
+            kind = .device(direct: direct)
+            capacity = bytes / block * block
+            supportsDiscard = !config.readOnly
+            supportsWriteZeroes = !config.readOnly
+        }
+        if capacity == 0 { throw SystemError(call: "export \(config.name): capacity below one block", errno: EINVAL) }
+    }
+
+    /// Opens with O_DIRECT, or without it (logging once) where the filesystem refuses it (tmpfs).
+    private static func openPreferringDirect(
+        _ path: String, flags: Int32, logger: Logger
+    ) throws(SystemError) -> (FileDescriptorBox, Bool) {
+        do {
+            return (FileDescriptorBox(try FileDescriptor.open(path, flags: flags | vireo_o_direct(), mode: 0o600)), true)
+        } catch where error.errno == EINVAL || error.errno == EOPNOTSUPP {
+            logger.notice("\(path): the filesystem refuses O_DIRECT; using buffered I/O")
+        } catch {
+            throw SystemError(call: "open(\(path))", errno: error.errno)
+        }
+        do {
+            return (FileDescriptorBox(try FileDescriptor.open(path, flags: flags, mode: 0o600)), false)
+        } catch {
+            throw SystemError(call: "open(\(path))", errno: error.errno)
+        }
+    }
+
+    /// Whether the fd bypasses the page cache.
+    public var isDirect: Bool {
+        switch kind {
+        case .file(let d), .device(let d): return d
+        case .memory: return false
+        }
+    }
+}
+
+/// A class owner for a `FileDescriptor` (closed when the store goes).
+final class FileDescriptorBox: @unchecked Sendable {
+    // SAFETY: immutable.
+    let fd: FileDescriptor
+    init(_ fd: consuming FileDescriptor) { self.fd = fd }
+}
+
+/// A class owner for a memory export's mapping.
+final class MappingOwner: @unchecked Sendable {
+    // SAFETY: immutable; the bytes are accessed through `baseAddress` by workers.
+    let mapping: MemoryMapping
+    init(count: Int) throws(SystemError) { mapping = try MemoryMapping(anonymous: count) }
+}

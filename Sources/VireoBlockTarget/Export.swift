@@ -1,0 +1,60 @@
+import Logging
+import VireoSys
+import VireoWire
+
+/// An export being served: its configuration, its open store, its identifier
+/// and the connections it holds (counted by the control plane only).
+public final class Export: @unchecked Sendable {
+    // SAFETY: `queues`/`queuesByHost` are touched only by the control-plane thread;
+    // everything else is immutable after init.
+    public let config: ExportConfig
+    public let store: BlockStore
+    /// The 20-byte identifier GET_ID returns: the export name, NUL padded.
+    public let identifier: [UInt8]
+    /// Connections open now.
+    var queues = 0
+    var queuesByHost: [[UInt8]: Int] = [:]
+
+    /// Opens the export's store (creating a sparse file when needed).
+    public init(config: ExportConfig, logger: Logger) throws(SystemError) {
+        self.config = config
+        store = try BlockStore(config: config, logger: logger)
+        var id = Array(config.name.utf8.prefix(20))
+        id += [UInt8](repeating: 0, count: 20 - id.count)
+        identifier = id
+    }
+
+    /// Largest DISCARD / WRITE_ZEROES a command may ask for (1 GiB, block aligned).
+    static let maxRangeCommand: UInt32 = 1 << 30
+
+    /// A grant, or the reject to send.
+    enum Grant {
+        case granted(BlockGeometry)
+        case refused(ConnectReject)
+    }
+
+    /// The geometry granted for `request` (depth, segments and max I/O are the
+    /// smaller of asked and configured), or why none can be.
+    func grant(_ r: ConnectRequest) -> Grant {
+        let c = config
+        guard r.queueDepth > 0, r.maxSegments > 0 else {
+            return .refused(ConnectReject(.malformed, "queue depth and segments must be at least 1"))
+        }
+        let depth = min(Int(r.queueDepth), c.queueDepth)
+        let segments = min(Int(r.maxSegments), c.maxSegments)
+        let maxIO = min(Int(r.maxIOBytes), c.maxIO) / Int(c.blockSize) * Int(c.blockSize)
+        guard maxIO >= Int(c.blockSize) else {
+            return .refused(ConnectReject(.malformed, "max I/O \(r.maxIOBytes) is below the block size \(c.blockSize)"))
+        }
+        var flags: BlockGeometry.Flags = [.flush]
+        if c.readOnly { flags.insert(.readOnly) }
+        if store.supportsDiscard && !c.readOnly { flags.insert(.discard) }
+        if store.supportsWriteZeroes && !c.readOnly { flags.insert(.writeZeroes) }
+        return .granted(BlockGeometry(
+            capacityBytes: store.capacity, blockSize: c.blockSize, flags: flags,
+            maxDiscardBytes: flags.contains(.discard) ? Self.maxRangeCommand : 0,
+            maxWriteZeroesBytes: flags.contains(.writeZeroes) ? Self.maxRangeCommand : 0,
+            queueDepth: UInt16(depth), maxSegments: UInt16(segments), maxIOBytes: UInt32(maxIO),
+            maxInlineBytes: UInt32(min(c.inlineMax, maxIO)), optimalIOBytes: UInt32(maxIO)))
+    }
+}

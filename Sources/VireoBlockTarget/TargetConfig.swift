@@ -1,0 +1,47 @@
+/// The target daemon's configuration: where it listens, how many workers, and its exports.
+///
+/// Built from TOML (`TargetConfig(toml:)`), from command-line flags
+/// (`ExportConfig(flag:)`), or in code; `validate()` reports every problem.
+public struct TargetConfig: Equatable, Sendable {
+    /// "host:port" of an address on the RDMA netdev.
+    public var listen: String = "0.0.0.0:4420"
+    /// Worker threads moving data (each owns a CQ, a completion channel and an io_uring).
+    public var workers = 2
+    /// Spin on the CQs and io_uring instead of sleeping (dedicated cores only).
+    public var busyPoll = false
+    public var exports: [ExportConfig] = []
+
+    public init(listen: String = "0.0.0.0:4420", workers: Int = 2, busyPoll: Bool = false, exports: [ExportConfig] = []) {
+        self.listen = listen
+        self.workers = workers
+        self.busyPoll = busyPoll
+        self.exports = exports
+    }
+
+    /// Every problem, one line each (empty: valid).
+    public func problems() -> [String] {
+        var out: [String] = []
+        if workers < 1 || workers > 64 { out.append("workers \(workers) must be 1-64") }
+        if exports.isEmpty { out.append("no exports configured (add [[export]] or --export)") }
+        var seen = Set<String>()
+        for e in exports {
+            if !seen.insert(e.name).inserted { out.append("export '\(e.name)' is configured twice") }
+            out += e.problems()
+        }
+        return out
+    }
+
+    /// Throws a `ConfigError` listing every problem.
+    public func validate() throws(ConfigError) {
+        let p = problems()
+        if !p.isEmpty { throw ConfigError(problems: p) }
+    }
+}
+
+/// A configuration that cannot be used: one line per problem.
+public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let problems: [String]
+    public init(problems: [String]) { self.problems = problems }
+    public init(_ problem: String) { problems = [problem] }
+    public var description: String { problems.joined(separator: "\n") }
+}

@@ -1,0 +1,47 @@
+/// Per-worker statistics, bumped on the data path without locks or
+/// allocation (one writer: the worker). Read them after the worker stops, or
+/// racily for a rough live view.
+public final class TargetCounters: @unchecked Sendable {
+    // SAFETY: one writing thread; readers accept torn/stale values.
+    private let storage: UnsafeMutablePointer<UInt64>
+    private static let opcodeBase = 0, statusBase = 8, bytesReadIndex = 16, bytesWrittenIndex = 17
+    private static let droppedIndex = 18, acceptedIndex = 19, count = 20
+
+    public init() {
+        storage = .allocate(capacity: Self.count)
+        storage.initialize(repeating: 0, count: Self.count)
+    }
+
+    deinit { storage.deallocate() }
+
+    @inline(__always) func command(_ opcode: UInt8) { storage[Self.opcodeBase + Int(opcode & 7)] &+= 1 }
+    @inline(__always) func status(_ s: UInt8) { storage[Self.statusBase + Int(s & 7)] &+= 1 }
+    @inline(__always) func read(_ n: Int) { storage[Self.bytesReadIndex] &+= UInt64(n) }
+    @inline(__always) func written(_ n: Int) { storage[Self.bytesWrittenIndex] &+= UInt64(n) }
+    @inline(__always) func dropped() { storage[Self.droppedIndex] &+= 1 }
+    @inline(__always) func accepted() { storage[Self.acceptedIndex] &+= 1 }
+
+    /// Commands seen with opcode `raw` (0: capsules whose opcode was unknown or unreadable).
+    public func commands(opcode raw: UInt8) -> UInt64 { storage[Self.opcodeBase + Int(raw & 7)] }
+    /// Commands answered with `status`.
+    public func responses(status: UInt8) -> UInt64 { storage[Self.statusBase + Int(status & 7)] }
+    public var bytesRead: UInt64 { storage[Self.bytesReadIndex] }
+    public var bytesWritten: UInt64 { storage[Self.bytesWrittenIndex] }
+    /// Connections dropped on an error (not counting orderly disconnects).
+    public var droppedConnections: UInt64 { storage[Self.droppedIndex] }
+    public var acceptedConnections: UInt64 { storage[Self.acceptedIndex] }
+
+    /// Adds `other` into this one (totals over workers).
+    func add(_ other: TargetCounters) {
+        for i in 0..<Self.count { storage[i] &+= other.storage[i] }
+    }
+
+    /// One line for logs.
+    public var summary: String {
+        let names = ["?", "read", "write", "flush", "discard", "write_zeroes", "get_id", "?"]
+        let cmds = (1...6).map { "\(names[$0])=\(storage[Self.opcodeBase + $0])" }.joined(separator: " ")
+        let errs = (1...6).map { "\(storage[Self.statusBase + $0])" }.joined(separator: "/")
+        return "commands \(cmds); bytes read \(bytesRead) written \(bytesWritten); errors by status 1-6 \(errs); "
+            + "connections accepted \(acceptedConnections) dropped \(droppedConnections)"
+    }
+}

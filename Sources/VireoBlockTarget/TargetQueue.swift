@@ -1,0 +1,460 @@
+import CVireoUring
+import CVireoVerbs
+import Logging
+import VireoFabric
+import VireoSys
+import VireoWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One connection (queue) of a block export on the target, with everything it
+/// needs allocated once at accept: `depth` receive buffers, `depth` bounce
+/// buffers of max-I/O bytes, `depth` response buffers and request slots.
+///
+/// Built by the control plane, then owned by one worker, which feeds it
+/// completions; `process(_:)` drives each request slot through
+/// `TargetRequestState`. Released by the control plane after the worker
+/// retires it: the connection (QP) first, then the registered buffers.
+final class TargetQueue: @unchecked Sendable {
+    // SAFETY: after hand-off only the owning worker thread touches the data path.
+    var connection: Connection?
+    let export: Export
+    let store: BlockStore
+    let limits: CommandLimits
+    let geometry: BlockGeometry
+    let depth: Int
+    let maxIO: Int
+    let receiveSize: Int
+    let sendQueueDepth: Int
+    /// Device completion-queue entries this connection may need (receives + every send WR flushed on error).
+    var completionBudget: Int { depth + sendQueueDepth }
+    let peer: String
+
+    private var receives: RegisteredBuffer?
+    private var bounce: RegisteredBuffer?
+    private var responses: RegisteredBuffer?
+    private let requests: UnsafeMutablePointer<TargetRequest>
+    private var freeSlots: IndexRing
+    /// Receives that arrived while every slot was busy (receive index << 20 | byte count).
+    private var pendingReceives: IndexRing
+    /// Slots waiting for send-queue room, in arrival order.
+    private var waiters: IndexRing
+    private var sendQueueFree: Int
+    private let sendBatch: SendBatch
+    private let receiveBatch: RecvBatch
+
+    // Set by the worker at install.
+    var tableIndex = 0
+    var generation: UInt16 = 0
+    private var ring: IOUring?
+    private var counters = TargetCounters()
+    /// io_uring operations in flight: the bounce buffers stay alive until this is 0.
+    private(set) var storageInFlight = 0
+    /// Set when the connection must go; the worker retires it once no storage I/O is in flight.
+    private(set) var dropReason: String?
+    var isDraining: Bool { dropReason != nil }
+
+    /// Allocates and registers everything for `geometry` on `pd`.
+    init(connection: Connection, export: Export, geometry: BlockGeometry, sendQueueDepth: Int) throws(FabricError) {
+        self.connection = connection
+        self.export = export
+        store = export.store
+        self.geometry = geometry
+        limits = CommandLimits(geometry: geometry)
+        depth = Int(geometry.queueDepth)
+        maxIO = Int(geometry.maxIOBytes)
+        receiveSize = Wire.commandSize(segments: Int(geometry.maxSegments), inline: Int(geometry.maxInlineBytes))
+        self.sendQueueDepth = sendQueueDepth
+        peer = connection.peerAddress
+        let pd = connection.pd
+        // Each bounce buffer starts on a page (O_DIRECT alignment).
+        let slotBytes = (maxIO + pageSize - 1) / pageSize * pageSize
+        receives = try RegisteredBuffer(pd: pd, count: depth * receiveSize, access: [.localWrite])
+        bounce = try RegisteredBuffer(pd: pd, count: depth * slotBytes, access: [.localWrite])
+        responses = try RegisteredBuffer(pd: pd, count: depth * Wire.responseSize, access: [.localWrite])
+        bounceStride = slotBytes
+        requests = .allocate(capacity: depth)
+        requests.initialize(repeating: TargetRequest(), count: depth)
+        freeSlots = IndexRing(capacity: depth)
+        for i in 0..<depth { freeSlots.push(i) }
+        pendingReceives = IndexRing(capacity: depth)
+        waiters = IndexRing(capacity: depth)
+        sendQueueFree = sendQueueDepth
+        sendBatch = SendBatch(capacity: Int(geometry.maxSegments) + 1)
+        receiveBatch = RecvBatch(capacity: depth)
+    }
+
+    private let bounceStride: Int
+
+    deinit {
+        requests.deinitialize(count: depth)
+        requests.deallocate()
+        freeSlots.deallocate()
+        pendingReceives.deallocate()
+        waiters.deallocate()
+    }
+
+    /// Releases in order: the connection (disconnect, QP), then the registered buffers.
+    func release(disconnectTimeoutMilliseconds: Int32 = 500) {
+        connection?.disconnect(timeoutMilliseconds: disconnectTimeoutMilliseconds)
+        connection = nil
+        receives = nil
+        bounce = nil
+        responses = nil
+    }
+
+    /// Called by the worker that now owns this queue: records its ids and posts every receive.
+    func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters) {
+        tableIndex = index
+        self.generation = generation
+        self.ring = ring
+        self.counters = counters
+        for i in 0..<depth { appendReceive(i) }
+        postReceives()
+    }
+
+    // MARK: completions
+
+    /// A device completion for this queue (already matched by index and generation).
+    @inline(__always)
+    func completed(_ c: Completion) {
+        if isDraining { return }
+        let kind = WorkID.kind(c.wrId), index = WorkID.index(c.wrId)
+        guard c.isSuccess else {
+            drop(c.status == IBV_WC_WR_FLUSH_ERR ? "disconnected" : "\(c.error)")
+            return
+        }
+        guard index >= 0 && index < depth else { return drop("completion for unknown slot \(index)") }
+        switch kind {
+        case WorkID.receive:
+            received(index, byteCount: Int(c.byteLength))
+        case WorkID.transfer:
+            let r = requests + index
+            sendQueueFree += r.pointee.sendQueueHeld
+            r.pointee.sendQueueHeld = 0
+            r.pointee.state = .readyToExecute
+            process(index)
+            serveWaiters()
+        case WorkID.response:
+            finished(index)
+        default:
+            break
+        }
+    }
+
+    /// An io_uring completion for slot `index` (result: bytes or -errno).
+    @inline(__always)
+    func storageCompleted(_ index: Int, result: Int32) {
+        storageInFlight -= 1
+        if isDraining || index < 0 || index >= depth { return }
+        let r = requests + index
+        guard let cap = r.pointee.capsule else { return }
+        if result < 0 {
+            if cap.opcode == .writeZeroes, result == -EOPNOTSUPP || result == -EINVAL || result == -ENOTTY,
+               r.pointee.zeroing != .writeZeroes {
+                // ZERO_RANGE unsupported (tmpfs, some devices): punch a hole in a file, else write zeroes.
+                if r.pointee.zeroing == .zeroRange, case .file = store.kind { r.pointee.zeroing = .punchHole } else {
+                    r.pointee.zeroing = .writeZeroes
+                }
+                r.pointee.progress = 0
+                submitStorage(index)
+                return
+            }
+            r.pointee.status = .ioError
+        } else {
+            switch cap.opcode {
+            case .read, .write:
+                if result == 0 { r.pointee.status = .ioError; break }
+                r.pointee.progress += UInt32(result)
+                if r.pointee.progress < cap.length { submitStorage(index); return }
+            case .writeZeroes where r.pointee.zeroing == .writeZeroes:
+                if result == 0 { r.pointee.status = .ioError; break }
+                r.pointee.progress += UInt32(result)
+                if r.pointee.progress < cap.length { submitStorage(index); return }
+            default:
+                break
+            }
+        }
+        r.pointee.hasData = cap.opcode == .read && r.pointee.status == .ok
+        r.pointee.state = .readyToComplete
+        process(index)
+    }
+
+    /// Marks the connection for retirement (the QP is in error or the peer is broken).
+    func drop(_ reason: String) {
+        guard dropReason == nil else { return }
+        dropReason = reason
+    }
+
+    // MARK: the request state machine
+
+    private func received(_ receiveIndex: Int, byteCount: Int) {
+        guard let slot = freeSlots.pop() else {
+            pendingReceives.push(receiveIndex << 20 | byteCount)
+            return
+        }
+        start(slot, receiveIndex: receiveIndex, byteCount: byteCount)
+    }
+
+    /// Parses the capsule in `receiveIndex` into request `slot` and runs it.
+    private func start(_ slot: Int, receiveIndex: Int, byteCount: Int) {
+        let r = requests + slot
+        r.pointee = TargetRequest()
+        r.pointee.receiveIndex = receiveIndex
+        // SAFETY: the receive buffer is registered, `receiveSize` long, and not
+        // reposted until this request's response is posted.
+        let p = UnsafeRawPointer(receives!.bytes.baseAddress! + receiveIndex * receiveSize)
+        switch CommandCapsule.parse(p, byteCount: byteCount, limits: limits) {
+        case .failure(let f):
+            guard let tag = f.tag else {
+                counters.status(BlockStatus.invalid.rawValue)
+                return drop("capsule of \(byteCount) bytes is shorter than its header")
+            }
+            r.pointee.tag = tag
+            r.pointee.status = f.status
+            r.pointee.state = .readyToComplete
+        case .success(let cap):
+            r.pointee.capsule = cap
+            r.pointee.tag = cap.tag
+            let writes = cap.opcode == .write || cap.opcode == .discard || cap.opcode == .writeZeroes
+            if writes && export.config.readOnly {
+                r.pointee.status = .readOnly
+                r.pointee.state = .readyToComplete
+                break
+            }
+            switch cap.opcode {
+            case .write where cap.flags.contains(.inlineData):
+                // SAFETY: inline data is ≤ max inline ≤ max I/O, the bounce slot's size.
+                bounceBase(slot).copyMemory(from: cap.inlineData.baseAddress!, byteCount: cap.inlineLength)
+                r.pointee.state = .readyToExecute
+            case .write:
+                r.pointee.state = .readyToTransfer
+            case .getID:
+                let n = Int(cap.length)
+                export.identifier.withUnsafeBytes { id in bounceBase(slot).copyMemory(from: id.baseAddress!, byteCount: n) }
+                r.pointee.hasData = true
+                r.pointee.state = .readyToComplete
+            default:
+                r.pointee.state = .readyToExecute
+            }
+        }
+        process(slot)
+    }
+
+    /// Moves request `slot` forward until it has to wait.
+    private func process(_ slot: Int, fromWaiters: Bool = false) {
+        let r = requests + slot
+        while !isDraining {
+            switch r.pointee.state {
+            case .readyToTransfer:
+                let cap = r.pointee.capsule!
+                let n = cap.segmentCount
+                if (!fromWaiters && !waiters.isEmpty) || sendQueueFree < n { waiters.push(slot); return }
+                var offset = 0
+                for i in 0..<n {
+                    let s = cap.segment(i)
+                    sendBatch.read(
+                        wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.transfer, index: slot),
+                        local: bounce!.region.segment(offset: slot * bounceStride + offset, length: Int(s.length)),
+                        remoteAddress: s.address, rkey: s.rkey, signaled: i == n - 1)
+                    offset += Int(s.length)  // ≤ max I/O: validated by parse
+                }
+                guard post(sendBatch) else { return }
+                sendQueueFree -= n
+                r.pointee.sendQueueHeld = n
+                r.pointee.state = .transferringFromHost
+                return
+            case .readyToExecute:
+                execute(slot)
+                if r.pointee.state == .executing { return }
+            case .readyToComplete:
+                complete(slot, fromWaiters: fromWaiters)
+                return
+            case .free, .transferringFromHost, .executing, .completing:
+                return
+            }
+        }
+    }
+
+    /// Starts the storage operation: memory exports finish here; files and devices go to io_uring.
+    private func execute(_ slot: Int) {
+        let r = requests + slot
+        let cap = r.pointee.capsule!
+        if let mem = store.memory {
+            // SAFETY: parse checked offset + length ≤ capacity ≤ the mapping's size.
+            let p = mem + Int(cap.offset)
+            let n = Int(cap.length)
+            switch cap.opcode {
+            case .read: bounceBase(slot).copyMemory(from: p, byteCount: n)
+            case .write: p.copyMemory(from: bounceBase(slot), byteCount: n)
+            case .discard, .writeZeroes: memset(p, 0, n)
+            case .flush, .getID: break
+            }
+            r.pointee.hasData = cap.opcode == .read
+            r.pointee.state = .readyToComplete
+            return
+        }
+        r.pointee.state = .executing
+        submitStorage(slot)
+    }
+
+    /// Queues the (next part of the) storage operation of `slot` on the worker's ring.
+    private func submitStorage(_ slot: Int) {
+        let r = requests + slot
+        let cap = r.pointee.capsule!
+        let ud = WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.storage, index: slot)
+        let done = Int(r.pointee.progress)
+        let remaining = Int(cap.length) - done
+        let at = cap.offset + UInt64(done)  // ≤ capacity: checked by parse
+        let fd = store.fd
+        let ring = self.ring!
+        let queued: Bool
+        switch cap.opcode {
+        case .read:
+            queued = ring.read(fd: fd, into: bounceBase(slot) + done, count: remaining, offset: at, userData: ud)
+        case .write:
+            queued = ring.write(fd: fd, from: bounceBase(slot) + done, count: remaining, offset: at, userData: ud)
+        case .flush:
+            queued = ring.fsync(fd: fd, datasync: true, userData: ud)
+        case .discard:
+            queued = ring.fallocate(fd: fd, mode: vireo_falloc_punch_hole() | vireo_falloc_keep_size(),
+                                    offset: cap.offset, length: UInt64(cap.length), userData: ud)
+        case .writeZeroes:
+            switch r.pointee.zeroing {
+            case .zeroRange:
+                queued = ring.fallocate(fd: fd, mode: vireo_falloc_zero_range() | vireo_falloc_keep_size(),
+                                        offset: cap.offset, length: UInt64(cap.length), userData: ud)
+            case .punchHole:
+                queued = ring.fallocate(fd: fd, mode: vireo_falloc_punch_hole() | vireo_falloc_keep_size(),
+                                        offset: cap.offset, length: UInt64(cap.length), userData: ud)
+            case .writeZeroes:
+                let chunk = min(remaining, maxIO)
+                memset(bounceBase(slot), 0, chunk)
+                queued = ring.write(fd: fd, from: bounceBase(slot), count: chunk, offset: at, userData: ud)
+            }
+        case .getID:
+            queued = false
+        }
+        if queued {
+            storageInFlight += 1
+        } else {
+            // The ring is sized for every slot of every queue; this is a bug, not load.
+            r.pointee.status = .ioError
+            r.pointee.state = .readyToComplete
+        }
+    }
+
+    /// Posts READ/GET_ID data (one RDMA WRITE per segment, unsignaled) and the
+    /// response SEND (signaled) in one chain, after reposting the receive buffer.
+    private func complete(_ slot: Int, fromWaiters: Bool) {
+        let r = requests + slot
+        let dataWRs = r.pointee.hasData && r.pointee.status == .ok ? r.pointee.capsule!.segmentCount : 0
+        let need = dataWRs + 1
+        if (!fromWaiters && !waiters.isEmpty) || sendQueueFree < need { waiters.push(slot); return }
+        if dataWRs > 0 {
+            let cap = r.pointee.capsule!
+            var offset = 0
+            for i in 0..<dataWRs {
+                let s = cap.segment(i)
+                sendBatch.write(
+                    wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.data, index: slot),
+                    local: bounce!.region.segment(offset: slot * bounceStride + offset, length: Int(s.length)),
+                    remoteAddress: s.address, rkey: s.rkey, signaled: false)
+                offset += Int(s.length)
+            }
+        }
+        let responseOffset = slot * Wire.responseSize
+        ResponseCapsule.write(responses!.bytes.baseAddress! + responseOffset, tag: r.pointee.tag, status: r.pointee.status)
+        sendBatch.send(
+            wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.response, index: slot),
+            local: responses!.region.segment(offset: responseOffset, length: Wire.responseSize),
+            signaled: true, inline: true)
+        // Counters (before the capsule's buffer is reposted).
+        if let cap = r.pointee.capsule {
+            counters.command(cap.opcode.rawValue)
+            if r.pointee.status == .ok {
+                if cap.opcode == .read { counters.read(Int(cap.length)) }
+                if cap.opcode == .write { counters.written(Int(cap.length)) }
+            }
+        } else {
+            counters.command(0)
+        }
+        if r.pointee.status != .ok { counters.status(r.pointee.status.rawValue) }
+        r.pointee.capsule = nil
+        // The receive goes back before the response leaves, so a new command never meets an empty queue.
+        appendReceive(r.pointee.receiveIndex)
+        guard postReceives(), post(sendBatch) else { return }
+        sendQueueFree -= need
+        r.pointee.sendQueueHeld = need
+        r.pointee.state = .completing
+    }
+
+    /// The response SEND of `slot` completed: the slot (and its bounce buffer) is free again.
+    private func finished(_ slot: Int) {
+        let r = requests + slot
+        sendQueueFree += r.pointee.sendQueueHeld
+        r.pointee.sendQueueHeld = 0
+        r.pointee.state = .free
+        if let pending = pendingReceives.pop() {
+            start(slot, receiveIndex: pending >> 20, byteCount: pending & 0xfffff)
+        } else {
+            freeSlots.push(slot)
+        }
+        serveWaiters()
+    }
+
+    /// Lets waiting slots post while the send queue has room, oldest first.
+    private func serveWaiters() {
+        while !isDraining, let slot = waiters.peek() {
+            let r = requests + slot
+            let need: Int
+            switch r.pointee.state {
+            case .readyToTransfer: need = r.pointee.capsule!.segmentCount
+            case .readyToComplete: need = (r.pointee.hasData && r.pointee.status == .ok ? r.pointee.capsule!.segmentCount : 0) + 1
+            default: need = 0
+            }
+            guard sendQueueFree >= need else { return }
+            _ = waiters.pop()
+            process(slot, fromWaiters: true)
+        }
+    }
+
+    // MARK: helpers
+
+    @inline(__always)
+    private func bounceBase(_ slot: Int) -> UnsafeMutableRawPointer {
+        bounce!.bytes.baseAddress! + slot * bounceStride
+    }
+
+    @inline(__always)
+    private func appendReceive(_ index: Int) {
+        receiveBatch.receive(
+            wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.receive, index: index),
+            local: receives!.region.segment(offset: index * receiveSize, length: receiveSize))
+    }
+
+    @inline(__always) @discardableResult
+    private func postReceives() -> Bool {
+        do {
+            try connection!.queuePair.post(receiveBatch)
+            return true
+        } catch {
+            receiveBatch.reset()
+            drop("\(error)")
+            return false
+        }
+    }
+
+    @inline(__always)
+    private func post(_ batch: SendBatch) -> Bool {
+        do {
+            try connection!.queuePair.post(batch)
+            return true
+        } catch {
+            batch.reset()
+            drop("\(error)")
+            return false
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import VireoWire
+
+/// Where one command is in its life on the target. One request slot walks
+/// these states in `TargetQueue.process(_:)`; a slot waits only in the states
+/// marked "waits".
+enum TargetRequestState: UInt8 {
+    /// No command: the slot is on the free list.
+    case free
+    /// A WRITE with segments whose RDMA READs are not posted yet (waits: send-queue room).
+    case readyToTransfer
+    /// RDMA READs of the guest's segments into the bounce buffer are in flight (waits: last READ's completion).
+    case transferringFromHost
+    /// Data (if any) is in the bounce buffer; the storage operation has not started.
+    case readyToExecute
+    /// An io_uring operation is in flight (waits: its completion).
+    case executing
+    /// The status is known and any READ/GET_ID data is in the bounce buffer;
+    /// nothing is posted yet (waits: send-queue room for data WRITEs + response).
+    case readyToComplete
+    /// The RDMA WRITEs (if any) and the response SEND are posted (waits: the SEND's completion,
+    /// after which the bounce buffer may be reused).
+    case completing
+}
+
+/// How WRITE_ZEROES is being carried out on a file or device.
+enum ZeroingMode: UInt8 {
+    /// fallocate(ZERO_RANGE).
+    case zeroRange
+    /// fallocate(PUNCH_HOLE|KEEP_SIZE) (a regular file reads zeroes back).
+    case punchHole
+    /// Plain writes of a zeroed bounce buffer, chunk by chunk.
+    case writeZeroes
+}
+
+/// One command slot of a connection, preallocated; the command's capsule stays
+/// in its receive buffer until the response is posted.
+struct TargetRequest {
+    var state: TargetRequestState = .free
+    /// The receive buffer holding the capsule (reposted just before the response).
+    var receiveIndex: Int = 0
+    var capsule: CommandCapsule?
+    /// The failure tag/status when the capsule was refused, or the command's outcome.
+    var tag: UInt32 = 0
+    var status: BlockStatus = .ok
+    /// Send-queue entries this request holds until its signaled completion.
+    var sendQueueHeld: Int = 0
+    /// Bytes of the storage operation done so far (short reads/writes, chunked zeroing).
+    var progress: UInt32 = 0
+    var zeroing: ZeroingMode = .zeroRange
+    /// Whether the response carries data WRITEs (READ, GET_ID).
+    var hasData: Bool = false
+}

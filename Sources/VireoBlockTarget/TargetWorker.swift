@@ -1,0 +1,227 @@
+import CVireoSys
+import Logging
+import VireoFabric
+import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A data-path thread: one completion channel + CQ shared by all its
+/// connections, one io_uring, and a table of the queues it serves.
+///
+/// Loop: poll the CQ and the ring, process, submit; when idle for a while, arm
+/// the CQ and sleep on the channel fd, the ring's eventfd and a wake eventfd
+/// (new connections, stop). `busyPoll` never sleeps. Nothing on the per-command
+/// path allocates, locks or logs.
+final class TargetWorker: @unchecked Sendable {
+    // SAFETY: the data-path state is touched only by the worker thread; the
+    // hand-off list is guarded by `lock`; `stopFlag`/`handoffHint` are atomics.
+    let index: Int
+    let context: VerbsContext
+    let channel: CompletionChannel
+    let cq: CompletionQueue
+    let ring: IOUring
+    let counters = TargetCounters()
+    let logger: Logger
+    private let wake: EventFD
+    private let completions = CompletionBuffer(capacity: 64)
+    private let poller = Poller(capacity: 3)
+    private let busyPoll: Bool
+    /// Idle loop turns before sleeping.
+    private let spinBudget: Int
+    /// Called (on the worker thread) with a queue it has retired; the control plane releases it.
+    private let retire: @Sendable (TargetQueue) -> Void
+
+    /// Queue table: index in work ids; generations tell stale completions apart.
+    static let maxQueues = 1024
+    private var table: [TargetQueue?]
+    private var generations: [UInt16]
+    private var draining: [Int] = []
+
+    private let lock: UnsafeMutablePointer<pthread_mutex_t>
+    private var handoff: [TargetQueue] = []
+    private let handoffHint: UnsafeMutablePointer<Int>
+    private let stopFlag: UnsafeMutablePointer<Int>
+    private var thread: OSThread?
+
+    // Control-plane bookkeeping (touched only by the control thread).
+    /// CQ entries not yet promised to a connection.
+    var completionBudgetLeft: Int
+    /// io_uring entries not yet promised (one per request slot).
+    var ringBudgetLeft: Int
+    var queueCount = 0
+
+    init(index: Int, context: VerbsContext, cqCapacity: Int, ringEntries: Int, busyPoll: Bool,
+         logger: Logger, retire: @escaping @Sendable (TargetQueue) -> Void) throws(FabricError) {
+        self.index = index
+        self.context = context
+        channel = try CompletionChannel(context: context)
+        cq = try CompletionQueue(context: context, capacity: cqCapacity, channel: channel)
+        do {
+            ring = try IOUring(entries: ringEntries)
+            wake = try EventFD()
+        } catch {
+            throw .call(error)
+        }
+        self.busyPoll = busyPoll
+        spinBudget = busyPoll ? Int.max : 2000
+        self.logger = logger
+        self.retire = retire
+        completionBudgetLeft = cqCapacity
+        ringBudgetLeft = ringEntries
+        table = [TargetQueue?](repeating: nil, count: Self.maxQueues)
+        generations = [UInt16](repeating: 0, count: Self.maxQueues)
+        draining.reserveCapacity(Self.maxQueues)
+        lock = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        handoffHint = .allocate(capacity: 1)
+        handoffHint.initialize(to: 0)
+        stopFlag = .allocate(capacity: 1)
+        stopFlag.initialize(to: 0)
+        poller.add(channel.fd)
+        poller.add(ring.eventFD.rawValue)
+        poller.add(wake.rawValue)
+    }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+        handoffHint.deallocate()
+        stopFlag.deallocate()
+    }
+
+    /// Starts the thread.
+    func start() throws(SystemError) {
+        thread = try OSThread(name: "vireo-w\(index)") { [self] in run() }
+    }
+
+    /// Hands a connected queue to this worker (control plane).
+    func adopt(_ q: TargetQueue) {
+        pthread_mutex_lock(lock)
+        handoff.append(q)
+        vireo_relaxed_store(handoffHint, 1)
+        pthread_mutex_unlock(lock)
+        wake.signal()
+    }
+
+    /// Stops the thread and returns every queue it still held (for the control plane to release).
+    func stop() -> [TargetQueue] {
+        vireo_relaxed_store(stopFlag, 1)
+        wake.signal()
+        thread?.join()
+        thread = nil
+        var left = table.compactMap { $0 }
+        table = [TargetQueue?](repeating: nil, count: Self.maxQueues)
+        pthread_mutex_lock(lock)
+        left += handoff
+        handoff = []
+        pthread_mutex_unlock(lock)
+        return left
+    }
+
+    // MARK: the loop
+
+    private func run() {
+        var idle = 0
+        while vireo_relaxed_load(stopFlag) == 0 {
+            if vireo_relaxed_load(handoffHint) != 0 { takeHandoffs() }
+            var work = pollOnce()
+            if work > 0 { idle = 0; continue }
+            idle += 1
+            if idle < spinBudget { continue }
+            // Sleep: arm, look once more (a completion may have landed before arming), then wait.
+            do { try cq.requestNotification() } catch { logger.error("worker \(index): \(error)") }
+            work = pollOnce()
+            if work > 0 { idle = 0; continue }
+            do {
+                try poller.wait(timeoutMilliseconds: 1000)
+            } catch {
+                logger.error("worker \(index): \(error)")
+            }
+            do { try cq.takeChannelEvents() } catch { logger.error("worker \(index): \(error)") }
+            ring.eventFD.drain()
+            wake.drain()
+            idle = 0
+        }
+    }
+
+    /// One pass over the CQ and the ring; returns how many completions it handled.
+    @inline(__always)
+    private func pollOnce() -> Int {
+        var work = 0
+        let n: Int
+        do { n = try cq.poll(into: completions) } catch {
+            logger.error("worker \(index): \(error)")
+            return 0
+        }
+        for i in 0..<n {
+            let c = completions[i]
+            guard let q = queue(for: c.wrId) else { continue }
+            q.completed(c)
+            if q.isDraining { noteDraining(q) }
+        }
+        work += n
+        while let (ud, res) = ring.takeCompletion() {
+            work += 1
+            let qi = WorkID.queue(ud)
+            guard qi < Self.maxQueues, let q = table[qi], generations[qi] == WorkID.generation(ud) else { continue }
+            q.storageCompleted(WorkID.index(ud), result: res)
+            if q.isDraining { noteDraining(q) }
+        }
+        do { try ring.submit() } catch { logger.error("worker \(index): \(error)") }
+        if !draining.isEmpty { retireDrained() }
+        return work
+    }
+
+    @inline(__always)
+    private func queue(for wrId: UInt64) -> TargetQueue? {
+        let qi = WorkID.queue(wrId)
+        guard qi < Self.maxQueues, let q = table[qi], generations[qi] == WorkID.generation(wrId) else { return nil }
+        return q
+    }
+
+    private func noteDraining(_ q: TargetQueue) {
+        if !draining.contains(q.tableIndex) { draining.append(q.tableIndex) }
+    }
+
+    /// Retires draining queues whose storage I/O has finished: out of the table, to the control plane.
+    private func retireDrained() {
+        var i = 0
+        while i < draining.count {
+            let qi = draining[i]
+            guard let q = table[qi] else { draining.remove(at: i); continue }
+            if q.storageInFlight > 0 { i += 1; continue }
+            draining.remove(at: i)
+            table[qi] = nil
+            generations[qi] &+= 1
+            let reason = q.dropReason ?? "closed"
+            if reason == "disconnected" {
+                logger.info("\(q.peer) disconnected from \(q.export.config.name)")
+            } else {
+                counters.dropped()
+                logger.warning("dropping connection \(q.peer) to \(q.export.config.name): \(reason)")
+            }
+            retire(q)
+        }
+    }
+
+    private func takeHandoffs() {
+        pthread_mutex_lock(lock)
+        let new = handoff
+        handoff.removeAll(keepingCapacity: true)
+        vireo_relaxed_store(handoffHint, 0)
+        pthread_mutex_unlock(lock)
+        for q in new {
+            guard let slot = table.firstIndex(where: { $0 == nil }) else {
+                q.drop("worker \(index) has no free queue slot")
+                retire(q)
+                continue
+            }
+            table[slot] = q
+            generations[slot] &+= 1
+            counters.accepted()
+            q.install(index: slot, generation: generations[slot], ring: ring, counters: counters)
+            if q.isDraining { noteDraining(q) }
+        }
+    }
+}
