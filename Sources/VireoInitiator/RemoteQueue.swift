@@ -94,6 +94,7 @@ final class RemoteQueue: @unchecked Sendable {
     /// Takes a popped request: parse, build the capsule, queue it for sending.
     func submit(_ req: VhostUserQueueRequest) {
         counters.bump(counters.requests)
+        if link.pendingReady.load(ordering: .relaxed) { adopt() }   // parse with the newest geometry
         let chain = req.chain
         let head = Int(chain.head)
         guard head < slotCount, slots[head].state == .free else {
@@ -138,7 +139,7 @@ final class RemoteQueue: @unchecked Sendable {
             lose("the target disconnected")
             did += 1
         }
-        if connection != nil { did += reap() }
+        did += reap()
         if let conn = connection {
             if !recvBatch.isEmpty {
                 do { try conn.queuePair.post(recvBatch) } catch { lose("ibv_post_recv: \(error)") }
@@ -156,10 +157,12 @@ final class RemoteQueue: @unchecked Sendable {
             || (connection != nil && link.lostGeneration.load(ordering: .relaxed) == generation)
     }
 
-    /// Drains the CQ; completes requests whose responses arrived.
+    /// Drains the CQ; completes requests whose responses arrived. Also runs
+    /// while disconnected: completions of dead connections (flushed work
+    /// requests) are discarded, so they never crowd the CQ a new connection shares.
     private func reap() -> Int {
         var done = 0
-        while connection != nil {
+        while true {
             let n: Int
             do { n = try cq.poll(into: completions) } catch { lose("ibv_poll_cq: \(error)"); break }
             if n == 0 { break }
@@ -305,9 +308,10 @@ final class RemoteQueue: @unchecked Sendable {
     private func adopt() {
         link.pendingReady.store(false, ordering: .relaxed)
         guard let p = link.pending.withLock({ v -> PendingConnection? in defer { v = nil }; return v }) else { return }
+        epoch &+= 1
+        _ = reap()          // discard what the old connection left in the shared CQ
         connection = p.connection
         generation = p.generation
-        epoch &+= 1
         limits = CapsuleLimits(geometry: p.geometry, maxInlinePieces: TargetConnector.inlinePieces)
         blkLimits = RemoteBlockDevice.blkLimits(p.geometry, readOnly: disk.config.readOnly)
         credits = min(Int(p.geometry.queueDepth), slotCount)

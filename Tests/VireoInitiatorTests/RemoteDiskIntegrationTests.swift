@@ -26,6 +26,9 @@ struct RemoteDiskIntegrationTests {
         let file: String
         var port: UInt16 = 0
         var target: TargetDaemon?
+        /// Export size for the next target start; a memory export when `memoryExport`.
+        var exportSize: UInt64 = 16 << 20
+        let memoryExport: Bool
         let device: RemoteBlockDevice
         let server: VhostUserServer
         let memory: DriverMemory
@@ -33,11 +36,12 @@ struct RemoteDiskIntegrationTests {
         var queues: [SplitDriverQueue] = []
         let path: String
 
-        init(tag: String, queues: Int = 2, lossTimeout: UInt64 = 120_000_000_000) throws {
+        init(tag: String, queues: Int = 2, lossTimeout: UInt64 = 120_000_000_000, memoryExport: Bool = false) throws {
+            self.memoryExport = memoryExport
             file = "/tmp/vireo-init-\(getpid())-\(tag).img"
             unlink(file)
             path = "/tmp/vireo-init-\(getpid())-\(tag).sock"
-            let (t, p) = try Self.makeTarget(host: host, port: 0, file: file)
+            let (t, p) = try Self.makeTarget(host: host, port: 0, file: memoryExport ? nil : file, size: exportSize)
             target = t
             port = p
             var logger = Logger(label: "test.initiator.\(tag)")
@@ -49,6 +53,7 @@ struct RemoteDiskIntegrationTests {
                                          options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200)),
                                          logger: logger)
             try server.start()
+            device.onConfigChange { [weak server] in _ = try? server?.notifyConfigChange() }
             memory = try DriverMemory(regions: [(RemoteDiskIntegrationTests.region0, RemoteDiskIntegrationTests.regionSize),
                                                 (RemoteDiskIntegrationTests.boundary, RemoteDiskIntegrationTests.regionSize)])
             frontend = try VhostUserFrontend(path: path)
@@ -65,10 +70,10 @@ struct RemoteDiskIntegrationTests {
             }
         }
 
-        static func makeTarget(host: String, port: UInt16, file: String) throws -> (TargetDaemon, UInt16) {
+        static func makeTarget(host: String, port: UInt16, file: String?, size: UInt64) throws -> (TargetDaemon, UInt16) {
             var logger = Logger(label: "test.target")
             logger.logLevel = .warning
-            var e = ExportConfig(name: "vol0", backing: .file(file), size: 16 << 20)
+            var e = ExportConfig(name: "vol0", backing: file.map { .file($0) } ?? .memory, size: size)
             e.inlineMax = 4096
             let d = try TargetDaemon(config: TargetConfig(listen: "\(host):\(port)", workers: 1, exports: [e]), logger: logger)
             try d.start()
@@ -76,7 +81,7 @@ struct RemoteDiskIntegrationTests {
         }
 
         func startTarget() throws {
-            let (t, p) = try Self.makeTarget(host: host, port: port, file: file)
+            let (t, p) = try Self.makeTarget(host: host, port: port, file: memoryExport ? nil : file, size: exportSize)
             target = t
             port = p
         }
@@ -235,6 +240,55 @@ struct RemoteDiskIntegrationTests {
         #expect(rig.device.counters.reconnects.load(ordering: .relaxed) >= 1)
         #expect(rig.device.counters.resubmitted.load(ordering: .relaxed) >= 1)
         #expect(rig.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func targetStoppedWithCommandsInFlightLosesNoAcknowledgedWrite() throws {
+        let rig = try Rig(tag: "inflight")
+        let fe = rig.frontend
+        // 24 × 64 KiB writes over both queues; the target stops while they are moving.
+        let chunks = (0..<24).map { RemoteDiskIntegrationTests.pattern(64 << 10, seed: UInt8($0)) }
+        var statuses: [UInt64] = []
+        for (i, c) in chunks.enumerated() {
+            statuses.append(rig.add(i % 2, type: .out, sector: UInt64(i) * 128, data: c).status)
+        }
+        fe.kick(0)
+        fe.kick(1)
+        _ = waitFor(5) { rig.device.counters.commandsSent.load(ordering: .relaxed) >= 4 }
+        rig.stopTarget()
+        try rig.startTarget()
+        #expect(fe.waitForUsed(0, count: 12, timeoutMilliseconds: 60_000).count == 12)
+        #expect(fe.waitForUsed(1, count: 12, timeoutMilliseconds: 60_000).count == 12)
+        #expect(statuses.allSatisfy { rig.status($0) == 0 })
+        // Every write reads back intact.
+        var reads: [UInt64] = []
+        for i in 0..<chunks.count { reads.append(rig.add(i % 2, type: .in, sector: UInt64(i) * 128, readLength: 64 << 10).data) }
+        fe.kick(0)
+        fe.kick(1)
+        #expect(fe.waitForUsed(0, count: 12, timeoutMilliseconds: 60_000).count == 12)
+        #expect(fe.waitForUsed(1, count: 12, timeoutMilliseconds: 60_000).count == 12)
+        for (i, c) in chunks.enumerated() { #expect(rig.memory.read(reads[i], count: c.count) == c, "chunk \(i)") }
+        #expect(rig.device.counters.reconnects.load(ordering: .relaxed) >= 1)
+        #expect(rig.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func capacityChangeOnReconnectSendsConfigChange() throws {
+        let rig = try Rig(tag: "resize", queues: 1, memoryExport: true)
+        let fe = rig.frontend
+        let backend = try fe.openBackendChannel()
+        _ = try fe.config(size: 60)             // a reply: SET_BACKEND_REQ_FD was handled
+        rig.stopTarget()
+        rig.exportSize = 32 << 20
+        try rig.startTarget()
+        #expect(waitFor(30) { rig.device.geometry.capacityBytes == 32 << 20 })
+        let frame = try backend.readFrame()
+        #expect(frame?.0.request == VhostUserBackendRequest.configChangeMsg.rawValue)
+        let cfg = try fe.config(size: 60)
+        #expect(cfg.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } == (32 << 20) / 512)
+        // The new space is usable once the queue has reconnected.
+        let r = rig.add(0, type: .in, sector: (24 << 20) / 512, readLength: 4096)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 30_000).count == 1)
+        #expect(rig.status(r.status) == 0)
     }
 
     @Test func lossTimeoutFailsHeldRequestsWithIOERR() throws {
