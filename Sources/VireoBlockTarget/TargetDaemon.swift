@@ -11,9 +11,9 @@ import Glibc
 /// the configured exports, and hands each to a worker thread.
 ///
 /// The control plane (one thread) accepts and rejects connections, watches
-/// each connection's rdma_cm events (a peer's disconnect moves its QP to the
-/// error state, which its worker then sees), and releases connections the
-/// workers retire. Data moves only on the workers.
+/// each connection's rdma_cm events (a peer's disconnect is passed to its
+/// worker, which drops the queue once its storage I/O is done), and releases
+/// connections the workers retire. Data moves only on the workers.
 public final class TargetDaemon: @unchecked Sendable {
     // SAFETY: after `start`, everything below is touched by the control thread
     // only, except `retired` (guarded by `lock`) and the workers' hand-off API.
@@ -166,15 +166,15 @@ public final class TargetDaemon: @unchecked Sendable {
 
     private func controlLoop() {
         let poller = Poller(capacity: 2 + TargetWorker.maxQueues * 4)
-        var watched: [Connection] = []
+        var watched: [Live] = []
         var dirty = true
         while vireo_relaxed_load(stopFlag) == 0 {
             if dirty {
                 poller.removeAll()
                 poller.add(listener.eventFD)
                 poller.add(controlWake.rawValue)
-                watched = live.values.map(\.connection)
-                for c in watched where poller.count < poller.capacity { poller.add(c.eventFD) }
+                watched = Array(live.values)
+                for w in watched where poller.count < poller.capacity { poller.add(w.connection.eventFD) }
                 dirty = false
             }
             do { try poller.wait(timeoutMilliseconds: 1000) } catch {
@@ -198,9 +198,15 @@ public final class TargetDaemon: @unchecked Sendable {
                     }
                 }
             }
-            // Connection events: reading a DISCONNECTED moves the QP to error, so its worker drops it.
-            for (i, c) in watched.enumerated() where 2 + i < poller.count && poller.isReady(2 + i) {
-                _ = try? c.pollEvent(timeoutMilliseconds: 0)
+            // Connection events (DISCONNECTED, DEVICE_REMOVAL).
+            for (i, w) in watched.enumerated() where 2 + i < poller.count && poller.isReady(2 + i) {
+                // The peer's disconnect does not move our QP to error by itself: tell the worker.
+                switch try? w.connection.pollEvent(timeoutMilliseconds: 0) {
+                case .disconnected?, .deviceRemoved?:
+                    w.worker.requestDrop(w.queue)
+                default:
+                    break
+                }
             }
         }
     }

@@ -122,7 +122,15 @@ final class TargetQueue: @unchecked Sendable {
         if isDraining { return }
         let kind = WorkID.kind(c.wrId), index = WorkID.index(c.wrId)
         guard c.isSuccess else {
-            drop(c.status == IBV_WC_WR_FLUSH_ERR ? "disconnected" : "\(c.error)")
+            if c.status == IBV_WC_WR_FLUSH_ERR { return drop("disconnected") }
+            let what: String
+            switch kind {
+            case WorkID.transfer: what = "RDMA READ of the initiator's buffers"
+            case WorkID.data: what = "RDMA WRITE into the initiator's buffers"
+            case WorkID.response: what = "response SEND"
+            default: what = "receive"
+            }
+            drop("\(what) failed: \(String(cString: ibv_wc_status_str(c.status)))")
             return
         }
         guard index >= 0 && index < depth else { return drop("completion for unknown slot \(index)") }

@@ -40,6 +40,8 @@ final class TargetWorker: @unchecked Sendable {
 
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private var handoff: [TargetQueue] = []
+    /// Queues the control plane saw disconnect (their QPs do not flush on their own).
+    private var dropRequests: [TargetQueue] = []
     private let handoffHint: UnsafeMutablePointer<Int>
     private let stopFlag: UnsafeMutablePointer<Int>
     private var thread: OSThread?
@@ -99,6 +101,15 @@ final class TargetWorker: @unchecked Sendable {
     func adopt(_ q: TargetQueue) {
         pthread_mutex_lock(lock)
         handoff.append(q)
+        vireo_relaxed_store(handoffHint, 1)
+        pthread_mutex_unlock(lock)
+        wake.signal()
+    }
+
+    /// Asks the worker to drop `q` (the peer disconnected); it retires it once its storage I/O is done.
+    func requestDrop(_ q: TargetQueue) {
+        pthread_mutex_lock(lock)
+        dropRequests.append(q)
         vireo_relaxed_store(handoffHint, 1)
         pthread_mutex_unlock(lock)
         wake.signal()
@@ -209,6 +220,8 @@ final class TargetWorker: @unchecked Sendable {
         pthread_mutex_lock(lock)
         let new = handoff
         handoff.removeAll(keepingCapacity: true)
+        let drops = dropRequests
+        dropRequests.removeAll(keepingCapacity: true)
         vireo_relaxed_store(handoffHint, 0)
         pthread_mutex_unlock(lock)
         for q in new {
@@ -223,5 +236,10 @@ final class TargetWorker: @unchecked Sendable {
             q.install(index: slot, generation: generations[slot], ring: ring, counters: counters)
             if q.isDraining { noteDraining(q) }
         }
+        for q in drops where table[q.tableIndex] === q {
+            q.drop("disconnected")
+            noteDraining(q)
+        }
+        if !draining.isEmpty { retireDrained() }
     }
 }
