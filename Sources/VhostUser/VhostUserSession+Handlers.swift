@@ -154,11 +154,13 @@ extension VhostUserSession {
         case .setVringCall(let f):
             let r = try ring(f.index)
             let call = f.noFD ? nil : try eventFD(0)
-            try quiesced { () throws(VhostUserProtocolError) in r.call = call }
+            // No quiesce: the slot's handshake with the worker (VringEventSlot)
+            // guarantees no call reaches the old fd once this returns.
+            r.call.replace(call)
         case .setVringErr(let f):
             let r = try ring(f.index)
             let err = f.noFD ? nil : try eventFD(0)
-            try quiesced { () throws(VhostUserProtocolError) in r.err = err }
+            r.err.replace(err)
         case .getQueueNum:
             try channel.reply(to: req, payload: u64(UInt64(vrings.count)))
         case .setVringEnable(let s):

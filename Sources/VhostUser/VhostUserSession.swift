@@ -144,7 +144,7 @@ public final class VhostUserSession: @unchecked Sendable {
         for w in workers { w.shutdown() }
         workers = []
         table = .empty
-        for r in vrings { r.memory = .empty; r.log = nil; r.inflight = nil; r.call = nil; r.err = nil }
+        for r in vrings { r.memory = .empty; r.log = nil; r.inflight = nil; r.call.replace(nil); r.err.replace(nil) }
         log = nil
         inflight = nil
         backendChannel.withLock { $0 = nil }

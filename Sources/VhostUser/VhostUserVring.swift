@@ -17,7 +17,8 @@ public struct VhostUserVringCounters: Sendable, Equatable {
 /// plane (SET_VRING_*) and, while started, its runtime on a worker thread.
 ///
 /// Threading: configuration fields are written by the control thread only
-/// while the owning worker is paused (see `VhostUserWorker`); the runtime
+/// while the owning worker is paused (see `VhostUserWorker`), except `call`
+/// and `err`, which have their own handshake (`VringEventSlot`); the runtime
 /// fields are touched only by the worker. No locks.
 public final class VhostUserVring: @unchecked Sendable {
     // SAFETY (Sendable): see the threading note above; the pause handshake
@@ -33,8 +34,10 @@ public final class VhostUserVring: @unchecked Sendable {
     var base: UInt16 = 0
     var kick: SharedEventFD?
     var kickNoFD = false
-    var call: SharedEventFD?
-    var err: SharedEventFD?
+    /// Used-buffer notification fd (SET_VRING_CALL); swapped without a pause.
+    let call = VringEventSlot()
+    /// Error fd (SET_VRING_ERR); swapped without a pause.
+    let err = VringEventSlot()
     /// SET_VRING_ENABLE state.
     var enabled = false
     /// Kick received and rings resolved: the worker processes it.
@@ -162,7 +165,7 @@ public final class VhostUserVring: @unchecked Sendable {
                 case .queueBroken:
                     pool.append(req)
                     started = false
-                    err?.signal()
+                    err.signal()
                     return n
                 }
             }
@@ -191,7 +194,7 @@ public final class VhostUserVring: @unchecked Sendable {
                 }
                 pool.append(req)
                 started = false
-                err?.signal()
+                err.signal()
                 return nil
             }
             hand(req, to: nil, queue: q)
@@ -239,8 +242,7 @@ public final class VhostUserVring: @unchecked Sendable {
         outstanding -= 1
         counters.completions += 1
         pool.append(req)
-        if q.needsNotification(), let call {
-            call.signal()
+        if q.needsNotification(), call.signal() {
             counters.calls += 1
         }
     }

@@ -37,7 +37,7 @@ public final class VhostUserFrontend {
         public let driver: SplitDriverQueue
         /// The front-end's ends of the kick and call eventfds.
         public let kick: SharedEventFD
-        public let call: SharedEventFD
+        public internal(set) var call: SharedEventFD
         init(index: Int, driver: SplitDriverQueue, kick: SharedEventFD, call: SharedEventFD) {
             self.index = index; self.driver = driver; self.kick = kick; self.call = call
         }
@@ -222,6 +222,20 @@ public final class VhostUserFrontend {
                               descriptorTable: a.descriptors, usedRing: a.deviceArea, availableRing: a.driverArea,
                               logGuestAddress: driver.usedGPA).encode(into: &p)
         try request(.setVringAddr, payload: p)
+    }
+
+    /// SET_VRING_CALL with a fresh eventfd for ring `index` (what QEMU does
+    /// on interrupt mask / unmask). Returns the previous call fd, which the
+    /// back-end no longer signals once this returns.
+    @discardableResult
+    public func replaceCall(_ index: Int) throws(VhostUserFrontendError) -> SharedEventFD? {
+        guard let r = rings[index] else { return nil }
+        let call: SharedEventFD
+        do { call = SharedEventFD(try EventFD()) } catch { throw .system(error) }
+        try request(.setVringCall, payload: u64(UInt64(index)), fds: [call.rawValue])
+        let old = r.call
+        r.call = call
+        return old
     }
 
     /// SET_VRING_ENABLE.
