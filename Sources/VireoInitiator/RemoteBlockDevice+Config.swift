@@ -25,7 +25,7 @@ extension RemoteBlockDevice {
         if limits.flush { f |= VirtioBlk.Feature.flush }
         if limits.readOnly { f |= VirtioBlk.Feature.readOnly }
         if config.queues > 1 { f |= VirtioBlk.Feature.multiqueue }
-        if limits.discard { f |= VirtioBlk.Feature.discard }
+        if limits.discard && !limits.readOnly { f |= VirtioBlk.Feature.discard }
         if limits.writeZeroes && !limits.readOnly { f |= VirtioBlk.Feature.writeZeroes }
         return f
     }
