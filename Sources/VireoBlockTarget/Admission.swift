@@ -27,7 +27,9 @@ enum Admission {
             return .reject(ConnectReject(.versionMismatch, "target speaks wire version \(Wire.version), initiator sent \(r.version)"))
         }
         guard r.kind == .block else {
-            return .reject(ConnectReject(.wrongKind, "'\(r.name)': this target serves block endpoints only"))
+            var reject = ConnectReject(.wrongKind, "'\(r.name)': this target serves block endpoints only")
+            reject.kind = r.kind
+            return .reject(reject)
         }
         guard let export = exports[r.name] else {
             return .reject(ConnectReject(.noSuchEndpoint, "no such export: \(r.name)"))

@@ -169,7 +169,8 @@ final class TargetQueue: @unchecked Sendable {
                 submitStorage(index)
                 return
             }
-            r.pointee.status = .ioError
+            // A device without discard support answers "unsupported", not an I/O error.
+            r.pointee.status = cap.opcode == .discard && (result == -EOPNOTSUPP || result == -ENOTTY) ? .unsupported : .ioError
         } else {
             switch cap.opcode {
             case .read, .write:

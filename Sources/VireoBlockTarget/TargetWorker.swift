@@ -154,6 +154,23 @@ final class TargetWorker: @unchecked Sendable {
             wake.drain()
             idle = 0
         }
+        finishStorage()
+    }
+
+    /// At stop: waits (up to 5 s) for io_uring operations still in flight, so no
+    /// bounce buffer is released while the kernel may still write into it.
+    private func finishStorage() {
+        let deadline = monotonicNanoseconds() &+ 5_000_000_000
+        while table.contains(where: { ($0?.storageInFlight ?? 0) > 0 }) && monotonicNanoseconds() < deadline {
+            guard let (ud, res) = ring.takeCompletion() else {
+                usleep(1000)
+                continue
+            }
+            let qi = WorkID.queue(ud)
+            guard qi < Self.maxQueues, let q = table[qi], generations[qi] == WorkID.generation(ud) else { continue }
+            q.drop("target stopping")
+            q.storageCompleted(WorkID.index(ud), result: res)
+        }
     }
 
     /// One pass over the CQ and the ring; returns how many completions it handled.

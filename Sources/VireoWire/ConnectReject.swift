@@ -5,6 +5,8 @@ public struct ConnectReject: Equatable, Sendable, CustomStringConvertible {
     public static let maxMessage = 140
     public var reason: RejectReason
     public var message: String
+    /// The kind of endpoint that was asked for (byte 5).
+    public var kind: Wire.EndpointKind = .block
 
     public init(_ reason: RejectReason, _ message: String) {
         self.reason = reason
@@ -16,6 +18,7 @@ public struct ConnectReject: Equatable, Sendable, CustomStringConvertible {
         b.withUnsafeMutableBytes { raw in
             LE.store(raw.baseAddress!, 0, Wire.magic)
             LE.store(raw.baseAddress!, 4, Wire.version)
+            LE.store(raw.baseAddress!, 5, kind.rawValue)
             LE.store(raw.baseAddress!, 6, reason.rawValue)
         }
         // Cut at a UTF-8 boundary within the limit.
@@ -31,6 +34,7 @@ public struct ConnectReject: Equatable, Sendable, CustomStringConvertible {
         let code = bytes.withPadded(to: 8) { LE.load($0, 6, as: UInt16.self) }
         guard magic == Wire.magic, let reason = RejectReason(rawValue: code) else { return nil }
         self.reason = reason
+        kind = Wire.EndpointKind(rawValue: bytes[5]) ?? .block
         let text = bytes[8...].prefix(Self.maxMessage).prefix { $0 != 0 }
         message = String(decoding: text, as: UTF8.self)
     }

@@ -1,4 +1,5 @@
 import CVireoSys
+import Foundation
 import Logging
 import Testing
 @testable import VireoBlockTarget
@@ -261,5 +262,45 @@ struct TargetIntegrationTests {
             if dropped == 0 { usleep(100_000) }
         }
         #expect(dropped == 1)
+    }
+
+    /// A block-device export (null_blk, memory backed, in the lab): O_DIRECT data round trip, FLUSH, WRITE_ZEROES.
+    @Test func blockDeviceExport() throws {
+        let dev = "/dev/nullb0"
+        if access(dev, F_OK) != 0 {
+            guard RDMAEnvironment.env("VIREO_LAB") == "1" else { return }  // outside the lab: no device to borrow
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/sbin/modprobe")
+            p.arguments = ["-d", "/run/vireo-lab", "null_blk", "nr_devices=1", "memory_backed=1", "gb=1", "bs=512"]
+            try p.run()
+            p.waitUntilExit()
+            for _ in 0..<50 where access(dev, F_OK) != 0 { usleep(100_000) }
+        }
+        try #require(access(dev, F_OK) == 0, "no \(dev)")
+        let d = try Self.daemon([ExportConfig(name: "dev0", backing: .device(dev))])
+        defer { d.stop() }
+        #expect(d.exports["dev0"]!.store.isDirect)
+        let c = try BlockTestClient(host: host, port: d.port, name: "dev0")
+        #expect(c.geometry.capacityBytes == 1 << 30)
+        try Self.writeReadPattern(c, bytes: 2 << 20, at: 512 << 20)
+        #expect(try c.run(.flush, tag: 300) == .ok)
+        #expect(try c.run(.writeZeroes, tag: 301, offset: 512 << 20, length: 1 << 20) == .ok)
+        memset(c.data.bytes.baseAddress!, 0xEE, 1 << 20)
+        #expect(try c.run(.read, tag: 302, offset: 512 << 20, length: 1 << 20, segments: c.segments(0, 1 << 20, count: 2)) == .ok)
+        #expect(UnsafeRawBufferPointer(start: c.data.bytes.baseAddress!, count: 1 << 20).allSatisfy { $0 == 0 })
+        let discard = try c.run(.discard, tag: 303, offset: 0, length: 1 << 20)
+        #expect(discard == .ok || discard == .unsupported)
+    }
+
+    /// Busy-polling workers serve the same way (one worker: the lab has 2 vCPUs).
+    @Test func busyPollWorker() throws {
+        var logger = Logger(label: "vireo.target.test")
+        logger.logLevel = .notice
+        let d = try TargetDaemon(config: TargetConfig(listen: "\(host):0", workers: 1, busyPoll: true,
+                                                      exports: [Self.memory("busy", size: 8 << 20)]), logger: logger)
+        try d.start()
+        defer { d.stop() }
+        let c = try BlockTestClient(host: host, port: d.port, name: "busy")
+        try Self.writeReadPattern(c, bytes: 2 << 20)
     }
 }

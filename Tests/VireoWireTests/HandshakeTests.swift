@@ -66,4 +66,14 @@ import Testing
         #expect(decoded != nil && long.encoded().count <= 148 && decoded!.message.allSatisfy { $0 == "é" })
         #expect(ConnectReject(decoding: Array("plain text".utf8)) == nil)
     }
+
+    /// The layout's kind byte (offset 5) is filled in, not left zero.
+    @Test func rejectCarriesItsEndpointKind() {
+        let r = ConnectReject(.readOnly, "export vol0 is read-only")
+        #expect(r.encoded()[5] == Wire.EndpointKind.block.rawValue)
+        var p = ConnectReject(.noSuchEndpoint, "no such network: net0")
+        p.kind = .packet
+        #expect(p.encoded()[5] == Wire.EndpointKind.packet.rawValue)
+        #expect(ConnectReject(decoding: p.encoded())?.kind == .packet)
+    }
 }

@@ -1,0 +1,79 @@
+import CVireoSys
+import Foundation
+import Testing
+import VireoFabric
+import VireoSys
+import VireoWire
+
+/// `vireo-target serve` as a process: config file plus flags, serving, SIGTERM.
+@Suite(.serialized, .enabled(if: RDMAEnvironment.enabled, "needs an RDMA device (run in the lab)"))
+struct TargetExecutableTests {
+    let host = RDMAEnvironment.address
+
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vireo-target")
+    }
+
+    @Test func serveFromConfigAndFlagsUntilSIGTERM() throws {
+        let dir = "/tmp/vireo-target-exe-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = 4400 + UInt16(getpid() % 500)
+        try """
+            listen = "\(host):\(port)"
+            workers = 1
+
+            [[export]]
+            name = "cfg0"
+            file = "\(dir)/cfg0.img"
+            size = "16M"
+            queue_depth = 8
+            max_io = "256K"
+            """.write(toFile: "\(dir)/target.toml", atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = Self.executable
+        p.arguments = ["serve", "--config", "\(dir)/target.toml", "--export", "name=flag0,memory,size=8M,block-size=4096"]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        // Wait for the listener.
+        var c: BlockTestClient?
+        for _ in 0..<100 where c == nil {
+            c = try? BlockTestClient(host: host, port: port, name: "cfg0", depth: 32, maxIO: 1 << 20)
+            if c == nil { usleep(100_000) }
+        }
+        let client = try #require(c, "vireo-target serve did not come up")
+        #expect(client.geometry.queueDepth == 8 && client.geometry.maxIOBytes == 256 << 10)
+        try TargetIntegrationTests.writeReadPattern(client, bytes: 1 << 20)
+        let flag = try BlockTestClient(host: host, port: port, name: "flag0")
+        #expect(flag.geometry.blockSize == 4096 && flag.geometry.capacityBytes == 8 << 20)
+        #expect(try flag.run(.flush) == .ok)
+        c = nil
+        p.terminate()  // SIGTERM
+        p.waitUntilExit()
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        print(log)
+        #expect(p.terminationStatus == 0)
+        #expect(log.contains("stopped: commands"))
+        var st = stat()
+        #expect(stat("\(dir)/cfg0.img", &st) == 0 && st.st_size == 16 << 20)
+    }
+
+}
+
+/// `vireo-target serve` refusing a bad configuration (no RDMA needed).
+struct TargetExecutableConfigTests {
+    @Test func badConfigExitsWithOneLinePerProblem() throws {
+        let p = Process()
+        p.executableURL = TargetExecutableTests.executable
+        p.arguments = ["serve", "--export", "name=a,memory", "--export", "name=b,file=/x,size=1000"]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        p.waitUntilExit()
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus != 0)
+        #expect(log.contains("export 'a': a memory export needs a size"), "\(log)")
+        #expect(log.contains("export 'b': size 1000 is not a multiple of block_size 512"), "\(log)")
+    }
+}
