@@ -32,9 +32,19 @@ extension VhostUserSession {
             guard v & ~offeredFeatures == 0 else {
                 throw invalid("features 0x\(String(v, radix: 16)) not a subset of offered 0x\(String(offeredFeatures, radix: 16))")
             }
+            // Dirty logging of packed ring writes is not implemented: refuse
+            // LOG_ALL with RING_PACKED rather than migrate an incomplete log.
+            guard v & VirtioFeatures.ringPacked == 0 || v & VhostFeature.logAll == 0 else {
+                throw invalid("LOG_ALL with RING_PACKED is not supported")
+            }
+            let packed = v & VirtioFeatures.ringPacked != 0
+            if packed != (features & VirtioFeatures.ringPacked != 0), vrings.contains(where: \.started) {
+                throw invalid("ring layout cannot change while rings run")
+            }
             features = v
             try quiesced { () throws(VhostUserProtocolError) in
                 for r in vrings {
+                    r.packed = packed
                     r.eventIdx = v & VirtioFeatures.eventIdx != 0
                     r.rules = ChainRules(indirectAllowed: v & VirtioFeatures.indirectDesc != 0)
                     r.log = v & VhostFeature.logAll != 0 ? log : nil
@@ -116,9 +126,9 @@ extension VhostUserSession {
             try quiesced { () throws(VhostUserProtocolError) in
                 r.address = a
                 r.logUsedGPA = a.flags & VhostUserVringAddress.flagLog != 0 ? a.logGuestAddress : nil
-                if r.started, let q = r.queue {
+                if r.started, r.deviceQueue != nil {
                     // Re-resolve in place (e.g. QEMU re-sends addresses with LOG at migration start).
-                    r.base = UInt16(truncatingIfNeeded: q.vringBase)
+                    r.base = r.currentBase
                     let had = r.inflight
                     r.inflight = nil
                     defer { r.inflight = had }
@@ -128,13 +138,16 @@ extension VhostUserSession {
         case .setVringBase(let s):
             let r = try ring(s.index)
             guard !r.started else { throw invalid("ring \(s.index) is running") }
-            guard s.num <= 0xffff else { throw invalid("ring \(s.index) base \(s.num) exceeds 16 bits (packed rings unsupported)") }
-            r.base = UInt16(s.num)
+            // vhost-user.rst: split rings use bits 0-15 (16-31 reserved, zero);
+            // packed rings carry avail slot | wrap << 15 in bits 0-15 and used
+            // slot | wrap << 15 in bits 16-31 (slots checked against the size at start).
+            guard r.packed || s.num <= 0xffff else { throw invalid("ring \(s.index) base \(s.num) exceeds 16 bits") }
+            r.base = s.num
         case .getVringBase(let s):
             let r = try ring(s.index)
             let base = try quiesced { () throws(VhostUserProtocolError) in r.stop() }
             var out: [UInt8] = []
-            VhostUserVringState(index: s.index, num: UInt32(base)).encode(into: &out)
+            VhostUserVringState(index: s.index, num: base).encode(into: &out)
             try channel.reply(to: req, payload: out)
         case .setVringKick(let f):
             let r = try ring(f.index)
@@ -144,7 +157,8 @@ extension VhostUserSession {
                 if r.started { r.base = r.stop() }
                 r.kick = kick
                 r.kickNoFD = f.noFD
-                r.inflight = inflight?.splitQueue(r.index)
+                // INFLIGHT_SHMFD tracks split rings only (the packed layout is not implemented).
+                r.inflight = r.packed ? nil : inflight?.splitQueue(r.index)
                 r.log = features & VhostFeature.logAll != 0 ? log : nil
                 if autoEnable { r.enabled = true }
                 try r.start(memory: table.memory)
@@ -229,7 +243,12 @@ extension VhostUserSession {
     private func checkRingAddress(_ a: VhostUserVringAddress, size: UInt16) throws(VhostUserProtocolError) {
         let mem = table.memory
         let n = size == 0 ? UInt16(1) : size
-        let areas: [(String, UInt64, Int)] = [
+        // §2.8.10 (packed): descriptor ring, then driver / device event suppression areas.
+        let areas: [(String, UInt64, Int)] = features & VirtioFeatures.ringPacked != 0 ? [
+            ("descriptor ring", a.descriptorTable, RingLayout.packedRingBytes(size: n)),
+            ("driver event area", a.availableRing, RingLayout.packedEventBytes),
+            ("device event area", a.usedRing, RingLayout.packedEventBytes),
+        ] : [
             ("descriptor table", a.descriptorTable, RingLayout.splitDescriptorTableBytes(size: n)),
             ("available ring", a.availableRing, RingLayout.splitAvailRingBytes(size: n)),
             ("used ring", a.usedRing, RingLayout.splitUsedRingBytes(size: n)),
@@ -258,7 +277,7 @@ extension VhostUserSession {
     private func attachInflight(_ region: InflightRegion) throws(VhostUserProtocolError) {
         inflight = region
         try quiesced { () throws(VhostUserProtocolError) in
-            for r in vrings where !r.started { r.inflight = region.splitQueue(r.index) }
+            for r in vrings where !r.started { r.inflight = r.packed ? nil : region.splitQueue(r.index) }
         }
     }
 

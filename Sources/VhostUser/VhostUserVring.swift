@@ -16,6 +16,12 @@ public struct VhostUserVringCounters: Sendable, Equatable {
 /// One virtqueue of a vhost-user device: its configuration from the control
 /// plane (SET_VRING_*) and, while started, its runtime on a worker thread.
 ///
+/// Split (`SplitQueue`) or, with VIRTIO_F_RING_PACKED, packed
+/// (`PackedQueue`). Packed rings have two limits: INFLIGHT_SHMFD does not
+/// track them (the region is accepted, but a packed ring's requests are not
+/// resubmitted after a reconnect), and LOG_ALL is refused with RING_PACKED
+/// (descriptor-ring writes are not dirty-logged).
+///
 /// Threading: configuration fields are written by the control thread only
 /// while the owning worker is paused (see `VhostUserWorker`), except `call`
 /// and `err`, which have their own handshake (`VringEventSlot`); the runtime
@@ -31,7 +37,12 @@ public final class VhostUserVring: @unchecked Sendable {
     // Configuration (control thread, while paused).
     var size: UInt16 = 0
     var address: VhostUserVringAddress?
-    var base: UInt16 = 0
+    /// SET_VRING_BASE value: split, the next avail index (bits 0-15);
+    /// packed, avail slot | wrap << 15 and used slot | wrap << 15 in bits
+    /// 16-31 (vhost-user.rst "Vring descriptor indices for packed virtqueues").
+    var base: UInt32 = 0
+    /// VIRTIO_F_RING_PACKED negotiated: the ring is a packed virtqueue (§2.8).
+    var packed = false
     var kick: SharedEventFD?
     var kickNoFD = false
     /// Used-buffer notification fd (SET_VRING_CALL); swapped without a pause.
@@ -56,6 +67,7 @@ public final class VhostUserVring: @unchecked Sendable {
 
     // Runtime (worker thread).
     var queue: SplitQueue?
+    var packedQueue: PackedQueue?
     var pool: [VhostUserQueueRequest] = []
     var outstanding = 0
     var inflightCounter: UInt64 = 1
@@ -69,7 +81,13 @@ public final class VhostUserVring: @unchecked Sendable {
     }
 
     /// Whether the worker should process this ring.
-    var isRunning: Bool { started && enabled && queue != nil }
+    var isRunning: Bool { started && enabled && (queue != nil || packedQueue != nil) }
+
+    /// The running queue, split or packed.
+    var deviceQueue: (any DeviceQueue)? { queue ?? packedQueue }
+
+    /// The GET_VRING_BASE value of the running queue, else `base`.
+    var currentBase: UInt32 { deviceQueue?.vringBase ?? base }
 
     /// (Control, paused) Resolves the rings and builds the queue runtime.
     func start(memory: GuestMemory) throws(VhostUserProtocolError) {
@@ -78,10 +96,28 @@ public final class VhostUserVring: @unchecked Sendable {
         }
         let addrs = RingAddresses(descriptors: address.descriptorTable, driverArea: address.availableRing,
                                   deviceArea: address.usedRing, space: .frontendVirtual)
+        if packed {
+            // INFLIGHT_SHMFD is split-only here: a packed ring is not tracked.
+            inflight = nil
+            resubmitHeads = []
+            let p: PackedQueue
+            do {
+                p = try PackedQueue(size: size, addresses: addrs, memory: memory, eventIdx: eventIdx, rules: rules,
+                                    availState: UInt16(truncatingIfNeeded: base),
+                                    usedState: UInt16(truncatingIfNeeded: base >> 16))
+            } catch {
+                throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) packed setup: \(error)"))
+            }
+            self.memory = memory
+            preparePool()
+            packedQueue = p
+            started = true
+            return
+        }
         var q: SplitQueue
         do {
             q = try SplitQueue(size: size, addresses: addrs, memory: memory, eventIdx: eventIdx, rules: rules,
-                               lastAvailIdx: base, usedIdx: nil)
+                               lastAvailIdx: UInt16(truncatingIfNeeded: base), usedIdx: nil)
         } catch {
             throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) addresses: \(error)"))
         }
@@ -103,19 +139,25 @@ public final class VhostUserVring: @unchecked Sendable {
             }
         }
         self.memory = memory
+        preparePool()
+        queue = q
+        started = true
+    }
+
+    /// (Control, paused) One request per descriptor, allocated up front.
+    private func preparePool() {
         if pool.count + outstanding != Int(size) || pool.first.map({ $0.chain.capacity < Int(size) }) == true {
             pool = (0..<Int(size)).map { _ in VhostUserQueueRequest(vring: self, chainCapacity: size) }
             outstanding = 0
         }
         pool.reserveCapacity(Int(size))
-        queue = q
-        started = true
     }
 
     /// (Control, paused) Stops the ring and returns the next avail index (GET_VRING_BASE).
-    func stop() -> UInt16 {
-        if let q = queue { base = UInt16(truncatingIfNeeded: q.vringBase) }
+    func stop() -> UInt32 {
+        base = currentBase
         queue = nil
+        packedQueue = nil
         started = false
         kick = nil
         kickNoFD = false
@@ -132,11 +174,12 @@ public final class VhostUserVring: @unchecked Sendable {
     /// (Control, paused) Memory table changed: re-resolve the rings.
     func replaceMemory(_ newMemory: GuestMemory) throws(VhostUserProtocolError) {
         memory = newMemory
-        guard let q = queue else { return }
+        guard let q = deviceQueue else { return }
         do {
             try q.replaceMemory(newMemory)
         } catch {
             queue = nil
+            packedQueue = nil
             started = false
             throw VhostUserProtocolError(request: .setMemTable, .invalid("ring \(index) no longer mapped: \(error)"))
         }
@@ -147,9 +190,40 @@ public final class VhostUserVring: @unchecked Sendable {
     /// Takes up to `budget` requests and hands them to `device`. Returns how many.
     @inline(__always)
     func process(device: VhostUserDevice, budget: Int) -> Int {
-        guard let q = queue else { return 0 }
+        if let q = queue {
+            var n = 0
+            if !resubmitHeads.isEmpty { n += resubmit(device: device, queue: q) }
+            return n + process(device: device, budget: budget - n, queue: q)
+        }
+        if let p = packedQueue { return process(device: device, budget: budget, queue: p) }
+        return 0
+    }
+
+    /// Pops one chain for the device without calling `handle` (pulled queues).
+    func pull() -> VhostUserQueueRequest? {
+        guard isRunning else { return nil }
+        if let q = queue { return pull(queue: q) }
+        if let p = packedQueue { return pull(queue: p) }
+        return nil
+    }
+
+    /// Publishes the used element for `req` (see `VhostUserQueueRequest.complete`).
+    func complete(_ req: VhostUserQueueRequest, writtenLength: UInt32) {
+        if let q = queue {
+            complete(req, writtenLength: writtenLength, queue: q)
+        } else if let p = packedQueue {
+            complete(req, writtenLength: writtenLength, queue: p)
+        } else {
+            counters.staleCompletions += 1
+        }
+    }
+
+    // Generic over the ring layout: specialized per queue type, no existential
+    // on the hot path.
+
+    @inline(__always)
+    private func process<Q: VringQueue>(device: VhostUserDevice, budget: Int, queue q: Q) -> Int {
         var n = 0
-        if !resubmitHeads.isEmpty { n += resubmit(device: device, queue: q) }
         while n < budget, let req = pool.popLast() {
             let got: Bool
             do {
@@ -158,8 +232,8 @@ public final class VhostUserVring: @unchecked Sendable {
                 switch error {
                 case .badRequest:
                     counters.badRequests += 1
-                    hand(req, to: nil, queue: q)
-                    complete(req, writtenLength: 0)
+                    hand(req, to: nil)
+                    complete(req, writtenLength: 0, queue: q)
                     n += 1
                     continue
                 case .queueBroken:
@@ -170,26 +244,22 @@ public final class VhostUserVring: @unchecked Sendable {
                 }
             }
             guard got else { pool.append(req); break }
-            if eventIdx, let log, let logUsedGPA {
-                log.logWrite(gpa: logUsedGPA &+ 4 &+ 8 &* UInt64(size), length: 2)
-            }
-            hand(req, to: device, queue: q)
+            q.logAvailEvent(self)
+            hand(req, to: device)
             n += 1
         }
         return n
     }
 
-    /// Pops one chain for the device without calling `handle` (pulled queues).
-    func pull() -> VhostUserQueueRequest? {
-        guard isRunning, let q = queue else { return nil }
+    private func pull<Q: VringQueue>(queue q: Q) -> VhostUserQueueRequest? {
         while let req = pool.popLast() {
             do {
                 guard try q.popAvail(into: req.chain) else { pool.append(req); return nil }
             } catch {
                 if case .badRequest = error {
                     counters.badRequests += 1
-                    hand(req, to: nil, queue: q)
-                    complete(req, writtenLength: 0)
+                    hand(req, to: nil)
+                    complete(req, writtenLength: 0, queue: q)
                     continue
                 }
                 pool.append(req)
@@ -197,14 +267,14 @@ public final class VhostUserVring: @unchecked Sendable {
                 err.signal()
                 return nil
             }
-            hand(req, to: nil, queue: q)
+            hand(req, to: nil)
             return req
         }
         return nil
     }
 
     @inline(__always)
-    private func hand(_ req: VhostUserQueueRequest, to device: VhostUserDevice?, queue q: SplitQueue) {
+    private func hand(_ req: VhostUserQueueRequest, to device: VhostUserDevice?) {
         inflight?.markPopped(head: req.chain.head, counter: inflightCounter)
         inflightCounter &+= 1
         req.generation = generation
@@ -214,9 +284,9 @@ public final class VhostUserVring: @unchecked Sendable {
         device?.handle(req)
     }
 
-    /// Publishes the used element for `req` (see `VhostUserQueueRequest.complete`).
-    func complete(_ req: VhostUserQueueRequest, writtenLength: UInt32) {
-        guard req.isOutstanding, req.generation == generation, let q = queue else {
+    @inline(__always)
+    private func complete<Q: VringQueue>(_ req: VhostUserQueueRequest, writtenLength: UInt32, queue q: Q) {
+        guard req.isOutstanding, req.generation == generation else {
             counters.staleCompletions += 1
             return
         }
@@ -232,12 +302,7 @@ public final class VhostUserVring: @unchecked Sendable {
         }
         inflight?.prePut(head: head)
         q.pushUsed(req.chain.token, length: length)
-        if let log, let logUsedGPA {
-            let slot = UInt64((q.usedIdx &- 1) & (size &- 1))
-            log.logWrite(gpa: logUsedGPA &+ 4 &+ 8 &* slot, length: 8)
-            log.logWrite(gpa: logUsedGPA &+ 2, length: 2)
-        }
-        inflight?.postPut(head: head, usedIndex: q.usedIdx)
+        q.usedPublished(self, head: head)
         req.isOutstanding = false
         outstanding -= 1
         counters.completions += 1

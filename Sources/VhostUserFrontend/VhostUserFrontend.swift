@@ -50,6 +50,8 @@ public final class VhostUserFrontend {
     public private(set) var protocolFeatures: VhostUserProtocolFeatures = []
     /// Rings set up so far, by index.
     public private(set) var rings: [Int: Ring] = [:]
+    /// Packed rings set up so far, by index (see `setUpPackedRing`).
+    public internal(set) var packedRings: [Int: PackedRing] = [:]
     /// Ask for REPLY_ACK on requests without a reply (when negotiated).
     public var useReplyAck = true
 
@@ -197,18 +199,9 @@ public final class VhostUserFrontend {
     /// features were negotiated) for `driver`'s rings as queue `index`.
     @discardableResult
     public func setUpRing(_ index: Int, driver: SplitDriverQueue, base: UInt16? = nil, log: Bool = false) throws(VhostUserFrontendError) -> Ring {
-        let kick: SharedEventFD, call: SharedEventFD
-        do { kick = SharedEventFD(try EventFD()); call = SharedEventFD(try EventFD()) } catch { throw .system(error) }
-        var s: [UInt8] = []
-        VhostUserVringState(index: UInt32(index), num: UInt32(driver.size)).encode(into: &s)
-        try request(.setVringNum, payload: s)
-        s = []
-        VhostUserVringState(index: UInt32(index), num: UInt32(base ?? driver.availIdx)).encode(into: &s)
-        try request(.setVringBase, payload: s)
-        try setRingAddress(index, driver: driver, log: log)
-        try request(.setVringCall, payload: u64(UInt64(index)), fds: [call.rawValue])
-        try request(.setVringKick, payload: u64(UInt64(index)), fds: [kick.rawValue])
-        if features & VhostFeature.protocolFeatures != 0 { try enableRing(index, true) }
+        let (kick, call) = try setUpRingCommon(index, size: driver.size, base: UInt32(base ?? driver.availIdx)) {
+            () throws(VhostUserFrontendError) in try setRingAddress(index, driver: driver, log: log)
+        }
         let ring = Ring(index: index, driver: driver, kick: kick, call: call)
         rings[index] = ring
         return ring
@@ -264,16 +257,44 @@ public final class VhostUserFrontend {
     /// poll fallback), returning them in order; fewer on timeout.
     public func waitForUsed(_ index: Int, count: Int, timeoutMilliseconds: Int = 5000) -> [(id: UInt32, length: UInt32)] {
         guard let r = rings[index] else { return [] }
-        var out: [(id: UInt32, length: UInt32)] = []
+        return waitForCalls(r.call, count: count, timeoutMilliseconds: timeoutMilliseconds,
+                            pop: r.driver.popUsed, enableInterrupts: r.driver.enableInterrupts)
+    }
+
+    /// SET_VRING_NUM, BASE, then `setAddress`, CALL, KICK (and ENABLE when
+    /// protocol features were negotiated), with fresh kick and call eventfds.
+    func setUpRingCommon(_ index: Int, size: UInt16, base: UInt32,
+                         setAddress: () throws(VhostUserFrontendError) -> Void)
+        throws(VhostUserFrontendError) -> (kick: SharedEventFD, call: SharedEventFD) {
+        let kick: SharedEventFD, call: SharedEventFD
+        do { kick = SharedEventFD(try EventFD()); call = SharedEventFD(try EventFD()) } catch { throw .system(error) }
+        var s: [UInt8] = []
+        VhostUserVringState(index: UInt32(index), num: UInt32(size)).encode(into: &s)
+        try request(.setVringNum, payload: s)
+        s = []
+        VhostUserVringState(index: UInt32(index), num: base).encode(into: &s)
+        try request(.setVringBase, payload: s)
+        try setAddress()
+        try request(.setVringCall, payload: u64(UInt64(index)), fds: [call.rawValue])
+        try request(.setVringKick, payload: u64(UInt64(index)), fds: [kick.rawValue])
+        if features & VhostFeature.protocolFeatures != 0 { try enableRing(index, true) }
+        return (kick, call)
+    }
+
+    /// Collects `count` used entries with `pop`, sleeping on `call` (with a
+    /// 10 ms poll fallback) when `enableInterrupts` says none are pending.
+    func waitForCalls<T>(_ call: SharedEventFD, count: Int, timeoutMilliseconds: Int,
+                         pop: () -> T?, enableInterrupts: () -> Bool) -> [T] {
+        var out: [T] = []
         let p = Poller(capacity: 1)
-        p.add(r.call.rawValue)
+        p.add(call.rawValue)
         let deadline = monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
         while out.count < count {
-            while out.count < count, let u = r.driver.popUsed() { out.append(u) }
+            while out.count < count, let u = pop() { out.append(u) }
             if out.count >= count || monotonicNanoseconds() > deadline { break }
-            if r.driver.enableInterrupts() { continue }
+            if enableInterrupts() { continue }
             _ = try? p.wait(timeoutMilliseconds: 10)
-            r.call.drain()
+            call.drain()
         }
         return out
     }

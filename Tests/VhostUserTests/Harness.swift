@@ -38,19 +38,27 @@ extension DriverMemory {
     }
 }
 
+extension BlockRequest {
+    /// The chain's buffers: header (+ data for OUT), then (data for IN +) status.
+    func buffers(write: Bool) -> (readable: [DriverBuffer], writable: [DriverBuffer]) {
+        var readable = [DriverBuffer(gpa: header, length: 16)]
+        var writable: [DriverBuffer] = []
+        if dataLength > 0 {
+            if write { readable.append(DriverBuffer(gpa: data, length: dataLength)) } else {
+                writable.append(DriverBuffer(gpa: data, length: dataLength))
+            }
+        }
+        writable.append(DriverBuffer(gpa: status, length: 1))
+        return (readable, writable)
+    }
+}
+
 extension SplitDriverQueue {
     /// Adds `r` as OUT (data readable) or IN (data writable) and returns the head.
     @discardableResult
     func add(_ r: BlockRequest, write: Bool) -> UInt16 {
-        var readable = [DriverBuffer(gpa: r.header, length: 16)]
-        var writable: [DriverBuffer] = []
-        if r.dataLength > 0 {
-            if write { readable.append(DriverBuffer(gpa: r.data, length: r.dataLength)) } else {
-                writable.append(DriverBuffer(gpa: r.data, length: r.dataLength))
-            }
-        }
-        writable.append(DriverBuffer(gpa: r.status, length: 1))
-        return add(readable: readable, writable: writable)!
+        let b = r.buffers(write: write)
+        return add(readable: b.readable, writable: b.writable)!
     }
 }
 

@@ -61,4 +61,32 @@ import VirtioDriver
         #expect(fe.waitForUsed(2, count: 1).count == 1)
         #expect(device.framesDropped.load(ordering: .relaxed) == 1)
     }
+
+    /// Control queue (§5.1.6.5): a well-formed command is acked OK, one
+    /// without class and command byte gets ERR.
+    @Test func controlQueueAcks() throws {
+        let path = socketPath("netctrl")
+        let device = LoopbackNetDevice(queuePairs: 1, ctrlQueue: true)
+        let server = try VhostUserServer(path: path, device: device)
+        try server.start()
+        defer { server.stop() }
+        let memory = try DriverMemory(size: 2 << 20)
+        let fe = try VhostUserFrontend(path: path)
+        try fe.negotiate(wanted: VirtioFeatures.version1 | VirtioNet.Feature.ctrlVQ | VirtioNet.Feature.ctrlRX)
+        try fe.setMemTable(memory)
+        let ctrl = SplitDriverQueue(memory: memory, size: 8, eventIdx: false)
+        try fe.setUpRing(2, driver: ctrl)
+        let cmd = memory.allocate(3)
+        memory.write([NetControlCommand.Class.rx, NetControlCommand.Class.rxPromisc, 1], at: cmd)
+        let short = memory.allocate(1)
+        memory.write([NetControlCommand.Class.rx], at: short)
+        let acks = (0..<2).map { _ in memory.allocate(1) }
+        for a in acks { memory.fill(a, count: 1, byte: 0xee) }
+        ctrl.add(readable: [DriverBuffer(gpa: cmd, length: 3)], writable: [DriverBuffer(gpa: acks[0], length: 1)])
+        ctrl.add(readable: [DriverBuffer(gpa: short, length: 1)], writable: [DriverBuffer(gpa: acks[1], length: 1)])
+        fe.kick(2)
+        #expect(fe.waitForUsed(2, count: 2).map(\.length) == [1, 1])
+        #expect(memory.read(acks[0], count: 1) == [NetControlCommand.ackOK])
+        #expect(memory.read(acks[1], count: 1) == [NetControlCommand.ackError])
+    }
 }

@@ -48,7 +48,7 @@ public final class LoopbackNetDevice: VhostUserDevice, @unchecked Sendable {
     public var deviceType: VirtioDeviceType { .net }
     public var queueCount: Int { 2 * queuePairs + (ctrlQueue ? 1 : 0) }
     public var features: UInt64 {
-        VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc
+        VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc | VirtioFeatures.ringPacked
             | VirtioNet.Feature.mac | VirtioNet.Feature.mtu | VirtioNet.Feature.status | VirtioNet.Feature.mergeableRxBuffers
             | (ctrlQueue ? VirtioNet.Feature.ctrlVQ : 0) | (queuePairs > 1 ? VirtioNet.Feature.multiqueue : 0)
     }

@@ -87,7 +87,7 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     public var deviceType: VirtioDeviceType { .block }
     public var queueCount: Int { numQueues }
     public var features: UInt64 {
-        VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc
+        VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc | VirtioFeatures.ringPacked
             | VirtioBlk.Feature.sizeMax | VirtioBlk.Feature.segMax | VirtioBlk.Feature.blockSize | VirtioBlk.Feature.flush
             | VirtioBlk.Feature.discard | VirtioBlk.Feature.writeZeroes | (numQueues > 1 ? VirtioBlk.Feature.multiqueue : 0)
     }
