@@ -335,10 +335,10 @@ final class RemoteQueue: @unchecked Sendable {
         while let s = fifo.pop() {
             guard slots[s].state == .queued, let req = slots[s].request, let blk = slots[s].blk else { continue }
             slots[s] = RequestSlot()
+            counters.bump(counters.failedAfterLossTimeout)    // before the guest can see the completion
             finish(req, blk, .ioError)
             failed += 1
         }
-        counters.bump(counters.failedAfterLossTimeout, UInt64(failed))
         logger.error("disk \(disk.config.socket) queue \(index): target \(disk.config.target) export \(disk.config.export) unreachable for \(disk.config.lossTimeoutNanoseconds / 1_000_000_000) s (loss timeout): failed \(failed) held request(s) with IOERR; new requests fail until it is back")
     }
 
