@@ -67,6 +67,14 @@ let package = Package(
             name: "VhostUserFrontend",
             dependencies: ["VhostUser", "Virtio", "VirtioDriver", "VireoSys"]
         ),
+        .target(
+            name: "VireoInitiator",
+            dependencies: [
+                "VhostUser", "Virtio", "VireoFabric", "VireoWire", "VireoSys",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .executableTarget(
             name: "vireo-target",
             dependencies: [
@@ -79,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "vireo-initiator",
             dependencies: [
-                "VireoFabric", "VireoSys", "VhostUser",
+                "VireoFabric", "VireoSys", "VhostUser", "VireoInitiator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -93,6 +101,11 @@ let package = Package(
             dependencies: ["VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"]
         ),
         .testTarget(name: "VireoFabricTests", dependencies: ["VireoFabric", "VireoSys", "CVireoVerbs"]),
+        .testTarget(
+            name: "VireoInitiatorTests",
+            dependencies: ["VireoInitiator", "VireoBlockTarget", "VhostUser", "VhostUserFrontend", "Virtio",
+                           "VirtioDriver", "VireoFabric", "VireoWire", "VireoSys"]
+        ),
         .testTarget(
             name: "VireoBlockTargetTests",
             dependencies: ["VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys"]

@@ -1,8 +1,10 @@
 // vireo-initiator: the compute host's vhost-user backend. This executable
 // only parses options and runs what the libraries build.
 import ArgumentParser
+import Foundation
 import Logging
 import VhostUser
+import VireoInitiator
 import VireoFabric
 import VireoSys
 
@@ -11,7 +13,7 @@ struct VireoInitiator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vireo-initiator",
         abstract: "Vireo initiator: vhost-user disks and NICs backed by a remote target over RDMA.",
-        subcommands: [FabricCheck.self, LocalDisk.self, LoopbackNet.self])
+        subcommands: [Serve.self, FabricCheck.self, LocalDisk.self, LoopbackNet.self])
 }
 
 extension VireoInitiator {
@@ -181,4 +183,72 @@ extension VireoInitiator {
             try serveVhostUser(device, vhost, what: "loopback NIC \(mac)")
         }
     }
+}
+
+extension VireoInitiator {
+    struct Serve: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "serve",
+            abstract: "Serve remote disks: vhost-user virtio-blk devices backed by Vireo targets over RDMA.",
+            discussion: """
+            --disk socket=PATH,target=HOST:PORT,export=NAME[,queues=N][,queue-depth=N][,ro][,loss-timeout=120s]
+            --config FILE: TOML with [[disk]] tables (socket, target, export, queues, queue_depth, read_only, loss_timeout).
+            """)
+
+        @Option(name: .customLong("disk"), help: "A remote disk (repeatable); see the discussion for the keys.")
+        var disks: [String] = []
+
+        @Option(help: "TOML file with [[disk]] tables.")
+        var config: String?
+
+        @Option(help: "Socket file mode, octal (e.g. 660).")
+        var socketMode: String?
+
+        @Flag(help: "Busy-poll the virtqueues instead of poll-then-sleep (dedicated cores only).")
+        var busyPoll = false
+
+        func run() throws {
+            TerminationSignal.block()
+            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            var configs: [DiskConfig] = []
+            var problems: [String] = []
+            for d in disks {
+                do { configs.append(try DiskConfig.parse(diskOption: d)) } catch { problems += error.problems }
+            }
+            if let path = config {
+                do {
+                    let text = try String(contentsOfFile: path, encoding: .utf8)
+                    configs += try DiskConfig.parse(toml: text, source: path)
+                } catch let e as ConfigError { problems += e.problems } catch {
+                    problems.append("\(path): cannot read: \(error)")
+                }
+            }
+            if problems.isEmpty {
+                do { try DiskConfig.checkUnique(configs) } catch { problems += error.problems }
+            }
+            guard problems.isEmpty else {
+                for p in problems { printError("vireo-initiator serve: \(p)") }
+                throw ExitCode(2)
+            }
+            var options = VhostUserOptions()
+            if let m = socketMode {
+                guard let mode = UInt32(m, radix: 8) else { throw ValidationError("--socket-mode takes octal, e.g. 660") }
+                options.socketMode = mode
+            }
+            options.polling.busyPoll = busyPoll
+            let logger = Logger(label: "vireo.initiator")
+            let service: InitiatorService
+            do { service = try InitiatorService(disks: configs, options: options, logger: logger) } catch {
+                printError("vireo-initiator serve: \(error)")
+                throw ExitCode(1)
+            }
+            let sig = TerminationSignal.wait()
+            logger.info("signal \(sig): stopping")
+            service.stop()
+        }
+    }
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
 }

@@ -58,6 +58,14 @@ public protocol VhostUserDevice: AnyObject, Sendable {
     /// The front-end disconnected or reset the device: forget requests that
     /// were handed out and not completed (their completion is ignored).
     func connectionClosed()
+    /// Extra descriptors worker `worker` sleeps on besides its kick eventfds
+    /// (e.g. an RDMA completion channel). Asked when the worker (re)builds its
+    /// wait set; they must stay open while the device lives.
+    func wakeDescriptors(worker: Int) -> [Int32]
+    /// Worker `worker` is about to sleep: arm whatever raises the wake
+    /// descriptors (e.g. request a CQ notification) and return true if work
+    /// arrived meanwhile (the worker then keeps polling instead of sleeping).
+    func prepareToSleep(worker: Int) -> Bool
 }
 
 extension VhostUserDevice {
@@ -77,4 +85,6 @@ extension VhostUserDevice {
     }
     public func sendRARP(mac: [UInt8]) {}
     public func connectionClosed() {}
+    public func wakeDescriptors(worker: Int) -> [Int32] { [] }
+    public func prepareToSleep(worker: Int) -> Bool { false }
 }

@@ -114,7 +114,8 @@ final class VhostUserWorker: @unchecked Sendable {
     // MARK: Worker thread
 
     private func run() {
-        let poller = Poller(capacity: rings.count + 1)
+        let extra = device.wakeDescriptors(worker: id)
+        let poller = Poller(capacity: rings.count + 1 + extra.count)
         var idle = 0
         var seen: UInt64 = 0
         var needsTimeout = false
@@ -127,6 +128,7 @@ final class VhostUserWorker: @unchecked Sendable {
                 // Rebuild the wait set: kick fds may have changed.
                 poller.removeAll()
                 poller.add(wake.rawValue)
+                for fd in extra { poller.add(fd) }
                 needsTimeout = false
                 for r in rings where r.isRunning && !r.pulledOnDemand {
                     if let k = r.kick { poller.add(k.rawValue) } else { needsTimeout = true }
@@ -146,6 +148,7 @@ final class VhostUserWorker: @unchecked Sendable {
             for r in rings where r.isRunning && !r.pulledOnDemand {
                 if r.queue?.enableKickNotifications() == true { raced = true }
             }
+            if !raced, device.prepareToSleep(worker: id) { raced = true }
             if !raced {
                 let anyOutstanding = rings.contains { $0.outstanding > 0 }
                 // Poll async completions at a modest rate while requests are out.

@@ -1,0 +1,48 @@
+import Synchronization
+import VireoFabric
+import VireoSys
+import VireoWire
+
+/// The signals between one queue's worker and the disk's fabric supervisor
+/// (lock-free on the worker's hot path: two relaxed loads per poll).
+///
+/// - supervisor → worker: `lostGeneration` (the cm says that connection is
+///   gone), `pendingReady` + `pending` (a new connection to adopt).
+/// - worker → supervisor: `reconnectWanted` (the worker let go of that
+///   generation; make a new one), then `supervisorWake`.
+final class QueueLink: Sendable {
+    /// Connection generation the supervisor saw disconnect (0: none).
+    let lostGeneration = Atomic<UInt64>(0)
+    /// Generation the worker gave up and wants replaced (0: none).
+    let reconnectWanted = Atomic<UInt64>(0)
+    /// `pending` holds a connection for the worker.
+    let pendingReady = Atomic<Bool>(false)
+    let pending = Mutex<PendingConnection?>(nil)
+    /// Wakes the queue's worker (one of its wake descriptors).
+    let workerWake: EventBox
+    /// Wakes the supervisor.
+    let supervisorWake: EventBox
+
+    init(supervisorWake: EventBox) throws(SystemError) {
+        workerWake = try EventBox()
+        self.supervisorWake = supervisorWake
+    }
+}
+
+/// A connection made by the supervisor for a worker to adopt.
+struct PendingConnection: @unchecked Sendable {
+    // SAFETY: handed over through `QueueLink.pending` (a Mutex); afterwards
+    // only the adopting worker posts on it.
+    let connection: Connection
+    let geometry: BlockGeometry
+    let generation: UInt64
+}
+
+/// A shareable eventfd.
+final class EventBox: Sendable {
+    let event: EventFD
+    init() throws(SystemError) { event = try EventFD() }
+    var fd: Int32 { event.rawValue }
+    func signal() { event.signal() }
+    @discardableResult func drain() -> UInt64 { event.drain() }
+}

@@ -1,0 +1,161 @@
+import Logging
+import Synchronization
+import VhostUser
+import Virtio
+import VireoFabric
+import VireoSys
+import VireoWire
+
+/// A vhost-user virtio-blk device whose requests are served by a Vireo
+/// target over RDMA. Each virtqueue has its own connection (queue index i)
+/// and worker; guest memory is registered with iova = guest-physical address,
+/// so commands name the guest's own buffers and the target moves the data
+/// with RDMA READ/WRITE. The initiator's CPU copies no payload byte.
+///
+/// At init it connects every queue (queue 0 first: its accept carries the
+/// geometry the config space reports). A lost connection holds requests and
+/// reconnects in the background (see `FabricSupervisor`, `RemoteQueue`).
+public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
+    // SAFETY (Sendable): `regions` and `memoryRegions` are written by the
+    // vhost-user control thread only while every worker is parked (memory
+    // callbacks run quiesced) and read by workers otherwise; `queues` and
+    // `supervisor` are set in init; the rest is immutable, atomic or in a Mutex.
+
+    public let config: DiskConfig
+    public let counters = RemoteDiskCounters()
+    let logger: Logger
+    /// Registered guest regions (iova = gpa), read by the workers.
+    private(set) var regions = GuestRegionTable()
+    private var memoryRegions: [UInt64: MemoryRegion] = [:]
+    private let geometryState: Mutex<BlockGeometry>
+    private let configChanged = Mutex<(@Sendable () -> Void)?>(nil)
+    let pd: ProtectionDomain
+    private(set) var queues: [RemoteQueue] = []
+    private var supervisor: FabricSupervisor?
+
+    /// Connects every queue to the target and prepares the per-queue buffers.
+    /// Errors: the target's reject (message verbatim), connect failures, an
+    /// unusable geometry, buffer registration.
+    public init(config: DiskConfig, logger: Logger = Logger(label: "vireo.initiator")) throws(InitiatorError) {
+        self.config = config
+        self.logger = logger
+        let connector = TargetConnector(config: config)
+        var initial: [(Connection, BlockGeometry)] = []
+        for q in 0..<config.queues {
+            initial.append(try connector.connect(queue: q, cq: nil, timeoutMilliseconds: 5000))
+        }
+        geometryState = Mutex(initial[0].1)
+        pd = initial[0].0.pd
+        let wake: EventBox
+        var links: [QueueLink] = []
+        do throws(SystemError) {
+            wake = try EventBox()
+            for _ in 0..<config.queues { links.append(try QueueLink(supervisorWake: wake)) }
+        } catch { throw .system("eventfd", error) }
+        for (q, (conn, g)) in initial.enumerated() {
+            queues.append(try RemoteQueue(index: q, disk: self, connection: conn, geometry: g, link: links[q],
+                                          logger: logger))
+        }
+        let sup = FabricSupervisor(
+            connector: connector, links: links, cqs: queues.map(\.cq), initial: initial.map(\.0), wake: wake,
+            logger: logger, onGeometry: { [weak self] g, q in self?.geometryArrived(g, queue: q) })
+        do throws(SystemError) { try sup.start(name: "vireo-fab") } catch { throw .system("pthread_create (fabric supervisor)", error) }
+        supervisor = sup
+        let g = initial[0].1
+        logger.info("disk \(config.socket): target \(config.target) export \(config.export): \(g.capacityBytes) bytes, block \(g.blockSize), \(config.queues) queue(s), depth \(g.queueDepth), \(g.maxSegments) segments, max I/O \(g.maxIOBytes), inline \(g.maxInlineBytes)\(g.flags.contains(.readOnly) || config.readOnly ? ", read-only" : "")")
+    }
+
+    /// Stops the fabric side. Call after the vhost-user server has stopped.
+    public func stop() {
+        supervisor?.stop()
+        for q in queues { q.close() }
+    }
+
+    /// Called (on a control thread) when the capacity changes after a reconnect;
+    /// e.g. `{ try? server.notifyConfigChange() }` (CONFIG_CHANGE over the back-end channel).
+    public func onConfigChange(_ handler: @escaping @Sendable () -> Void) {
+        configChanged.withLock { $0 = handler }
+    }
+
+    /// The geometry the config space reports (queue 0's, capacity kept current).
+    public var geometry: BlockGeometry { geometryState.withLock { $0 } }
+
+    /// Requests held or waiting for a credit, summed over queues (tests; racy snapshot).
+    public var queuedRequests: Int { queues.reduce(0) { $0 + $1.queuedCount } }
+
+    private func geometryArrived(_ g: BlockGeometry, queue: Int) {
+        let old = geometryState.withLock { s -> UInt64 in
+            let old = s.capacityBytes
+            s.capacityBytes = g.capacityBytes
+            return old
+        }
+        guard old != g.capacityBytes else { return }
+        logger.notice("disk \(config.socket): export \(config.export) capacity changed from \(old) to \(g.capacityBytes) bytes (queue \(queue) reconnect); sending CONFIG_CHANGE")
+        configChanged.withLock { $0 }?()
+    }
+
+    static func blkLimits(_ g: BlockGeometry, readOnly: Bool) -> BlkDeviceLimits {
+        BlkDeviceLimits(capacitySectors: g.capacityBytes / VirtioBlk.sectorSize,
+                        readOnly: readOnly || g.flags.contains(.readOnly), flush: g.flags.contains(.flush),
+                        discard: g.flags.contains(.discard) && g.maxDiscardBytes >= 512, maxDiscardSegments: 1,
+                        writeZeroes: g.flags.contains(.writeZeroes) && g.maxWriteZeroesBytes >= 512,
+                        maxWriteZeroesSegments: 1)
+    }
+
+    // MARK: VhostUserDevice: requests
+
+    public var deviceType: VirtioDeviceType { .block }
+    public var queueCount: Int { config.queues }
+    public var maxQueueSize: UInt16 { UInt16(config.queueDepth) }
+    public var workerCount: Int { config.queues }
+    public func worker(forQueue q: Int) -> Int { q }
+
+    public func handle(_ request: VhostUserQueueRequest) {
+        queues[request.queueIndex].submit(request)
+    }
+
+    public func poll(worker: Int) -> Int {
+        worker < queues.count ? queues[worker].poll() : 0
+    }
+
+    public func wakeDescriptors(worker: Int) -> [Int32] {
+        worker < queues.count ? queues[worker].wakeDescriptors : []
+    }
+
+    public func prepareToSleep(worker: Int) -> Bool {
+        guard worker < queues.count else { return false }
+        let q = queues[worker]
+        q.link.workerWake.drain()
+        // Take pending channel events, arm, then look again (a completion may
+        // have landed before arming).
+        _ = try? q.cq.takeChannelEvents()
+        do { try q.cq.requestNotification() } catch { return true }  // cannot arm: keep polling
+        return q.poll() > 0 || q.hasSignals
+    }
+
+    // MARK: VhostUserDevice: memory and connection
+
+    public func memoryRegionsAdded(_ added: [GuestMemory.Region]) {
+        for r in added {
+            do {
+                let mr = try MemoryRegion(pd: pd, address: r.hostAddress, length: Int(r.size),
+                                          access: [.localWrite, .remoteRead, .remoteWrite], iova: r.guestPhysAddr)
+                memoryRegions[r.guestPhysAddr] = mr
+                regions.insert(.init(guestPhysAddr: r.guestPhysAddr, size: r.size, rkey: mr.rkey, lkey: mr.lkey))
+            } catch {
+                logger.error("disk \(config.socket): registering guest region 0x\(String(r.guestPhysAddr, radix: 16)) (\(r.size) bytes): \(error); requests using it fail with IOERR")
+            }
+        }
+    }
+
+    public func memoryRegionsRemoved(_ removed: [GuestMemory.Region]) {
+        for r in removed {
+            regions.remove(guestPhysAddr: r.guestPhysAddr)
+            memoryRegions[r.guestPhysAddr] = nil      // deregisters (queues are quiesced)
+        }
+    }
+
+    public func connectionClosed() {
+        for q in queues { q.abandonAll() }
+    }
+}

@@ -1,0 +1,366 @@
+import Logging
+import VhostUser
+import Virtio
+import VireoFabric
+import VireoSys
+import VireoWire
+
+/// One virtqueue of a remote disk and its connection to the target (queue
+/// index i). Everything here runs on the queue's worker thread, except
+/// `init` and the control-plane entry points marked "(control, parked)",
+/// which run while vhost-user has the worker parked (its pause handshake
+/// orders those accesses). Nothing on the request path allocates, locks or logs.
+final class RemoteQueue: @unchecked Sendable {
+    // SAFETY (Sendable): see the threading note above; cross-thread signals
+    // go through `link` (atomics, a Mutex for the connection handover).
+
+    let index: Int
+    let slotCount: Int
+    let link: QueueLink
+    unowned let disk: RemoteBlockDevice
+    let logger: Logger
+    let counters: RemoteDiskCounters
+    /// Completion queue shared by every connection this queue makes (its
+    /// channel fd is a stable wake descriptor for the worker).
+    let cq: CompletionQueue
+    private let completions = CompletionBuffer(capacity: 64)
+    /// Capsule buffers, one per slot, `capsuleStride` apart.
+    private let capsules: RegisteredBuffer
+    private let capsuleStride: Int
+    /// 16-byte response receive buffers, one per slot.
+    private let responses: RegisteredBuffer
+    private let sendBatch: SendBatch
+    private let recvBatch: RecvBatch
+    private let slots: UnsafeMutablePointer<RequestSlot>
+    private var fifo: SlotFIFO
+
+    private var connection: Connection?
+    /// Generation of `connection` (as numbered by the supervisor).
+    private var generation: UInt64
+    /// Tags work requests of the current connection (high 32 bits of wr_id);
+    /// completions of older connections are ignored.
+    private var epoch: UInt32 = 1
+    private var limits: CapsuleLimits
+    private var blkLimits: BlkDeviceLimits
+    /// Commands allowed in flight (granted depth).
+    private var credits: Int
+    private var inFlight = 0
+    /// When the connection was lost (monotonic ns; 0: connected or never lost).
+    private var lostSince: UInt64 = 0
+    /// The loss timeout passed: requests fail with IOERR until a reconnect.
+    private var failingFast = false
+
+    private static let receiveFlag: UInt64 = 1 << 31
+
+    init(index: Int, disk: RemoteBlockDevice, connection: Connection, geometry: BlockGeometry, link: QueueLink,
+         logger: Logger) throws(InitiatorError) {
+        self.index = index
+        self.disk = disk
+        self.link = link
+        self.logger = logger
+        counters = disk.counters
+        slotCount = disk.config.queueDepth
+        cq = connection.queuePair.receiveCQ
+        self.connection = connection
+        generation = 1
+        limits = CapsuleLimits(geometry: geometry, maxInlinePieces: TargetConnector.inlinePieces)
+        blkLimits = RemoteBlockDevice.blkLimits(geometry, readOnly: disk.config.readOnly)
+        credits = min(Int(geometry.queueDepth), slotCount)
+        capsuleStride = (limits.capsuleBufferSize + 63) & ~63
+        do throws(FabricError) {
+            capsules = try RegisteredBuffer(pd: connection.pd, count: capsuleStride * slotCount, access: .localWrite)
+            responses = try RegisteredBuffer(pd: connection.pd, count: Wire.responseSize * slotCount, access: .localWrite)
+        } catch {
+            throw .fabric("ibv_reg_mr (queue \(index) capsule/response buffers)", error)
+        }
+        sendBatch = SendBatch(capacity: slotCount, maxSegments: 1 + TargetConnector.inlinePieces)
+        recvBatch = RecvBatch(capacity: slotCount)
+        slots = .allocate(capacity: slotCount)
+        slots.initialize(repeating: RequestSlot(), count: slotCount)
+        fifo = SlotFIFO(capacity: slotCount)
+        do throws(FabricError) { try postAllReceives() } catch { throw .fabric("ibv_post_recv (queue \(index))", error) }
+    }
+
+    deinit {
+        slots.deinitialize(count: slotCount)
+        slots.deallocate()
+    }
+
+    /// The descriptors the worker sleeps on: the CQ's channel and the link's wake eventfd.
+    var wakeDescriptors: [Int32] { [cq.channel?.fd, link.workerWake.fd].compactMap { $0 } }
+
+    // MARK: Requests (worker)
+
+    /// Takes a popped request: parse, build the capsule, queue it for sending.
+    func submit(_ req: VhostUserQueueRequest) {
+        counters.bump(counters.requests)
+        if link.pendingReady.load(ordering: .relaxed) { adopt() }   // parse with the newest geometry
+        let chain = req.chain
+        let head = Int(chain.head)
+        guard head < slotCount, slots[head].state == .free else {
+            // A head already in flight (a misbehaving driver) or beyond our slots.
+            counters.bump(counters.ioErrors)
+            req.complete(writtenLength: 0)
+            return
+        }
+        let blk: BlkRequest
+        do {
+            blk = try BlkRequest.parse(chain, limits: blkLimits)
+        } catch {
+            if error == .missingStatus {
+                counters.bump(counters.ioErrors)
+                req.complete(writtenLength: 0)
+            } else {
+                BlkRequest.writeStatus(error.status, to: chain)
+                count(error.status)
+                req.complete(writtenLength: 1)
+            }
+            return
+        }
+        if failingFast { return finish(req, blk, .ioError) }
+        // SAFETY: head < slotCount; the buffer holds slotCount strides.
+        let buf = capsules.bytes.baseAddress! + head * capsuleStride
+        switch CapsuleBuilder.build(blk, chain: chain, regions: disk.regions, limits: limits,
+                                    tag: UInt32(head), into: buf) {
+        case .complete(let status):
+            finish(req, blk, status)
+        case .send(let bytes, let pieces):
+            slots[head] = RequestSlot(state: .queued, request: req, blk: blk, capsuleBytes: bytes, inlinePieces: pieces)
+            fifo.push(head)
+        }
+    }
+
+    /// Worker loop step: adopt a new connection, reap completions, send what
+    /// is queued, check the loss timeout. Returns how much work it did.
+    func poll() -> Int {
+        var did = 0
+        if link.pendingReady.load(ordering: .relaxed) { adopt(); did += 1 }
+        if connection != nil, link.lostGeneration.load(ordering: .relaxed) == generation {
+            lose("the target disconnected")
+            did += 1
+        }
+        did += reap()
+        if let conn = connection {
+            if !recvBatch.isEmpty {
+                do { try conn.queuePair.post(recvBatch) } catch { lose("ibv_post_recv: \(error)") }
+            }
+            did += pump()
+        } else if lostSince != 0, !failingFast {
+            checkLossTimeout()
+        }
+        return did
+    }
+
+    /// Whether a signal from the supervisor is waiting (checked before sleeping).
+    var hasSignals: Bool {
+        link.pendingReady.load(ordering: .relaxed)
+            || (connection != nil && link.lostGeneration.load(ordering: .relaxed) == generation)
+    }
+
+    /// Drains the CQ; completes requests whose responses arrived. Also runs
+    /// while disconnected: completions of dead connections (flushed work
+    /// requests) are discarded, so they never crowd the CQ a new connection shares.
+    private func reap() -> Int {
+        var done = 0
+        while true {
+            let n: Int
+            do { n = try cq.poll(into: completions) } catch { lose("ibv_poll_cq: \(error)"); break }
+            if n == 0 { break }
+            for k in 0..<n {
+                let c = completions[k]
+                guard UInt32(truncatingIfNeeded: c.wrId >> 32) == epoch, connection != nil else { continue }
+                guard c.isSuccess else { lose("\(c.error)"); break }
+                guard c.wrId & Self.receiveFlag != 0 else { continue }   // a SEND went out
+                let i = Int(truncatingIfNeeded: c.wrId & 0xffff)
+                if response(buffer: i, byteLength: Int(c.byteLength)) { done += 1 } else { break }
+            }
+        }
+        return done
+    }
+
+    /// Handles the response in receive buffer `i`; false when the peer is broken.
+    private func response(buffer i: Int, byteLength: Int) -> Bool {
+        guard i < slotCount else { lose("receive completion for unknown buffer \(i)"); return false }
+        // SAFETY: i < slotCount; 16 bytes per buffer.
+        let p = UnsafeRawPointer(responses.bytes.baseAddress! + i * Wire.responseSize)
+        guard let r = ResponseCapsule.read(p, byteCount: byteLength), Int(r.tag) < slotCount,
+              slots[Int(r.tag)].state == .inFlight else {
+            counters.bump(counters.badResponses)
+            lose("malformed response or response for a tag not in flight (peer broken)")
+            return false
+        }
+        recvBatch.receive(wrId: wrID(i, receive: true),
+                          local: responses.region.segment(offset: i * Wire.responseSize, length: Wire.responseSize))
+        let tag = Int(r.tag)
+        let slot = slots[tag]
+        slots[tag] = RequestSlot()
+        inFlight -= 1
+        let status: VirtioBlk.Status = switch r.status {
+        case .ok: .ok
+        case .unsupported: .unsupported
+        default: .ioError
+        }
+        finish(slot.request!, slot.blk!, status)
+        return true
+    }
+
+    /// Sends queued capsules while credits last; posts them in one batch.
+    private func pump() -> Int {
+        guard let conn = connection else { return 0 }
+        var sent = 0
+        while inFlight < credits, let s = fifo.pop() {
+            guard slots[s].state == .queued, let req = slots[s].request, let blk = slots[s].blk else { continue }
+            if slots[s].inlinePieces > 0, !inlinePiecesRegistered(blk, req.chain) {
+                // A region went away while the request was held.
+                slots[s] = RequestSlot()
+                finish(req, blk, .ioError)
+                continue
+            }
+            sendBatch.send(wrId: wrID(s, receive: false),
+                           local: capsules.region.segment(offset: s * capsuleStride, length: slots[s].capsuleBytes))
+            if slots[s].inlinePieces > 0 {
+                // Zero copy: the NIC gathers the guest's data pieces straight
+                // from guest memory (the MR's iova is the guest address).
+                var slice = blk.dataSlice(in: req.chain)
+                while let piece = slice.next() {
+                    let e = disk.regions.lookup(address: piece.guestAddr, length: UInt64(piece.length))!
+                    sendBatch.appendSegment(ScatterGatherElement(address: piece.guestAddr, length: piece.length, lkey: e.lkey))
+                }
+                counters.bump(counters.inlineWrites)
+            }
+            slots[s].state = .inFlight
+            inFlight += 1
+            sent += 1
+        }
+        return sent + post(conn)
+    }
+
+    private func inlinePiecesRegistered(_ blk: BlkRequest, _ chain: Chain) -> Bool {
+        var slice = blk.dataSlice(in: chain)
+        while let piece = slice.next() {
+            if disk.regions.lookup(address: piece.guestAddr, length: UInt64(piece.length)) == nil { return false }
+        }
+        return true
+    }
+
+    private func post(_ conn: Connection) -> Int {
+        guard !sendBatch.isEmpty else { return 0 }
+        let n = sendBatch.count
+        do { try conn.queuePair.post(sendBatch) } catch { lose("ibv_post_send: \(error)"); return 0 }
+        counters.bump(counters.commandsSent, UInt64(n))
+        return 0
+    }
+
+    /// Writes the status byte (one byte, by the CPU: not payload) and completes.
+    private func finish(_ req: VhostUserQueueRequest, _ blk: BlkRequest, _ status: VirtioBlk.Status) {
+        blk.complete(req.chain, status: status)
+        count(status)
+        req.complete(writtenLength: blk.usedLength(status: status))
+    }
+
+    @inline(__always)
+    private func count(_ status: VirtioBlk.Status) {
+        counters.bump(counters.completed)
+        if status == .ioError { counters.bump(counters.ioErrors) }
+        if status == .unsupported { counters.bump(counters.unsupported) }
+    }
+
+    @inline(__always)
+    private func wrID(_ i: Int, receive: Bool) -> UInt64 {
+        UInt64(epoch) << 32 | (receive ? Self.receiveFlag : 0) | UInt64(i)
+    }
+
+    private func postAllReceives() throws(FabricError) {
+        guard let conn = connection else { return }
+        recvBatch.reset()
+        for i in 0..<slotCount {
+            recvBatch.receive(wrId: wrID(i, receive: true),
+                              local: responses.region.segment(offset: i * Wire.responseSize, length: Wire.responseSize))
+        }
+        try conn.queuePair.post(recvBatch)
+    }
+
+    // MARK: Fabric loss and reconnect (worker; rare path: may log)
+
+    /// The connection is unusable: hold every in-flight request (back to the
+    /// FIFO, resubmitted after a reconnect) and ask the supervisor for a new one.
+    func lose(_ reason: String) {
+        guard connection != nil else { return }
+        connection = nil
+        epoch &+= 1
+        sendBatch.reset()
+        recvBatch.reset()
+        var held = 0
+        for s in 0..<slotCount where slots[s].state == .inFlight {
+            slots[s].state = .queued
+            fifo.push(s)
+            held += 1
+        }
+        inFlight = 0
+        if lostSince == 0 { lostSince = monotonicNanoseconds() }
+        counters.bump(counters.connectionsLost)
+        logger.warning("disk \(disk.config.socket) queue \(index): connection to \(disk.config.target) lost (\(reason)); holding \(fifo.count) request(s) (\(held) were in flight), reconnecting")
+        link.reconnectWanted.store(generation, ordering: .releasing)
+        link.supervisorWake.signal()
+    }
+
+    /// Takes the supervisor's new connection and resubmits everything held.
+    private func adopt() {
+        link.pendingReady.store(false, ordering: .relaxed)
+        guard let p = link.pending.withLock({ v -> PendingConnection? in defer { v = nil }; return v }) else { return }
+        epoch &+= 1
+        _ = reap()          // discard what the old connection left in the shared CQ
+        connection = p.connection
+        generation = p.generation
+        limits = CapsuleLimits(geometry: p.geometry, maxInlinePieces: TargetConnector.inlinePieces)
+        blkLimits = RemoteBlockDevice.blkLimits(p.geometry, readOnly: disk.config.readOnly)
+        credits = min(Int(p.geometry.queueDepth), slotCount)
+        let lostFor = lostSince == 0 ? 0 : (monotonicNanoseconds() &- lostSince) / 1_000_000
+        lostSince = 0
+        failingFast = false
+        do { try postAllReceives() } catch {
+            lose("ibv_post_recv after reconnect: \(error)")
+            return
+        }
+        counters.bump(counters.reconnects)
+        counters.bump(counters.resubmitted, UInt64(fifo.count))
+        logger.notice("disk \(disk.config.socket) queue \(index): reconnected to \(disk.config.target) after \(lostFor) ms; resubmitting \(fifo.count) held request(s)")
+    }
+
+    private func checkLossTimeout() {
+        let now = monotonicNanoseconds()
+        guard now &- lostSince >= disk.config.lossTimeoutNanoseconds else { return }
+        failingFast = true
+        var failed = 0
+        while let s = fifo.pop() {
+            guard slots[s].state == .queued, let req = slots[s].request, let blk = slots[s].blk else { continue }
+            slots[s] = RequestSlot()
+            counters.bump(counters.failedAfterLossTimeout)    // before the guest can see the completion
+            finish(req, blk, .ioError)
+            failed += 1
+        }
+        logger.error("disk \(disk.config.socket) queue \(index): target \(disk.config.target) export \(disk.config.export) unreachable for \(disk.config.lossTimeoutNanoseconds / 1_000_000_000) s (loss timeout): failed \(failed) held request(s) with IOERR; new requests fail until it is back")
+    }
+
+    // MARK: Control plane (parked worker)
+
+    /// (Control, parked) The front-end went away: its requests are forgotten.
+    /// Commands still at the target are cut off by dropping the connection
+    /// (so no RDMA lands in memory about to be unmapped); a new one is made.
+    func abandonAll() {
+        if inFlight > 0 { lose("front-end disconnected with commands in flight") }
+        for s in 0..<slotCount { slots[s] = RequestSlot() }
+        fifo.removeAll()
+        inFlight = 0
+    }
+
+    /// (Control, after the worker stopped) Drops the connection for shutdown.
+    func close() {
+        connection?.disconnect(timeoutMilliseconds: 200)
+        connection = nil
+    }
+
+    /// Requests held or waiting for a credit (tests, stats; worker or parked).
+    var queuedCount: Int { fifo.count }
+    var isConnected: Bool { connection != nil }
+}
