@@ -59,6 +59,7 @@ extension VhostUserSession {
                 throw invalid("protocol features 0x\(String(v, radix: 16)) not a subset of offered \(offeredProtocolFeatures)")
             }
             protocolFeatures = f
+            protocolFeaturesSet = true
         case .setOwner:
             break
         case .resetOwner, .resetDevice:
@@ -152,7 +153,8 @@ extension VhostUserSession {
         case .setVringKick(let f):
             let r = try ring(f.index)
             let kick = f.noFD ? nil : try eventFD(0)
-            let autoEnable = features & VhostFeature.protocolFeatures == 0
+            // vhost-user.rst "Ring states": without protocol features a ring starts enabled.
+            let autoEnable = !protocolFeaturesNegotiated
             try quiesced { () throws(VhostUserProtocolError) in
                 if r.started { r.base = r.stop() }
                 r.kick = kick
@@ -178,7 +180,7 @@ extension VhostUserSession {
         case .getQueueNum:
             try channel.reply(to: req, payload: u64(UInt64(vrings.count)))
         case .setVringEnable(let s):
-            guard features & VhostFeature.protocolFeatures != 0 else {
+            guard protocolFeaturesNegotiated else {
                 throw VhostUserProtocolError(request: req, .notNegotiated("VHOST_USER_F_PROTOCOL_FEATURES"))
             }
             let r = try ring(s.index)

@@ -27,6 +27,17 @@ public final class VhostUserSession: @unchecked Sendable {
 
     var features: UInt64 = 0
     var protocolFeatures: VhostUserProtocolFeatures = []
+    /// The front-end sent SET_PROTOCOL_FEATURES.
+    var protocolFeaturesSet = false
+
+    /// VHOST_USER_F_PROTOCOL_FEATURES counts as negotiated when SET_FEATURES
+    /// carried bit 30, or when the front-end went on to SET_PROTOCOL_FEATURES
+    /// (which it only does after seeing bit 30 offered). QEMU 7.2's vhost-user
+    /// net front-end does the latter without echoing bit 30 in SET_FEATURES,
+    /// then sends SET_VRING_ENABLE; refusing that would leave the link down.
+    var protocolFeaturesNegotiated: Bool {
+        features & VhostFeature.protocolFeatures != 0 || protocolFeaturesSet
+    }
     var table = VhostUserMemoryTable.empty
     let vrings: [VhostUserVring]
     var workers: [VhostUserWorker] = []

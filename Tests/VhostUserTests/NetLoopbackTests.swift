@@ -90,3 +90,43 @@ import VirtioDriver
         #expect(memory.read(acks[1], count: 1) == [NetControlCommand.ackError])
     }
 }
+
+/// QEMU 7.2's vhost-user net front-end negotiates protocol features
+/// (GET/SET_PROTOCOL_FEATURES) but does not echo VHOST_USER_F_PROTOCOL_FEATURES
+/// in SET_FEATURES, then enables rings with SET_VRING_ENABLE. The back-end must
+/// accept that order (a regression once left every QEMU guest's link down).
+@Suite struct QEMUNetNegotiationOrderTests {
+    @Test func setVringEnableAfterSetProtocolFeaturesWithoutBit30() throws {
+        let path = socketPath("qemu-net-order")
+        let server = try VhostUserServer(path: path, device: LoopbackNetDevice())
+        try server.start()
+        defer { server.stop() }
+        let fe = try VhostUserFrontend(path: path)
+        try fe.request(.setOwner)
+        let offered = try fe.u64Reply(.getFeatures)
+        #expect(offered & VhostFeature.protocolFeatures != 0)
+        _ = try fe.u64Reply(.getProtocolFeatures)
+        try fe.request(.setProtocolFeatures, payload: fe.u64(VhostUserProtocolFeatures.mq.rawValue))
+        // SET_FEATURES without bit 30, as QEMU 7.2 net sends it.
+        try fe.request(.setFeatures, payload: fe.u64(VirtioFeatures.version1 | VirtioNet.Feature.mac))
+        var enable: [UInt8] = []
+        enable.appendLE(UInt32(0)); enable.appendLE(UInt32(1))
+        try fe.request(.setVringEnable, payload: enable)
+        // Still connected: a request with a reply is answered.
+        #expect(try fe.u64Reply(.getQueueNum) >= 2)
+        #expect(!fe.waitForClose(timeoutMilliseconds: 200))
+    }
+
+    @Test func setVringEnableWithoutAnyProtocolNegotiationIsRefused() throws {
+        let path = socketPath("no-proto")
+        let server = try VhostUserServer(path: path, device: LoopbackNetDevice())
+        try server.start()
+        defer { server.stop() }
+        let fe = try VhostUserFrontend(path: path)
+        try fe.request(.setFeatures, payload: fe.u64(VirtioFeatures.version1))
+        var enable: [UInt8] = []
+        enable.appendLE(UInt32(0)); enable.appendLE(UInt32(1))
+        try fe.request(.setVringEnable, payload: enable)
+        #expect(fe.waitForClose())
+    }
+}
