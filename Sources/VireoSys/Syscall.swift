@@ -9,30 +9,14 @@ import Musl
 // can only mean a programming error in this process (EBADF, EFAULT on an fd
 // call): continuing after those would act on someone else's descriptor.
 
-/// Convention "-1 and errno" (most syscalls). Retries EINTR.
+/// Convention "-1 and errno" (most syscalls: `int` results, and `ssize_t` ones
+/// such as read, write, recvmsg). Retries EINTR.
 @inline(never)
 @discardableResult
-public func syscallRetrying(
+public func syscallRetrying<R: FixedWidthInteger & SignedInteger>(
     _ call: StaticString,
-    _ body: () -> Int32
-) throws(SystemError) -> Int32 {
-    while true {
-        let rc = body()
-        if rc != -1 { return rc }
-        let err = errno
-        if err == EINTR { continue }
-        precondition(err != EBADF && err != EFAULT, "\(call): programmer error, errno \(err)")
-        throw SystemError(call: "\(call)", errno: err)
-    }
-}
-
-/// Convention "-1 and errno" for calls returning `ssize_t` (read, write, recvmsg...). Retries EINTR.
-@inline(never)
-@discardableResult
-public func syscallRetrying(
-    _ call: StaticString,
-    _ body: () -> Int
-) throws(SystemError) -> Int {
+    _ body: () -> R
+) throws(SystemError) -> R {
     while true {
         let rc = body()
         if rc != -1 { return rc }
