@@ -50,7 +50,7 @@ struct TargetConnector: EndpointConnector {
                                           timeoutMilliseconds: timeoutMilliseconds)
         } catch {
             if case .rejected(_, let pd) = error, let reject = ConnectReject(decoding: pd) {
-                throw .rejected(target: "\(config.target)", export: config.export, queue: queue,
+                throw .rejected(target: "\(config.target)", export: "export \(config.export)", queue: queue,
                                 reason: reject.reason, message: reject.message)
             }
             throw .connect(target: "\(config.target)", queue: queue, error)
