@@ -29,6 +29,12 @@ public enum Wire {
     public static let maxInlineLimit = 16 << 10
     /// Hard upper bound on queue depth.
     public static let maxQueueDepthLimit = 1024
+    /// Size of `virtio_net_hdr_v1`, which starts every packet SEND.
+    public static let netHeaderSize = 12
+    /// Ethernet header: destination, source, EtherType.
+    public static let ethernetHeaderSize = 14
+    /// One 802.1Q tag.
+    public static let vlanTagSize = 4
 
     /// Size of a command capsule with `segments` segments and `inline` inline bytes (no overflow for valid limits).
     @inline(__always)
