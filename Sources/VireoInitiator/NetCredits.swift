@@ -9,7 +9,9 @@ import VireoWire
 ///   one; every immediate from the target returns some.
 /// - `owed`: receives we posted and have not yet announced. Starts at minus
 ///   the initial credits announced in the connect request (those receives are
-///   posted on adoption); each receive posted adds one; each message we send
+///   posted on adoption) and minus a small reserve that is never announced:
+///   the target's credit-only messages land there without ever finding the
+///   receive queue empty. Each receive posted adds one; each message we send
 ///   carries up to 65535 of them.
 struct NetCredits: Equatable, Sendable {
     /// Cap on credits held (a target cannot have more receive buffers than this).
@@ -20,11 +22,18 @@ struct NetCredits: Equatable, Sendable {
 
     init() {}
 
+    /// Receives kept posted beyond what the target is told (for its credit-only messages).
+    static let reserve = 2
+
+    /// The initial credits to announce when `assembled` receives will be
+    /// posted on adoption (at least 1: the target refuses 0).
+    static func announcement(assembled: Int) -> Int { max(1, assembled - reserve) }
+
     /// A new connection: the target posted `targetBuffers` receives for us and
     /// was told about `announced` of ours.
     mutating func reset(targetBuffers: Int, announced: Int) {
         transmit = min(max(0, targetBuffers), Self.maxTransmit)
-        owed = -max(0, announced)
+        owed = -max(0, announced) - Self.reserve
     }
 
     /// Whether a frame may be sent.

@@ -106,7 +106,8 @@ final class NetQueuePair: @unchecked Sendable {
         capacities = .allocate(capacity: maxRxSegments)
         rxScratch = .allocate(capacity: maxRxSegments)
         lengths = .allocate(capacity: maxRxSegments)
-        credits.reset(targetBuffers: Int(geometry.receiveBuffers), announced: 0)
+        credits.reset(targetBuffers: Int(geometry.receiveBuffers), announced: NetCredits.announcement(assembled: 0))
+        link.initialCredits.store(NetCredits.announcement(assembled: 0), ordering: .releasing)
     }
 
     deinit {
@@ -204,8 +205,11 @@ final class NetQueuePair: @unchecked Sendable {
                 did += 1
                 do { try conn.queuePair.post(sendBatch) } catch { lose("ibv_post_send: \(error)") }
             }
-        } else if link.initialCredits.load(ordering: .relaxed) != rxAssembled.count {
-            link.initialCredits.store(rxAssembled.count, ordering: .releasing)
+        } else {
+            let announce = NetCredits.announcement(assembled: rxAssembled.count)
+            if link.initialCredits.load(ordering: .relaxed) != announce {
+                link.initialCredits.store(announce, ordering: .releasing)
+            }
         }
         return did
     }
@@ -413,7 +417,7 @@ final class NetQueuePair: @unchecked Sendable {
         }
         rxPosted = 0
         creditMessagesInFlight = 0
-        link.initialCredits.store(rxAssembled.count, ordering: .releasing)
+        link.initialCredits.store(NetCredits.announcement(assembled: rxAssembled.count), ordering: .releasing)
         counters.bump(counters.connectionsLost)
         nic.pairDisconnected(index, quiet: quiet)
         let level: Logger.Level = quiet ? .info : .warning
@@ -474,7 +478,7 @@ final class NetQueuePair: @unchecked Sendable {
             rxFree.push(s)
         }
         counters.bump(counters.rxBuffersReturned, UInt64(n))
-        link.initialCredits.store(0, ordering: .releasing)
+        link.initialCredits.store(NetCredits.announcement(assembled: 0), ordering: .releasing)
     }
 
     /// (Control, after the worker stopped) Drops the connection for shutdown.

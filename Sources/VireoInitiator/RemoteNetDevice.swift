@@ -48,7 +48,7 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
         let connector = PacketConnector(config: config)
         var initial: [(Connection, PacketGeometry)] = []
         for q in 0..<config.queuePairs {
-            initial.append(try connector.connect(queue: q, cq: nil, initialCredits: 0, timeoutMilliseconds: 5000))
+            initial.append(try connector.connect(queue: q, cq: nil, initialCredits: NetCredits.announcement(assembled: 0), timeoutMilliseconds: 5000))
         }
         geometryState = Mutex(initial[0].1)
         connectedPairs = Atomic(config.queuePairs)
