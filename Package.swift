@@ -13,6 +13,8 @@
 //   Virtio        Split/packed virtqueues over guest memory (no RDMA).
 //   VhostUser     The vhost-user backend protocol and device runtime.
 //   CVireoUring   C module over liburing (shims for its static-inline helpers).
+//   VireoTargetCore   Small pieces both target engines share (work ids, index rings).
+//   VireoPacketTarget Packet endpoints: named L2 networks (switch, ports, TAP uplink).
 //   VireoBlockTarget  The target daemon: exports (file, block device, memory)
 //                 served as block endpoints over RDMA, storage I/O via io_uring.
 import PackageDescription
@@ -49,10 +51,19 @@ let package = Package(
             ]
         ),
         .target(name: "VireoWire"),
+        .target(name: "VireoTargetCore"),
+        .target(
+            name: "VireoPacketTarget",
+            dependencies: [
+                "VireoFabric", "VireoWire", "VireoSys", "VireoTargetCore", "CVireoSys", "CVireoVerbs",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .target(
             name: "VireoBlockTarget",
             dependencies: [
-                "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoVerbs",
+                "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoVerbs", "VireoTargetCore", "VireoPacketTarget",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -78,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "vireo-target",
             dependencies: [
-                "VireoFabric", "VireoSys", "VireoBlockTarget",
+                "VireoFabric", "VireoSys", "VireoBlockTarget", "VireoPacketTarget",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -109,6 +120,11 @@ let package = Package(
         .testTarget(
             name: "VireoBlockTargetTests",
             dependencies: ["VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys"]
+        ),
+        .testTarget(
+            name: "VireoPacketTargetTests",
+            dependencies: ["VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",
+                           "CVireoVerbs"]
         ),
     ]
 )

@@ -4,6 +4,7 @@ import ArgumentParser
 import Logging
 import VireoBlockTarget
 import VireoFabric
+import VireoPacketTarget
 import VireoSys
 #if canImport(Glibc)
 import Glibc
@@ -20,7 +21,7 @@ struct VireoTarget: ParsableCommand {
 extension VireoTarget {
     struct Serve: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Serve block exports (files, block devices, memory) over RDMA until SIGTERM.")
+            abstract: "Serve block exports (files, block devices, memory) and L2 networks over RDMA until SIGTERM.")
 
         @Option(help: "Address to listen on (host:port), an address of the RDMA netdev; overrides the config's listen.")
         var listen: String?
@@ -30,7 +31,12 @@ extension VireoTarget {
             valueName: "spec"))
         var exports: [String] = []
 
-        @Option(help: "TOML configuration file (listen, workers, [[export]] tables).")
+        @Option(name: .customLong("network"), help: ArgumentHelp(
+            "A network (packet endpoint): name=lan0[,mtu=9000][,tap=vtap0][,aging=300][,allowed-macs=MAC+MAC]. Repeatable.",
+            valueName: "spec"))
+        var networks: [String] = []
+
+        @Option(help: "TOML configuration file (listen, workers, [[export]] and [[network]] tables).")
         var config: String?
 
         @Option(help: "Worker threads (overrides the config's workers).")
@@ -64,6 +70,7 @@ extension VireoTarget {
             if busyPoll { cfg.busyPoll = true }
             do {
                 for e in exports { cfg.exports.append(try ExportConfig(flag: e)) }
+                for n in networks { cfg.networks.append(try NetworkConfig(flag: n)) }
                 try cfg.validate()
             } catch {
                 throw ValidationError("\(error)")

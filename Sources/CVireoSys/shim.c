@@ -139,3 +139,32 @@ int vireo_accept(int sock) {
 int vireo_socketpair(int fds[2]) {
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
 }
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+
+int vireo_tap_open(const char *name, int mtu) {
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) goto fail;
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) goto fail;
+    if (mtu > 0) {
+        ifr.ifr_mtu = mtu;
+        if (ioctl(sock, SIOCSIFMTU, &ifr) < 0) { int e = errno; close(sock); errno = e; goto fail; }
+    }
+    if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) { int e = errno; close(sock); errno = e; goto fail; }
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) { int e = errno; close(sock); errno = e; goto fail; }
+    close(sock);
+    return fd;
+fail:
+    { int e = errno; close(fd); errno = e; }
+    return -1;
+}

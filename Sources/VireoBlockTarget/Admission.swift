@@ -5,6 +5,8 @@ import VireoWire
 enum Admission {
     enum Decision {
         case admit(Admitted)
+        /// A packet request naming a configured network: the network decides the rest.
+        case packet(ConnectRequest)
         case reject(ConnectReject)
     }
 
@@ -16,7 +18,7 @@ enum Admission {
 
     /// Checks, in order: decodable, version, kind, export name, write access,
     /// per-export and per-host queue limits; then grants the geometry.
-    static func decide(privateData: [UInt8], exports: [String: Export]) -> Decision {
+    static func decide(privateData: [UInt8], exports: [String: Export], networks: Set<String> = []) -> Decision {
         let r: ConnectRequest
         do {
             r = try ConnectRequest(decoding: privateData)
@@ -26,10 +28,16 @@ enum Admission {
         guard r.version == Wire.version else {
             return .reject(ConnectReject(.versionMismatch, "target speaks wire version \(Wire.version), initiator sent \(r.version)"))
         }
-        guard r.kind == .block else {
-            var reject = ConnectReject(.wrongKind, "'\(r.name)': this target serves block endpoints only")
+        if r.kind == .packet {
+            if networks.contains(r.name) { return .packet(r) }
+            var reject = exports[r.name] != nil
+                ? ConnectReject(.wrongKind, "'\(r.name)' is an export: it serves block endpoints only")
+                : ConnectReject(.noSuchEndpoint, "no such network: \(r.name)")
             reject.kind = r.kind
             return .reject(reject)
+        }
+        if networks.contains(r.name) {
+            return .reject(ConnectReject(.wrongKind, "'\(r.name)' is a network: it serves packet endpoints only"))
         }
         guard let export = exports[r.name] else {
             return .reject(ConnectReject(.noSuchEndpoint, "no such export: \(r.name)"))

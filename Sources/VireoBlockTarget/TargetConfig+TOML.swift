@@ -1,4 +1,5 @@
 import TOMLKit
+import VireoPacketTarget
 import VireoSys
 
 extension TargetConfig {
@@ -20,6 +21,12 @@ extension TargetConfig {
     /// max_io = "1M"
     /// max_segments = 128
     /// inline_max = 4096
+    /// [[network]]
+    /// name = "lan0"
+    /// mtu = 1500
+    /// tap = "vireo-lan0"                    # optional uplink
+    /// allowed_macs = ["52:54:00:12:34:56"]  # optional
+    /// aging = 300
     /// ```
     ///
     /// Unknown keys and wrong types are problems; every problem is reported,
@@ -55,6 +62,18 @@ extension TargetConfig {
                         continue
                     }
                     if let e = Self.export(table, index: i + 1, problems: &problems) { config.exports.append(e) }
+                }
+            case "network":
+                guard let array = value.array else {
+                    problems.append("network must be an array of tables ([[network]])")
+                    continue
+                }
+                for (i, item) in array.enumerated() {
+                    guard let table = item.table else {
+                        problems.append("network #\(i + 1) must be a table")
+                        continue
+                    }
+                    if let n = NetworkConfig(table: table, index: i + 1, problems: &problems) { config.networks.append(n) }
                 }
             default:
                 problems.append("unknown key '\(key)'")

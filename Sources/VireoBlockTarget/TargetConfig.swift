@@ -1,4 +1,7 @@
-/// The target daemon's configuration: where it listens, how many workers, and its exports.
+import VireoPacketTarget
+
+/// The target daemon's configuration: where it listens, how many workers, its
+/// exports (block endpoints) and its networks (packet endpoints).
 ///
 /// Built from TOML (`TargetConfig(toml:)`), from command-line flags
 /// (`ExportConfig(flag:)`), or in code; `validate()` reports every problem.
@@ -10,23 +13,35 @@ public struct TargetConfig: Equatable, Sendable {
     /// Spin on the CQs and io_uring instead of sleeping (dedicated cores only).
     public var busyPoll = false
     public var exports: [ExportConfig] = []
+    /// Packet endpoints: named L2 networks.
+    public var networks: [NetworkConfig] = []
 
-    public init(listen: String = "0.0.0.0:4420", workers: Int = 2, busyPoll: Bool = false, exports: [ExportConfig] = []) {
+    public init(listen: String = "0.0.0.0:4420", workers: Int = 2, busyPoll: Bool = false, exports: [ExportConfig] = [],
+                networks: [NetworkConfig] = []) {
         self.listen = listen
         self.workers = workers
         self.busyPoll = busyPoll
         self.exports = exports
+        self.networks = networks
     }
 
     /// Every problem, one line each (empty: valid).
     public func problems() -> [String] {
         var out: [String] = []
         if workers < 1 || workers > 64 { out.append("workers \(workers) must be 1-64") }
-        if exports.isEmpty { out.append("no exports configured (add [[export]] or --export)") }
+        if exports.isEmpty && networks.isEmpty {
+            out.append("no exports configured (add [[export]] or --export, or [[network]] or --network)")
+        }
         var seen = Set<String>()
         for e in exports {
             if !seen.insert(e.name).inserted { out.append("export '\(e.name)' is configured twice") }
             out += e.problems()
+        }
+        var taps = Set<String>()
+        for n in networks {
+            if !seen.insert(n.name).inserted { out.append("network '\(n.name)' is configured twice (or shares an export's name)") }
+            if let tap = n.tap, !taps.insert(tap).inserted { out.append("network '\(n.name)': tap '\(tap)' is used twice") }
+            out += n.problems()
         }
         return out
     }

@@ -1,14 +1,18 @@
 import CVireoSys
 import Logging
 import VireoFabric
+import VireoPacketTarget
 import VireoSys
+import VireoTargetCore
 import VireoWire
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// `vireo-target serve`: listens on the fabric, admits block connections to
-/// the configured exports, and hands each to a worker thread.
+/// the configured exports and packet connections to the configured networks,
+/// and hands each to a worker thread (block: the least-loaded worker; packet:
+/// the network's own worker, see `PacketNetwork`).
 ///
 /// The control plane (one thread) accepts and rejects connections, watches
 /// each connection's rdma_cm events (a peer's disconnect is passed to its
@@ -21,6 +25,8 @@ public final class TargetDaemon: @unchecked Sendable {
     let logger: Logger
     /// Exports by name.
     public let exports: [String: Export]
+    /// Networks (packet endpoints) by name.
+    public let networks: [String: PacketNetwork]
     private let listener: Listener
     private var workers: [TargetWorker] = []
     private var context: VerbsContext?
@@ -30,14 +36,18 @@ public final class TargetDaemon: @unchecked Sendable {
     private var thread: OSThread?
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private var retired: [TargetQueue] = []
+    private var retiredPorts: [PacketPort] = []
     /// Live connections by queue identity: the control plane's view.
     private var live: [ObjectIdentifier: Live] = [:]
     private var finalCounters: TargetCounters?
 
+    /// A block queue (queue + worker) or a packet port (port + network).
     private struct Live {
-        let queue: TargetQueue
+        var queue: TargetQueue?
+        var port: PacketPort?
         let connection: Connection
-        let worker: TargetWorker
+        var worker: TargetWorker?
+        var network: PacketNetwork?
         let hostID: [UInt8]
     }
 
@@ -61,6 +71,17 @@ public final class TargetDaemon: @unchecked Sendable {
             logger.info("export \(e.name): \(Self.describe(export))")
         }
         self.exports = exports
+        var networks: [String: PacketNetwork] = [:]
+        let retireBox = RetireBox()
+        for n in config.networks {
+            do {
+                networks[n.name] = try PacketNetwork(config: n, busyPoll: config.busyPoll, logger: logger,
+                                                     retire: { p in retireBox.daemon?.retirePort(p) })
+            } catch {
+                throw .network(name: n.name, error)
+            }
+        }
+        self.networks = networks
         do {
             listener = try Listener(address: FabricAddress(parsing: config.listen))
         } catch {
@@ -71,6 +92,7 @@ public final class TargetDaemon: @unchecked Sendable {
         stopFlag.initialize(to: 0)
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
+        retireBox.daemon = self
     }
 
     deinit {
@@ -87,7 +109,7 @@ public final class TargetDaemon: @unchecked Sendable {
     public func start() throws(TargetError) {
         if let ctx = listener.context { try makeWorkers(on: ctx) }
         do { thread = try OSThread(name: "vireo-ctl") { [self] in controlLoop() } } catch { throw .system(error) }
-        logger.info("serving \(exports.count) export(s) on \(listener.address.host):\(port) with \(config.workers) worker(s)")
+        logger.info("serving \(exports.count) export(s), \(networks.count) network(s) on \(listener.address.host):\(port) with \(config.workers) worker(s)")
     }
 
     /// Stops accepting, stops the workers, releases every connection. Idempotent.
@@ -103,6 +125,11 @@ public final class TargetDaemon: @unchecked Sendable {
             total.add(w.counters)
         }
         for q in takeRetired() { q.release(disconnectTimeoutMilliseconds: 200) }
+        for n in networks.values {
+            for p in n.stop() { p.release(disconnectTimeoutMilliseconds: 200) }
+            logger.info("network \(n.name): \(n.totals.summary)")
+        }
+        for p in takeRetiredPorts() { p.release(disconnectTimeoutMilliseconds: 200) }
         live.removeAll()
         finalCounters = total
         logger.info("stopped: \(total.summary)")
@@ -143,6 +170,9 @@ public final class TargetDaemon: @unchecked Sendable {
             do { try w.start() } catch { throw .system(error) }
             workers.append(w)
         }
+        for n in networks.values.sorted(by: { $0.name < $1.name }) {
+            do { try n.start(context: ctx, maxCQE: info.maxCQE) } catch { throw .fabric(error) }
+        }
     }
 
     static func describe(_ e: Export) -> String {
@@ -163,6 +193,21 @@ public final class TargetDaemon: @unchecked Sendable {
         retired.append(q)
         pthread_mutex_unlock(lock)
         controlWake.signal()
+    }
+
+    fileprivate func retirePort(_ p: PacketPort) {
+        pthread_mutex_lock(lock)
+        retiredPorts.append(p)
+        pthread_mutex_unlock(lock)
+        controlWake.signal()
+    }
+
+    private func takeRetiredPorts() -> [PacketPort] {
+        pthread_mutex_lock(lock)
+        let r = retiredPorts
+        retiredPorts = []
+        pthread_mutex_unlock(lock)
+        return r
     }
 
     private func takeRetired() -> [TargetQueue] {
@@ -198,6 +243,10 @@ public final class TargetDaemon: @unchecked Sendable {
                 release(q)
                 dirty = true
             }
+            for p in takeRetiredPorts() {
+                release(p)
+                dirty = true
+            }
             if poller.isReady(0) {
                 while true {
                     do {
@@ -214,7 +263,8 @@ public final class TargetDaemon: @unchecked Sendable {
                 // The peer's disconnect does not move our QP to error by itself: tell the worker.
                 switch try? w.connection.pollEvent(timeoutMilliseconds: 0) {
                 case .disconnected?, .deviceRemoved?:
-                    w.worker.requestDrop(w.queue)
+                    if let q = w.queue { w.worker?.requestDrop(q) }
+                    if let p = w.port { w.network?.requestDrop(p) }
                 default:
                     break
                 }
@@ -224,15 +274,21 @@ public final class TargetDaemon: @unchecked Sendable {
 
     /// Releases a retired queue and its counts.
     private func release(_ q: TargetQueue) {
-        if let entry = live.removeValue(forKey: ObjectIdentifier(q)) {
-            entry.worker.queueCount -= 1
-            entry.worker.completionBudgetLeft += q.completionBudget
-            entry.worker.ringBudgetLeft += q.depth
+        if let entry = live.removeValue(forKey: ObjectIdentifier(q)), let worker = entry.worker {
+            worker.queueCount -= 1
+            worker.completionBudgetLeft += q.completionBudget
+            worker.ringBudgetLeft += q.depth
             q.export.queues -= 1
             q.export.queuesByHost[entry.hostID, default: 1] -= 1
             if q.export.queuesByHost[entry.hostID] == 0 { q.export.queuesByHost[entry.hostID] = nil }
         }
         q.release()
+    }
+
+    /// Releases a retired packet port and its budget.
+    private func release(_ p: PacketPort) {
+        if let entry = live.removeValue(forKey: ObjectIdentifier(p)) { entry.network?.forget(p) }
+        p.release()
     }
 
     /// Admits or rejects one request. Returns true when a connection was added.
@@ -242,12 +298,10 @@ public final class TargetDaemon: @unchecked Sendable {
             do { try req.reject(privateData: r.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }
         }
         let admitted: Admission.Admitted
-        switch Admission.decide(privateData: req.privateData, exports: exports) {
-        case .reject(let r):
+        let decision = Admission.decide(privateData: req.privateData, exports: exports, networks: Set(networks.keys))
+        if case .reject(let r) = decision {
             reject(r)
             return false
-        case .admit(let a):
-            admitted = a
         }
         guard let ctx = req.context else {
             reject(ConnectReject(.internalError, "connection request without a device"))
@@ -260,6 +314,11 @@ public final class TargetDaemon: @unchecked Sendable {
         guard ctx.raw == context?.raw else {
             reject(ConnectReject(.internalError, "connection arrived on another RDMA device than the target serves"))
             return false
+        }
+        switch decision {
+        case .admit(let a): admitted = a
+        case .packet(let r): return handlePacket(req, r)
+        case .reject: return false
         }
         let g = admitted.geometry
         let depth = Int(g.queueDepth)
@@ -298,9 +357,47 @@ public final class TargetDaemon: @unchecked Sendable {
         worker.queueCount += 1
         admitted.export.queues += 1
         admitted.export.queuesByHost[admitted.request.hostID, default: 0] += 1
-        live[ObjectIdentifier(q)] = Live(queue: q, connection: connection, worker: worker, hostID: admitted.request.hostID)
+        live[ObjectIdentifier(q)] = Live(queue: q, port: nil, connection: connection, worker: worker, network: nil,
+                                         hostID: admitted.request.hostID)
         logger.info("\(req.peerAddress) connected to \(admitted.request.name) queue \(admitted.request.queueIndex) (depth \(depth), \(segments) segments, max I/O \(g.maxIOBytes)) on worker \(worker.index)")
         worker.adopt(q)
         return true
     }
+
+    /// Admits or rejects a packet connection to a configured network.
+    private func handlePacket(_ req: ConnectionRequest, _ r: ConnectRequest) -> Bool {
+        guard let network = networks[r.name] else { return false }
+        switch network.decide(r) {
+        case .reject(let rj):
+            logger.notice("rejected \(req.peerAddress): \(rj.message)")
+            do { try req.reject(privateData: rj.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }
+            return false
+        case .accept(let geometry, let resources, let sendSlots):
+            let connection: Connection
+            do {
+                connection = try req.accept(resources: resources, privateData: geometry.encoded())
+            } catch {
+                logger.error("accept \(req.peerAddress) for network \(r.name): \(error)")
+                return false
+            }
+            let port: PacketPort
+            do {
+                port = try PacketPort(connection: connection, request: r, geometry: geometry, sendSlots: sendSlots)
+            } catch {
+                logger.error("\(req.peerAddress) for network \(r.name): cannot allocate its buffers: \(error)")
+                connection.disconnect()
+                return false
+            }
+            live[ObjectIdentifier(port)] = Live(queue: nil, port: port, connection: connection, worker: nil,
+                                                network: network, hostID: r.hostID)
+            network.adopt(port)
+            return true
+        }
+    }
+}
+
+/// Lets the networks' retire callbacks reach the daemon, which does not exist yet when they are made.
+private final class RetireBox: @unchecked Sendable {
+    // SAFETY: set once at the end of the daemon's init, before any worker runs.
+    weak var daemon: TargetDaemon?
 }

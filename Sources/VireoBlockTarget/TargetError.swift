@@ -11,6 +11,8 @@ public enum TargetError: Error, CustomStringConvertible, Sendable {
     case fabric(FabricError)
     /// A system call outside the fabric failed (eventfd, thread, io_uring).
     case system(SystemError)
+    /// A network could not be set up (its TAP uplink, its worker).
+    case network(name: String, SystemError)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum TargetError: Error, CustomStringConvertible, Sendable {
         case .export(let name, let e): return "export \(name): \(e)"
         case .fabric(let e): return e.description
         case .system(let e): return e.description
+        case .network(let name, let e): return "network \(name): \(e)"
         }
     }
 }

@@ -3,6 +3,7 @@ import CVireoVerbs
 import Logging
 import VireoFabric
 import VireoSys
+import VireoTargetCore
 import VireoWire
 #if canImport(Glibc)
 import Glibc

@@ -2,6 +2,7 @@ import CVireoSys
 import Logging
 import VireoFabric
 import VireoSys
+import VireoTargetCore
 #if canImport(Glibc)
 import Glibc
 #endif

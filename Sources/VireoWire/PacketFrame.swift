@@ -8,6 +8,12 @@ public enum PacketFrame {
         public var source: MACAddress
         /// The outer EtherType (0x8100 / 0x88a8 for a tagged frame).
         public var etherType: UInt16
+
+        public init(destination: MACAddress, source: MACAddress, etherType: UInt16) {
+            self.destination = destination
+            self.source = source
+            self.etherType = etherType
+        }
     }
 
     /// Why a frame was refused. Raw values are stable (counters, logs).

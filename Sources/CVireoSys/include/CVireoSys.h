@@ -37,4 +37,8 @@ int vireo_unix_connect(const char *path);
 int vireo_accept(int sock);
 /// socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC). Returns 0 or -1/errno.
 int vireo_socketpair(int fds[2]);
+/// Opens /dev/net/tun as TAP interface `name` (IFF_TAP|IFF_NO_PI, non-blocking,
+/// close-on-exec), sets its MTU (when mtu > 0) and brings it up.
+/// Returns the fd or -1/errno (errno from the step that failed).
+int vireo_tap_open(const char *name, int mtu);
 #endif

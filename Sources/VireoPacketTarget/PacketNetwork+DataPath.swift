@@ -1,0 +1,165 @@
+import CVireoVerbs
+import VireoFabric
+import VireoSys
+import VireoTargetCore
+import VireoWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension PacketNetwork {
+    /// A device completion for port `p` (matched by index and generation).
+    @inline(__always)
+    func completed(_ c: Completion, port p: PacketPort, now: UInt64) {
+        if p.isDraining { return }
+        let kind = WorkID.kind(c.wrId), index = WorkID.index(c.wrId)
+        guard c.isSuccess else {
+            if c.status == IBV_WC_WR_FLUSH_ERR { p.drop("disconnected") } else {
+                p.drop("work completion failed: \(String(cString: ibv_wc_status_str(c.status)))")
+            }
+            retireDraining()
+            return
+        }
+        switch kind {
+        case WorkID.packetSend:
+            guard index < p.sendSlots else { return }
+            p.freeSends.push(index)
+            p.sendQueueFree += 1
+        case WorkID.packetCredit:
+            p.sendQueueFree += 1
+        case WorkID.packetReceive:
+            guard index < p.receiveCount else { return }
+            guard c.hasImmediate, let imm = PacketImmediate(rawValue: c.immediate) else {
+                p.drop("protocol error: a SEND without a valid packet immediate")
+                retireDraining()
+                return
+            }
+            p.grant(imm.credits)
+            if imm.kind == .credit {
+                p.repost(index, returnsCredit: false, now: now)
+                markDirty(p)
+                return
+            }
+            received(p, index: index, byteCount: Int(c.byteLength), now: now)
+        default:
+            return
+        }
+    }
+
+    /// A frame from port `p` in receive buffer `index`: validate, switch, repost.
+    @inline(__always)
+    private func received(_ p: PacketPort, index: Int, byteCount: Int, now: UInt64) {
+        let frame = p.receiveBuffer(index)
+        p.counters.received(bytes: byteCount)
+        totals.received(bytes: byteCount)
+        switch PacketFrame.validate(frame, byteCount: byteCount, maxFrame: maxFrame) {
+        case .failure(let reason):
+            count(PortDrop(reason), on: p.counters)
+        case .success(let summary):
+            let verdict = switching.forward(summary, ingress: p.tableIndex, now: now) { dst in
+                deliver(frame, byteCount: byteCount, to: dst)
+            }
+            if case .dropped(let reason) = verdict { count(reason, on: p.counters) }
+        }
+        p.repost(index, returnsCredit: true, now: now)
+        markDirty(p)
+    }
+
+    /// A frame read from the TAP uplink (already behind a zero header in the TAP buffer).
+    @inline(__always)
+    func fromTap(byteCount: Int, now: UInt64) {
+        let frame = tapBuffer
+        totals.received(bytes: byteCount)
+        switch PacketFrame.validate(frame, byteCount: byteCount, maxFrame: maxFrame) {
+        case .failure(let reason):
+            count(PortDrop(reason), on: nil)
+        case .success(let summary):
+            let verdict = switching.forward(summary, ingress: tapPort, now: now, checkAllowList: false) { dst in
+                deliver(frame, byteCount: byteCount, to: dst)
+            }
+            if case .dropped(let reason) = verdict { count(reason, on: nil) }
+        }
+    }
+
+    @inline(__always)
+    private func count(_ reason: PortDrop, on port: PortCounters?) {
+        port?.dropped(reason)
+        totals.dropped(reason)
+    }
+
+    /// Sends one frame to switch port `dst`: copy into a send buffer and SEND, or drop and count.
+    @inline(__always)
+    private func deliver(_ frame: UnsafeMutableRawPointer, byteCount: Int, to dst: Int) {
+        if dst == tapPort {
+            guard let tap else { return }
+            if tap.write(frame + Wire.netHeaderSize, count: byteCount - Wire.netHeaderSize) {
+                totals.sent(bytes: byteCount)
+            } else {
+                count(.tapError, on: nil)
+            }
+            return
+        }
+        guard dst < table.count, let p = table[dst], !p.isDraining else { return }
+        guard p.credits > 0 else { return count(.noCredit, on: p.counters) }
+        guard p.sendQueueFree > PacketPort.creditSendSlots / 2, let slot = p.freeSends.pop() else {
+            return count(.noSendBuffer, on: p.counters)
+        }
+        let offset = slot * p.maxFrame
+        // SAFETY: byteCount ≤ maxFrame (validated) and both buffers hold maxFrame bytes per slot.
+        memcpy(p.sendBase + offset, frame, byteCount)
+        p.sendBatch.send(wrId: p.workID(WorkID.packetSend, slot),
+                         local: p.sendRegion.segment(offset: offset, length: byteCount),
+                         immediate: PacketImmediate.frame(credits: p.takeReturnedCredits()))
+        p.credits -= 1
+        p.sendQueueFree -= 1
+        p.counters.sent(bytes: byteCount)
+        totals.sent(bytes: byteCount)
+        markDirty(p)
+    }
+
+    @inline(__always)
+    func markDirty(_ p: PacketPort) {
+        if !p.isDirty {
+            p.isDirty = true
+            dirty.append(p.tableIndex)
+        }
+    }
+
+    /// Posts every batched receive (first: credits piggybacked on sends refer to them) and send,
+    /// then announces reposted buffers with credit-only messages where due.
+    @inline(__always)
+    func flush(now: UInt64, force: Bool) {
+        var broken = false
+        for i in dirty {
+            guard let p = table[i] else { continue }
+            p.isDirty = false
+            do {
+                try p.queuePair.post(p.receiveBatch)
+                try p.queuePair.post(p.sendBatch)
+            } catch {
+                p.receiveBatch.reset()
+                p.sendBatch.reset()
+                p.drop("posting work requests failed: \(error)")
+                broken = true
+            }
+        }
+        dirty.removeAll(keepingCapacity: true)
+        for i in switching.ports where i != tapPort {
+            guard let p = table[i], p.pendingReturn > 0, p.sendQueueFree > 0, !p.isDraining else { continue }
+            let due = force || p.pendingReturn >= max(1, p.advertised / 2)
+                || now &- p.pendingSince >= Self.creditDelayNanoseconds
+            guard due else { continue }
+            p.sendBatch.send(wrId: p.workID(WorkID.packetCredit, 0), local: nil,
+                             immediate: PacketImmediate.credit(p.takeReturnedCredits()))
+            p.sendQueueFree -= 1
+            p.counters.sentCredit()
+            totals.sentCredit()
+            do { try p.queuePair.post(p.sendBatch) } catch {
+                p.sendBatch.reset()
+                p.drop("posting a credit message failed: \(error)")
+                broken = true
+            }
+        }
+        if broken { retireDraining() }
+    }
+}

@@ -1,0 +1,149 @@
+import VireoFabric
+import VireoSys
+import VireoTargetCore
+import VireoWire
+
+/// One port of a network: an initiator queue pair connected over RDMA, with
+/// its buffers allocated and registered once at accept.
+///
+/// - `receiveCount` receive buffers of max-frame bytes: `advertised` of them
+///   are the initiator's credits, the rest (`creditMargin`) absorb its
+///   credit-only messages, which need no credit.
+/// - `sendSlots` send buffers of max-frame bytes: a forwarded frame is copied
+///   from the ingress receive buffer into one of them and SENT; the slot is
+///   free again when the SEND completes.
+/// - `credits`: frames the target may still send (the initiator's free
+///   receive buffers as far as the target knows); `pendingReturn`: buffers the
+///   target reposted but has not yet told the initiator about.
+///
+/// Built by the control plane, then owned by the network's worker thread.
+/// Released by the control plane after the worker retires it: the connection
+/// (QP) first, then the registered buffers.
+public final class PacketPort: @unchecked Sendable {
+    // SAFETY: after hand-off only the network's worker touches the data path;
+    // `release` runs on the control thread after the worker retired the port.
+    /// Extra receive buffers for credit-only messages.
+    public static let creditMargin = 16
+    /// Send-queue entries kept for credit-only messages.
+    static let creditSendSlots = 8
+
+    var connection: Connection?
+    let queuePair: QueuePair
+    public let peer: String
+    public let queueIndex: UInt16
+    let maxFrame: Int
+    let advertised: Int
+    let receiveCount: Int
+    let sendSlots: Int
+    let sendQueueDepth: Int
+    /// Device CQ entries this port may need (receives + sends).
+    var completionBudget: Int { receiveCount + sendQueueDepth }
+
+    private var receives: RegisteredBuffer?
+    private var sends: RegisteredBuffer?
+    /// Base addresses (valid while the buffers are alive, i.e. while the worker owns the port).
+    let receiveBase: UnsafeMutableRawPointer
+    let sendBase: UnsafeMutableRawPointer
+    let receiveRegion: MemoryRegion
+    let sendRegion: MemoryRegion
+    var freeSends: IndexRing
+    var sendQueueFree: Int
+    let sendBatch: SendBatch
+    let receiveBatch: RecvBatch
+
+    /// Frames the target may still send to this port.
+    var credits: Int
+    /// Receive buffers reposted and not yet announced to the peer.
+    var pendingReturn = 0
+    /// When the oldest unannounced repost happened (monotonic ns).
+    var pendingSince: UInt64 = 0
+    /// Queued in the worker's list of ports with batched work.
+    var isDirty = false
+
+    public let counters = PortCounters()
+
+    // Set by the worker at install.
+    var tableIndex = 0
+    var generation: UInt16 = 0
+    private(set) var dropReason: String?
+    var isDraining: Bool { dropReason != nil }
+
+    /// Upper bound on credits a peer can accumulate (it cannot have more buffers than this).
+    static let maxCredits = 1 << 20
+
+    /// Allocates and registers the port's buffers for `connection`.
+    public init(connection: Connection, request: ConnectRequest, geometry: PacketGeometry, sendSlots: Int) throws(FabricError) {
+        self.connection = connection
+        queuePair = connection.queuePair
+        peer = connection.peerAddress
+        queueIndex = request.queueIndex
+        maxFrame = Int(geometry.maxFrameBytes)
+        advertised = Int(geometry.receiveBuffers)
+        receiveCount = advertised + Self.creditMargin
+        self.sendSlots = sendSlots
+        sendQueueDepth = sendSlots + Self.creditSendSlots
+        credits = Int(request.queueDepth)
+        let r = try RegisteredBuffer(pd: connection.pd, count: receiveCount * maxFrame, access: [.localWrite])
+        let s = try RegisteredBuffer(pd: connection.pd, count: max(sendSlots, 1) * maxFrame, access: [.localWrite])
+        receives = r
+        sends = s
+        receiveRegion = r.region
+        sendRegion = s.region
+        receiveBase = r.bytes.baseAddress!
+        sendBase = s.bytes.baseAddress!
+        freeSends = IndexRing(capacity: max(sendSlots, 1))
+        for i in 0..<sendSlots { freeSends.push(i) }
+        sendQueueFree = sendQueueDepth
+        sendBatch = SendBatch(capacity: sendQueueDepth)
+        receiveBatch = RecvBatch(capacity: receiveCount)
+    }
+
+    deinit { freeSends.deallocate() }
+
+    /// Marks the port for removal; the worker retires it at the end of its pass.
+    func drop(_ reason: String) {
+        if dropReason == nil { dropReason = reason }
+    }
+
+    /// Releases in order: the connection (disconnect, QP), then the registered buffers.
+    public func release(disconnectTimeoutMilliseconds: Int32 = 500) {
+        connection?.disconnect(timeoutMilliseconds: disconnectTimeoutMilliseconds)
+        connection = nil
+        receives = nil
+        sends = nil
+    }
+
+    @inline(__always)
+    func workID(_ kind: UInt64, _ index: Int) -> UInt64 {
+        WorkID.make(queue: tableIndex, generation: generation, kind: kind, index: index)
+    }
+
+    /// Receive buffer `i`.
+    @inline(__always)
+    func receiveBuffer(_ i: Int) -> UnsafeMutableRawPointer { receiveBase + i * maxFrame }
+
+    /// Queues a repost of receive buffer `i`; `returnsCredit` when it held a frame (not a credit message).
+    @inline(__always)
+    func repost(_ i: Int, returnsCredit: Bool, now: UInt64) {
+        receiveBatch.receive(wrId: workID(WorkID.packetReceive, i),
+                             local: receiveRegion.segment(offset: i * maxFrame, length: maxFrame))
+        if returnsCredit {
+            if pendingReturn == 0 { pendingSince = now }
+            pendingReturn += 1
+        }
+    }
+
+    /// Credits to piggyback on the next message (all pending, up to 65535).
+    @inline(__always)
+    func takeReturnedCredits() -> UInt16 {
+        let n = min(pendingReturn, Int(UInt16.max))
+        pendingReturn -= n
+        return UInt16(n)
+    }
+
+    /// Adds credits granted by the peer (saturating: a lying peer only hurts itself).
+    @inline(__always)
+    func grant(_ n: UInt16) {
+        credits = min(credits + Int(n), Self.maxCredits)
+    }
+}

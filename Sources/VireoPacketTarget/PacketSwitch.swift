@@ -1,0 +1,116 @@
+import VireoWire
+
+/// The L2 forwarding logic of one network, without any I/O: MAC learning with
+/// aging, an optional source allow-list, and the delivery set of each frame.
+/// Ports are small integers chosen by the owner. The clock is passed in
+/// (monotonic nanoseconds), so tests drive aging directly.
+///
+/// Nothing here allocates per frame: the MAC table's capacity is reserved up
+/// front and it stops learning new addresses when full (after one sweep of
+/// expired entries), and the active port list has a fixed capacity.
+public struct PacketSwitch {
+    /// What happened to one frame.
+    public enum Verdict: Equatable, Sendable {
+        /// Handed to `count` destinations (0 when the frame was flooded and no other port exists).
+        case delivered(Int)
+        case dropped(PortDrop)
+    }
+
+    struct Entry {
+        var port: Int
+        var lastSeen: UInt64
+    }
+
+    /// Learned entries older than this are ignored (and swept when the table fills).
+    public let agingNanoseconds: UInt64
+    public let tableCapacity: Int
+    private var table: [MACAddress: Entry]
+    private let allowed: Set<MACAddress>?
+    /// Ports frames may be delivered to, in the order they were added.
+    public private(set) var ports: [Int]
+    public let maxPorts: Int
+
+    public init(agingSeconds: Int, tableCapacity: Int = 4096, maxPorts: Int = 1024, allowed: [MACAddress]? = nil) {
+        agingNanoseconds = UInt64(max(agingSeconds, 1)).multipliedReportingOverflow(by: 1_000_000_000).partialValue
+        self.tableCapacity = max(tableCapacity, 1)
+        table = [:]
+        table.reserveCapacity(self.tableCapacity)
+        self.allowed = allowed.map(Set.init)
+        self.maxPorts = maxPorts
+        ports = []
+        ports.reserveCapacity(maxPorts)
+    }
+
+    /// Learned entries (including expired ones not yet swept).
+    public var learnedCount: Int { table.count }
+
+    /// Makes `port` a delivery target (control path).
+    public mutating func addPort(_ port: Int) {
+        precondition(ports.count < maxPorts, "more ports than the switch was built for")
+        if !ports.contains(port) { ports.append(port) }
+    }
+
+    /// Removes `port` and forgets every address learned on it (control path).
+    public mutating func removePort(_ port: Int) {
+        ports.removeAll { $0 == port }
+        table = table.filter { $0.value.port != port }
+    }
+
+    /// Whether `source` may send (always true without an allow-list).
+    @inline(__always)
+    public func isAllowed(_ source: MACAddress) -> Bool { allowed?.contains(source) ?? true }
+
+    /// Records that `source` was seen on `port` at `now`.
+    @inline(__always)
+    public mutating func learn(_ source: MACAddress, port: Int, now: UInt64) {
+        if table[source] != nil {
+            table[source] = Entry(port: port, lastSeen: now)  // existing key: no allocation
+            return
+        }
+        if table.count >= tableCapacity {
+            sweep(now: now)
+            if table.count >= tableCapacity { return }  // full of live entries: unknown unicast floods
+        }
+        table[source] = Entry(port: port, lastSeen: now)
+    }
+
+    /// The port `destination` was learned on, if it is unicast and not expired.
+    @inline(__always)
+    public func lookup(_ destination: MACAddress, now: UInt64) -> Int? {
+        guard !destination.isMulticast, let e = table[destination] else { return nil }
+        // A clock that went backwards (or an entry from the future) counts as fresh.
+        return now &- e.lastSeen > agingNanoseconds && now > e.lastSeen ? nil : e.port
+    }
+
+    /// Drops expired entries (when the table is full; not per frame).
+    public mutating func sweep(now: UInt64) {
+        let aging = agingNanoseconds
+        table = table.filter { !(now > $0.value.lastSeen && now - $0.value.lastSeen > aging) }
+        table.reserveCapacity(tableCapacity)
+    }
+
+    /// Switches one validated frame that arrived on `ingress`: checks the
+    /// allow-list (when `checkAllowList`), learns the source, then calls
+    /// `deliver` for each destination port: the learned port for known
+    /// unicast, every other port for broadcast, multicast and unknown unicast.
+    /// Never delivers back to `ingress`.
+    @inline(__always)
+    public mutating func forward(
+        _ frame: PacketFrame.Summary, ingress: Int, now: UInt64, checkAllowList: Bool = true,
+        _ deliver: (Int) -> Void
+    ) -> Verdict {
+        if checkAllowList, !isAllowed(frame.source) { return .dropped(.notAllowed) }
+        learn(frame.source, port: ingress, now: now)
+        if let port = lookup(frame.destination, now: now) {
+            if port == ingress { return .dropped(.filtered) }
+            deliver(port)
+            return .delivered(1)
+        }
+        var n = 0
+        for p in ports where p != ingress {
+            deliver(p)
+            n += 1
+        }
+        return .delivered(n)
+    }
+}

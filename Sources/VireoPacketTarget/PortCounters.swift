@@ -1,0 +1,55 @@
+/// Frame statistics of one port or of a whole network, bumped on the data
+/// path without locks or allocation (one writer: the network's worker).
+/// Other threads may read them racily for a rough live view.
+///
+/// "rx" is what the target received from the port's peer, "tx" what it sent to it.
+public final class PortCounters: @unchecked Sendable {
+    // SAFETY: one writing thread; readers accept torn or stale values.
+    private let storage: UnsafeMutablePointer<UInt64>
+    private static let rxFrames = 0, rxBytes = 1, txFrames = 2, txBytes = 3, creditMessages = 4
+    private static let dropBase = 8
+    private static let count = dropBase + PortDrop.allCases.count
+
+    public init() {
+        storage = .allocate(capacity: Self.count)
+        storage.initialize(repeating: 0, count: Self.count)
+    }
+
+    deinit { storage.deallocate() }
+
+    @inline(__always) func received(bytes: Int) {
+        storage[Self.rxFrames] &+= 1
+        storage[Self.rxBytes] &+= UInt64(truncatingIfNeeded: bytes)
+    }
+
+    @inline(__always) func sent(bytes: Int) {
+        storage[Self.txFrames] &+= 1
+        storage[Self.txBytes] &+= UInt64(truncatingIfNeeded: bytes)
+    }
+
+    @inline(__always) func sentCredit() { storage[Self.creditMessages] &+= 1 }
+    @inline(__always) func dropped(_ reason: PortDrop) { storage[Self.dropBase + reason.rawValue] &+= 1 }
+
+    /// Frames received from the peer (valid or not).
+    public var rxFrames: UInt64 { storage[Self.rxFrames] }
+    public var rxBytes: UInt64 { storage[Self.rxBytes] }
+    /// Frames sent to the peer.
+    public var txFrames: UInt64 { storage[Self.txFrames] }
+    public var txBytes: UInt64 { storage[Self.txBytes] }
+    /// Credit-only messages sent to the peer.
+    public var creditMessages: UInt64 { storage[Self.creditMessages] }
+    /// Frames dropped for `reason`.
+    public func drops(_ reason: PortDrop) -> UInt64 { storage[Self.dropBase + reason.rawValue] }
+
+    /// Adds `other` into this one.
+    public func add(_ other: PortCounters) {
+        for i in 0..<Self.count { storage[i] &+= other.storage[i] }
+    }
+
+    /// One line for logs.
+    public var summary: String {
+        let drops = PortDrop.allCases.filter { self.drops($0) > 0 }.map { "\($0.name)=\(self.drops($0))" }
+        return "rx \(rxFrames) frames/\(rxBytes) bytes, tx \(txFrames) frames/\(txBytes) bytes, credit messages \(creditMessages)"
+            + (drops.isEmpty ? ", no drops" : ", drops " + drops.joined(separator: " "))
+    }
+}

@@ -1,0 +1,37 @@
+import VireoWire
+
+/// Why the switch did not deliver a frame (counted per port and per network).
+public enum PortDrop: Int, Sendable, CaseIterable {
+    /// The destination port held no credit (its initiator posted no free receive buffer).
+    case noCredit = 0
+    /// The destination port had no free send buffer (sends not yet completed).
+    case noSendBuffer = 1
+    /// The frame failed validation (short, header flags, GSO, bad source MAC).
+    case malformed = 2
+    /// The frame is longer than the network's MTU allows.
+    case tooLong = 3
+    /// The source MAC is not in the network's allow-list.
+    case notAllowed = 4
+    /// The destination was learned on the ingress port itself.
+    case filtered = 5
+    /// The TAP uplink refused the frame (queue full or error).
+    case tapError = 6
+
+    /// The counter a frame validation failure goes to.
+    @inline(__always)
+    public init(_ reason: PacketFrame.DropReason) {
+        self = reason == .tooLong ? .tooLong : .malformed
+    }
+
+    public var name: String {
+        switch self {
+        case .noCredit: return "noCredit"
+        case .noSendBuffer: return "noSendBuffer"
+        case .malformed: return "malformed"
+        case .tooLong: return "tooLong"
+        case .notAllowed: return "notAllowed"
+        case .filtered: return "filtered"
+        case .tapError: return "tapError"
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Testing
+import VireoPacketTarget
+import VireoWire
+
+@Suite struct SwitchTests {
+    static let a = MACAddress("52:54:00:00:00:0a")!, b = MACAddress("52:54:00:00:00:0b")!
+    static let c = MACAddress("52:54:00:00:00:0c")!
+    static func frame(_ dst: MACAddress, _ src: MACAddress) -> PacketFrame.Summary {
+        PacketFrame.Summary(destination: dst, source: src, etherType: 0x0800)
+    }
+
+    func fourPorts(aging: Int = 300, allowed: [MACAddress]? = nil) -> PacketSwitch {
+        var s = PacketSwitch(agingSeconds: aging, tableCapacity: 64, maxPorts: 8, allowed: allowed)
+        for p in 0..<4 { s.addPort(p) }
+        return s
+    }
+
+    func route(_ s: inout PacketSwitch, _ f: PacketFrame.Summary, from ingress: Int, at now: UInt64 = 1)
+        -> (PacketSwitch.Verdict, [Int]) {
+        var out: [Int] = []
+        let v = s.forward(f, ingress: ingress, now: now) { out.append($0) }
+        return (v, out)
+    }
+
+    @Test func unknownUnicastFloodsToAllButIngress() {
+        var s = fourPorts()
+        let (v, out) = route(&s, Self.frame(Self.b, Self.a), from: 1)
+        #expect(v == .delivered(3) && out == [0, 2, 3])
+    }
+
+    @Test func broadcastAndMulticastFloodEvenWhenLearned() {
+        var s = fourPorts()
+        _ = route(&s, Self.frame(.broadcast, Self.c), from: 0)
+        #expect(route(&s, Self.frame(.broadcast, Self.a), from: 2).1 == [0, 1, 3])  // c is learned on 0: still flooded
+        #expect(route(&s, Self.frame(MACAddress("33:33:00:00:00:01")!, Self.b), from: 3).1 == [0, 1, 2])
+    }
+
+    @Test func learnedUnicastGoesToOnePort() {
+        var s = fourPorts()
+        _ = route(&s, Self.frame(.broadcast, Self.a), from: 2)
+        let (v, out) = route(&s, Self.frame(Self.a, Self.b), from: 0)
+        #expect(v == .delivered(1) && out == [2])
+        #expect(route(&s, Self.frame(Self.b, Self.a), from: 2).1 == [0])
+        // A MAC moving to another port is relearned.
+        _ = route(&s, Self.frame(.broadcast, Self.a), from: 3)
+        #expect(route(&s, Self.frame(Self.a, Self.b), from: 0).1 == [3])
+    }
+
+    @Test func destinationOnIngressPortIsFiltered() {
+        var s = fourPorts()
+        _ = route(&s, Self.frame(.broadcast, Self.a), from: 1)
+        let (v, out) = route(&s, Self.frame(Self.a, Self.c), from: 1)
+        #expect(v == .dropped(.filtered) && out.isEmpty)
+    }
+
+    @Test func entriesAgeOutWithTheInjectedClock() {
+        var s = fourPorts(aging: 10)
+        let sec: UInt64 = 1_000_000_000
+        _ = route(&s, Self.frame(.broadcast, Self.a), from: 2, at: 100 * sec)
+        #expect(s.lookup(Self.a, now: 109 * sec) == 2)
+        #expect(route(&s, Self.frame(Self.a, Self.b), from: 0, at: 110 * sec).1 == [2])
+        #expect(s.lookup(Self.a, now: 111 * sec) == nil)
+        #expect(route(&s, Self.frame(Self.a, Self.b), from: 0, at: 111 * sec).1 == [1, 2, 3])  // floods again
+        s.sweep(now: 200 * sec)
+        #expect(s.learnedCount == 0)
+    }
+
+    @Test func fullTableStopsLearningAfterSweep() {
+        var s = PacketSwitch(agingSeconds: 10, tableCapacity: 2, maxPorts: 4)
+        s.addPort(0); s.addPort(1)
+        s.learn(Self.a, port: 0, now: 1)
+        s.learn(Self.b, port: 0, now: 1)
+        s.learn(Self.c, port: 1, now: 2)
+        #expect(s.lookup(Self.c, now: 2) == nil && s.learnedCount == 2)
+        s.learn(Self.c, port: 1, now: 20_000_000_000)  // the others expired: swept, then learned
+        #expect(s.lookup(Self.c, now: 20_000_000_000) == 1)
+    }
+
+    @Test func allowListDropsUnknownSources() {
+        var s = fourPorts(allowed: [Self.a])
+        #expect(route(&s, Self.frame(.broadcast, Self.b), from: 0).0 == .dropped(.notAllowed))
+        #expect(s.lookup(Self.b, now: 1) == nil)  // not learned either
+        #expect(route(&s, Self.frame(.broadcast, Self.a), from: 0).0 == .delivered(3))
+        var out: [Int] = []
+        #expect(s.forward(Self.frame(.broadcast, Self.b), ingress: 1, now: 1, checkAllowList: false) { out.append($0) }
+            == .delivered(3))
+    }
+
+    @Test func removedPortIsForgottenAndNotFlooded() {
+        var s = fourPorts()
+        _ = route(&s, Self.frame(.broadcast, Self.a), from: 2)
+        s.removePort(2)
+        #expect(s.lookup(Self.a, now: 1) == nil)
+        #expect(route(&s, Self.frame(Self.a, Self.b), from: 0).1 == [1, 3])
+    }
+
+    @Test func frameValidationMapsToPortDrops() {
+        #expect(PortDrop(.tooLong) == .tooLong)
+        for r in PacketFrame.DropReason.allCases where r != .tooLong { #expect(PortDrop(r) == .malformed) }
+    }
+}
