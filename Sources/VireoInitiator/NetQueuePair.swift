@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import VhostUser
 import Virtio
 import VireoFabric
@@ -59,6 +60,8 @@ final class NetQueuePair: @unchecked Sendable {
     private var rxFree: SlotFIFO
     private var rxAssembled: SlotFIFO
     private var rxPosted = 0
+    /// RX chains held (spare or in a slot), for stats and tests.
+    private let held = Atomic<Int>(0)
     /// Receives in `recvBatch` that grant a credit when posted.
     private var batchGrants = 0
     private let capacities: UnsafeMutablePointer<UInt32>
@@ -178,6 +181,7 @@ final class NetQueuePair: @unchecked Sendable {
             return
         }
         rxSpare.push(req)
+        held.add(1, ordering: .relaxed)
     }
 
     // MARK: Worker loop
@@ -299,6 +303,7 @@ final class NetQueuePair: @unchecked Sendable {
             rxChains[base + j] = nil
             if j < used { r.complete(writtenLength: lengths[j]) } else { rxSpare.push(r) }  // unused: posted again later
         }
+        held.subtract(used, ordering: .relaxed)
         rxChainCount[i] = 0
         rxSGECount[i] = 0
         rxState[i] = .free
@@ -331,6 +336,7 @@ final class NetQueuePair: @unchecked Sendable {
                     // The head chain can never be part of a big enough receive.
                     counters.bump(counters.rxBuffersRejected)
                     rxSpare.pop()!.complete(writtenLength: 0)
+                    held.subtract(1, ordering: .relaxed)
                     continue
                 }
                 break  // wait for more buffers
@@ -478,6 +484,7 @@ final class NetQueuePair: @unchecked Sendable {
             rxFree.push(s)
         }
         counters.bump(counters.rxBuffersReturned, UInt64(n))
+        held.subtract(n, ordering: .relaxed)
         link.initialCredits.store(NetCredits.announcement(assembled: 0), ordering: .releasing)
     }
 
@@ -487,7 +494,6 @@ final class NetQueuePair: @unchecked Sendable {
         connection = nil
     }
 
-    /// Test and stats snapshots (racy outside the worker).
-    var heldReceiveBuffers: Int { rxSpare.count + (0..<rxSlotCount).reduce(0) { $0 + rxChainCount[$1] } }
-    var framesInFlight: Int { txInFlight }
+    /// RX chains the pair holds (any thread).
+    var heldReceiveBuffers: Int { held.load(ordering: .relaxed) }
 }
