@@ -26,8 +26,8 @@ struct NetCredits: Equatable, Sendable {
     static let reserve = 2
 
     /// The initial credits to announce when `assembled` receives will be
-    /// posted on adoption (at least 1: the target refuses 0).
-    static func announcement(assembled: Int) -> Int { max(1, assembled - reserve) }
+    /// posted on adoption (0 before the guest posted any).
+    static func announcement(assembled: Int) -> Int { max(0, assembled - reserve) }
 
     /// A new connection: the target posted `targetBuffers` receives for us and
     /// was told about `announced` of ours.

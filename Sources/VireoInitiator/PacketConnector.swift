@@ -32,12 +32,11 @@ struct PacketConnector: EndpointConnector {
                         maxInlineData: 0, readDepth: 1)
     }
 
-    /// The connect request. Its queue depth (initial credits) is at least 1,
-    /// as the target requires: with no guest buffer yet, the target's first
-    /// message waits (RNR retry) until the guest posts one.
+    /// The connect request; its queue depth is the initial credits (0 before
+    /// the guest posted a receive buffer).
     func request(queue: Int, initialCredits: Int) -> ConnectRequest {
         ConnectRequest(kind: .packet, name: config.network, queueIndex: UInt16(queue),
-                       queueDepth: UInt16(clamping: max(1, initialCredits)), maxSegments: UInt16(Self.maxSendSegments),
+                       queueDepth: UInt16(clamping: max(0, initialCredits)), maxSegments: UInt16(Self.maxSendSegments),
                        maxIOBytes: Self.wantedFrameBytes, hostID: hostID, wantsWrite: false)
     }
 

@@ -222,9 +222,10 @@ import VireoWire
         #expect(c.wantsCreditMessage(window: 256, idle: false))     // a quarter of the window piled up
     }
 
-    @Test func announcementIsNeverZero() {
-        #expect(NetCredits.announcement(assembled: 0) == 1)
-        #expect(NetCredits.announcement(assembled: NetCredits.reserve) == 1)
+    @Test func announcementKeepsTheReserve() {
+        #expect(NetCredits.announcement(assembled: 0) == 0)
+        #expect(NetCredits.announcement(assembled: NetCredits.reserve) == 0)
+        #expect(NetCredits.announcement(assembled: NetCredits.reserve + 1) == 1)
         #expect(NetCredits.announcement(assembled: 100) == 100 - NetCredits.reserve)
     }
 }

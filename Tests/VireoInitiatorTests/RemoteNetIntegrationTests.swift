@@ -107,12 +107,12 @@ struct RemoteNetIntegrationTests {
         let g = try NetGuest(tag: "peer", port: peer.port, mac: Self.macA)
         defer { g.stop() }
         #expect(peer.waitForConnection())
-        #expect(peer.request?.kind == .packet && peer.request?.name == "lan0" && peer.request?.queueDepth == 1)
+        #expect(peer.request?.kind == .packet && peer.request?.name == "lan0" && peer.request?.queueDepth == 0)
         let backend = try g.fe.openBackendChannel()
         _ = try g.configSpace()                    // a reply: SET_BACKEND_REQ_FD was handled
 
         g.postReceives(8)
-        // 8 posted: 1 announced at connect, 2 kept in reserve, 5 granted by a credit message.
+        // 8 posted: none announced at connect, 2 kept in reserve, 6 granted by a credit message.
         peer.pump(milliseconds: 300)
         #expect(Self.waitFor { peer.pump(milliseconds: 20); return peer.credits == 6 })
 
