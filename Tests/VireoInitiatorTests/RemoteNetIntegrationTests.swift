@@ -57,7 +57,11 @@ struct RemoteNetIntegrationTests {
         a.postReceives(16)
         b.postReceives(16)
         #expect(Self.waitFor { a.device.heldReceiveBuffers == 16 && b.device.heldReceiveBuffers == 16 })
-        #expect(Self.waitFor { a.device.counters.receivesPosted.load(ordering: .relaxed) == 16 })
+        #expect(Self.waitFor {
+            [a, b].allSatisfy { $0.device.counters.receivesPosted.load(ordering: .relaxed) == 16
+                && $0.device.counters.creditMessagesSent.load(ordering: .relaxed) >= 1 }
+        })
+        usleep(200_000)     // the switch takes the grants in
 
         // Broadcast from A reaches B (the switch learns A).
         let hello = NetGuest.frame(dst: .broadcast, src: Self.macA, payload: NetGuest.payload(1, 100))
