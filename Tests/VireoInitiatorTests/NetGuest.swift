@@ -72,8 +72,10 @@ final class NetGuest {
         fe.kick(0)
     }
 
-    /// Transmits `frame` (12-byte virtio-net header + Ethernet frame) as two descriptors.
+    /// Transmits `frame` (12-byte virtio-net header + Ethernet frame) as two
+    /// descriptors, after taking back the TX chains the device completed.
     func send(_ frame: [UInt8]) {
+        txDone += fe.waitForUsed(1, count: 64, timeoutMilliseconds: 0).count
         let h = memory.allocate(12)
         memory.write(Array(frame[0..<12]), at: h)
         let body = memory.allocate(frame.count - 12)
@@ -84,12 +86,13 @@ final class NetGuest {
         fe.kick(1)
     }
 
-    /// Waits until `count` more TX chains came back (within the timeout); returns how many did.
+    /// Waits until `total` TX chains in all came back (or the timeout); returns how many did.
     @discardableResult
-    func waitTransmitted(_ count: Int, timeoutMilliseconds: Int = 5000) -> Int {
-        let got = fe.waitForUsed(1, count: count, timeoutMilliseconds: timeoutMilliseconds).count
-        txDone += got
-        return got
+    func waitTransmitted(total: Int, timeoutMilliseconds: Int = 5000) -> Int {
+        if total > txDone {
+            txDone += fe.waitForUsed(1, count: total - txDone, timeoutMilliseconds: timeoutMilliseconds).count
+        }
+        return txDone
     }
 
     /// The next received frame (header + Ethernet frame) and its buffer count; the buffer is posted again.
