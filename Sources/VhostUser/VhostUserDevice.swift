@@ -77,6 +77,12 @@ public protocol VhostUserDevice: AnyObject, Sendable {
     /// receive buffers posted to an RNIC) must give them back here, or later
     /// from `poll`, so that the drain can finish.
     func willPark(worker: Int)
+    /// Whether worker `worker` should wake every millisecond to `poll` while
+    /// requests are out with the device (default true). A device whose wake
+    /// descriptors signal everything it waits for, and that holds requests
+    /// for long (e.g. posted receive buffers), returns false so that an idle
+    /// worker really sleeps.
+    func needsTimedPolling(worker: Int) -> Bool
 }
 
 extension VhostUserDevice {
@@ -100,4 +106,5 @@ extension VhostUserDevice {
     public func prepareToSleep(worker: Int) -> Bool { false }
     public func admissionBudget(queue: Int) -> Int { .max }
     public func willPark(worker: Int) {}
+    public func needsTimedPolling(worker: Int) -> Bool { true }
 }

@@ -157,7 +157,8 @@ final class VhostUserWorker: @unchecked Sendable {
                 // Poll async completions at a modest rate while requests are
                 // out, unless the device wakes the worker itself (its wake
                 // descriptors, armed by `prepareToSleep`).
-                let timeout: Int32 = needsTimeout || (anyOutstanding && extra.isEmpty) ? 1 : -1
+                let timed = anyOutstanding && device.needsTimedPolling(worker: id)
+                let timeout: Int32 = needsTimeout || timed ? 1 : -1
                 _ = try? poller.wait(timeoutMilliseconds: timeout)
                 wake.drain()
                 for r in rings { r.kick?.drain() }

@@ -159,6 +159,10 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
         worker < pairs.count ? pairs[worker].prepareToSleep() : false
     }
 
+    /// RX chains are held for as long as no frame arrives: the worker sleeps
+    /// on the CQ channel and the supervisor's eventfd, no timed polling.
+    public func needsTimedPolling(worker: Int) -> Bool { false }
+
     public func willPark(worker: Int) {
         if worker < pairs.count { pairs[worker].willPark() }
     }

@@ -27,6 +27,7 @@ private final class BudgetDevice: VhostUserDevice, @unchecked Sendable {
     }
     func wakeDescriptors(worker: Int) -> [Int32] { [wake.rawValue] }
     func prepareToSleep(worker: Int) -> Bool { wake.drain(); return false }
+    func needsTimedPolling(worker: Int) -> Bool { false }
     func willPark(worker: Int) { parks.add(1, ordering: .relaxed) }
     func grant(_ n: Int) { budget.add(n, ordering: .releasing); wake.signal() }
 }
