@@ -100,6 +100,26 @@ struct RemoteNetIntegrationTests {
         #expect(a.waitTransmitted(total: 73) == 73)
         let totals = d.networks["lan0"]!.totals
         #expect(PortDrop.allCases.allSatisfy { totals.drops($0) == 0 })
+
+        // A vhost-user quiesce (here SET_VRING_ENABLE) while B's buffers are
+        // posted: B cuts its connection, gives the 16 buffers back empty,
+        // reconnects without reporting the link down, and works again.
+        let reconnects = b.device.counters.reconnects.load(ordering: .relaxed)
+        try b.fe.enableRing(2, true)
+        var returned = 0
+        for _ in 0..<16 { if let r = b.receive(timeoutMilliseconds: 3000), r.isEmpty { returned += 1 } }
+        #expect(returned == 16)
+        #expect(b.device.isLinkUp)
+        #expect(Self.waitFor(15) { b.device.counters.reconnects.load(ordering: .relaxed) > reconnects })
+        #expect(Self.waitFor { b.device.heldReceiveBuffers == 16 })
+        usleep(200_000)
+        let again = NetGuest.frame(dst: .broadcast, src: Self.macB, payload: NetGuest.payload(77, 200))
+        b.send(again)                              // the switch learns B's new port
+        #expect(a.receive().map { Array($0[12...]) } == Array(again[12...]))
+        let ab = NetGuest.frame(dst: Self.macB, src: Self.macA, payload: NetGuest.payload(78, 900))
+        a.send(ab)
+        #expect(b.receive().map { Array($0[12...]) } == Array(ab[12...]))
+        #expect(b.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
     }
 
     /// Against a peer that grants 2 credits: frames wait in the TX ring (not
