@@ -20,21 +20,26 @@ final class GuestMemoryRegistry: @unchecked Sendable {
     private let logger: Logger
     /// Prefix for log lines ("disk /run/x.sock").
     private let what: String
+    /// Access the regions are registered with.
+    private let access: AccessFlags
 
-    init(pd: ProtectionDomain, logger: Logger, what: String) {
+    /// `access`: local write for RDMA receives into guest memory; add remote
+    /// read/write only when the target must reach guest memory itself (block
+    /// READ/WRITE). A NIC hands out no rkey and registers local access only.
+    init(pd: ProtectionDomain, logger: Logger, what: String, access: AccessFlags) {
         self.pd = pd
+        self.access = access
         self.logger = logger
         self.what = what
     }
 
-    /// Registers `added` (local write for RDMA receives; remote read/write for
-    /// the target's RDMA READ/WRITE). A region that fails to register is
-    /// logged; requests that use it fail.
+    /// Registers `added` with the registry's access. A region that fails to
+    /// register is logged; requests that use it fail.
     func add(_ added: [GuestMemory.Region]) {
         for r in added {
             do {
                 let mr = try MemoryRegion(pd: pd, address: r.hostAddress, length: Int(r.size),
-                                          access: [.localWrite, .remoteRead, .remoteWrite], iova: r.guestPhysAddr)
+                                          access: access, iova: r.guestPhysAddr)
                 regions[r.guestPhysAddr] = mr
                 table.insert(.init(guestPhysAddr: r.guestPhysAddr, size: r.size, rkey: mr.rkey, lkey: mr.lkey))
             } catch {

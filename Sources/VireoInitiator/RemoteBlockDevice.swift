@@ -47,7 +47,8 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         }
         geometryState = Mutex(initial[0].1)
         pd = initial[0].0.pd
-        memory = GuestMemoryRegistry(pd: pd, logger: logger, what: "disk \(config.socket)")
+        memory = GuestMemoryRegistry(pd: pd, logger: logger, what: "disk \(config.socket)",
+                                     access: [.localWrite, .remoteRead, .remoteWrite])
         let wake: EventBox
         var links: [QueueLink<BlockGeometry>] = []
         do throws(SystemError) {

@@ -52,7 +52,8 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
         }
         geometryState = Mutex(initial[0].1)
         connectedPairs = Atomic(config.queuePairs)
-        memory = GuestMemoryRegistry(pd: initial[0].0.pd, logger: logger, what: "nic \(config.socket)")
+        memory = GuestMemoryRegistry(pd: initial[0].0.pd, logger: logger, what: "nic \(config.socket)",
+                                     access: [.localWrite])
         let wake: EventBox
         var links: [QueueLink<PacketGeometry>] = []
         do throws(SystemError) {
