@@ -84,6 +84,26 @@ enum NetFramePlan {
         return max(used, 1)
     }
 
+    /// The destination and source MAC of a frame received into `chain`
+    /// (after the 12-byte header); nil when the chain is too short. Reads 12
+    /// bytes of guest memory in place (no copy).
+    static func addresses(in chain: Chain) -> (destination: MACAddress, source: MACAddress)? {
+        let at = UInt32(Wire.netHeaderSize)
+        guard chain.writableBytes >= at + 12 else { return nil }
+        let first = chain.writableSegments[0]
+        if first.length >= at + 12 {
+            return (MACAddress(first.hostPointer, offset: Int(at)), MACAddress(first.hostPointer, offset: Int(at) + 6))
+        }
+        var d: UInt64 = 0, s: UInt64 = 0
+        for k in UInt32(0)..<6 {
+            // SAFETY: offsets < writableBytes (checked above); one byte each.
+            guard let a = chain.writableByte(at: at + k), let b = chain.writableByte(at: at + 6 + k) else { return nil }
+            d = d << 8 | UInt64(a.load(as: UInt8.self))
+            s = s << 8 | UInt64(b.load(as: UInt8.self))
+        }
+        return (MACAddress(rawValue: d), MACAddress(rawValue: s))
+    }
+
     /// Writes `num_buffers` (le16 at offset 10 of `virtio_net_hdr_v1`) into the
     /// first buffer of a received frame: a 2-byte CPU write into guest memory
     /// (not payload). Returns false when the chain has no room for it.

@@ -74,6 +74,8 @@ final class NetQueuePair: @unchecked Sendable {
     /// Tags work requests of the current connection (bits 63..32 of wr_id).
     private var epoch: UInt32 = 1
     private(set) var maxFrameBytes: UInt32
+    /// Several pairs (MQ): filter floods and the NIC's own frames on receive.
+    private let filtersFloods: Bool
     private(set) var credits = NetCredits()
     private var creditMessagesInFlight = 0
 
@@ -89,6 +91,7 @@ final class NetQueuePair: @unchecked Sendable {
         cq = connection.queuePair.receiveCQ
         self.connection = connection
         maxFrameBytes = geometry.maxFrameBytes
+        filtersFloods = nic.config.queuePairs > 1
         txSlotCount = nic.config.queueSize
         rxSlotCount = nic.config.queueSize
         sendBatch = SendBatch(capacity: txSlotCount + PacketConnector.creditMessageSlots, maxSegments: maxTxSegments)
@@ -293,6 +296,17 @@ final class NetQueuePair: @unchecked Sendable {
             return true
         }
         let base = i * maxRxSegments
+        if filtersFloods, let (dst, src) = NetFramePlan.addresses(in: rxChains[base]!.chain),
+           src == nic.config.mac || (index > 0 && dst.isMulticast) {
+            // Every pair is its own switch port: the NIC's own floods come back
+            // on its other pairs, and floods reach every pair. Deliver floods
+            // on pair 0 only and never the NIC's own frames (the buffers are
+            // posted again, which grants the credit back).
+            counters.bump(counters.rxFiltered)
+            rxState[i] = .assembled
+            rxAssembled.push(i)
+            return true
+        }
         let n = rxChainCount[i]
         for j in 0..<n { capacities[j] = rxChains[base + j]!.chain.writableBytes }
         let used = NetFramePlan.spread(byteLength: length, capacities: UnsafeBufferPointer(start: capacities, count: n),

@@ -28,6 +28,10 @@ public final class RemoteNetCounters: Sendable {
     public let rxBuffersRejected = Atomic<UInt64>(0)
     /// Guest RX chains given back empty (quiesce, MTU change, front-end gone).
     public let rxBuffersReturned = Atomic<UInt64>(0)
+    /// Frames not delivered on a multi-pair NIC: the NIC's own frames coming
+    /// back through the switch, and floods on pairs other than 0 (each pair
+    /// is its own switch port, so every flood reaches each of them).
+    public let rxFiltered = Atomic<UInt64>(0)
     /// Frames from the target too short to hold a header + Ethernet header (dropped; buffer re-posted).
     public let rxRunts = Atomic<UInt64>(0)
     /// Receive work requests posted (each one credit granted to the target).

@@ -19,25 +19,29 @@ final class NetGuest {
     let server: VhostUserServer
     let memory: DriverMemory
     let fe: VhostUserFrontend
-    let rx: SplitDriverQueue
-    let tx: SplitDriverQueue
+    let rxs: [SplitDriverQueue]
+    let txs: [SplitDriverQueue]
     let ctrl: SplitDriverQueue
+    let pairs: Int
+    var rx: SplitDriverQueue { rxs[0] }
     let mac: MACAddress
     let path: String
     let bufferSize: Int
-    private var rxBuffers: [UInt16: UInt64] = [:]
+    private var rxBuffers: [[UInt16: UInt64]]
     private var txSent = 0
     private(set) var txDone = 0
 
     init(tag: String, port: UInt16, network: String = "lan0", mac: MACAddress, bufferSize: Int = 2048,
-         features: UInt64 = NetGuest.defaultFeatures) throws {
+         features: UInt64 = NetGuest.defaultFeatures, pairs: Int = 1) throws {
         self.mac = mac
+        self.pairs = pairs
+        rxBuffers = Array(repeating: [:], count: pairs)
         self.bufferSize = bufferSize
         path = "/tmp/vireo-net-\(getpid())-\(tag).sock"
         var logger = Logger(label: "test.nic.\(tag)")
         logger.logLevel = .notice
         let cfg = NicConfig(socket: path, target: FabricAddress(host: RDMAEnvironment.address, port: port),
-                            network: network, mac: mac, queuePairs: 1, queueSize: 64)
+                            network: network, mac: mac, queuePairs: pairs, queueSize: 64)
         device = try RemoteNetDevice(config: cfg, logger: logger)
         server = try VhostUserServer(path: path, device: device,
                                      options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200)),
@@ -46,14 +50,17 @@ final class NetGuest {
         device.onConfigChange { [weak server] in _ = try? server?.notifyConfigChange() }
         memory = try DriverMemory(regions: [(0x10_0000, 8 << 20)])
         fe = try VhostUserFrontend(path: path)
-        try fe.negotiate(wanted: features)
+        try fe.negotiate(wanted: features | (pairs > 1 ? VirtioNet.Feature.multiqueue : 0))
         try fe.setMemTable(memory)
-        rx = SplitDriverQueue(memory: memory, size: 64, eventIdx: true)
-        tx = SplitDriverQueue(memory: memory, size: 64, eventIdx: true)
+        let mem = memory
+        rxs = (0..<pairs).map { _ in SplitDriverQueue(memory: mem, size: 64, eventIdx: true) }
+        txs = (0..<pairs).map { _ in SplitDriverQueue(memory: mem, size: 64, eventIdx: true) }
         ctrl = SplitDriverQueue(memory: memory, size: 8, eventIdx: false)
-        _ = try fe.setUpRing(0, driver: rx)
-        _ = try fe.setUpRing(1, driver: tx)
-        _ = try fe.setUpRing(2, driver: ctrl)
+        for p in 0..<pairs {
+            _ = try fe.setUpRing(2 * p, driver: rxs[p])
+            _ = try fe.setUpRing(2 * p + 1, driver: txs[p])
+        }
+        _ = try fe.setUpRing(2 * pairs, driver: ctrl)
     }
 
     func stop() {
@@ -63,27 +70,28 @@ final class NetGuest {
     }
 
     /// Posts `n` receive buffers of `bufferSize` bytes (filled with 0xee).
-    func postReceives(_ n: Int) {
+    func postReceives(_ n: Int, pair: Int = 0) {
         for _ in 0..<n {
             let b = memory.allocate(bufferSize, alignment: 64)
             memory.fill(b, count: bufferSize, byte: 0xee)
-            rxBuffers[rx.add(readable: [], writable: [DriverBuffer(gpa: b, length: UInt32(bufferSize))])!] = b
+            rxBuffers[pair][rxs[pair].add(readable: [], writable: [DriverBuffer(gpa: b, length: UInt32(bufferSize))])!] = b
         }
-        fe.kick(0)
+        fe.kick(2 * pair)
     }
 
     /// Transmits `frame` (12-byte virtio-net header + Ethernet frame) as two
     /// descriptors, after taking back the TX chains the device completed.
-    func send(_ frame: [UInt8]) {
-        txDone += fe.waitForUsed(1, count: 64, timeoutMilliseconds: 0).count
+    func send(_ frame: [UInt8], pair: Int = 0) {
+        if pair == 0 { txDone += fe.waitForUsed(1, count: 64, timeoutMilliseconds: 0).count }
+        let tx = txs[pair]
         let h = memory.allocate(12)
         memory.write(Array(frame[0..<12]), at: h)
         let body = memory.allocate(frame.count - 12)
         memory.write(Array(frame[12...]), at: body)
         _ = tx.add(readable: [DriverBuffer(gpa: h, length: 12), DriverBuffer(gpa: body, length: UInt32(frame.count - 12))],
                    writable: [])
-        txSent += 1
-        fe.kick(1)
+        if pair == 0 { txSent += 1 }
+        fe.kick(2 * pair + 1)
     }
 
     /// Waits until `total` TX chains in all came back (or the timeout); returns how many did.
@@ -96,13 +104,13 @@ final class NetGuest {
     }
 
     /// The next received frame (header + Ethernet frame) and its buffer count; the buffer is posted again.
-    func receive(timeoutMilliseconds: Int = 5000) -> [UInt8]? {
-        guard let u = fe.waitForUsed(0, count: 1, timeoutMilliseconds: timeoutMilliseconds).first,
-              let gpa = rxBuffers.removeValue(forKey: UInt16(truncatingIfNeeded: u.id)) else { return nil }
+    func receive(pair: Int = 0, timeoutMilliseconds: Int = 5000) -> [UInt8]? {
+        guard let u = fe.waitForUsed(2 * pair, count: 1, timeoutMilliseconds: timeoutMilliseconds).first,
+              let gpa = rxBuffers[pair].removeValue(forKey: UInt16(truncatingIfNeeded: u.id)) else { return nil }
         let bytes = memory.read(gpa, count: Int(u.length))
         memory.fill(gpa, count: bufferSize, byte: 0xee)
-        rxBuffers[rx.add(readable: [], writable: [DriverBuffer(gpa: gpa, length: UInt32(bufferSize))])!] = gpa
-        fe.kick(0)
+        rxBuffers[pair][rxs[pair].add(readable: [], writable: [DriverBuffer(gpa: gpa, length: UInt32(bufferSize))])!] = gpa
+        fe.kick(2 * pair)
         return bytes
     }
 
@@ -113,8 +121,8 @@ final class NetGuest {
         let a = memory.allocate(1)
         memory.fill(a, count: 1, byte: 0xee)
         _ = ctrl.add(readable: [DriverBuffer(gpa: c, length: UInt32(bytes.count))], writable: [DriverBuffer(gpa: a, length: 1)])
-        fe.kick(2)
-        guard fe.waitForUsed(2, count: 1).count == 1 else { return nil }
+        fe.kick(2 * pairs)
+        guard fe.waitForUsed(2 * pairs, count: 1).count == 1 else { return nil }
         return memory.read(a, count: 1)[0]
     }
 

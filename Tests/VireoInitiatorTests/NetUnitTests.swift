@@ -183,6 +183,23 @@ import VireoWire
     }
 }
 
+extension NetFramePlanTests {
+    /// The MACs of a received frame are read in place, also when the header is split.
+    @Test func addressesOfAReceivedFrame() {
+        let f: [UInt8] = [UInt8](repeating: 0, count: 12) + [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0, 0, 7, 0x88, 0xb5]
+        guest.pointer(0x10_c000).copyMemory(from: f, byteCount: f.count)
+        let whole = guest.chain(readable: [], writable: [(0x10_c000, 2048)])
+        #expect(NetFramePlan.addresses(in: whole)?.destination == .broadcast)
+        #expect(NetFramePlan.addresses(in: whole)?.source == MACAddress("52:54:00:00:00:07"))
+        guest.pointer(0x10_d000).copyMemory(from: Array(f[0..<15]), byteCount: 15)
+        guest.pointer(0x10_e000).copyMemory(from: Array(f[15...]), byteCount: f.count - 15)
+        let split = guest.chain(readable: [], writable: [(0x10_d000, 15), (0x10_e000, 100)])
+        #expect(NetFramePlan.addresses(in: split)?.destination == .broadcast)
+        #expect(NetFramePlan.addresses(in: split)?.source == MACAddress("52:54:00:00:00:07"))
+        #expect(NetFramePlan.addresses(in: guest.chain(readable: [], writable: [(0x10_c000, 20)])) == nil)
+    }
+}
+
 @Suite struct NetCreditTests {
     @Test func framesTakeCreditsAndCarryGrants() {
         var c = NetCredits()

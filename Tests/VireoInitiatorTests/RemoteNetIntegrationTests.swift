@@ -188,4 +188,40 @@ struct RemoteNetIntegrationTests {
         #expect(g.device.counters.reconnects.load(ordering: .relaxed) == 1)
         #expect(g.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
     }
+    /// MQ: a two-pair NIC is two switch ports. Each pair sends and receives;
+    /// a flood reaches the guest once (pair 0), its own broadcast never comes back.
+    @Test func twoQueuePairs() throws {
+        let d = try Self.daemon()
+        defer { d.stop() }
+        let a = try NetGuest(tag: "mqa", port: d.port, mac: Self.macA, pairs: 2)
+        defer { a.stop() }
+        let b = try NetGuest(tag: "mqb", port: d.port, mac: Self.macB)
+        defer { b.stop() }
+        #expect(try a.configSpace().pairs == 2)
+        #expect(a.control([NetControlCommand.Class.mq, NetControlCommand.Class.mqVQPairsSet, 2, 0]) == NetControlCommand.ackOK)
+        #expect(a.control([NetControlCommand.Class.mq, NetControlCommand.Class.mqVQPairsSet, 3, 0]) == NetControlCommand.ackError)
+        a.postReceives(8, pair: 0)
+        a.postReceives(8, pair: 1)
+        b.postReceives(8)
+        #expect(Self.waitFor { a.device.heldReceiveBuffers == 16 && b.device.heldReceiveBuffers == 8 })
+        #expect(Self.waitFor { a.device.counters.creditMessagesSent.load(ordering: .relaxed) >= 2
+            && b.device.counters.creditMessagesSent.load(ordering: .relaxed) >= 1 })
+        usleep(200_000)
+        // A broadcasts on pair 1: B gets it; A's pair 0 port gets the flood too, and drops it (its own).
+        let fromA = NetGuest.frame(dst: .broadcast, src: Self.macA, payload: NetGuest.payload(3, 120))
+        a.send(fromA, pair: 1)
+        #expect(b.receive().map { Array($0[12...]) } == Array(fromA[12...]))
+        #expect(Self.waitFor { a.device.counters.rxFiltered.load(ordering: .relaxed) == 1 })
+        #expect(a.receive(pair: 0, timeoutMilliseconds: 300) == nil)
+        // B broadcasts: A sees it once, on pair 0.
+        let fromB = NetGuest.frame(dst: .broadcast, src: Self.macB, payload: NetGuest.payload(4, 120))
+        b.send(fromB)
+        #expect(a.receive(pair: 0).map { Array($0[12...]) } == Array(fromB[12...]))
+        #expect(a.receive(pair: 1, timeoutMilliseconds: 300) == nil)
+        // Unicast B → A goes to the port A last sent from (pair 1).
+        let uni = NetGuest.frame(dst: Self.macA, src: Self.macB, payload: NetGuest.payload(5, 700))
+        b.send(uni)
+        #expect(a.receive(pair: 1).map { Array($0[12...]) } == Array(uni[12...]))
+        #expect(a.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
+    }
 }
