@@ -162,6 +162,7 @@ final class NetQueuePair: @unchecked Sendable {
             counters.bump(counters.txDroppedInvalid)
             req.complete(writtenLength: 0)
         case .send(let n, let bytes):
+            // SAFETY: `transmit` wrote n ≤ maxTxSegments SGEs to txScratch (capacity maxTxSegments).
             let grant = credits.takeForFrame()
             if !credits.canSend { counters.bump(counters.txCreditStalls) }
             sendBatch.send(wrId: wrID(.frame, slot), local: txScratch[0], immediate: PacketImmediate.frame(credits: grant))
@@ -308,6 +309,7 @@ final class NetQueuePair: @unchecked Sendable {
             return true
         }
         let n = rxChainCount[i]
+        // SAFETY: n ≤ maxRxSegments, the capacity of `capacities` and `lengths`.
         for j in 0..<n { capacities[j] = rxChains[base + j]!.chain.writableBytes }
         let used = NetFramePlan.spread(byteLength: length, capacities: UnsafeBufferPointer(start: capacities, count: n),
                                        lengths: lengths)
@@ -361,6 +363,7 @@ final class NetQueuePair: @unchecked Sendable {
             for j in 0..<k {
                 let r = rxSpare.pop()!
                 // Checked on arrival; memory cannot change while chains are held (quiesce gives them back).
+                // SAFETY: sges + remaining ≤ maxRxSegments: slot `slot` owns rxSGEs[base ..< base + maxRxSegments].
                 let m = NetFramePlan.receive(r.chain, regions: nic.regions, maxSegments: maxRxSegments - sges,
                                              into: rxSGEs + base + sges) ?? 0
                 rxChains[base + j] = r
@@ -379,6 +382,7 @@ final class NetQueuePair: @unchecked Sendable {
     @inline(__always)
     private func addReceive(slot i: Int) {
         let base = i * maxRxSegments
+        // SAFETY: i < rxSlotCount; the slot's SGEs are rxSGEs[base ..< base + rxSGECount[i]].
         recvBatch.receive(wrId: wrID(.receive, i), local: rxSGEs[base])
         for k in 1..<max(1, rxSGECount[i]) { recvBatch.appendSegment(rxSGEs[base + k]) }
         rxState[i] = .posted

@@ -36,8 +36,9 @@ public final class RemoteNetCounters: Sendable {
     public let rxRunts = Atomic<UInt64>(0)
     /// Receive work requests posted (each one credit granted to the target).
     public let receivesPosted = Atomic<UInt64>(0)
-    /// Credit-only messages sent / received.
+    /// Credit-only messages sent to the target.
     public let creditMessagesSent = Atomic<UInt64>(0)
+    /// Credit-only messages received (their guest buffer is posted again; the guest never sees them).
     public let creditMessagesReceived = Atomic<UInt64>(0)
     /// Messages from the target with a malformed immediate (peer broken: connection dropped).
     public let badMessages = Atomic<UInt64>(0)
@@ -45,8 +46,9 @@ public final class RemoteNetCounters: Sendable {
     public let connectionsLost = Atomic<UInt64>(0)
     /// Connections re-established.
     public let reconnects = Atomic<UInt64>(0)
-    /// Control-queue commands acked OK / refused.
+    /// Control-queue commands acked OK.
     public let controlOK = Atomic<UInt64>(0)
+    /// Control-queue commands refused (ERR).
     public let controlRefused = Atomic<UInt64>(0)
     /// Payload bytes the initiator's CPU copied. Every copy path would add
     /// here; there is none (the RNIC gathers TX frames from, and scatters RX
