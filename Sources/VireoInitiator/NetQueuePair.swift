@@ -314,6 +314,9 @@ final class NetQueuePair: @unchecked Sendable {
         let used = NetFramePlan.spread(byteLength: length, capacities: UnsafeBufferPointer(start: capacities, count: n),
                                        lengths: lengths)
         NetFramePlan.writeNumBuffers(UInt16(truncatingIfNeeded: used), into: rxChains[base]!.chain)
+        counters.bump(counters.rxFrames)           // before the guest can see the frame
+        counters.bump(counters.rxBytes, UInt64(length))
+        if used > 1 { counters.bump(counters.rxMerged) }
         for j in 0..<n {
             let r = rxChains[base + j]!
             rxChains[base + j] = nil
@@ -324,9 +327,6 @@ final class NetQueuePair: @unchecked Sendable {
         rxSGECount[i] = 0
         rxState[i] = .free
         rxFree.push(i)
-        counters.bump(counters.rxFrames)
-        counters.bump(counters.rxBytes, UInt64(length))
-        if used > 1 { counters.bump(counters.rxMerged) }
         return true
     }
 

@@ -22,10 +22,10 @@ struct RemoteNetIntegrationTests {
     static let macB = MACAddress(rawValue: 0x5254_0000_0002)
     static let macPeer = MACAddress(rawValue: 0x5254_0000_00fe)
 
-    static func daemon() throws -> TargetDaemon {
+    static func daemon(port: UInt16 = 0) throws -> TargetDaemon {
         var logger = Logger(label: "test.target")
         logger.logLevel = .warning
-        let d = try TargetDaemon(config: TargetConfig(listen: "\(RDMAEnvironment.address):0", workers: 1,
+        let d = try TargetDaemon(config: TargetConfig(listen: "\(RDMAEnvironment.address):\(port)", workers: 1,
                                                       networks: [NetworkConfig(name: "lan0")]), logger: logger)
         try d.start()
         return d
@@ -222,6 +222,38 @@ struct RemoteNetIntegrationTests {
         let uni = NetGuest.frame(dst: Self.macA, src: Self.macB, payload: NetGuest.payload(5, 700))
         b.send(uni)
         #expect(a.receive(pair: 1).map { Array($0[12...]) } == Array(uni[12...]))
+        #expect(a.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
+    }
+    /// The target restarts: both NICs report the link down, reconnect with
+    /// backoff once it is back, report the link up, and frames flow again.
+    @Test func targetRestart() throws {
+        var d: TargetDaemon? = try Self.daemon()
+        let port = d!.port
+        defer { d?.stop() }
+        let a = try NetGuest(tag: "ra", port: port, mac: Self.macA)
+        defer { a.stop() }
+        let b = try NetGuest(tag: "rb", port: port, mac: Self.macB)
+        defer { b.stop() }
+        a.postReceives(8)
+        b.postReceives(8)
+        #expect(Self.waitFor { a.device.heldReceiveBuffers == 8 && b.device.heldReceiveBuffers == 8 })
+        d?.stop()
+        d = nil
+        #expect(Self.waitFor(15) { !a.device.isLinkUp && !b.device.isLinkUp })
+        #expect(try a.configSpace().status == 0)
+        d = try Self.daemon(port: port)
+        #expect(Self.waitFor(30) { a.device.isLinkUp && b.device.isLinkUp })
+        // The held buffers were announced in the new connect requests (no credit message needed).
+        #expect(Self.waitFor { [a, b].allSatisfy { $0.device.counters.reconnects.load(ordering: .relaxed) == 1 } })
+        #expect(Self.waitFor { d!.networks["lan0"]!.portCount == 2 })
+        usleep(200_000)
+        let hello = NetGuest.frame(dst: .broadcast, src: Self.macA, payload: NetGuest.payload(8, 300))
+        a.send(hello)
+        #expect(b.receive().map { Array($0[12...]) } == Array(hello[12...]))
+        let reply = NetGuest.frame(dst: Self.macA, src: Self.macB, payload: NetGuest.payload(9, 1400))
+        b.send(reply)
+        #expect(a.receive().map { Array($0[12...]) } == Array(reply[12...]))
+        #expect(a.device.counters.reconnects.load(ordering: .relaxed) == 1)
         #expect(a.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
     }
 }
