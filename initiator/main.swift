@@ -189,16 +189,21 @@ extension VireoInitiator {
     struct Serve: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "serve",
-            abstract: "Serve remote disks: vhost-user virtio-blk devices backed by Vireo targets over RDMA.",
+            abstract: "Serve remote disks and NICs: vhost-user virtio-blk and virtio-net devices backed by Vireo targets over RDMA.",
             discussion: """
             --disk socket=PATH,target=HOST:PORT,export=NAME[,queues=N][,queue-depth=N][,ro][,loss-timeout=120s]
-            --config FILE: TOML with [[disk]] tables (socket, target, export, queues, queue_depth, read_only, loss_timeout).
+            --nic socket=PATH,target=HOST:PORT,network=NAME,mac=52:54:00:00:00:01[,queue-pairs=N][,queue-size=N]
+            --config FILE: TOML with [[disk]] tables (socket, target, export, queues, queue_depth, read_only,
+            loss_timeout) and [[nic]] tables (socket, target, network, mac, queue_pairs, queue_size).
             """)
 
         @Option(name: .customLong("disk"), help: "A remote disk (repeatable); see the discussion for the keys.")
         var disks: [String] = []
 
-        @Option(help: "TOML file with [[disk]] tables.")
+        @Option(name: .customLong("nic"), help: "A remote NIC (repeatable); see the discussion for the keys.")
+        var nics: [String] = []
+
+        @Option(help: "TOML file with [[disk]] and [[nic]] tables.")
         var config: String?
 
         @Option(help: "Socket file mode, octal (e.g. 660).")
@@ -210,21 +215,26 @@ extension VireoInitiator {
         func run() throws {
             TerminationSignal.block()
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-            var configs: [DiskConfig] = []
+            var serve = ServeConfig()
             var problems: [String] = []
             for d in disks {
-                do { configs.append(try DiskConfig.parse(diskOption: d)) } catch { problems += error.problems }
+                do { serve.disks.append(try DiskConfig.parse(diskOption: d)) } catch { problems += error.problems }
+            }
+            for n in nics {
+                do { serve.nics.append(try NicConfig.parse(nicOption: n)) } catch { problems += error.problems }
             }
             if let path = config {
                 do {
                     let text = try String(contentsOfFile: path, encoding: .utf8)
-                    configs += try DiskConfig.parse(toml: text, source: path)
+                    let file = try ServeConfig.parse(toml: text, source: path)
+                    serve.disks += file.disks
+                    serve.nics += file.nics
                 } catch let e as ConfigError { problems += e.problems } catch {
                     problems.append("\(path): cannot read: \(error)")
                 }
             }
             if problems.isEmpty {
-                do { try DiskConfig.checkUnique(configs) } catch { problems += error.problems }
+                do { try serve.checkUnique() } catch { problems += error.problems }
             }
             guard problems.isEmpty else {
                 for p in problems { printError("vireo-initiator serve: \(p)") }
@@ -238,7 +248,7 @@ extension VireoInitiator {
             options.polling.busyPoll = busyPoll
             let logger = Logger(label: "vireo.initiator")
             let service: InitiatorService
-            do { service = try InitiatorService(disks: configs, options: options, logger: logger) } catch {
+            do { service = try InitiatorService(serve, options: options, logger: logger) } catch {
                 printError("vireo-initiator serve: \(error)")
                 throw ExitCode(1)
             }

@@ -66,6 +66,23 @@ public protocol VhostUserDevice: AnyObject, Sendable {
     /// descriptors (e.g. request a CQ notification) and return true if work
     /// arrived meanwhile (the worker then keeps polling instead of sleeping).
     func prepareToSleep(worker: Int) -> Bool
+    /// How many chains the worker may pop from queue `queue` now (asked each
+    /// loop iteration for rings the worker pops). 0 leaves the chains in the
+    /// ring, and the worker does not ask for that ring's kicks before sleeping
+    /// (the device wakes it through `wakeDescriptors` when it can take more,
+    /// e.g. when transmit credits return). Default: no limit.
+    func admissionBudget(queue: Int) -> Int
+    /// Worker `worker` is about to park (drain, then hand its rings to the
+    /// control thread). A device that holds chains indefinitely (e.g. virtio-net
+    /// receive buffers posted to an RNIC) must give them back here, or later
+    /// from `poll`, so that the drain can finish.
+    func willPark(worker: Int)
+    /// Whether worker `worker` should wake every millisecond to `poll` while
+    /// requests are out with the device (default true). A device whose wake
+    /// descriptors signal everything it waits for, and that holds requests
+    /// for long (e.g. posted receive buffers), returns false so that an idle
+    /// worker really sleeps.
+    func needsTimedPolling(worker: Int) -> Bool
 }
 
 extension VhostUserDevice {
@@ -87,4 +104,7 @@ extension VhostUserDevice {
     public func connectionClosed() {}
     public func wakeDescriptors(worker: Int) -> [Int32] { [] }
     public func prepareToSleep(worker: Int) -> Bool { false }
+    public func admissionBudget(queue: Int) -> Int { .max }
+    public func willPark(worker: Int) {}
+    public func needsTimedPolling(worker: Int) -> Bool { true }
 }

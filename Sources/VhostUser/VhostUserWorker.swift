@@ -138,21 +138,27 @@ final class VhostUserWorker: @unchecked Sendable {
                 continue
             }
             var did = 0
-            for r in rings where r.isRunning && !r.pulledOnDemand { did += r.process(device: device, budget: options.batch) }
+            for r in rings where r.isRunning && !r.pulledOnDemand {
+                let budget = min(options.batch, device.admissionBudget(queue: r.index))
+                if budget > 0 { did += r.process(device: device, budget: budget) }
+            }
             did += device.poll(worker: id)
             if did > 0 { idle = 0; continue }
             idle += 1
             if options.busyPoll || idle < options.spinIterations { continue }
             // Going to sleep: ask for kicks, and re-check for a race.
             var raced = false
-            for r in rings where r.isRunning && !r.pulledOnDemand {
+            for r in rings where r.isRunning && !r.pulledOnDemand && device.admissionBudget(queue: r.index) > 0 {
                 if r.queue?.enableKickNotifications() == true { raced = true }
             }
             if !raced, device.prepareToSleep(worker: id) { raced = true }
             if !raced {
                 let anyOutstanding = rings.contains { $0.outstanding > 0 }
-                // Poll async completions at a modest rate while requests are out.
-                let timeout: Int32 = needsTimeout || anyOutstanding ? 1 : -1
+                // Poll async completions at a modest rate while requests are
+                // out, unless the device wakes the worker itself (its wake
+                // descriptors, armed by `prepareToSleep`).
+                let timed = anyOutstanding && device.needsTimedPolling(worker: id)
+                let timeout: Int32 = needsTimeout || timed ? 1 : -1
                 _ = try? poller.wait(timeoutMilliseconds: timeout)
                 wake.drain()
                 for r in rings { r.kick?.drain() }
@@ -166,6 +172,7 @@ final class VhostUserWorker: @unchecked Sendable {
         // Drain: complete what the device still holds, unless abandoning.
         let nap = Poller(capacity: 1)
         nap.add(wake.rawValue)
+        device.willPark(worker: id)
         if !abandon.load(ordering: .relaxed) {
             let deadline = monotonicNanoseconds() &+ drainTimeoutNanoseconds
             while rings.contains(where: { $0.outstanding > 0 }) {

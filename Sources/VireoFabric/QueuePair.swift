@@ -69,6 +69,18 @@ public final class QueuePair: @unchecked Sendable {
     /// The QP number (shows up in completions).
     public var number: UInt32 { raw.pointee.qp_num }
 
+    /// Moves the queue pair to the error state (`ibv_modify_qp` to IBV_QPS_ERR):
+    /// from its return on, the RNIC places no more incoming data in posted
+    /// receive buffers and reads no more send buffers; outstanding work
+    /// requests complete with a flush error. Used before buffers that were
+    /// posted (e.g. guest memory) are given back. Idempotent.
+    public func moveToError() throws(FabricError) {
+        var attr = ibv_qp_attr()
+        attr.qp_state = IBV_QPS_ERR
+        let rc = ibv_modify_qp(raw, &attr, Int32(IBV_QP_STATE.rawValue))
+        if rc != 0 { throw .call(SystemError(call: "ibv_modify_qp(ERR)", errno: rc < 0 ? -rc : rc)) }
+    }
+
     /// Posts every work request in `batch` with one `ibv_post_send`, then empties it.
     /// On failure, the error names the call; work requests before the failing one were posted.
     @inline(__always)

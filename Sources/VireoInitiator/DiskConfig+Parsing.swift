@@ -61,6 +61,13 @@ extension DiskConfig {
         guard let array = disks.array else {
             throw ConfigError(problems + ["\(source): 'disk' must be an array of tables ([[disk]])"])
         }
+        let out = parse(tomlArray: array, source: source, problems: &problems)
+        guard problems.isEmpty else { throw ConfigError(problems) }
+        return out
+    }
+
+    /// The disks of one `[[disk]]` array; problems are appended, one line each.
+    static func parse(tomlArray array: TOMLArray, source: String, problems: inout [String]) -> [DiskConfig] {
         var out: [DiskConfig] = []
         for (i, element) in array.enumerated() {
             let context = "\(source): disk #\(i + 1)"
@@ -92,7 +99,6 @@ extension DiskConfig {
             }
             if let c = f.validated(context: context, problems: &problems) { out.append(c) }
         }
-        guard problems.isEmpty else { throw ConfigError(problems) }
         return out
     }
 

@@ -7,24 +7,24 @@ import VireoWire
 import Glibc
 #endif
 
-/// The control-plane thread of one remote disk: watches every queue's
+/// The control-plane thread of one remote device (disk or NIC): watches every queue's
 /// rdma_cm events (a DISCONNECTED tells the queue's worker), and remakes a
 /// connection when a worker gives one up, with exponential backoff
 /// (100 ms doubling to 5 s) for as long as it takes. Workers decide when
 /// held requests fail (the loss timeout); the supervisor never gives up.
-final class FabricSupervisor: @unchecked Sendable {
+final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable {
     // SAFETY (Sendable): the mutable arrays are set up in init and then used
     // only by the supervisor thread; workers talk to it through `QueueLink`.
 
-    static let initialBackoffNanoseconds: UInt64 = 100_000_000
-    static let maxBackoffNanoseconds: UInt64 = 5_000_000_000
+    static var initialBackoffNanoseconds: UInt64 { 100_000_000 }
+    static var maxBackoffNanoseconds: UInt64 { 5_000_000_000 }
     /// One connect attempt's budget (rdma_cm steps).
-    static let attemptTimeoutMilliseconds: Int32 = 2000
+    static var attemptTimeoutMilliseconds: Int32 { 2000 }
 
-    private let connector: TargetConnector
-    private let links: [QueueLink]
+    private let connector: Connector
+    private let links: [QueueLink<Connector.Grant>]
     private let cqs: [CompletionQueue]
-    private let onGeometry: @Sendable (BlockGeometry, Int) -> Void
+    private let onGeometry: @Sendable (Connector.Grant, Int) -> Void
     let wake: EventBox
     private let logger: Logger
     private var watched: [Connection?]
@@ -36,8 +36,8 @@ final class FabricSupervisor: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private var thread: OSThread?
 
-    init(connector: TargetConnector, links: [QueueLink], cqs: [CompletionQueue], initial: [Connection],
-         wake: EventBox, logger: Logger, onGeometry: @escaping @Sendable (BlockGeometry, Int) -> Void) {
+    init(connector: Connector, links: [QueueLink<Connector.Grant>], cqs: [CompletionQueue], initial: [Connection],
+         wake: EventBox, logger: Logger, onGeometry: @escaping @Sendable (Connector.Grant, Int) -> Void) {
         self.connector = connector
         self.links = links
         self.cqs = cqs
@@ -116,21 +116,23 @@ final class FabricSupervisor: @unchecked Sendable {
     /// The cm reported the connection of queue `q` gone: tell its worker.
     private func connectionGone(_ q: Int, _ why: String) {
         watched[q] = nil
-        logger.warning("queue \(q): \(connector.config.target): \(why)")
+        logger.warning("queue \(q): \(connector.targetDescription): \(why)")
         links[q].lostGeneration.store(generations[q], ordering: .releasing)
         links[q].workerWake.signal()
     }
 
     private func attempt(_ q: Int) {
         do {
-            let (conn, geometry) = try connector.connect(queue: q, cq: cqs[q],
+            let credits = links[q].initialCredits.load(ordering: .acquiring)
+            let (conn, geometry) = try connector.connect(queue: q, cq: cqs[q], initialCredits: credits,
                                                          timeoutMilliseconds: Self.attemptTimeoutMilliseconds)
             generations[q] &+= 1
             watched[q] = conn
             needsConnect[q] = false
             lastFailure[q] = ""
             onGeometry(geometry, q)
-            let p = PendingConnection(connection: conn, geometry: geometry, generation: generations[q])
+            let p = PendingConnection(connection: conn, geometry: geometry, generation: generations[q],
+                                      announcedCredits: credits)
             links[q].pending.withLock { $0 = p }
             links[q].pendingReady.store(true, ordering: .releasing)
             links[q].workerWake.signal()

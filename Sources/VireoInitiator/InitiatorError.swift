@@ -5,7 +5,8 @@ import VireoWire
 /// Why a remote disk could not be set up. Each case names the call or step
 /// that failed; a target's reject message is carried verbatim.
 public enum InitiatorError: Error, CustomStringConvertible, Sendable {
-    /// The target refused the connection; `message` is its reject text, verbatim.
+    /// The target refused the connection to `export` (an export or, for a NIC,
+    /// "network NAME"); `message` is its reject text, verbatim.
     case rejected(target: String, export: String, queue: Int, reason: RejectReason?, message: String)
     /// `Connection.connect` to the target failed (no listener, unreachable, timed out, ...).
     case connect(target: String, queue: Int, FabricError)
@@ -21,7 +22,7 @@ public enum InitiatorError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .rejected(let t, let e, let q, _, let message):
-            return "target \(t) rejected export \(e) (queue \(q)): \(message)"
+            return "target \(t) rejected \(e) (queue \(q)): \(message)"
         case .connect(let t, let q, let e): return "connect to target \(t) (queue \(q)): \(e)"
         case .geometry(let t, let q, let e): return "target \(t) (queue \(q)) sent an unusable geometry: \(e)"
         case .fabric(let what, let e): return "\(what): \(e)"

@@ -3,21 +3,25 @@ import VireoFabric
 import VireoSys
 import VireoWire
 
-/// The signals between one queue's worker and the disk's fabric supervisor
-/// (lock-free on the worker's hot path: two relaxed loads per poll).
+/// The signals between one queue's worker and its device's fabric supervisor
+/// (lock-free on the worker's hot path: two relaxed loads per poll). `Grant`
+/// is what a connection's accept carries (block or packet geometry).
 ///
 /// - supervisor → worker: `lostGeneration` (the cm says that connection is
 ///   gone), `pendingReady` + `pending` (a new connection to adopt).
 /// - worker → supervisor: `reconnectWanted` (the worker let go of that
 ///   generation; make a new one), then `supervisorWake`.
-final class QueueLink: Sendable {
+final class QueueLink<Grant: Sendable>: Sendable {
     /// Connection generation the supervisor saw disconnect (0: none).
     let lostGeneration = Atomic<UInt64>(0)
     /// Generation the worker gave up and wants replaced (0: none).
     let reconnectWanted = Atomic<UInt64>(0)
     /// `pending` holds a connection for the worker.
     let pendingReady = Atomic<Bool>(false)
-    let pending = Mutex<PendingConnection?>(nil)
+    let pending = Mutex<PendingConnection<Grant>?>(nil)
+    /// Receive buffers the worker could post on a new connection right away
+    /// (packet queues: announced as initial credits in the connect request).
+    let initialCredits = Atomic<Int>(0)
     /// Wakes the queue's worker (one of its wake descriptors).
     let workerWake: EventBox
     /// Wakes the supervisor.
@@ -30,12 +34,14 @@ final class QueueLink: Sendable {
 }
 
 /// A connection made by the supervisor for a worker to adopt.
-struct PendingConnection: @unchecked Sendable {
+struct PendingConnection<Grant: Sendable>: @unchecked Sendable {
     // SAFETY: handed over through `QueueLink.pending` (a Mutex); afterwards
     // only the adopting worker posts on it.
     let connection: Connection
-    let geometry: BlockGeometry
+    let geometry: Grant
     let generation: UInt64
+    /// Initial credits announced in the connect request.
+    let announcedCredits: Int
 }
 
 /// A shareable eventfd.

@@ -16,22 +16,23 @@ import VireoWire
 /// geometry the config space reports). A lost connection holds requests and
 /// reconnects in the background (see `FabricSupervisor`, `RemoteQueue`).
 public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
-    // SAFETY (Sendable): `regions` and `memoryRegions` are written by the
-    // vhost-user control thread only while every worker is parked (memory
-    // callbacks run quiesced) and read by workers otherwise; `queues` and
+    // SAFETY (Sendable): `memory` is written by the vhost-user control thread
+    // only while every worker is parked (memory callbacks run quiesced) and
+    // read by workers otherwise; `queues` and
     // `supervisor` are set in init; the rest is immutable, atomic or in a Mutex.
 
     public let config: DiskConfig
     public let counters = RemoteDiskCounters()
     let logger: Logger
-    /// Registered guest regions (iova = gpa), read by the workers.
-    private(set) var regions = GuestRegionTable()
-    private var memoryRegions: [UInt64: MemoryRegion] = [:]
+    /// Registered guest memory (iova = gpa).
+    let memory: GuestMemoryRegistry
+    /// Registered guest regions, read by the workers.
+    var regions: GuestRegionTable { memory.table }
     private let geometryState: Mutex<BlockGeometry>
     private let configChanged = Mutex<(@Sendable () -> Void)?>(nil)
     let pd: ProtectionDomain
     private(set) var queues: [RemoteQueue] = []
-    private var supervisor: FabricSupervisor?
+    private var supervisor: FabricSupervisor<TargetConnector>?
 
     /// Connects every queue to the target and prepares the per-queue buffers.
     /// Errors: the target's reject (message verbatim), connect failures, an
@@ -46,8 +47,10 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         }
         geometryState = Mutex(initial[0].1)
         pd = initial[0].0.pd
+        memory = GuestMemoryRegistry(pd: pd, logger: logger, what: "disk \(config.socket)",
+                                     access: [.localWrite, .remoteRead, .remoteWrite])
         let wake: EventBox
-        var links: [QueueLink] = []
+        var links: [QueueLink<BlockGeometry>] = []
         do throws(SystemError) {
             wake = try EventBox()
             for _ in 0..<config.queues { links.append(try QueueLink(supervisorWake: wake)) }
@@ -135,25 +138,9 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
 
     // MARK: VhostUserDevice: memory and connection
 
-    public func memoryRegionsAdded(_ added: [GuestMemory.Region]) {
-        for r in added {
-            do {
-                let mr = try MemoryRegion(pd: pd, address: r.hostAddress, length: Int(r.size),
-                                          access: [.localWrite, .remoteRead, .remoteWrite], iova: r.guestPhysAddr)
-                memoryRegions[r.guestPhysAddr] = mr
-                regions.insert(.init(guestPhysAddr: r.guestPhysAddr, size: r.size, rkey: mr.rkey, lkey: mr.lkey))
-            } catch {
-                logger.error("disk \(config.socket): registering guest region 0x\(String(r.guestPhysAddr, radix: 16)) (\(r.size) bytes): \(error); requests using it fail with IOERR")
-            }
-        }
-    }
+    public func memoryRegionsAdded(_ added: [GuestMemory.Region]) { memory.add(added) }
 
-    public func memoryRegionsRemoved(_ removed: [GuestMemory.Region]) {
-        for r in removed {
-            regions.remove(guestPhysAddr: r.guestPhysAddr)
-            memoryRegions[r.guestPhysAddr] = nil      // deregisters (queues are quiesced)
-        }
-    }
+    public func memoryRegionsRemoved(_ removed: [GuestMemory.Region]) { memory.remove(removed) }
 
     public func connectionClosed() {
         for q in queues { q.abandonAll() }

@@ -16,7 +16,7 @@ final class RemoteQueue: @unchecked Sendable {
 
     let index: Int
     let slotCount: Int
-    let link: QueueLink
+    let link: QueueLink<BlockGeometry>
     unowned let disk: RemoteBlockDevice
     let logger: Logger
     let counters: RemoteDiskCounters
@@ -52,7 +52,7 @@ final class RemoteQueue: @unchecked Sendable {
 
     private static let receiveFlag: UInt64 = 1 << 31
 
-    init(index: Int, disk: RemoteBlockDevice, connection: Connection, geometry: BlockGeometry, link: QueueLink,
+    init(index: Int, disk: RemoteBlockDevice, connection: Connection, geometry: BlockGeometry, link: QueueLink<BlockGeometry>,
          logger: Logger) throws(InitiatorError) {
         self.index = index
         self.disk = disk
@@ -307,7 +307,7 @@ final class RemoteQueue: @unchecked Sendable {
     /// Takes the supervisor's new connection and resubmits everything held.
     private func adopt() {
         link.pendingReady.store(false, ordering: .relaxed)
-        guard let p = link.pending.withLock({ v -> PendingConnection? in defer { v = nil }; return v }) else { return }
+        guard let p = link.pending.withLock({ v -> PendingConnection<BlockGeometry>? in defer { v = nil }; return v }) else { return }
         epoch &+= 1
         _ = reap()          // discard what the old connection left in the shared CQ
         connection = p.connection

@@ -4,9 +4,9 @@ import VireoWire
 import Glibc
 #endif
 
-/// Opens one queue's connection to the target: the connect request (export,
+/// Opens one queue's connection to a block target: the connect request (export,
 /// queue index, what we want), the accept's geometry, the reject's message.
-struct TargetConnector: Sendable {
+struct TargetConnector: EndpointConnector {
     let config: DiskConfig
     let hostID: [UInt8]
     /// Segments per command asked for.
@@ -35,8 +35,10 @@ struct TargetConnector: Sendable {
 
     /// Connects queue `queue`; with `cq`, the new queue pair completes into it
     /// (a queue keeps its CQ, and so its wake fd, across reconnects).
-    func connect(queue: Int, cq: CompletionQueue?, timeoutMilliseconds: Int32) throws(InitiatorError)
-        -> (Connection, BlockGeometry) {
+    var targetDescription: String { "\(config.target)" }
+
+    func connect(queue: Int, cq: CompletionQueue?, initialCredits: Int = 0, timeoutMilliseconds: Int32)
+        throws(InitiatorError) -> (Connection, BlockGeometry) {
         let req = request(queue: queue)
         let data: [UInt8]
         do throws(WireError) { data = try req.encoded() } catch { throw .geometry(target: "\(config.target)", queue: queue, error) }
@@ -48,7 +50,7 @@ struct TargetConnector: Sendable {
                                           timeoutMilliseconds: timeoutMilliseconds)
         } catch {
             if case .rejected(_, let pd) = error, let reject = ConnectReject(decoding: pd) {
-                throw .rejected(target: "\(config.target)", export: config.export, queue: queue,
+                throw .rejected(target: "\(config.target)", export: "export \(config.export)", queue: queue,
                                 reason: reject.reason, message: reject.message)
             }
             throw .connect(target: "\(config.target)", queue: queue, error)

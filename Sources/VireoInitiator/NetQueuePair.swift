@@ -1,0 +1,517 @@
+import Logging
+import Synchronization
+import VhostUser
+import Virtio
+import VireoFabric
+import VireoSys
+import VireoWire
+
+/// One RX/TX queue pair of a remote NIC and its connection to the target
+/// network (queue index i), zero-copy both ways:
+///
+/// - TX: a chain (virtio-net header + frame) becomes one SEND_WITH_IMM whose
+///   gather list is the guest's own buffers; the chain completes when the
+///   SEND does. The TX ring is not popped while no credit is held
+///   (`admissionBudget`).
+/// - RX: guest chains become receive work requests (one chain, or several
+///   with MRG_RXBUF, per frame), so the target's SEND lands in guest memory;
+///   the CPU writes only `num_buffers`. Each receive posted is a credit
+///   granted to the target (piggybacked on frames, or a credit-only SEND).
+///
+/// Everything runs on the pair's worker thread, except `init` and what is
+/// marked "(control, parked)". Nothing on the frame path allocates, locks or logs.
+final class NetQueuePair: @unchecked Sendable {
+    // SAFETY (Sendable): see the threading note above; cross-thread signals
+    // go through `link` (atomics, a Mutex for the connection handover).
+
+    private enum Work: UInt64 { case frame = 0, credit = 1, receive = 2 }
+    private enum RxSlotState: UInt8 { case free, assembled, posted }
+
+    let index: Int
+    let rxQueue: Int
+    let txQueue: Int
+    let link: QueueLink<PacketGeometry>
+    unowned let nic: RemoteNetDevice
+    let logger: Logger
+    let counters: RemoteNetCounters
+    /// Completion queue shared by every connection of this pair (stable wake fd).
+    let cq: CompletionQueue
+    private let completions = CompletionBuffer(capacity: 64)
+    private let maxTxSegments = PacketConnector.maxSendSegments
+    private let maxRxSegments = PacketConnector.maxReceiveSegments
+    private let txSlotCount: Int
+    private let rxSlotCount: Int
+    private let sendBatch: SendBatch
+    private let recvBatch: RecvBatch
+
+    // TX
+    private var txRequests: [VhostUserQueueRequest?]
+    private var txFree: SlotFIFO
+    private var txInFlight = 0
+    private let txScratch: UnsafeMutablePointer<ScatterGatherElement>
+
+    // RX: chains held but in no receive, and receive slots (one per frame).
+    private var rxSpare: RequestFIFO
+    private var rxChains: [VhostUserQueueRequest?]
+    private var rxChainCount: [Int]
+    private let rxSGEs: UnsafeMutablePointer<ScatterGatherElement>
+    private var rxSGECount: [Int]
+    private var rxState: [RxSlotState]
+    private var rxFree: SlotFIFO
+    private var rxAssembled: SlotFIFO
+    private var rxPosted = 0
+    /// RX chains held (spare or in a slot), for stats and tests.
+    private let held = Atomic<Int>(0)
+    /// Receives in `recvBatch` that grant a credit when posted.
+    private var batchGrants = 0
+    private let capacities: UnsafeMutablePointer<UInt32>
+    private let rxScratch: UnsafeMutablePointer<ScatterGatherElement>
+    private let lengths: UnsafeMutablePointer<UInt32>
+
+    // Connection
+    private var connection: Connection?
+    private var generation: UInt64 = 1
+    /// Tags work requests of the current connection (bits 63..32 of wr_id).
+    private var epoch: UInt32 = 1
+    private(set) var maxFrameBytes: UInt32
+    /// Several pairs (MQ): filter floods and the NIC's own frames on receive.
+    private let filtersFloods: Bool
+    private(set) var credits = NetCredits()
+    private var creditMessagesInFlight = 0
+
+    init(index: Int, nic: RemoteNetDevice, connection: Connection, geometry: PacketGeometry,
+         link: QueueLink<PacketGeometry>, logger: Logger) {
+        self.index = index
+        rxQueue = 2 * index
+        txQueue = 2 * index + 1
+        self.nic = nic
+        self.link = link
+        self.logger = logger
+        counters = nic.counters
+        cq = connection.queuePair.receiveCQ
+        self.connection = connection
+        maxFrameBytes = geometry.maxFrameBytes
+        filtersFloods = nic.config.queuePairs > 1
+        txSlotCount = nic.config.queueSize
+        rxSlotCount = nic.config.queueSize
+        sendBatch = SendBatch(capacity: txSlotCount + PacketConnector.creditMessageSlots, maxSegments: maxTxSegments)
+        recvBatch = RecvBatch(capacity: rxSlotCount, maxSegments: maxRxSegments)
+        txRequests = [VhostUserQueueRequest?](repeating: nil, count: txSlotCount)
+        txFree = SlotFIFO(capacity: txSlotCount)
+        for s in 0..<txSlotCount { txFree.push(s) }
+        txScratch = .allocate(capacity: maxTxSegments)
+        rxSpare = RequestFIFO(capacity: rxSlotCount)
+        rxChains = [VhostUserQueueRequest?](repeating: nil, count: rxSlotCount * maxRxSegments)
+        rxChainCount = [Int](repeating: 0, count: rxSlotCount)
+        rxSGEs = .allocate(capacity: rxSlotCount * maxRxSegments)
+        rxSGECount = [Int](repeating: 0, count: rxSlotCount)
+        rxState = [RxSlotState](repeating: .free, count: rxSlotCount)
+        rxFree = SlotFIFO(capacity: rxSlotCount)
+        for s in 0..<rxSlotCount { rxFree.push(s) }
+        rxAssembled = SlotFIFO(capacity: rxSlotCount)
+        capacities = .allocate(capacity: maxRxSegments)
+        rxScratch = .allocate(capacity: maxRxSegments)
+        lengths = .allocate(capacity: maxRxSegments)
+        credits.reset(targetBuffers: Int(geometry.receiveBuffers), announced: NetCredits.announcement(assembled: 0))
+        link.initialCredits.store(NetCredits.announcement(assembled: 0), ordering: .releasing)
+    }
+
+    deinit {
+        txScratch.deallocate()
+        rxSGEs.deallocate()
+        capacities.deallocate()
+        rxScratch.deallocate()
+        lengths.deallocate()
+    }
+
+    /// The descriptors the worker sleeps on: the CQ's channel and the link's wake eventfd.
+    var wakeDescriptors: [Int32] { [cq.channel?.fd, link.workerWake.fd].compactMap { $0 } }
+    var isConnected: Bool { connection != nil }
+
+    // MARK: Guest chains (worker)
+
+    /// How many chains the worker may pop from `queue` now: TX only while
+    /// credits and send slots last (none: the chains wait in the ring); when
+    /// the link is down, TX chains are taken and dropped.
+    func admissionBudget(queue: Int) -> Int {
+        guard queue == txQueue, connection != nil else { return .max }
+        return min(credits.transmit, txFree.count)
+    }
+
+    func handle(_ req: VhostUserQueueRequest) {
+        if req.queueIndex == txQueue { transmit(req) } else { acceptReceiveBuffer(req) }
+    }
+
+    private func transmit(_ req: VhostUserQueueRequest) {
+        guard connection != nil else {
+            counters.bump(counters.txDroppedLinkDown)
+            req.complete(writtenLength: 0)
+            return
+        }
+        guard credits.canSend, let slot = txFree.pop() else {
+            // Not reached through the worker (admissionBudget); a resubmitted chain may.
+            counters.bump(counters.txCreditStalls)
+            counters.bump(counters.txDroppedInvalid)
+            req.complete(writtenLength: 0)
+            return
+        }
+        switch NetFramePlan.transmit(req.chain, regions: nic.regions, maxSegments: maxTxSegments,
+                                     maxFrameBytes: maxFrameBytes, into: txScratch) {
+        case .drop:
+            txFree.push(slot)
+            counters.bump(counters.txDroppedInvalid)
+            req.complete(writtenLength: 0)
+        case .send(let n, let bytes):
+            // SAFETY: `transmit` wrote n ≤ maxTxSegments SGEs to txScratch (capacity maxTxSegments).
+            let grant = credits.takeForFrame()
+            if !credits.canSend { counters.bump(counters.txCreditStalls) }
+            sendBatch.send(wrId: wrID(.frame, slot), local: txScratch[0], immediate: PacketImmediate.frame(credits: grant))
+            for k in 1..<n { sendBatch.appendSegment(txScratch[k]) }
+            txRequests[slot] = req
+            txInFlight += 1
+            counters.bump(counters.txFrames)
+            counters.bump(counters.txBytes, UInt64(bytes))
+        }
+    }
+
+    /// An RX chain: checked now (structure, registered memory), held until it
+    /// is part of a receive work request.
+    private func acceptReceiveBuffer(_ req: VhostUserQueueRequest) {
+        guard !rxSpare.isFull,
+              NetFramePlan.receive(req.chain, regions: nic.regions, maxSegments: maxRxSegments, into: rxScratch) != nil
+        else {
+            counters.bump(counters.rxBuffersRejected)
+            req.complete(writtenLength: 0)
+            return
+        }
+        rxSpare.push(req)
+        held.add(1, ordering: .relaxed)
+    }
+
+    // MARK: Worker loop
+
+    /// Adopt a new connection, reap completions, build and post receives,
+    /// send what is queued and the credits owed. Returns how much work it did.
+    func poll() -> Int {
+        var did = 0
+        if link.pendingReady.load(ordering: .relaxed) { adopt(); did += 1 }
+        if connection != nil, link.lostGeneration.load(ordering: .relaxed) == generation {
+            lose("the target disconnected")
+            did += 1
+        }
+        did += reap()
+        did += assemble()
+        if let conn = connection {
+            did += postReceives(conn)
+            if creditMessagesInFlight < PacketConnector.creditMessageSlots,
+               credits.wantsCreditMessage(window: rxSlotCount, idle: sendBatch.isEmpty) {
+                sendBatch.send(wrId: wrID(.credit, 0), local: nil, immediate: PacketImmediate.credit(credits.takeGrant()))
+                creditMessagesInFlight += 1
+                counters.bump(counters.creditMessagesSent)
+            }
+            if !sendBatch.isEmpty {
+                did += 1
+                do { try conn.queuePair.post(sendBatch) } catch { lose("ibv_post_send: \(error)") }
+            }
+        } else {
+            let announce = NetCredits.announcement(assembled: rxAssembled.count)
+            if link.initialCredits.load(ordering: .relaxed) != announce {
+                link.initialCredits.store(announce, ordering: .releasing)
+            }
+        }
+        return did
+    }
+
+    /// Whether a signal from the supervisor is waiting (checked before sleeping).
+    var hasSignals: Bool {
+        link.pendingReady.load(ordering: .relaxed)
+            || (connection != nil && link.lostGeneration.load(ordering: .relaxed) == generation)
+    }
+
+    func prepareToSleep() -> Bool {
+        link.workerWake.drain()
+        _ = try? cq.takeChannelEvents()
+        do { try cq.requestNotification() } catch { return true }  // cannot arm: keep polling
+        return poll() > 0 || hasSignals
+    }
+
+    /// Drains the CQ (also while disconnected: completions of dead
+    /// connections are discarded, so they never crowd the shared CQ).
+    private func reap() -> Int {
+        var done = 0
+        drain: while true {
+            let n: Int
+            do { n = try cq.poll(into: completions) } catch { lose("ibv_poll_cq: \(error)"); break }
+            if n == 0 { break }
+            for k in 0..<n {
+                let c = completions[k]
+                guard UInt32(truncatingIfNeeded: c.wrId >> 32) == epoch, connection != nil else { continue }
+                guard c.isSuccess else { lose("\(c.error)"); break drain }
+                let i = Int(truncatingIfNeeded: c.wrId & 0x0fff_ffff)
+                switch Work(rawValue: (c.wrId >> 28) & 0xf) {
+                case .frame:
+                    guard i < txSlotCount, let r = txRequests[i] else { lose("send completion for unknown slot \(i)"); break drain }
+                    txRequests[i] = nil
+                    txFree.push(i)
+                    txInFlight -= 1
+                    r.complete(writtenLength: 0)
+                case .credit:
+                    creditMessagesInFlight -= 1
+                case .receive:
+                    guard received(slot: i, c) else { break drain }
+                case nil:
+                    continue
+                }
+                done += 1
+            }
+        }
+        return done
+    }
+
+    /// A message from the target landed in receive slot `slot`; false when the peer is broken.
+    private func received(slot i: Int, _ c: Completion) -> Bool {
+        guard i < rxSlotCount, rxState[i] == .posted else {
+            lose("receive completion for unknown buffer \(i)")
+            return false
+        }
+        guard c.hasImmediate, let imm = PacketImmediate(rawValue: c.immediate),
+              imm.kind == .frame || c.byteLength == 0 else {
+            counters.bump(counters.badMessages)
+            lose("message without a valid immediate, or a credit message with a payload (peer broken)")
+            return false
+        }
+        rxPosted -= 1
+        credits.granted(imm.credits)
+        if imm.kind == .credit {
+            // The guest never sees it: the same buffers go straight back (no new credit).
+            counters.bump(counters.creditMessagesReceived)
+            addReceive(slot: i)
+            return true
+        }
+        let length = c.byteLength
+        guard length >= NetFramePlan.minFrameBytes else {
+            // The target spent a credit on it: posting the buffers again grants it back.
+            counters.bump(counters.rxRunts)
+            rxState[i] = .assembled
+            rxAssembled.push(i)
+            return true
+        }
+        let base = i * maxRxSegments
+        if filtersFloods, let (dst, src) = NetFramePlan.addresses(in: rxChains[base]!.chain),
+           src == nic.config.mac || (index > 0 && dst.isMulticast) {
+            // Every pair is its own switch port: the NIC's own floods come back
+            // on its other pairs, and floods reach every pair. Deliver floods
+            // on pair 0 only and never the NIC's own frames (the buffers are
+            // posted again, which grants the credit back).
+            counters.bump(counters.rxFiltered)
+            rxState[i] = .assembled
+            rxAssembled.push(i)
+            return true
+        }
+        let n = rxChainCount[i]
+        // SAFETY: n ≤ maxRxSegments, the capacity of `capacities` and `lengths`.
+        for j in 0..<n { capacities[j] = rxChains[base + j]!.chain.writableBytes }
+        let used = NetFramePlan.spread(byteLength: length, capacities: UnsafeBufferPointer(start: capacities, count: n),
+                                       lengths: lengths)
+        NetFramePlan.writeNumBuffers(UInt16(truncatingIfNeeded: used), into: rxChains[base]!.chain)
+        counters.bump(counters.rxFrames)           // before the guest can see the frame
+        counters.bump(counters.rxBytes, UInt64(length))
+        if used > 1 { counters.bump(counters.rxMerged) }
+        for j in 0..<n {
+            let r = rxChains[base + j]!
+            rxChains[base + j] = nil
+            if j < used { r.complete(writtenLength: lengths[j]) } else { rxSpare.push(r) }  // unused: posted again later
+        }
+        held.subtract(used, ordering: .relaxed)
+        rxChainCount[i] = 0
+        rxSGECount[i] = 0
+        rxState[i] = .free
+        rxFree.push(i)
+        return true
+    }
+
+    /// Builds receive slots from held chains: one chain that holds a max
+    /// frame, or (MRG_RXBUF) as many consecutive chains as it takes.
+    private func assemble() -> Int {
+        var made = 0
+        let mergeable = nic.mergeableRxBuffers
+        while !rxSpare.isEmpty, !rxFree.isEmpty {
+            var k = 0, segments = 0
+            var bytes: UInt32 = 0
+            while k < rxSpare.count, bytes < maxFrameBytes {
+                let c = rxSpare[k].chain
+                if segments + c.count > maxRxSegments { break }
+                segments += c.count
+                let (sum, overflow) = bytes.addingReportingOverflow(c.writableBytes)
+                bytes = overflow ? .max : sum
+                k += 1
+                if !mergeable { break }
+            }
+            if bytes < maxFrameBytes {
+                if k < rxSpare.count || !mergeable || k == 0 {
+                    // The head chain can never be part of a big enough receive.
+                    counters.bump(counters.rxBuffersRejected)
+                    rxSpare.pop()!.complete(writtenLength: 0)
+                    held.subtract(1, ordering: .relaxed)
+                    continue
+                }
+                break  // wait for more buffers
+            }
+            let slot = rxFree.pop()!
+            let base = slot * maxRxSegments
+            var sges = 0
+            for j in 0..<k {
+                let r = rxSpare.pop()!
+                // Checked on arrival; memory cannot change while chains are held (quiesce gives them back).
+                // SAFETY: sges + remaining ≤ maxRxSegments: slot `slot` owns rxSGEs[base ..< base + maxRxSegments].
+                let m = NetFramePlan.receive(r.chain, regions: nic.regions, maxSegments: maxRxSegments - sges,
+                                             into: rxSGEs + base + sges) ?? 0
+                rxChains[base + j] = r
+                sges += m
+            }
+            rxChainCount[slot] = k
+            rxSGECount[slot] = sges
+            rxState[slot] = .assembled
+            rxAssembled.push(slot)
+            made += 1
+        }
+        return made
+    }
+
+    /// Adds receive slot `i` to the receive batch (state posted).
+    @inline(__always)
+    private func addReceive(slot i: Int) {
+        let base = i * maxRxSegments
+        // SAFETY: i < rxSlotCount; the slot's SGEs are rxSGEs[base ..< base + rxSGECount[i]].
+        recvBatch.receive(wrId: wrID(.receive, i), local: rxSGEs[base])
+        for k in 1..<max(1, rxSGECount[i]) { recvBatch.appendSegment(rxSGEs[base + k]) }
+        rxState[i] = .posted
+        rxPosted += 1
+    }
+
+    /// Posts every assembled slot (each a credit owed to the target) and any re-posts.
+    private func postReceives(_ conn: Connection) -> Int {
+        var n = 0
+        while let s = rxAssembled.pop() {
+            addReceive(slot: s)
+            batchGrants += 1
+            n += 1
+        }
+        guard !recvBatch.isEmpty else { return n }
+        do { try conn.queuePair.post(recvBatch) } catch { lose("ibv_post_recv: \(error)"); return n }
+        credits.posted(batchGrants)
+        counters.bump(counters.receivesPosted, UInt64(batchGrants))
+        batchGrants = 0
+        return n
+    }
+
+    @inline(__always)
+    private func wrID(_ w: Work, _ i: Int) -> UInt64 {
+        UInt64(epoch) << 32 | w.rawValue << 28 | UInt64(i)
+    }
+
+    // MARK: Fabric loss and reconnect (worker; rare path: may log)
+
+    /// The connection is unusable: stop the RNIC touching guest memory (QP to
+    /// error), complete frames in flight (Ethernet may lose them), keep RX
+    /// chains for the next connection, ask the supervisor for a new one.
+    /// `quiet`: a quiesce, not a fabric loss (the link stays reported up).
+    func lose(_ reason: String, quiet: Bool = false) {
+        guard let conn = connection else { return }
+        try? conn.queuePair.moveToError()
+        connection = nil
+        epoch &+= 1
+        sendBatch.reset()
+        recvBatch.reset()
+        batchGrants = 0
+        var lost = 0
+        for s in 0..<txSlotCount {
+            if let r = txRequests[s] {
+                txRequests[s] = nil
+                txFree.push(s)
+                r.complete(writtenLength: 0)
+                lost += 1
+            }
+        }
+        txInFlight = 0
+        counters.bump(counters.txLostInFlight, UInt64(lost))
+        for s in 0..<rxSlotCount where rxState[s] == .posted {
+            rxState[s] = .assembled
+            rxAssembled.push(s)
+        }
+        rxPosted = 0
+        creditMessagesInFlight = 0
+        link.initialCredits.store(NetCredits.announcement(assembled: rxAssembled.count), ordering: .releasing)
+        counters.bump(counters.connectionsLost)
+        nic.pairDisconnected(index, quiet: quiet)
+        let level: Logger.Level = quiet ? .info : .warning
+        logger.log(level: level, "nic \(nic.config.socket) pair \(index): connection to \(nic.config.target) network \(nic.config.network) dropped (\(reason)); \(lost) frame(s) in flight lost, holding \(rxAssembled.count + rxSpare.count) receive buffer(s); reconnecting")
+        link.reconnectWanted.store(generation, ordering: .releasing)
+        link.supervisorWake.signal()
+    }
+
+    /// Takes the supervisor's new connection: receives are posted on the next poll.
+    private func adopt() {
+        link.pendingReady.store(false, ordering: .relaxed)
+        guard let p = link.pending.withLock({ v -> PendingConnection<PacketGeometry>? in defer { v = nil }; return v }) else { return }
+        epoch &+= 1
+        _ = reap()          // discard what the old connection left in the shared CQ
+        if p.geometry.maxFrameBytes != maxFrameBytes {
+            logger.notice("nic \(nic.config.socket) pair \(index): max frame changed from \(maxFrameBytes) to \(p.geometry.maxFrameBytes) bytes; giving receive buffers back")
+            returnAllReceives()
+            maxFrameBytes = p.geometry.maxFrameBytes
+        }
+        connection = p.connection
+        generation = p.generation
+        credits.reset(targetBuffers: Int(p.geometry.receiveBuffers), announced: p.announcedCredits)
+        creditMessagesInFlight = 0
+        counters.bump(counters.reconnects)
+        logger.notice("nic \(nic.config.socket) pair \(index): connected to \(nic.config.target) network \(nic.config.network) (MTU \(p.geometry.mtu), \(p.geometry.receiveBuffers) target buffers, \(rxAssembled.count) receive(s) to post, \(p.announcedCredits) announced)")
+        nic.pairConnected(index)
+    }
+
+    // MARK: Control plane (worker parking, or parked)
+
+    /// (Worker, about to park) Gives every RX chain back so the drain can
+    /// finish: receives posted to the RNIC are cut off first (QP to error,
+    /// reconnect afterwards). Frames in flight complete through `poll`.
+    func willPark() {
+        if connection != nil, rxPosted > 0 || credits.owed > 0 {
+            lose("vhost-user quiesce: giving posted receive buffers back", quiet: true)
+        }
+        returnAllReceives()
+    }
+
+    /// Completes every held RX chain empty (none may be posted).
+    private func returnAllReceives() {
+        var n = 0
+        while let r = rxSpare.pop() { r.complete(writtenLength: 0); n += 1 }
+        rxAssembled.removeAll()
+        rxFree.removeAll()
+        for s in 0..<rxSlotCount {
+            precondition(rxState[s] != .posted, "returning posted receive buffers")
+            let base = s * maxRxSegments
+            for j in 0..<rxChainCount[s] {
+                rxChains[base + j]?.complete(writtenLength: 0)
+                rxChains[base + j] = nil
+                n += 1
+            }
+            rxChainCount[s] = 0
+            rxSGECount[s] = 0
+            rxState[s] = .free
+            rxFree.push(s)
+        }
+        counters.bump(counters.rxBuffersReturned, UInt64(n))
+        held.subtract(n, ordering: .relaxed)
+        link.initialCredits.store(NetCredits.announcement(assembled: 0), ordering: .releasing)
+    }
+
+    /// (Control, after the worker stopped) Drops the connection for shutdown.
+    func close() {
+        connection?.disconnect(timeoutMilliseconds: 200)
+        connection = nil
+    }
+
+    /// RX chains the pair holds (any thread).
+    var heldReceiveBuffers: Int { held.load(ordering: .relaxed) }
+}

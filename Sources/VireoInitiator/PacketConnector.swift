@@ -1,0 +1,69 @@
+import VireoFabric
+import VireoWire
+
+/// Opens one queue pair's connection to a target network (packet endpoint):
+/// the connect request (network, queue-pair index, initial receive credits,
+/// SGEs per frame, largest frame), the accept's `PacketGeometry`, the
+/// reject's message.
+struct PacketConnector: EndpointConnector {
+    let config: NicConfig
+    let hostID: [UInt8]
+    /// SGEs per transmitted frame (guest descriptors gathered by one SEND).
+    static let maxSendSegments = 16
+    /// SGEs per receive work request (guest RX descriptors one frame may fill).
+    static let maxReceiveSegments = 8
+    /// Credit-only SENDs that may be in flight at once.
+    static let creditMessageSlots = 4
+    /// Largest frame asked for: header + Ethernet header + 9216-byte MTU + VLAN tag.
+    static let wantedFrameBytes = PacketGeometry.maxFrameBytes(mtu: 9216)
+
+    init(config: NicConfig) {
+        self.config = config
+        hostID = TargetConnector.hostID()
+    }
+
+    var targetDescription: String { "\(config.target)" }
+
+    /// The queue pair shape: a send per TX ring slot plus credit messages,
+    /// a receive per RX ring slot.
+    static func queuePairConfig(queueSize: Int) -> QueuePairConfig {
+        QueuePairConfig(sendDepth: queueSize + creditMessageSlots, receiveDepth: queueSize,
+                        maxSendSegments: maxSendSegments, maxReceiveSegments: maxReceiveSegments,
+                        maxInlineData: 0, readDepth: 1)
+    }
+
+    /// The connect request; its queue depth is the initial credits (0 before
+    /// the guest posted a receive buffer).
+    func request(queue: Int, initialCredits: Int) -> ConnectRequest {
+        ConnectRequest(kind: .packet, name: config.network, queueIndex: UInt16(queue),
+                       queueDepth: UInt16(clamping: max(0, initialCredits)), maxSegments: UInt16(Self.maxSendSegments),
+                       maxIOBytes: Self.wantedFrameBytes, hostID: hostID, wantsWrite: false)
+    }
+
+    func connect(queue: Int, cq: CompletionQueue?, initialCredits: Int, timeoutMilliseconds: Int32)
+        throws(InitiatorError) -> (Connection, PacketGeometry) {
+        let req = request(queue: queue, initialCredits: initialCredits)
+        let data: [UInt8]
+        do throws(WireError) { data = try req.encoded() } catch { throw .geometry(target: "\(config.target)", queue: queue, error) }
+        let resources = ConnectionResources(sendCQ: cq, receiveCQ: cq,
+                                            queuePair: Self.queuePairConfig(queueSize: config.queueSize))
+        let conn: Connection
+        do throws(FabricError) {
+            conn = try Connection.connect(to: config.target, resources: resources, privateData: data,
+                                          timeoutMilliseconds: timeoutMilliseconds)
+        } catch {
+            if case .rejected(_, let pd) = error, let reject = ConnectReject(decoding: pd) {
+                throw .rejected(target: "\(config.target)", export: "network \(config.network)", queue: queue,
+                                reason: reject.reason, message: reject.message)
+            }
+            throw .connect(target: "\(config.target)", queue: queue, error)
+        }
+        do throws(WireError) {
+            let g = try PacketGeometry(decoding: conn.peerPrivateData, requested: req)
+            return (conn, g)
+        } catch {
+            conn.disconnect(timeoutMilliseconds: 100)
+            throw .geometry(target: "\(config.target)", queue: queue, error)
+        }
+    }
+}
