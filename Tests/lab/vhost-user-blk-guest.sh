@@ -100,7 +100,9 @@ if [[ $mode == kill-restart && ${VIREO_BLK_PROBE:-1} == 1 ]]; then
         note "probe failed (VIREO_BLK_PROBE=0 to skip): $probe"
     fi
 fi
-gargs=(--test blk-verify --blk "$sock" --num-queues "$queues" --log "$con" --timeout "$gtimeout"
+# One vCPU per queue: the guest's virtio-blk driver uses min(queues, CPUs).
+gargs=(--test blk-verify --blk "$sock" --num-queues "$queues" --smp "${VIREO_GUEST_SMP:-$queues}"
+    --log "$con" --timeout "$gtimeout"
     --param "size=$size" --param "bs=$bs" --param "loops=$loops" --param "jobs=$jobs" --param "discard=$discard")
 : >"$con"
 t0=$(date +%s.%N)
@@ -145,6 +147,11 @@ if [[ $mode == kill-restart ]]; then
     note "backend SIGKILLed after guest phase line $at_kill, down ${down}s; phase spanning the outage: ${spanned#VIREO-GUEST: }"
 fi
 note "backend log: $blog"
+# The guest must use every queue the device offers (one vCPU per queue).
+if [[ $grc == 0 ]] && ! grep -q "disk vda: .* $queues queue(s)" "$con"; then
+    note "FAIL: the guest does not use all $queues queues: $(grep -o 'disk vda: .*' "$con" | head -1)"
+    grc=1
+fi
 case $grc in
     0) note "PASS ($mode, ${size} bytes, $loops loop(s), bs $bs, $jobs job(s), $queues queue(s); ${total}s)" ;;
     3) note "UNSUPPORTED (see console: $con)" ;;
