@@ -41,6 +41,7 @@ bk_start() { # bk_start LABEL
     echo "---- $(date +%T.%N | cut -c1-12) start: $bk_cmd" >>"$bk_log"
     setsid bash -c "exec $bk_cmd" </dev/null >>"$bk_log" 2>&1 &
     bk_pid=$!
+    disown "$bk_pid" 2>/dev/null || true   # no "Killed" job notice on SIGKILL
     local t0=$SECONDS
     until [[ -S $bk_sock ]]; do
         if ! bk_alive "$bk_pid"; then

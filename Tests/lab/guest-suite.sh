@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage (inside the lab, one boot for everything):
-#   deploy/lab/lab run --timeout 1800 -- Tests/lab/guest-suite.sh [NAME...]
+#   deploy/lab/lab run --timeout 3600 -- Tests/lab/guest-suite.sh [NAME...]
 #
 # Runs the vhost-user harness scripts one after another and prints a summary
 # (exit status and seconds per script). NAMEs select a subset: blk,

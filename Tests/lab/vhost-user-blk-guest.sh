@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Usage (inside the lab):
-#   deploy/lab/lab run --timeout 900 -- Tests/lab/vhost-user-blk-guest.sh [--kill-restart]
+#   deploy/lab/lab run --timeout 1500 -- Tests/lab/vhost-user-blk-guest.sh [--kill-restart]
 #
 # Starts a vhost-user-blk backend on a UNIX socket, boots the nested guest
 # (deploy/lab/guest/qemu-guest) on it and runs the blk-verify workload:
 # capacity check, whole-disk pseudo-random write + O_DIRECT read-back
 # verification, discard and write-zeroes. PASS = the guest's RESULT PASS.
 #
-# --kill-restart: multi-loop workload with 16 KiB I/Os; once the guest has
-#   finished its first phase, SIGKILL the backend (its whole process group),
+# --kill-restart: multi-loop workload with 16 KiB I/Os, 4 concurrent jobs;
+#   once the guest has finished its first phase (VIREO_BLK_KILL_AFTER),
+#   SIGKILL the backend (its whole process group),
 #   wait VIREO_BLK_DOWN seconds (default 2), start it again on the same
 #   socket path, and require RESULT PASS with no I/O error in the guest's
 #   console. QEMU reconnects (chardev reconnect=1); the backend must resume
@@ -24,16 +25,22 @@
 #                      file {dir}/disk.raw (tmpfs) as vhost-user-blk, 2 queues.
 #   VIREO_BLK_SIZE     disk size in bytes (default 4194304 = 4 MiB)
 #   VIREO_BLK_QUEUES   num-queues for vhost-user-blk-pci (default 2)
-#   VIREO_BLK_LOOPS    write/verify loops (default 1; 3 with --kill-restart)
+#   VIREO_BLK_LOOPS    write/verify loops (default 1; 2 with --kill-restart)
 #   VIREO_BLK_BS       guest dd block size (default 65536; 16384 with --kill-restart)
 #   VIREO_BLK_JOBS     concurrent dd per phase = requests in flight (default 1;
 #                      4 with --kill-restart, so completions can be out of order)
 #   VIREO_BLK_DISCARD  guest vireo.discard: auto (default), 1 (require), 0 (skip)
 #   VIREO_BLK_DOWN     seconds the backend stays dead in --kill-restart (default 2)
+#   VIREO_BLK_KILL_AFTER  grep -E pattern on the guest console that triggers
+#                      the kill (default: end of write loop 1, i.e. during the
+#                      read-back); e.g. 'phase write loop 2/.* start' with
+#                      VIREO_BLK_KILL_DELAY=1 kills during the writes of loop 2
+#   VIREO_BLK_KILL_DELAY  seconds to wait after the trigger line (default 0)
 #   VIREO_BLK_PROBE    1 (default): in --kill-restart, first query the backend's
 #                      protocol features with Tests/lab/vhost-user-probe and
 #                      report whether it offers INFLIGHT_SHMFD; 0: don't
-#   VIREO_GUEST_TIMEOUT guest timeout in seconds (default 600)
+#   VIREO_GUEST_TIMEOUT guest timeout in seconds (default 1200: the nested boot
+#                      alone took 76-250 s on a loaded 2-core machine)
 # Logs: $VIREO_LAB_OUT/vhost-user-blk-guest/ (console, QEMU stderr, backend).
 set -euo pipefail
 
@@ -52,13 +59,15 @@ esac
 size=${VIREO_BLK_SIZE:-4194304}
 queues=${VIREO_BLK_QUEUES:-2}
 down=${VIREO_BLK_DOWN:-2}
+kill_after=${VIREO_BLK_KILL_AFTER:-'^VIREO-GUEST: phase write loop 1/[0-9]+: '}
+kill_delay=${VIREO_BLK_KILL_DELAY:-0}
 if [[ $mode == kill-restart ]]; then
-    loops=${VIREO_BLK_LOOPS:-3}; bs=${VIREO_BLK_BS:-16384}; jobs=${VIREO_BLK_JOBS:-4}
+    loops=${VIREO_BLK_LOOPS:-2}; bs=${VIREO_BLK_BS:-16384}; jobs=${VIREO_BLK_JOBS:-4}
 else
     loops=${VIREO_BLK_LOOPS:-1}; bs=${VIREO_BLK_BS:-65536}; jobs=${VIREO_BLK_JOBS:-1}
 fi
 discard=${VIREO_BLK_DISCARD:-auto}
-gtimeout=${VIREO_GUEST_TIMEOUT:-600}
+gtimeout=${VIREO_GUEST_TIMEOUT:-1200}
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vireo-blk.XXXXXX")
 sock=$dir/blk.sock
@@ -110,14 +119,15 @@ t0=$(date +%s.%N)
 gpid=$!
 
 if [[ $mode == kill-restart ]]; then
-    # Wait for the end of the first phase, then pull the backend from under
-    # the guest while it is doing I/O.
-    until grep -q '^VIREO-GUEST: phase write loop 1/[0-9]*: ' "$con" 2>/dev/null; do
+    # Wait for the trigger line (default: the first phase is done, so the
+    # read-back is running), then pull the backend from under the guest.
+    until grep -Eq "$kill_after" "$con" 2>/dev/null; do
         kill -0 "$gpid" 2>/dev/null || break
         sleep 0.2
     done
+    sleep "$kill_delay"
     if kill -0 "$gpid" 2>/dev/null; then
-        note "guest finished its first phase: SIGKILL backend pid $bk_pid (process group)"
+        note "guest printed /$kill_after/ (+${kill_delay}s): SIGKILL backend pid $bk_pid (process group)"
         bk_stop KILL
         at_kill=$(grep -c '^VIREO-GUEST: phase ' "$con" || true)
         sleep "$down"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage (inside the lab):
-#   deploy/lab/lab run --timeout 900 -- Tests/lab/vhost-user-net-guest.sh
+#   deploy/lab/lab run --timeout 1500 -- Tests/lab/vhost-user-net-guest.sh
 #
 # Starts a vhost-user net backend on a UNIX socket, boots the nested guest
 # with a virtio-net-pci on it (QEMU -netdev vhost-user, QEMU is the client)
@@ -18,7 +18,7 @@
 #   VIREO_NET_TRAFFIC  1: also require frames to flow (default 1 with the
 #                      default backend, 0 with a custom one)
 #   VIREO_NET_LCORES   lcores for the default testpmd (default 0,1)
-#   VIREO_GUEST_TIMEOUT guest timeout in seconds (default 600)
+#   VIREO_GUEST_TIMEOUT guest timeout in seconds (default 1200)
 # Logs: $VIREO_LAB_OUT/vhost-user-net-guest/.
 set -euo pipefail
 
@@ -27,7 +27,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 note() { echo "$prog: $*" >&2; }
 [[ $# -eq 0 ]] || { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
-gtimeout=${VIREO_GUEST_TIMEOUT:-600}
+gtimeout=${VIREO_GUEST_TIMEOUT:-1200}
 lcores=${VIREO_NET_LCORES:-0,1}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vireo-net.XXXXXX")
 sock=$dir/net.sock
