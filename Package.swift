@@ -15,6 +15,8 @@
 //   CVireoUring   C module over liburing (shims for its static-inline helpers).
 //   VireoTargetCore   Small pieces both target engines share (work ids, index rings).
 //   VireoPacketTarget Packet endpoints: named L2 networks (switch, ports, TAP uplink).
+//   VireoBench    Benchmarks: vhost-user load generators (virtio-blk, virtio-net)
+//                 and the report (tables and SVG plots) from one lab boot.
 //   VireoBlockTarget  The target daemon: exports (file, block device, memory)
 //                 served as block endpoints over RDMA, storage I/O via io_uring.
 import PackageDescription
@@ -25,12 +27,14 @@ let package = Package(
     products: [
         .executable(name: "vireo-target", targets: ["vireo-target"]),
         .executable(name: "vireo-initiator", targets: ["vireo-initiator"]),
+        .executable(name: "vireo-bench", targets: ["vireo-bench"]),
         .library(name: "VireoFabric", targets: ["VireoFabric"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -86,6 +90,21 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
+        .target(
+            name: "VireoBench",
+            dependencies: [
+                "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "vireo-bench",
+            dependencies: [
+                "VireoBench", "VireoSys",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "bench"
+        ),
         .executableTarget(
             name: "vireo-target",
             dependencies: [
@@ -121,6 +140,7 @@ let package = Package(
             name: "VireoBlockTargetTests",
             dependencies: ["VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys"]
         ),
+        .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"]),
         .testTarget(
             name: "VireoPacketTargetTests",
             dependencies: ["VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",
