@@ -146,13 +146,14 @@ public struct FioResult: Sendable, Equatable, Decodable {
         var kind: LatencyKind?
         // Prefer total latency when fio was asked for its percentiles (it
         // matches what the vhost-user load generator measures), else clat.
+        // (block, divisor to µs, kind)
         let sources: [(Latency?, Double, LatencyKind)] = [
-            (first.latNs, 1e-3, .total), (first.clatNs, 1e-3, .completion), (first.clatUsLegacy, 1, .completion),
+            (first.latNs, 1000, .total), (first.clatNs, 1000, .completion), (first.clatUsLegacy, 1, .completion),
         ]
-        for (block, scale, sourceKind) in sources {
+        for (block, divisor, sourceKind) in sources {
             guard let block, block.percentile?.isEmpty == false else { continue }
             for p in Self.reportedPercentiles {
-                if let v = block.value(atPercentile: p), v.isFinite, v >= 0 { latency[p] = v * scale }
+                if let v = block.value(atPercentile: p), v.isFinite, v >= 0 { latency[p] = v / divisor }
             }
             if !latency.isEmpty { kind = sourceKind; break }
         }
