@@ -48,7 +48,7 @@ extension ReportWriter {
             title: "4K random read latency at QD1",
             subtitle: "median over rounds, whiskers min–max; lower is better",
             xAxis: SVGPlot.Axis(label: "percentile", scale: .log,
-                                ticks: percentiles.map { SVGPlot.Tick(x($0.0), $0.1) }),
+                                ticks: percentiles.map { SVGPlot.Tick(x($0.0), $0.1) }, annotatesScale: false),
             yAxis: SVGPlot.Axis(label: "latency (µs)", scale: .log), series: series)
     }
 
@@ -91,7 +91,7 @@ extension ReportWriter {
         let netPoints = results.netFrameSizes.compactMap { size in
             Self.point(Double(size), results.net(size) { $0.megabytesPerSecond }, label: "vireo-net \(size) B MB/s")
         }
-        series.append(SVGPlot.Series(name: "vireo net (frame size)", color: "#56B4E9", marker: .cross,
+        series.append(SVGPlot.Series(name: "vireo net", color: "#56B4E9", marker: .cross,
                                      points: netPoints))
         let blockJobs: [(Int, String)] = [(4096, "randread-4k-qd32"), (131072, "seqread-128k-qd8")]
         for system in ReportSystem.allCases {
@@ -100,7 +100,7 @@ extension ReportWriter {
                            label: "\(system.displayName) \(job) MB/s")
             }
             let (color, marker) = Self.style(system)
-            series.append(SVGPlot.Series(name: "\(system.displayName) blk", color: color, marker: marker,
+            series.append(SVGPlot.Series(name: "\(system.displayName) (blk)", color: color, marker: marker,
                                          points: points))
         }
         let ticks: [SVGPlot.Tick] = [

@@ -40,8 +40,12 @@ extension SVGPlot {
                     // Pad by ×1.25 so no marker sits on the frame; ticks
                     // fall wherever the decades (and 2, 5) land inside.
                     if lo == hi { lo /= 3; hi *= 3 }
-                    low = lo / 1.25
-                    high = hi * 1.25
+                    // ... and snap to a decade within a factor of 2, so
+                    // the ends are labelled where that costs little room.
+                    let padLow = lo / 1.25, padHigh = hi * 1.25
+                    let decadeLow = pow(10, floor(log10(padLow))), decadeHigh = pow(10, ceil(log10(padHigh)))
+                    low = decadeLow >= padLow / 2 ? decadeLow : padLow
+                    high = decadeHigh <= padHigh * 2 ? decadeHigh : padHigh
                     (ticks, minorTicks) = Self.logTicks(low: low, high: high)
                 }
             } else {

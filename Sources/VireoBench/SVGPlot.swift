@@ -32,10 +32,13 @@ public struct SVGPlot: Sendable {
         /// Explicit ticks; nil for automatic ones (decades on log axes,
         /// 1-2-5 steps on linear ones).
         public var ticks: [Tick]?
-        public init(label: String, scale: Scale, ticks: [Tick]? = nil) {
+        /// Append " (log scale)" to the label when the axis is logarithmic.
+        public var annotatesScale: Bool
+        public init(label: String, scale: Scale, ticks: [Tick]? = nil, annotatesScale: Bool = true) {
             self.label = label
             self.scale = scale
             self.ticks = ticks
+            self.annotatesScale = annotatesScale
         }
     }
 
@@ -151,7 +154,7 @@ public struct SVGPlot: Sendable {
                 + "\(Self.escape(t.label))</text>\n"
         }
         svg += "<text x=\"\(f(left + plotWidth / 2))\" y=\"\(f(height - 18))\" text-anchor=\"middle\" "
-            + "font-size=\"14\">\(Self.escape(xAxis.label + x.scaleNote))</text>\n</g>\n"
+            + "font-size=\"14\">\(Self.escape(xAxis.label + (xAxis.annotatesScale ? x.scaleNote : "")))</text>\n</g>\n"
         svg += "<g class=\"y-axis\" fill=\"#222222\">\n"
         for t in y.ticks {
             svg += line(left - 6, py(t.value), left, py(t.value), "#333333")
@@ -160,7 +163,7 @@ public struct SVGPlot: Sendable {
         }
         let yLabelX = 22.0, yLabelY = top + plotHeight / 2
         svg += "<text x=\"\(f(yLabelX))\" y=\"\(f(yLabelY))\" text-anchor=\"middle\" font-size=\"14\" "
-            + "transform=\"rotate(-90 \(f(yLabelX)) \(f(yLabelY)))\">\(Self.escape(yAxis.label + y.scaleNote))</text>\n"
+            + "transform=\"rotate(-90 \(f(yLabelX)) \(f(yLabelY)))\">\(Self.escape(yAxis.label + (yAxis.annotatesScale ? y.scaleNote : "")))</text>\n"
         svg += "</g>\n"
 
         if drawn.isEmpty {

@@ -55,8 +55,8 @@ import Testing
         let throughputPlot = try #require(plots["throughput-vs-size.svg"])
         let throughput = try #require(SVGInspector.parse(throughputPlot.render()))
         // ib_write_bw and local blk have no points here: not drawn.
-        #expect(throughput.series == ["perftest ib_read_bw", "perftest ib_send_bw", "vireo net (frame size)",
-                                      "vireo blk", "kernel NVMe-oF blk"])
+        #expect(throughput.series == ["perftest ib_read_bw", "perftest ib_send_bw", "vireo net",
+                                      "vireo (blk)", "kernel NVMe-oF (blk)"])
         #expect(["64", "1500", "4K", "9000", "128K"].allSatisfy(throughput.texts.contains))
         #expect(throughput.texts.contains("perftest ib_read_bw"))  // legend
     }
