@@ -32,6 +32,27 @@ public struct ReportBlkRecord: Sendable, Equatable, Decodable {
         case cpuUsPerIO = "cpu_us_per_io"
     }
 
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tool = try c.decodeIfPresent(String.self, forKey: .tool)
+        label = try c.decodeIfPresent(String.self, forKey: .label)
+        rw = try c.decodeIfPresent(String.self, forKey: .rw)
+        bs = try c.decodeIfPresent(Int.self, forKey: .bs)
+        qd = try c.decodeIfPresent(Int.self, forKey: .qd)
+        queues = try c.decodeIfPresent(Int.self, forKey: .queues)
+        seconds = try c.decodeIfPresent(Double.self, forKey: .seconds)
+        ios = try c.decodeIfPresent(Double.self, forKey: .ios)
+        bytes = try c.decodeIfPresent(Double.self, forKey: .bytes)
+        errors = try c.decodeIfPresent(Double.self, forKey: .errors)
+        iops = try c.decodeIfPresent(Double.self, forKey: .iops)
+        mbps = try c.decodeIfPresent(Double.self, forKey: .mbps)
+        latUs = try c.decodeIfPresent(Latency.self, forKey: .latUs)
+        // The load generator writes a non-finite figure (0 I/Os) as null.
+        cpuS = try c.decodeIfPresent([String: Double?].self, forKey: .cpuS)?.compactMapValues { $0 }
+        cpuUsPerIO = try c.decodeIfPresent([String: Double?].self, forKey: .cpuUsPerIO)?.compactMapValues { $0 }
+        initiator = try c.decodeIfPresent(Initiator.self, forKey: .initiator)
+    }
+
     /// `lat_us`: latency percentiles in µs.
     public struct Latency: Sendable, Equatable, Decodable {
         public var min: Double?

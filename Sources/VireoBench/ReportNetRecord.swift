@@ -32,6 +32,24 @@ public struct ReportNetRecord: Sendable, Equatable, Decodable {
         case cpuUsPerFrame = "cpu_us_per_frame"
     }
 
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tool = try c.decodeIfPresent(String.self, forKey: .tool)
+        label = try c.decodeIfPresent(String.self, forKey: .label)
+        frameBytes = try c.decodeIfPresent(Int.self, forKey: .frameBytes)
+        seconds = try c.decodeIfPresent(Double.self, forKey: .seconds)
+        txFrames = try c.decodeIfPresent(Double.self, forKey: .txFrames)
+        rxFrames = try c.decodeIfPresent(Double.self, forKey: .rxFrames)
+        rxBytes = try c.decodeIfPresent(Double.self, forKey: .rxBytes)
+        fps = try c.decodeIfPresent(Double.self, forKey: .fps)
+        gbps = try c.decodeIfPresent(Double.self, forKey: .gbps)
+        mbps = try c.decodeIfPresent(Double.self, forKey: .mbps)
+        loss = try c.decodeIfPresent(Double.self, forKey: .loss)
+        // The load generator writes a non-finite figure (0 frames) as null.
+        cpuS = try c.decodeIfPresent([String: Double?].self, forKey: .cpuS)?.compactMapValues { $0 }
+        cpuUsPerFrame = try c.decodeIfPresent([String: Double?].self, forKey: .cpuUsPerFrame)?.compactMapValues { $0 }
+    }
+
     /// Decodes one file.
     public static func parse(_ data: Data) throws(ReportJSONError) -> ReportNetRecord {
         try ReportJSONError.decode(ReportNetRecord.self, from: data)

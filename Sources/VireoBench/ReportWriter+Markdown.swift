@@ -10,6 +10,7 @@ extension ReportWriter {
             + "converted). Ratios are vireo / peer, between medians. A figure no round measured is n/a.\n\n"
         md += "## How to reproduce\n\n"
         md += "```sh\ndeploy/bench/run            # boots the lab, runs every round, writes the results and this report\n"
+        md += "deploy/bench/run --short    # CI's version: one round, short jobs, goals table on stdout\n"
         md += "vireo-bench report --results RESULTS --out OUT [--summary]   # rebuild the report from a results directory\n"
         md += "```\n\n"
         md += goalsSection()
@@ -29,7 +30,13 @@ extension ReportWriter {
         if let date = results.meta("date") { facts.append(date) }
         if let kernel = results.meta("kernel") { facts.append("kernel \(kernel)") }
         if let commit = results.meta("commit") { facts.append("commit `\(commit)`") }
-        if let cpus = results.meta("cpus") { facts.append("\(cpus) vCPUs") }
+        if let cpus = results.meta("cpus") {
+            let model = results.meta("cpu_model").map { " (\($0))" } ?? ""
+            facts.append("\(cpus) vCPUs\(model)")
+        }
+        if let device = results.meta("device") {
+            facts.append("RDMA device \(device)\(results.meta("lab") == "1" ? " (soft-RoCE lab, TCG)" : "")")
+        }
         let rounds = results.rounds.count
         var roundText = "\(rounds) round\(rounds == 1 ? "" : "s") measured"
         if let planned = results.meta("rounds"), planned != String(rounds) { roundText += " (\(planned) planned)" }

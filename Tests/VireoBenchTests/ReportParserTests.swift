@@ -221,6 +221,21 @@ import Testing
         #expect(throws: ReportJSONError.self) { try ReportBlkRecord.parse(Data("[1, 2]".utf8)) }
     }
 
+    @Test func nullFiguresAreMissingNotFatal() throws {
+        // What the load generators write for a run with 0 I/Os: non-finite
+        // figures as null, also inside the per-process maps.
+        let blk = try ReportBlkRecord.parse(Data("""
+            {"iops":0,"mbps":0,"lat_us":{"p50":null,"p99":null},"cpu_s":{"initiator":0.5,"target":null},
+             "cpu_us_per_io":{"initiator":null,"target":null},
+             "initiator":{"payload_bytes_copied":0,"allocations":3,"allocations_per_io":null}}
+            """.utf8))
+        #expect(blk.cpuS == ["initiator": 0.5] && blk.cpuUsPerIO == [:])
+        #expect(blk.latUs?.p50 == nil && blk.initiator?.allocationsPerIO == nil && blk.initiator?.allocations == 3)
+        #expect(ReportJobSample(blk).latencyUs.isEmpty)
+        let net = try ReportNetRecord.parse(Data(#"{"fps":null,"gbps":null,"cpu_us_per_frame":{"target":null,"initiator-a":2}}"#.utf8))
+        #expect(net.framesPerSecond == nil && net.cpuUsPerFrame == ["initiator-a": 2])
+    }
+
     @Test func netRecord() throws {
         let json = #"{"tool":"vireo-bench net","frame_bytes":1500,"seconds":10,"tx_frames":1000,"rx_frames":990,"#
             + #""rx_bytes":1485000,"fps":99,"gbps":0.001188,"mbps":0.1485,"loss":0.01,"cpu_s":{"target":1},"#
@@ -232,5 +247,6 @@ import Testing
         let raw = try ReportNetRecord.parse(Data(#"{"seconds": 2, "rx_frames": 100, "rx_bytes": 2000000}"#.utf8))
         #expect(raw.framesPerSecond == 50 && raw.megabytesPerSecond == 1 && raw.gigabitsPerSecond == 0.008)
         #expect(throws: ReportJSONError.self) { try ReportNetRecord.parse(Data(#"{"fps": null, "loss": "x"}"#.utf8)) }
+        #expect(throws: ReportJSONError.self) { try ReportNetRecord.parse(Data(#"{"cpu_s": {"a": "b"}}"#.utf8)) }
     }
 }
