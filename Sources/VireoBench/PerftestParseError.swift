@@ -2,7 +2,8 @@
 public enum PerftestParseError: Error, Equatable, Sendable, CustomStringConvertible {
     /// No `#bytes ...` header line: the run failed before measuring.
     case noHeader
-    /// perftest's CPU clock calibration failed (common under TCG).
+    /// perftest's CPU clock calibration failed (common under TCG): no
+    /// table, or one of inf/nan (perftest still exits 0 then).
     case clockCalibrationFailed
     /// A header that is neither a latency nor a bandwidth table.
     case unknownHeader(String)
@@ -10,6 +11,8 @@ public enum PerftestParseError: Error, Equatable, Sendable, CustomStringConverti
     case noDataRow
     /// Rows are there but too short to hold the mandatory columns.
     case truncatedRow
+    /// The row holds inf/nan instead of numbers.
+    case nonFiniteValues
 
     public var description: String {
         switch self {
@@ -18,6 +21,7 @@ public enum PerftestParseError: Error, Equatable, Sendable, CustomStringConverti
         case .unknownHeader(let header): "unknown perftest table header: \(header.prefix(120))"
         case .noDataRow: "perftest table without a result row"
         case .truncatedRow: "perftest result row cut short"
+        case .nonFiniteValues: "perftest printed inf/nan instead of a measurement"
         }
     }
 }

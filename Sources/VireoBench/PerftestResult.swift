@@ -28,6 +28,7 @@ public enum PerftestResult: Sendable, Equatable {
         // starts with two integers (#bytes #iterations); anything else ends
         // the table (warnings, the closing dashes).
         var numericRows: [[Double]] = []
+        var sawNonFinite = false
         for line in lines[(headerIndex + 1)...] {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard fields.count >= 2, let bytes = Int(fields[0]), bytes >= 0, let iterations = Int(fields[1]),
@@ -36,11 +37,26 @@ public enum PerftestResult: Sendable, Equatable {
                 break
             }
             var values: [Double] = [Double(bytes), Double(iterations)]
+            var finite = true
             for field in fields.dropFirst(2) {
+                let lowered = field.lowercased()
+                if lowered.contains("inf") || lowered.contains("nan") {
+                    finite = false
+                    break
+                }
                 guard let value = Double(field), value.isFinite else { break }
                 values.append(value)
             }
+            // perftest prints inf/-nan (and exits 0) when its clock
+            // calibration failed: no measurement, not a row.
+            guard finite else {
+                sawNonFinite = true
+                continue
+            }
             numericRows.append(values)
+        }
+        if numericRows.isEmpty && sawNonFinite {
+            throw text.contains("Correlation coefficient") ? .clockCalibrationFailed : .nonFiniteValues
         }
         guard !numericRows.isEmpty else { throw .noDataRow }
         if isLatency {

@@ -105,25 +105,44 @@ public struct ReportResultSet: Sendable {
         stats { $0.net[frameBytes].flatMap(figure) }
     }
 
-    /// The block jobs any round has for `system`, in the contract's order
-    /// first, then others by name.
+    /// Whether `meta.txt` says this was the short (CI) run.
+    public var isShortMode: Bool { meta("mode") == "short" }
+
+    /// The block jobs to tabulate for `system`: the contract's (the main
+    /// four, plus the queue-depth sweep unless short) so a job that failed
+    /// in every round still shows as n/a, then any others present. Empty
+    /// when the system was not measured at all.
     public func jobs(_ system: ReportSystem) -> [String] {
         let present = Set(rounds.flatMap { $0.block[system].map { Array($0.keys) } ?? [] })
-        let known = Self.contractJobs.filter(present.contains)
+        guard !present.isEmpty else { return [] }
+        let expected = Set(isShortMode ? Self.mainJobs : Self.mainJobs + Self.sweepJobs)
+        let known = Self.contractJobs.filter { present.contains($0) || expected.contains($0) }
         return known + present.subtracting(known).sorted()
     }
 
-    /// Frame sizes any round has for vireo-net, ascending.
+    /// vireo-net frame sizes to tabulate: the contract's three and any
+    /// others present; empty when vireo-net was not measured at all.
     public var netFrameSizes: [Int] {
-        Set(rounds.flatMap { Array($0.net.keys) }).sorted()
+        let present = Set(rounds.flatMap { Array($0.net.keys) })
+        guard !present.isEmpty else { return [] }
+        return present.union(Self.netSizes).sorted()
     }
 
-    /// The perftest file stems any round has, in the contract's order first.
+    /// The perftest runs to tabulate: the contract's (unless short) and
+    /// any others present; empty when perftest was not measured at all.
     public var perftestFiles: [String] {
         let present = Set(rounds.flatMap { Array($0.perftest.keys) })
-        let known = Self.contractPerftest.filter(present.contains)
+        guard !present.isEmpty else { return [] }
+        let known = Self.contractPerftest.filter { present.contains($0) || !isShortMode }
         return known + present.subtracting(known).sorted()
     }
+
+    /// The four jobs the goals use.
+    public static let mainJobs = ["randread-4k-qd1", "randread-4k-qd32", "randwrite-4k-qd32", "seqread-128k-qd8"]
+    /// The queue-depth sweep's extra jobs.
+    public static let sweepJobs = ["randread-4k-qd2", "randread-4k-qd4", "randread-4k-qd8", "randread-4k-qd16"]
+    /// The contract's vireo-net frame sizes.
+    public static let netSizes = [64, 1500, 9000]
 
     /// The contract's block jobs, in report order.
     public static let contractJobs = [

@@ -86,8 +86,15 @@ extension ReportWriter {
     private func perftestSection() -> String {
         var md = "## perftest (same boot, same RDMA device)\n\n"
         let files = results.perftestFiles
-        let latency = files.filter { name in results.rounds.contains { $0.perftest[name]?.latencyRows != nil } }
-        let bandwidth = files.filter { name in results.rounds.contains { $0.perftest[name]?.bandwidthRows != nil } }
+        // By what parsed, else by name (a run that failed everywhere).
+        func isLatency(_ name: String) -> Bool {
+            for round in results.rounds {
+                if let result = round.perftest[name] { return result.latencyRows != nil }
+            }
+            return name.contains("_lat-")
+        }
+        let latency = files.filter(isLatency)
+        let bandwidth = files.filter { !isLatency($0) }
         md += "### Latency (µs)\n\n"
         if latency.isEmpty {
             md += "No perftest latency test measured.\n\n"

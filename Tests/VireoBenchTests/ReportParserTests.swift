@@ -87,6 +87,17 @@ import Testing
         }
     }
 
+    @Test func perftestCalibrationFailureWithInfinities() throws {
+        // Real: the calibration failed, perftest printed inf/-nan and still
+        // exited 0. That is no measurement.
+        let text = try ReportFixtures.text("perftest/failed-correlation-ib_send_lat-4096.txt")
+        #expect(text.contains(" inf "))
+        #expect(throws: PerftestParseError.clockCalibrationFailed) { try PerftestResult.parse(text) }
+        #expect(throws: PerftestParseError.nonFiniteValues) {
+            try PerftestResult.parse(" #bytes #iterations t_min t_max t_typical\n 2 10 inf 1 -nan\n")
+        }
+    }
+
     @Test func perftestOlderLayoutAndGbits() throws {
         // perftest before t_avg/percentiles: 5 columns.
         let old = try #require(try PerftestResult.parse(
@@ -158,6 +169,18 @@ import Testing
             let summary = try #require(try FioResult.parse(try ReportFixtures.data("fio/\(name).json")).primary)
             #expect(summary.iops > 0 && summary.latencyUs.count == 4, "\(name)")
         }
+    }
+
+    @Test func fioKernelNVMeoFFixtures() throws {
+        // Real lab outputs of the kernel NVMe-oF peer (deploy/bench/lab-bench).
+        let read = try #require(try FioResult.parse(
+            try ReportFixtures.data("fio/lab-nvmf-rdma-io_uring-randread-4k-qd1.json")).primary)
+        #expect(read.iops == 732.422526 && read.bytesPerSecond == 3000002 && read.ios == 2198)
+        #expect(read.latency(50) == 201.728 && read.latency(99.9) == 68681.728)
+        let write = try FioResult.parse(try ReportFixtures.data("fio/lab-nvmf-rdma-io_uring-randwrite-4k-qd32.json"))
+        #expect(write.read == nil)
+        let summary = try #require(write.primary)
+        #expect(summary.iops == 1209.441489 && summary.latency(50) == 10158.08)
     }
 
     @Test func fioTotalLatencyPreferred() throws {

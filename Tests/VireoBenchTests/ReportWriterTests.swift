@@ -35,6 +35,28 @@ import Testing
         #expect(md.contains("| mode | short |"))
     }
 
+    @Test func fullModeListsFailedMeasurementsAsNotAvailable() throws {
+        let root = try ReportFixtures.temporaryDirectory()
+        try ReportFixtures.write("mode=full\nrounds=3\n", to: root.appendingPathComponent("meta.txt"))
+        try ReportFixtures.write(ReportFixtures.perftestLatency(bytes: 2, typical: 12, p99: 20, p999: 40),
+                                 to: root.appendingPathComponent("round-1/perftest/ib_send_lat-2.txt"))
+        try ReportFixtures.write(try ReportFixtures.text("perftest/failed-correlation-ib_send_lat-4096.txt"),
+                                 to: root.appendingPathComponent("round-1/perftest/ib_send_lat-4096.txt"))
+        try ReportFixtures.write(ReportFixtures.vireoBlk(iops: 100, mbps: 0.4, p50: 900, p99: 2000),
+                                 to: root.appendingPathComponent("round-2/vireo-blk/randread-4k-qd1.json"))
+        try ReportFixtures.write(ReportFixtures.vireoNet(frameBytes: 64, fps: 10),
+                                 to: root.appendingPathComponent("round-3/vireo-net/64.json"))
+        let md = ReportWriter(results: try ReportResultSet.load(from: root)).markdown()
+        #expect(md.contains("3 rounds measured · full mode"))
+        #expect(md.contains("| ib_send_lat | 4 KiB | n/a | n/a | n/a | n/a | n/a | n/a |"))
+        #expect(md.contains("| ib_write_bw | 64 B | n/a | n/a | n/a | n/a |"))
+        #expect(md.contains("| randread-4k-qd8 | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a |"))
+        #expect(md.contains("| randread-4k-qd1 | 100 | 0.400 | 900 |") && md.contains("| 1/3 |"))
+        #expect(md.contains("| 9000 B | n/a | n/a | n/a | n/a | n/a |"))
+        #expect(md.contains("round-1/perftest/ib_send_lat-4096.txt: perftest CPU clock calibration failed"))
+        #expect(md.contains("### kernel NVMe-oF\n\nNot measured."))
+    }
+
     @Test func plotsAreWellFormedWithExpectedSeries() throws {
         let results = try ReportResultSet.load(from: try ReportFixtures.syntheticResults())
         let plots = Dictionary(uniqueKeysWithValues: ReportWriter(results: results).plots())
