@@ -202,7 +202,7 @@ public struct SVGPlot: Sendable {
             let lx = right + 20, ly = top + 4
             svg += "<g class=\"legend\">\n"
             svg += "<rect x=\"\(f(lx - 8))\" y=\"\(f(ly - 6))\" width=\"\(f(legendWidth))\" "
-                + "height=\(Self.quote(f(Double(drawn.count) * 24 + 8))) fill=\"#ffffff\" stroke=\"#cccccc\"/>\n"
+                + "height=\"\(f(Double(drawn.count) * 24 + 8))\" fill=\"#ffffff\" stroke=\"#cccccc\"/>\n"
             for (i, s) in drawn.enumerated() {
                 let cy = ly + 10 + Double(i) * 24
                 svg += "<line x1=\"\(f(lx))\" y1=\"\(f(cy))\" x2=\"\(f(lx + 30))\" y2=\"\(f(cy))\" stroke=\"\(s.color)\" "
@@ -252,8 +252,6 @@ public struct SVGPlot: Sendable {
         let r = (v * 100).rounded() / 100
         return r == r.rounded() ? String(Int(r)) : String(format: "%.2f", r)
     }
-
-    static func quote(_ s: String) -> String { "\"\(s)\"" }
 
     /// Escapes text for element content and attribute values.
     public static func escape(_ text: String) -> String {
