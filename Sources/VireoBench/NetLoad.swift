@@ -87,6 +87,8 @@ public final class NetLoad {
         var foreign: UInt64
         var gaps: UInt64
         var cpu: [String: Double]
+        /// This process (the load generator itself), seconds.
+        var selfCPU: Double
     }
 
     private func snapshot(_ s: NetSender, _ r: NetReceiver) -> Snapshot {
@@ -95,7 +97,8 @@ public final class NetLoad {
         return Snapshot(time: monotonicNanoseconds(), sent: s.sent.load(ordering: .relaxed),
                         frames: r.frames.load(ordering: .relaxed), bytes: r.bytes.load(ordering: .relaxed),
                         corrupt: r.corrupt.load(ordering: .relaxed), outOfOrder: r.outOfOrder.load(ordering: .relaxed),
-                        foreign: r.foreign.load(ordering: .relaxed), gaps: r.gaps.load(ordering: .relaxed), cpu: cpu)
+                        foreign: r.foreign.load(ordering: .relaxed), gaps: r.gaps.load(ordering: .relaxed), cpu: cpu,
+                        selfCPU: Double(processCPUTimeNanoseconds()) / 1e9)
     }
 
     /// Sends one hello frame from `from` to `to` (so the switch learns

@@ -22,6 +22,8 @@ public struct NetLoadResult: Sendable, Equatable {
     public var senderReceived: UInt64
     /// CPU seconds per named process over the window (only those readable at both ends).
     public var cpuSeconds: [(name: String, seconds: Double)]
+    /// CPU seconds of the load generator itself over the window (both threads).
+    public var benchCPUSeconds: Double
 
     public static func == (a: NetLoadResult, b: NetLoadResult) -> Bool {
         a.label == b.label && a.frameBytes == b.frameBytes && a.seconds == b.seconds && a.txFrames == b.txFrames
@@ -46,6 +48,7 @@ public struct NetLoadResult: Sendable, Equatable {
         txSleeps = sleeps.0
         rxSleeps = sleeps.1
         self.senderReceived = senderReceived
+        benchCPUSeconds = max(0, end.selfCPU - start.selfCPU)
         cpuSeconds = config.pids.compactMap { p in
             guard let a = start.cpu[p.name], let b = end.cpu[p.name] else { return nil }
             return (p.name, max(0, b - a))
@@ -79,7 +82,7 @@ public struct NetLoadResult: Sendable, Equatable {
             "\"seconds\":\(num(seconds))", "\"tx_frames\":\(txFrames)", "\"rx_frames\":\(rxFrames)", "\"rx_bytes\":\(rxBytes)",
             "\"fps\":\(num(fps))", "\"gbps\":\(num(gbps))", "\"mbps\":\(num(mbps))", "\"loss\":\(num(loss))",
             "\"errors\":\(errors)", "\"corrupt\":\(corrupt)", "\"out_of_order\":\(outOfOrder)", "\"gaps\":\(gaps)",
-            "\"foreign\":\(foreign)", "\"hello_delivered\":\(helloDelivered)",
+            "\"foreign\":\(foreign)", "\"hello_delivered\":\(helloDelivered)", "\"bench_cpu_s\":\(num(benchCPUSeconds))",
         ]
         if !cpuSeconds.isEmpty {
             f.append("\"cpu_s\":" + obj(cpuSeconds.map { ($0.name, $0.seconds) }))
@@ -100,7 +103,7 @@ public struct NetLoadResult: Sendable, Equatable {
             "vireo-bench net\(label.isEmpty ? "" : " [\(label)]"): \(frameBytes)-byte frames, \(fmt(seconds, 2)) s measured",
             "  rx \(rxFrames) frames: \(fmt(fps, 0)) frames/s, \(fmt(gbps, 3)) Gbit/s, \(fmt(mbps, 2)) MB/s",
             "  tx \(txFrames) frames, loss \(fmt(loss * 100, 2)) %, \(gaps) sequence gaps; errors \(errors) (corrupt \(corrupt), out of order \(outOfOrder)), foreign \(foreign)",
-            "  hello \(helloDelivered ? "delivered" : "NOT delivered (frames may have flooded)"), kicks \(kicks), sleeps tx \(txSleeps) rx \(rxSleeps)",
+            "  hello \(helloDelivered ? "delivered" : "NOT delivered (frames may have flooded)"), kicks \(kicks), sleeps tx \(txSleeps) rx \(rxSleeps); load generator cpu \(fmt(benchCPUSeconds, 3)) s",
         ]
         for (c, u) in zip(cpuSeconds, cpuMicrosecondsPerFrame) {
             lines.append("  cpu \(c.name): \(fmt(c.seconds, 3)) s, \(fmt(u.microseconds, 2)) us/frame")
