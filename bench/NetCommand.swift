@@ -32,12 +32,13 @@ struct NetCommand: ParsableCommand {
         c.label = label
         let result: NetLoadResult
         do {
-            result = try NetLoad(config: c).run { print($0) }
+            // Unbuffered: progress lines reach a log file as they happen.
+            result = try NetLoad(config: c).run { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
         } catch {
             FileHandle.standardError.write(Data("vireo-bench net: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        print(result.summary)
+        FileHandle.standardOutput.write(Data((result.summary + "\n").utf8))
         if let path = json {
             try (result.json + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         }
