@@ -73,7 +73,8 @@ public final class NetLoad {
         rxThread.join()
         return NetLoadResult(config: c, start: start, end: end, helloDelivered: helloSeen,
                              kicks: txPort.tx.kicks + rxPort.rx.kicks, sleeps: (txPort.tx.sleeps, rxPort.rx.sleeps),
-                             senderReceived: sender.received.load(ordering: .relaxed))
+                             senderReceived: sender.received.load(ordering: .relaxed),
+                             deviceErrors: sender.bogusCompletions.load(ordering: .relaxed))
     }
 
     /// Counters and CPU times at one instant.

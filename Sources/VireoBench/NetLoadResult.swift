@@ -22,6 +22,8 @@ public struct NetLoadResult: Sendable, Equatable {
     public var senderReceived: UInt64
     /// CPU seconds per named process over the window (only those readable at both ends).
     public var cpuSeconds: [(name: String, seconds: Double)]
+    /// TX used entries naming no chain the device held (whole run; a broken device).
+    public var deviceErrors: UInt64
     /// CPU seconds of the load generator itself over the window (both threads).
     public var benchCPUSeconds: Double
 
@@ -32,7 +34,8 @@ public struct NetLoadResult: Sendable, Equatable {
     }
 
     init(config: NetLoadConfig, start: NetLoad.Snapshot, end: NetLoad.Snapshot, helloDelivered: Bool,
-         kicks: UInt64, sleeps: (UInt64, UInt64), senderReceived: UInt64) {
+         kicks: UInt64, sleeps: (UInt64, UInt64), senderReceived: UInt64, deviceErrors: UInt64) {
+        self.deviceErrors = deviceErrors
         label = config.label
         frameBytes = config.frameBytes
         seconds = Double(end.time &- start.time) / 1e9
@@ -83,6 +86,7 @@ public struct NetLoadResult: Sendable, Equatable {
             "\"fps\":\(num(fps))", "\"gbps\":\(num(gbps))", "\"mbps\":\(num(mbps))", "\"loss\":\(num(loss))",
             "\"errors\":\(errors)", "\"corrupt\":\(corrupt)", "\"out_of_order\":\(outOfOrder)", "\"gaps\":\(gaps)",
             "\"foreign\":\(foreign)", "\"hello_delivered\":\(helloDelivered)", "\"bench_cpu_s\":\(num(benchCPUSeconds))",
+            "\"device_errors\":\(deviceErrors)",
         ]
         if !cpuSeconds.isEmpty {
             f.append("\"cpu_s\":" + obj(cpuSeconds.map { ($0.name, $0.seconds) }))
@@ -102,7 +106,7 @@ public struct NetLoadResult: Sendable, Equatable {
         var lines = [
             "vireo-bench net\(label.isEmpty ? "" : " [\(label)]"): \(frameBytes)-byte frames, \(fmt(seconds, 2)) s measured",
             "  rx \(rxFrames) frames: \(fmt(fps, 0)) frames/s, \(fmt(gbps, 3)) Gbit/s, \(fmt(mbps, 2)) MB/s",
-            "  tx \(txFrames) frames, loss \(fmt(loss * 100, 2)) %, \(gaps) sequence gaps; errors \(errors) (corrupt \(corrupt), out of order \(outOfOrder)), foreign \(foreign)",
+            "  tx \(txFrames) frames, loss \(fmt(loss * 100, 2)) %, \(gaps) sequence gaps; errors \(errors) (corrupt \(corrupt), out of order \(outOfOrder)), foreign \(foreign)\(deviceErrors > 0 ? ", bogus TX completions \(deviceErrors)" : "")",
             "  hello \(helloDelivered ? "delivered" : "NOT delivered (frames may have flooded)"), kicks \(kicks), sleeps tx \(txSleeps) rx \(rxSleeps); load generator cpu \(fmt(benchCPUSeconds, 3)) s",
         ]
         for (c, u) in zip(cpuSeconds, cpuMicrosecondsPerFrame) {

@@ -16,6 +16,8 @@ final class NetSender: @unchecked Sendable {
     let sent = Atomic<UInt64>(0)
     /// Frames that arrived on this NIC (not part of the measurement).
     let received = Atomic<UInt64>(0)
+    /// Used entries that name no chain out with the device (a broken device): ignored.
+    let bogusCompletions = Atomic<UInt64>(0)
     private let free: UnsafeMutablePointer<UInt16>
     private var freeCount: Int
     private var sequence: UInt64 = 0
@@ -42,14 +44,20 @@ final class NetSender: @unchecked Sendable {
         while !stop.load(ordering: .relaxed) {
             var n = tx.pending
             if n > 0 {
-                done &+= UInt64(n)
+                let size = Int(tx.size)
+                var bogus: UInt64 = 0
                 while n > 0 {
-                    // SAFETY: at most size ids are ever out, so the stack has room.
-                    free[freeCount] = tx.reap().id
-                    freeCount += 1
+                    let id = tx.reap().id
                     n -= 1
+                    // A device may only return chains it holds: never more than size, each id < size.
+                    guard id < tx.size, freeCount < size else { bogus &+= 1; continue }
+                    // SAFETY: freeCount < size, the stack's capacity.
+                    free[freeCount] = id
+                    freeCount += 1
+                    done &+= 1
                 }
                 sent.store(done, ordering: .relaxed)
+                if bogus > 0 { bogusCompletions.add(bogus, ordering: .relaxed) }
             }
             var r = rx.pending
             if r > 0 {
