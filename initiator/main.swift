@@ -221,6 +221,9 @@ extension VireoInitiator {
         @Option(help: "Seconds between stats file writes (default 10).")
         var statsInterval: Double?
 
+        @Option(help: "Idle polls of the virtqueues and completion queues before a worker sleeps (default 2000).")
+        var spinIterations: Int?
+
         func run() throws {
             if let statsInterval, !(statsInterval > 0) { throw ValidationError("--stats-interval must be positive") }
             TerminationSignal.block()
@@ -258,6 +261,10 @@ extension VireoInitiator {
                 options.socketMode = mode
             }
             options.polling.busyPoll = busyPoll
+            if let spinIterations {
+                guard spinIterations >= 0 else { throw ValidationError("--spin-iterations must be ≥ 0") }
+                options.polling.spinIterations = spinIterations
+            }
             let logger = Logger(label: "vireo.initiator")
             let service: InitiatorService
             do { service = try InitiatorService(serve, options: options, logger: logger) } catch {

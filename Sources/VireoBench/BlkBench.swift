@@ -181,6 +181,7 @@ public struct BlkBench {
                 if let a0 = s0["vireo_process_allocations_total"], let a1 = s1["vireo_process_allocations_total"] {
                     let raw = UInt64(max(0, a1 - a0))
                     result.allocations = raw - min(raw, perStatsWrite ?? 0)
+                    result.allocationsRaw = raw
                     result.allocationsPerStatsWrite = perStatsWrite
                 }
             } else {

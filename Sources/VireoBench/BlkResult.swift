@@ -13,6 +13,8 @@ public struct BlkResult: Sendable {
     /// The initiator's stats-file deltas over the window (when --stats initiator=PATH).
     public var payloadBytesCopied: UInt64?
     public var allocations: UInt64?
+    /// The raw allocation delta over the window (stats-file writes included).
+    public var allocationsRaw: UInt64?
     /// Allocations one stats-file write costs the initiator (subtracted from `allocations`).
     public var allocationsPerStatsWrite: UInt64?
     /// Read-back checks that passed (--verify).
@@ -59,6 +61,7 @@ public struct BlkResult: Sendable {
             if let allocations {
                 i.set("allocations", allocations)
                 i.set("allocations_per_io", ios > 0 ? Double(allocations) / Double(ios) : .nan)
+                if let allocationsRaw { i.set("allocations_raw", allocationsRaw) }
                 if let allocationsPerStatsWrite { i.set("allocations_per_stats_write", allocationsPerStatsWrite) }
             }
             o.set("initiator", i)
@@ -87,7 +90,8 @@ public struct BlkResult: Sendable {
         if let payloadBytesCopied {
             var l = "  initiator: payload bytes copied \(payloadBytesCopied)"
             if let allocations {
-                l += ", allocations \(allocations) (\(ios > 0 ? f(Double(allocations) / Double(ios), 4) : "n/a")/IO)"
+                l += ", allocations \(allocations) (\(ios > 0 ? f(Double(allocations) / Double(ios), 4) : "n/a")/IO; "
+                    + "raw \(allocationsRaw ?? 0) less \(allocationsPerStatsWrite ?? 0) per stats write)"
             }
             lines.append(l)
         }
