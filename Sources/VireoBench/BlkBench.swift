@@ -63,14 +63,12 @@ public struct BlkBench {
         guard problems.isEmpty else { throw .invalid(problems) }
 
         // Guest memory: rings + per-slot buffers for every queue.
-        let ringSize = Self.ringSize(qd: job.queueDepth, indirect: true)
         let perQueue = BlkQueueWorker.slotBytes(qd: job.queueDepth, blockSize: job.blockSize)
             + Self.ringBytes(Self.ringSize(qd: job.queueDepth, indirect: false)) + 4096
         let needed = job.queues * perQueue + (1 << 20)
         guard needed <= job.memoryBytes else {
             throw .invalid(["--memory \(job.memoryBytes) is too small: \(job.queues) queue(s) at qd \(job.queueDepth), bs \(job.blockSize) need \(needed) bytes"])
         }
-        _ = ringSize
         let memory: DriverMemory
         do { memory = try DriverMemory(size: (job.memoryBytes + 0x1F_FFFF) & ~0x1F_FFFF, gpa: 0x1_0000_0000) } catch {
             throw .device("guest memory: \(error)")

@@ -128,10 +128,9 @@ final class BlkQueueWorker: @unchecked Sendable {
     func run() {
         ring.disableCalls()
         runPhase()
-        if let table, protocolProblem == nil, stuckRequests == 0 {
+        if table != nil, protocolProblem == nil, stuckRequests == 0 {
             sweeping = true
             sweepCursor = 0
-            _ = table
             runPhase()
         }
     }
