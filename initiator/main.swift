@@ -277,8 +277,8 @@ extension VireoInitiator {
                 stats: statsPath.map { StatsFile(path: $0) },
                 intervalSeconds: statsInterval ?? serve.statsIntervalSeconds ?? 10, logger: logger,
                 collect: { InitiatorService.statsSnapshot(disks: disks, nics: nics) },
-                stop: {
-                    logger.info("signal: stopping")
+                stop: { sig in
+                    logger.info("signal \(sig): stopping")
                     service.stop()
                 })
         }

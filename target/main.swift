@@ -92,8 +92,8 @@ extension VireoTarget {
             TerminationSignal.wait(
                 stats: cfg.statsFile.map { StatsFile(path: $0) }, intervalSeconds: cfg.statsIntervalSeconds ?? 10,
                 logger: logger, collect: { daemon.statsSnapshot() },
-                stop: {
-                    logger.info("signal: shutting down")
+                stop: { sig in
+                    logger.info("signal \(sig): shutting down")
                     daemon.stop()
                 })
         }

@@ -37,14 +37,14 @@ public enum TerminationSignal {
 
     /// Like `wait()`, while keeping `file` fresh: writes `collect()` to it
     /// every `intervalSeconds`, on SIGUSR1, and once more after `stop` runs
-    /// (final counters). Without a file, just waits, then calls `stop`.
+    /// (final counters). Without a file, just waits, then calls `stop` with the signal.
     /// Returns the terminating signal.
     @discardableResult
     public static func wait(stats file: StatsFile?, intervalSeconds: Double, logger: Logger,
-                            collect: () -> StatsSnapshot, stop: () -> Void) -> Int32 {
+                            collect: () -> StatsSnapshot, stop: (Int32) -> Void) -> Int32 {
         guard let file else {
             let sig = wait()
-            stop()
+            stop(sig)
             return sig
         }
         let interval = max(0.001, intervalSeconds)
@@ -66,7 +66,7 @@ public enum TerminationSignal {
             write()
             next = monotonicNanoseconds() + UInt64(interval * 1e9)
         }
-        stop()
+        stop(sig)
         write()
         return sig
     }

@@ -5,7 +5,7 @@
  *   gcc -O2 -shared -fPIC -o malloc-count.so deploy/bench/malloc-count.c -ldl
  *   LD_PRELOAD=$PWD/malloc-count.so vireo-initiator serve --stats-file ... ...
  *
- * Counts every call of malloc, calloc, realloc, posix_memalign,
+ * Counts every call of malloc, calloc, realloc (and reallocarray), posix_memalign,
  * aligned_alloc, memalign, valloc and pvalloc (one relaxed atomic add each)
  * and forwards it to the next definition (glibc's). The daemon's stats
  * writer finds `vireo_malloc_count` with dlsym(RTLD_DEFAULT) and exports it
@@ -114,6 +114,11 @@ void free(void *p) {
     if (p == NULL || in_arena(p)) return;
     ENSURE();
     real_free(p);
+}
+
+void *reallocarray(void *p, size_t n, size_t size) {
+    if (size && n > SIZE_MAX / size) { errno = ENOMEM; return NULL; }
+    return realloc(p, n * size); /* counted there */
 }
 
 int posix_memalign(void **out, size_t align, size_t size) {
