@@ -111,9 +111,12 @@ public struct BlkBench {
         let statsReader = initiatorStats.map { StatsFileReader(path: $0, pid: pids.first { $0.name == "initiator" }?.pid) }
         var perStatsWrite: UInt64?
         if let r = statsReader {
+            // Two writes back to back with no I/O: what one write allocates
+            // (divided by the writes between them, should a periodic one land there too).
             if let a = r.fresh(), let b = r.fresh(),
                let x = a["vireo_process_allocations_total"], let y = b["vireo_process_allocations_total"], y >= x {
-                perStatsWrite = UInt64(y - x)
+                let writes = max(1, (b["vireo_stats_sequence"] ?? 0) - (a["vireo_stats_sequence"] ?? 0))
+                perStatsWrite = UInt64(((y - x) / writes).rounded())
             }
         }
         let start = monotonicNanoseconds() + 1_000_000
@@ -177,8 +180,11 @@ public struct BlkBench {
                 let c1 = s1["vireo_initiator_payload_bytes_copied_total"] ?? 0
                 result.payloadBytesCopied = UInt64(max(0, c1 - c0))
                 if let a0 = s0["vireo_process_allocations_total"], let a1 = s1["vireo_process_allocations_total"] {
+                    // Every stats write in the window (the one at its end, and any
+                    // periodic one) costs the initiator `perStatsWrite` allocations.
                     let raw = UInt64(max(0, a1 - a0))
-                    result.allocations = raw - min(raw, perStatsWrite ?? 0)
+                    let writes = UInt64(max(1, (s1["vireo_stats_sequence"] ?? 0) - (s0["vireo_stats_sequence"] ?? 0)))
+                    result.allocations = raw - min(raw, writes * (perStatsWrite ?? 0))
                     result.allocationsRaw = raw
                     result.allocationsPerStatsWrite = perStatsWrite
                 }

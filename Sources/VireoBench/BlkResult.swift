@@ -91,7 +91,7 @@ public struct BlkResult: Sendable {
             var l = "  initiator: payload bytes copied \(payloadBytesCopied)"
             if let allocations {
                 l += ", allocations \(allocations) (\(ios > 0 ? f(Double(allocations) / Double(ios), 4) : "n/a")/IO; "
-                    + "raw \(allocationsRaw ?? 0) less \(allocationsPerStatsWrite ?? 0) per stats write)"
+                    + "raw \(allocationsRaw ?? 0), \(allocationsPerStatsWrite ?? 0) per stats write subtracted)"
             }
             lines.append(l)
         }
