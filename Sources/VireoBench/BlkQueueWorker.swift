@@ -35,6 +35,7 @@ final class BlkQueueWorker: @unchecked Sendable {
     private let slotBlock: UnsafeMutablePointer<Int>
     private let slotWrite: UnsafeMutablePointer<Bool>
     private let slotGeneration: UnsafeMutablePointer<UInt32>
+    private let slotBusy: UnsafeMutablePointer<Bool>
     private var rng: XorShift
     private var seqCursor = 0
     private var sweepCursor = 0
@@ -94,6 +95,7 @@ final class BlkQueueWorker: @unchecked Sendable {
         slotBlock = .allocate(capacity: qd); slotBlock.initialize(repeating: 0, count: qd)
         slotWrite = .allocate(capacity: qd); slotWrite.initialize(repeating: false, count: qd)
         slotGeneration = .allocate(capacity: qd); slotGeneration.initialize(repeating: 0, count: qd)
+        slotBusy = .allocate(capacity: qd); slotBusy.initialize(repeating: false, count: qd)
         memory.fill(dataGPA, count: qd * bs, byte: 0)
 
         // Lay out every slot's chain once: header (readable), data, status (writable).
@@ -121,7 +123,7 @@ final class BlkQueueWorker: @unchecked Sendable {
 
     deinit {
         dataFlags.deallocate(); submitted.deallocate(); slotBlock.deallocate()
-        slotWrite.deallocate(); slotGeneration.deallocate()
+        slotWrite.deallocate(); slotGeneration.deallocate(); slotBusy.deallocate()
     }
 
     /// Runs the load until `end`, then (with --verify) reads back every block it wrote.
@@ -152,7 +154,7 @@ final class BlkQueueWorker: @unchecked Sendable {
             while ring.hasUsed {
                 let (id, _) = ring.popUsed()
                 guard let s = slot(for: id) else {
-                    protocolProblem = "used id \(id) names no request of queue \(index)"
+                    protocolProblem = "used id \(id) names no request in flight on queue \(index)"
                     errors += 1
                     return
                 }
@@ -199,7 +201,7 @@ final class BlkQueueWorker: @unchecked Sendable {
 
     @inline(__always) private func slot(for id: UInt32) -> Int? {
         let s = indirect ? Int(id) : Int(id) / 3
-        guard s < qd, indirect || id % 3 == 0 else { return nil }
+        guard s < qd, indirect || id % 3 == 0, slotBusy[s] else { return nil }
         return s
     }
 
@@ -260,12 +262,14 @@ final class BlkQueueWorker: @unchecked Sendable {
         slotBlock[s] = block
         slotWrite[s] = write
         submitted[s] = now
+        slotBusy[s] = true
         ring.add(head: indirect ? UInt16(s) : UInt16(3 * s))
         return true
     }
 
     /// Accounts a completed slot: status, pattern check, latency (inside the measured window only).
     @inline(__always) private func complete(_ s: Int, now: UInt64) {
+        slotBusy[s] = false
         let status = statusHost.load(fromByteOffset: s * Self.slotStatusBytes, as: UInt8.self)
         let ok = status == VirtioBlk.Status.ok.rawValue
         if !ok { ioErrors += 1; errors += 1 }
