@@ -221,8 +221,11 @@ extension VireoInitiator {
         @Option(help: "Seconds between stats file writes (default 10).")
         var statsInterval: Double?
 
-        @Option(help: "Idle polls of the virtqueues and completion queues before a worker sleeps (default 2000).")
+        @Option(help: "Idle polls of the virtqueues and completion queues before a worker sleeps (a cap, default 2000).")
         var spinIterations: Int?
+
+        @Option(help: "Microseconds an idle worker keeps polling before it sleeps (default 50).")
+        var spinUs: Int?
 
         func run() throws {
             if let statsInterval, !(statsInterval > 0) { throw ValidationError("--stats-interval must be positive") }
@@ -264,6 +267,10 @@ extension VireoInitiator {
             if let spinIterations {
                 guard spinIterations >= 0 else { throw ValidationError("--spin-iterations must be ≥ 0") }
                 options.polling.spinIterations = spinIterations
+            }
+            if let spinUs {
+                guard spinUs >= 0 else { throw ValidationError("--spin-us must be ≥ 0") }
+                options.polling.spinNanoseconds = UInt64(spinUs) * 1000
             }
             let logger = Logger(label: "vireo.initiator")
             let service: InitiatorService
