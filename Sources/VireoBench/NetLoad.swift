@@ -94,7 +94,7 @@ public final class NetLoad {
 
     private func snapshot(_ s: NetSender, _ r: NetReceiver) -> Snapshot {
         var cpu: [String: Double] = [:]
-        for p in config.pids { if let v = Self.processCPUSeconds(pid: p.pid) { cpu[p.name] = v } }
+        for p in config.pids { if let v = ProcessCPU.seconds(pid: p.pid) { cpu[p.name] = v } }
         return Snapshot(time: monotonicNanoseconds(), sent: s.sent.load(ordering: .relaxed),
                         frames: r.frames.load(ordering: .relaxed), bytes: r.bytes.load(ordering: .relaxed),
                         corrupt: r.corrupt.load(ordering: .relaxed), outOfOrder: r.outOfOrder.load(ordering: .relaxed),

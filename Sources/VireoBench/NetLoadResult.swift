@@ -76,23 +76,20 @@ public struct NetLoadResult: Sendable, Equatable {
 
     /// The JSON object of the benchmark contract (one line).
     public var json: String {
-        func num(_ v: Double) -> String { v.isFinite ? "\(v)" : "null" }
-        func obj(_ pairs: [(String, Double)]) -> String {
-            "{" + pairs.map { "\"\(Self.escape($0.0))\":\(num($0.1))" }.joined(separator: ",") + "}"
-        }
-        var f: [String] = [
-            "\"tool\":\"vireo-bench net\"", "\"label\":\"\(Self.escape(label))\"", "\"frame_bytes\":\(frameBytes)",
-            "\"seconds\":\(num(seconds))", "\"tx_frames\":\(txFrames)", "\"rx_frames\":\(rxFrames)", "\"rx_bytes\":\(rxBytes)",
-            "\"fps\":\(num(fps))", "\"gbps\":\(num(gbps))", "\"mbps\":\(num(mbps))", "\"loss\":\(num(loss))",
-            "\"errors\":\(errors)", "\"corrupt\":\(corrupt)", "\"out_of_order\":\(outOfOrder)", "\"gaps\":\(gaps)",
-            "\"foreign\":\(foreign)", "\"hello_delivered\":\(helloDelivered)", "\"bench_cpu_s\":\(num(benchCPUSeconds))",
-            "\"device_errors\":\(deviceErrors)",
-        ]
+        var o = JSONObject()
+        o.set("tool", "vireo-bench net"); o.set("label", label); o.set("frame_bytes", frameBytes)
+        o.set("seconds", seconds); o.set("tx_frames", txFrames); o.set("rx_frames", rxFrames); o.set("rx_bytes", rxBytes)
+        o.set("fps", fps); o.set("gbps", gbps); o.set("mbps", mbps); o.set("loss", loss)
+        o.set("errors", errors); o.set("corrupt", corrupt); o.set("out_of_order", outOfOrder); o.set("gaps", gaps)
+        o.set("foreign", foreign); o.set("hello_delivered", helloDelivered); o.set("bench_cpu_s", benchCPUSeconds)
+        o.set("device_errors", deviceErrors)
         if !cpuSeconds.isEmpty {
-            f.append("\"cpu_s\":" + obj(cpuSeconds.map { ($0.name, $0.seconds) }))
-            f.append("\"cpu_us_per_frame\":" + obj(cpuMicrosecondsPerFrame.map { ($0.name, $0.microseconds) }))
+            var cpu = JSONObject(), perFrame = JSONObject()
+            for c in cpuSeconds { cpu.set(c.name, c.seconds) }
+            for c in cpuMicrosecondsPerFrame { perFrame.set(c.name, c.microseconds) }
+            o.set("cpu_s", cpu); o.set("cpu_us_per_frame", perFrame)
         }
-        return "{" + f.joined(separator: ",") + "}"
+        return o.text
     }
 
     /// A few human-readable lines.
@@ -113,18 +110,5 @@ public struct NetLoadResult: Sendable, Equatable {
             lines.append("  cpu \(c.name): \(fmt(c.seconds, 3)) s, \(fmt(u.microseconds, 2)) us/frame")
         }
         return lines.joined(separator: "\n")
-    }
-
-    static func escape(_ s: String) -> String {
-        var o = ""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": o += "\\\""
-            case "\\": o += "\\\\"
-            case _ where u.value < 0x20: o += "\\u00" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16)
-            default: o.unicodeScalars.append(u)
-            }
-        }
-        return o
     }
 }

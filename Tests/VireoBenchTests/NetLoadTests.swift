@@ -111,7 +111,7 @@ import VireoSys
         NetFrameLayout.writeTemplate(p, frameBytes: 64, dst: dst, src: src, magic: NetFrameLayout.helloMagic)
         #expect(check() == .foreign)
         #expect(NetFrameLayout.macText(src) == "52:54:00:be:00:0a")
-        #expect((NetLoad.processCPUSeconds(pid: getpid()) ?? -1) >= 0)
-        #expect(NetLoad.processCPUSeconds(pid: Int32.max) == nil)
+        #expect((ProcessCPU.seconds(pid: getpid()) ?? -1) >= 0)
+        #expect(ProcessCPU.seconds(pid: Int32.max) == nil)
     }
 }
