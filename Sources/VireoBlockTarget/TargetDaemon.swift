@@ -126,7 +126,11 @@ public final class TargetDaemon: @unchecked Sendable {
         }
         for q in takeRetired() { q.release(disconnectTimeoutMilliseconds: 200) }
         for n in networks.values {
-            for p in n.stop() { p.release(disconnectTimeoutMilliseconds: 200) }
+            for p in n.stop() {
+                // One line per port still connected, like the line a port that leaves gets.
+                logger.info("\(p.peer) on network \(n.name) at shutdown: \(p.counters.summary)")
+                p.release(disconnectTimeoutMilliseconds: 200)
+            }
             logger.info("network \(n.name): \(n.totals.summary)")
         }
         for p in takeRetiredPorts() { p.release(disconnectTimeoutMilliseconds: 200) }
