@@ -92,8 +92,9 @@ final class NetQueuePair: @unchecked Sendable {
     /// Tags work requests of the current connection (bits 63..32 of wr_id).
     private var epoch: UInt32 = 1
     private(set) var maxFrameBytes: UInt32
-    /// Several pairs (MQ): filter floods and the NIC's own frames on receive.
-    private let filtersFloods: Bool
+    /// Several pairs (MQ) that the target did not join into one port (an
+    /// older target): filter floods and the NIC's own frames on receive.
+    private var filtersFloods: Bool
     private(set) var credits = NetCredits()
     private var creditMessagesInFlight = 0
 
@@ -109,7 +110,7 @@ final class NetQueuePair: @unchecked Sendable {
         cq = connection.queuePair.receiveCQ
         self.connection = connection
         maxFrameBytes = geometry.maxFrameBytes
-        filtersFloods = nic.config.queuePairs > 1
+        filtersFloods = nic.config.queuePairs > 1 && !geometry.portJoined
         txSlotCount = nic.config.queueSize
         rxSlotCount = nic.config.queueSize
         sendBatch = SendBatch(capacity: txSlotCount + PacketConnector.creditMessageSlots, maxSegments: maxTxSegments)
@@ -504,6 +505,7 @@ final class NetQueuePair: @unchecked Sendable {
         }
         connection = p.connection
         generation = p.generation
+        filtersFloods = nic.config.queuePairs > 1 && !p.geometry.portJoined
         credits.reset(targetBuffers: Int(p.geometry.receiveBuffers), announced: p.announcedCredits)
         creditMessagesInFlight = 0
         counters.bump(counters.reconnects)

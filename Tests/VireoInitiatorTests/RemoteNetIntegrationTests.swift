@@ -229,8 +229,10 @@ struct RemoteNetIntegrationTests {
         #expect(g.device.counters.reconnects.load(ordering: .relaxed) == 1)
         #expect(g.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
     }
-    /// MQ: a two-pair NIC is two switch ports. Each pair sends and receives;
-    /// a flood reaches the guest once (pair 0), its own broadcast never comes back.
+    /// MQ: a two-pair NIC is one switch port (both pairs send the same port
+    /// key; the target joins them). Each pair sends and receives; a flood
+    /// reaches the guest once, its own broadcast never comes back, unicast
+    /// goes out on one pair: nothing is filtered or duplicated.
     @Test func twoQueuePairs() throws {
         let d = try Self.daemon()
         defer { d.stop() }
@@ -248,23 +250,81 @@ struct RemoteNetIntegrationTests {
         #expect(Self.waitFor { a.device.counters.creditMessagesSent.load(ordering: .relaxed) >= 2
             && b.device.counters.creditMessagesSent.load(ordering: .relaxed) >= 1 })
         usleep(200_000)
-        // A broadcasts on pair 1: B gets it; A's pair 0 port gets the flood too, and drops it (its own).
+        /// The next frame on any of A's pairs: (pair, bytes).
+        func receiveA(timeoutMilliseconds: Int = 5000) -> (Int, [UInt8])? {
+            let deadline = monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
+            repeat {
+                for p in 0..<2 { if let f = a.receive(pair: p, timeoutMilliseconds: 20) { return (p, f) } }
+            } while monotonicNanoseconds() < deadline
+            return nil
+        }
+        // A broadcasts on pair 1: B gets it; A's other pair does not (one port: never back to the ingress).
         let fromA = NetGuest.frame(dst: .broadcast, src: Self.macA, payload: NetGuest.payload(3, 120))
         a.send(fromA, pair: 1)
         #expect(b.receive().map { Array($0[12...]) } == Array(fromA[12...]))
-        #expect(Self.waitFor { a.device.counters.rxFiltered.load(ordering: .relaxed) == 1 })
-        #expect(a.receive(pair: 0, timeoutMilliseconds: 300) == nil)
-        // B broadcasts: A sees it once, on pair 0.
+        #expect(receiveA(timeoutMilliseconds: 300) == nil)
+        // B broadcasts: A sees it once, on one pair.
         let fromB = NetGuest.frame(dst: .broadcast, src: Self.macB, payload: NetGuest.payload(4, 120))
         b.send(fromB)
-        #expect(a.receive(pair: 0).map { Array($0[12...]) } == Array(fromB[12...]))
-        #expect(a.receive(pair: 1, timeoutMilliseconds: 300) == nil)
-        // Unicast B → A goes to the port A last sent from (pair 1).
-        let uni = NetGuest.frame(dst: Self.macA, src: Self.macB, payload: NetGuest.payload(5, 700))
-        b.send(uni)
-        #expect(a.receive(pair: 1).map { Array($0[12...]) } == Array(uni[12...]))
+        #expect(receiveA().map { Array($0.1[12...]) } == Array(fromB[12...]))
+        #expect(receiveA(timeoutMilliseconds: 300) == nil)
+        // Unicast B → A (learned from A's pair-1 frame, on A's port): once, on one pair.
+        for i in 0..<6 {
+            let uni = NetGuest.frame(dst: Self.macA, src: Self.macB, payload: NetGuest.payload(5 + i, 700))
+            b.send(uni)
+            #expect(receiveA().map { Array($0.1[12...]) } == Array(uni[12...]))
+        }
+        #expect(receiveA(timeoutMilliseconds: 300) == nil)
+        // A → B from either pair: B learns nothing new, gets each once.
+        for p in 0..<2 {
+            let ab = NetGuest.frame(dst: Self.macB, src: Self.macA, payload: NetGuest.payload(20 + p, 300))
+            a.send(ab, pair: p)
+            #expect(b.receive().map { Array($0[12...]) } == Array(ab[12...]))
+        }
+        #expect(a.device.counters.rxFiltered.load(ordering: .relaxed) == 0)
+        #expect(d.networks["lan0"]!.totals.drops(.filtered) == 0)
         #expect(a.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
     }
+
+    /// Named ports with their own allow-lists: a NIC claims `vm1` (all its
+    /// pairs join it); frames from a source MAC not in vm1's list are dropped
+    /// and counted (`notAllowed`), the others flow; an unknown port name or an
+    /// unnamed NIC is refused with the target's message.
+    @Test func namedPortAllowList() throws {
+        var logger = Logger(label: "test.target")
+        logger.logLevel = .warning
+        var net = NetworkConfig(name: "lan0")
+        net.ports = [PortConfig(name: "vm1", allowedMACs: [Self.macA]), PortConfig(name: "vm2")]
+        let d = try TargetDaemon(config: TargetConfig(listen: "\(RDMAEnvironment.address):0", workers: 1, networks: [net]),
+                                 logger: logger)
+        try d.start()
+        defer { d.stop() }
+        let a = try NetGuest(tag: "pa", port: d.port, mac: Self.macA, pairs: 2, portName: "vm1")
+        defer { a.stop() }
+        let b = try NetGuest(tag: "pb", port: d.port, mac: Self.macB, portName: "vm2")
+        defer { b.stop() }
+        #expect(throws: InitiatorError.self) { _ = try NetGuest(tag: "pc", port: d.port, mac: Self.macPeer, portName: "vm9") }
+        #expect(throws: InitiatorError.self) { _ = try NetGuest(tag: "pd", port: d.port, mac: Self.macPeer) }
+        a.postReceives(8, pair: 0)
+        a.postReceives(8, pair: 1)
+        b.postReceives(8)
+        #expect(Self.waitFor { a.device.heldReceiveBuffers == 16 && b.device.heldReceiveBuffers == 8 })
+        usleep(300_000)
+        let good = NetGuest.frame(dst: .broadcast, src: Self.macA, payload: NetGuest.payload(1, 100))
+        let spoofed = NetGuest.frame(dst: .broadcast, src: Self.macPeer, payload: NetGuest.payload(2, 100))
+        a.send(spoofed, pair: 1)
+        a.send(good, pair: 0)
+        #expect(b.receive().map { Array($0[12...]) } == Array(good[12...]))
+        #expect(b.receive(timeoutMilliseconds: 300) == nil)
+        #expect(Self.waitFor { d.networks["lan0"]!.totals.drops(.notAllowed) == 1 })
+        // vm2 has no list of its own: any source the network allows (all).
+        let fromB = NetGuest.frame(dst: Self.macA, src: Self.macB, payload: NetGuest.payload(3, 100))
+        b.send(fromB)
+        var got = false
+        for p in 0..<2 where !got { if let f = a.receive(pair: p, timeoutMilliseconds: 2000) { got = Array(f[12...]) == Array(fromB[12...]) } }
+        #expect(got)
+    }
+
     /// The target restarts: both NICs report the link down, reconnect with
     /// backoff once it is back, report the link up, and frames flow again.
     @Test func targetRestart() throws {
