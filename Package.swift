@@ -140,7 +140,7 @@ let package = Package(
             name: "VireoBlockTargetTests",
             dependencies: ["VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys"]
         ),
-        .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"]),
+        .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "VireoPacketTargetTests",
             dependencies: ["VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",

@@ -1,0 +1,42 @@
+/// One block job's figures from one round, normalised from either a
+/// `vireo-bench blk` JSON or a fio JSON so systems compare directly.
+public struct ReportJobSample: Sendable, Equatable {
+    public var iops: Double?
+    /// 10^6 bytes per second.
+    public var megabytesPerSecond: Double?
+    /// Latency percentiles in µs keyed by percentile (50, 90, 99, 99.9).
+    public var latencyUs: [Double: Double]
+    /// How the latency was measured ("vireo-bench", "fio clat", "fio lat").
+    public var latencySource: String?
+    /// CPU µs per I/O by process role (vireo only).
+    public var cpuUsPerIO: [String: Double]
+    /// I/O errors reported by the load generator.
+    public var errors: Double?
+
+    public init(iops: Double?, megabytesPerSecond: Double?, latencyUs: [Double: Double],
+                latencySource: String?, cpuUsPerIO: [String: Double] = [:], errors: Double? = nil) {
+        self.iops = iops
+        self.megabytesPerSecond = megabytesPerSecond
+        self.latencyUs = latencyUs
+        self.latencySource = latencySource
+        self.cpuUsPerIO = cpuUsPerIO
+        self.errors = errors
+    }
+
+    /// From `vireo-bench blk --json`.
+    public init(_ record: ReportBlkRecord) {
+        var latency: [Double: Double] = [:]
+        for p in FioResult.reportedPercentiles {
+            if let v = record.latUs?.value(atPercentile: p), v.isFinite { latency[p] = v }
+        }
+        self.init(iops: record.iops, megabytesPerSecond: record.megabytesPerSecond, latencyUs: latency,
+                  latencySource: "vireo-bench", cpuUsPerIO: record.cpuUsPerIO ?? [:], errors: record.errors)
+    }
+
+    /// From fio's JSON (the direction that did I/O).
+    public init?(_ fio: FioResult) {
+        guard let summary = fio.primary else { return nil }
+        self.init(iops: summary.iops, megabytesPerSecond: summary.megabytesPerSecond,
+                  latencyUs: summary.latencyUs, latencySource: summary.latencyKind.map { "fio \($0.rawValue)" })
+    }
+}

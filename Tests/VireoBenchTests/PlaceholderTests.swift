@@ -1,4 +1,0 @@
-import Testing
-@testable import VireoBench
-
-@Test func moduleLinks() { #expect(String(describing: VireoBench.self) == "VireoBench") }
