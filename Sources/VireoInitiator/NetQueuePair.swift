@@ -330,7 +330,7 @@ final class NetQueuePair: @unchecked Sendable {
         let base = i * maxRxSegments
         if filtersFloods, let (dst, src) = NetFramePlan.addresses(in: rxChains[base]!.chain),
            src == nic.config.mac || (index > 0 && dst.isMulticast) {
-            // Every pair is its own switch port: the NIC's own floods come back
+            // (Older target, no PORT_JOINED.) Every pair is its own switch port: the NIC's own floods come back
             // on its other pairs, and floods reach every pair. Deliver floods
             // on pair 0 only and never the NIC's own frames (the buffers are
             // posted again, which grants the credit back).

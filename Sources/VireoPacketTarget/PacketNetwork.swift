@@ -62,6 +62,10 @@ public final class PacketNetwork: @unchecked Sendable {
     // Control-plane bookkeeping.
     var completionBudgetLeft = 0
     var admittedPorts = 0
+    /// Port keys of admitted connections: the host holding each, and how many
+    /// of its connections. A key joins connections into one switch port, so
+    /// only the host already holding it may add queue pairs to it.
+    private var keyHolders: [PortKey: (host: Substring, count: Int)] = [:]
 
     /// Device CQ entries per network (capped by the device's maximum).
     static let cqCapacity = 16_384
@@ -144,6 +148,7 @@ public final class PacketNetwork: @unchecked Sendable {
         thread = nil
         var left = table.compactMap { $0 }
         table = [PacketPort?](repeating: nil, count: config.maxPorts)
+        groups = PortGroups(capacity: config.maxPorts)
         pthread_mutex_lock(lock)
         left += handoff
         handoff = []
@@ -160,8 +165,15 @@ public final class PacketNetwork: @unchecked Sendable {
         case reject(ConnectReject)
     }
 
-    /// Decides on `r` (already decoded, version and kind checked, name matched).
-    public func decide(_ r: ConnectRequest) -> Admission {
+    /// The host part of a peer address ("10.99.0.1:4420" → "10.99.0.1").
+    static func host(of peer: String) -> Substring {
+        guard let colon = peer.lastIndex(of: ":") else { return Substring(peer) }
+        return peer[..<colon]
+    }
+
+    /// Decides on `r` (already decoded, version and kind checked, name
+    /// matched) from `peer` (its address, for port-key ownership).
+    public func decide(_ r: ConnectRequest, peer: String = "") -> Admission {
         func reject(_ reason: RejectReason, _ text: String) -> Admission {
             var rj = ConnectReject(reason, text)
             rj.kind = .packet
@@ -172,6 +184,9 @@ public final class PacketNetwork: @unchecked Sendable {
             return reject(.malformed, "network \(name) carries frames of up to \(maxFrame) bytes; receive buffers of \(r.maxIOBytes) bytes are too small")
         }
         if let problem = portProblem(r.port) { return reject(.noSuchEndpoint, problem) }
+        if let k = r.port, let holder = keyHolders[k], holder.host != Self.host(of: peer) {
+            return reject(.queueLimit, "network \(name): \(k) is in use by \(holder.host)")
+        }
         if admittedPorts >= config.maxPorts {
             return reject(.queueLimit, "network \(name) already has its maximum of \(config.maxPorts) ports")
         }
@@ -209,6 +224,10 @@ public final class PacketNetwork: @unchecked Sendable {
     public func adopt(_ p: PacketPort) {
         completionBudgetLeft -= p.completionBudget
         admittedPorts += 1
+        if let k = p.portKey {
+            let n = keyHolders[k]?.count ?? 0
+            keyHolders[k] = (Self.host(of: p.peer), n + 1)
+        }
         pthread_mutex_lock(lock)
         handoff.append(p)
         vireo_relaxed_store(handoffHint, 1)
@@ -220,6 +239,9 @@ public final class PacketNetwork: @unchecked Sendable {
     public func forget(_ p: PacketPort) {
         completionBudgetLeft += p.completionBudget
         admittedPorts -= 1
+        if let k = p.portKey, let h = keyHolders[k] {
+            keyHolders[k] = h.count > 1 ? (h.host, h.count - 1) : nil
+        }
     }
 
     /// Asks the worker to drop `p` (its peer disconnected).
@@ -330,9 +352,9 @@ public final class PacketNetwork: @unchecked Sendable {
             vireo_relaxed_store(livePorts, vireo_relaxed_load(livePorts) - 1)
             if p.isDirty { dirty.removeAll { $0 == i }; p.isDirty = false }
             if reason == "disconnected" {
-                logger.info("\(p.peer) left network \(name): \(p.counters.summary)")
+                logger.info("\(p.peer) (queue \(p.queueIndex)) left network \(name): \(p.counters.summary)")
             } else {
-                logger.warning("dropping port \(p.peer) of network \(name): \(reason); \(p.counters.summary)")
+                logger.warning("dropping port \(p.peer) (queue \(p.queueIndex)) of network \(name): \(reason); \(p.counters.summary)")
             }
             retire(p)
         }

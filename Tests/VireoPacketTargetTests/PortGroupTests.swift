@@ -1,5 +1,6 @@
 import Testing
-import VireoPacketTarget
+import Logging
+@testable import VireoPacketTarget
 import VireoWire
 
 /// Multi-queue NICs as one switch port (`PortGroups`) and per-port allow-lists (`PacketSwitch`).
@@ -91,5 +92,27 @@ import VireoWire
         s.removePort(0)
         s.addPort(0)
         #expect(send(Self.b, from: 0) == .delivered(2))
+    }
+}
+
+/// Port-key ownership is by peer host (all queue pairs of a NIC come from one initiator host).
+@Suite struct PortKeyHolderTests {
+    @Test func peerHostIsTheAddressWithoutThePort() {
+        #expect(PacketNetwork.host(of: "10.99.0.1:4420") == "10.99.0.1")
+        #expect(PacketNetwork.host(of: "fe80::1:4420") == "fe80::1")
+        #expect(PacketNetwork.host(of: "nohost") == "nohost")
+    }
+
+    @Test func namedPortsAreCheckedAgainstTheConfig() throws {
+        var cfg = NetworkConfig(name: "lan0")
+        let open = try PacketNetwork(config: cfg, logger: .init(label: "t"), retire: { _ in })
+        #expect(open.portProblem(nil) == nil && open.portProblem(PortKey.random()) == nil)
+        #expect(open.portProblem(.named("vm1"))?.contains("no named ports") == true)
+        cfg.ports = [PortConfig(name: "vm1"), PortConfig(name: "vm2")]
+        let named = try PacketNetwork(config: cfg, logger: .init(label: "t"), retire: { _ in })
+        #expect(named.portProblem(.named("vm2")) == nil)
+        #expect(named.portProblem(.named("vm3"))?.contains("its ports: vm1, vm2") == true)
+        #expect(named.portProblem(nil)?.contains("named ports only") == true)
+        #expect(named.portProblem(PortKey.random())?.contains("named ports only") == true)
     }
 }
