@@ -194,7 +194,10 @@ extension VireoInitiator {
             --disk socket=PATH,target=HOST:PORT,export=NAME[,queues=N][,queue-depth=N][,ro][,loss-timeout=120s]
             --nic socket=PATH,target=HOST:PORT,network=NAME,mac=52:54:00:00:00:01[,queue-pairs=N][,queue-size=N][,port=NAME]
             --config FILE: TOML with [[disk]] tables (socket, target, export, queues, queue_depth, read_only,
-            loss_timeout) and [[nic]] tables (socket, target, network, mac, queue_pairs, queue_size, port).
+            loss_timeout) and [[nic]] tables (socket, target, network, mac, queue_pairs, queue_size, port);
+            top-level stats_file and stats_interval as the flags below.
+            --stats-file PATH: counters in the Prometheus text format, rewritten atomically every
+            --stats-interval seconds (default 10), on SIGUSR1 and at exit.
             """)
 
         @Option(name: .customLong("disk"), help: "A remote disk (repeatable); see the discussion for the keys.")
@@ -212,7 +215,20 @@ extension VireoInitiator {
         @Flag(help: "Busy-poll the virtqueues instead of poll-then-sleep (dedicated cores only).")
         var busyPoll = false
 
+        @Option(help: "Write the counters to this file (Prometheus text format) every interval, on SIGUSR1 and at exit.")
+        var statsFile: String?
+
+        @Option(help: "Seconds between stats file writes (default 10).")
+        var statsInterval: Double?
+
+        @Option(help: "Idle polls of the virtqueues and completion queues before a worker sleeps (a cap, default 2000).")
+        var spinIterations: Int?
+
+        @Option(help: "Microseconds an idle worker keeps polling before it sleeps (default 50).")
+        var spinUs: Int?
+
         func run() throws {
+            if let statsInterval, !(statsInterval > 0) { throw ValidationError("--stats-interval must be positive") }
             TerminationSignal.block()
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             var serve = ServeConfig()
@@ -229,6 +245,8 @@ extension VireoInitiator {
                     let file = try ServeConfig.parse(toml: text, source: path)
                     serve.disks += file.disks
                     serve.nics += file.nics
+                    serve.statsFile = file.statsFile
+                    serve.statsIntervalSeconds = file.statsIntervalSeconds
                 } catch let e as ConfigError { problems += e.problems } catch {
                     problems.append("\(path): cannot read: \(error)")
                 }
@@ -246,15 +264,30 @@ extension VireoInitiator {
                 options.socketMode = mode
             }
             options.polling.busyPoll = busyPoll
+            if let spinIterations {
+                guard spinIterations >= 0 else { throw ValidationError("--spin-iterations must be ≥ 0") }
+                options.polling.spinIterations = spinIterations
+            }
+            if let spinUs {
+                guard spinUs >= 0 else { throw ValidationError("--spin-us must be ≥ 0") }
+                options.polling.spinNanoseconds = UInt64(spinUs) * 1000
+            }
             let logger = Logger(label: "vireo.initiator")
             let service: InitiatorService
             do { service = try InitiatorService(serve, options: options, logger: logger) } catch {
                 printError("vireo-initiator serve: \(error)")
                 throw ExitCode(1)
             }
-            let sig = TerminationSignal.wait()
-            logger.info("signal \(sig): stopping")
-            service.stop()
+            let statsPath = statsFile ?? serve.statsFile
+            let disks = service.disks.map(\.device), nics = service.nics.map(\.device)
+            TerminationSignal.wait(
+                stats: statsPath.map { StatsFile(path: $0) },
+                intervalSeconds: statsInterval ?? serve.statsIntervalSeconds ?? 10, logger: logger,
+                collect: { InitiatorService.statsSnapshot(disks: disks, nics: nics) },
+                stop: { sig in
+                    logger.info("signal \(sig): stopping")
+                    service.stop()
+                })
         }
     }
 }

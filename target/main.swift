@@ -45,6 +45,12 @@ extension VireoTarget {
         @Flag(help: "Busy-poll completion queues and io_uring instead of poll-then-sleep (dedicated cores only).")
         var busyPoll = false
 
+        @Option(help: "Write the counters to this file (Prometheus text format) every interval, on SIGUSR1 and at exit.")
+        var statsFile: String?
+
+        @Option(help: "Seconds between stats file writes (default 10).")
+        var statsInterval: Double?
+
         func run() throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             let logger = Logger(label: "vireo.target")
@@ -68,6 +74,11 @@ extension VireoTarget {
             if let listen { cfg.listen = listen }
             if let workers { cfg.workers = workers }
             if busyPoll { cfg.busyPoll = true }
+            if let statsFile { cfg.statsFile = statsFile }
+            if let statsInterval {
+                guard statsInterval > 0 else { throw ValidationError("--stats-interval must be positive") }
+                cfg.statsIntervalSeconds = statsInterval
+            }
             do {
                 for e in exports { cfg.exports.append(try ExportConfig(flag: e)) }
                 for n in networks { cfg.networks.append(try NetworkConfig(flag: n)) }
@@ -77,7 +88,14 @@ extension VireoTarget {
             }
             TerminationSignal.block()
             let daemon = try TargetDaemon(config: cfg, logger: logger)
-            try daemon.runUntilTerminated()
+            try daemon.start()
+            TerminationSignal.wait(
+                stats: cfg.statsFile.map { StatsFile(path: $0) }, intervalSeconds: cfg.statsIntervalSeconds ?? 10,
+                logger: logger, collect: { daemon.statsSnapshot() },
+                stop: { sig in
+                    logger.info("signal \(sig): shutting down")
+                    daemon.stop()
+                })
         }
     }
 

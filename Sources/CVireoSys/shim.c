@@ -168,3 +168,43 @@ fail:
     { int e = errno; close(fd); errno = e; }
     return -1;
 }
+
+#include <dlfcn.h>
+#include <signal.h>
+#include <time.h>
+
+typedef uint64_t (*vireo_counter_fn)(void);
+/* (void *)1: not looked up yet; NULL: not loaded. */
+static void *vireo_malloc_counter_fn = (void *)1;
+
+int vireo_process_allocations(uint64_t *out) {
+    void *fn = __atomic_load_n(&vireo_malloc_counter_fn, __ATOMIC_ACQUIRE);
+    if (fn == (void *)1) {
+        fn = dlsym(RTLD_DEFAULT, "vireo_malloc_count");
+        __atomic_store_n(&vireo_malloc_counter_fn, fn, __ATOMIC_RELEASE);
+    }
+    if (fn == NULL) return 0;
+    *out = ((vireo_counter_fn)fn)();
+    return 1;
+}
+
+int vireo_wait_signal(long timeout_ms) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    for (;;) {
+        int sig;
+        if (timeout_ms < 0) {
+            if (sigwait(&set, &sig) == 0) return sig;
+            continue;
+        }
+        struct timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L };
+        sig = sigtimedwait(&set, NULL, &ts);
+        if (sig > 0) return sig;
+        if (errno == EAGAIN) return 0;
+        /* EINTR: retry (the remaining time restarts; good enough for a stats interval). */
+    }
+}

@@ -64,7 +64,7 @@ extension Goal {
         }
 
         // virtio-net 1500 B throughput vs ib_send_bw at the nearest size.
-        let sendSizes = [64, 4096, 131072].filter { size in
+        let sendSizes = [64, 1500, 4096, 9000, 131072].filter { size in
             results.perftestBandwidth("ib_send_bw", bytes: size) { $0.bytesPerSecond } != nil
         }
         let nearest = sendSizes.min { abs(log2(Double($0) / 1500)) < abs(log2(Double($1) / 1500)) } ?? 4096

@@ -9,6 +9,8 @@ extension TargetConfig {
     /// listen = "10.99.0.1:4420"
     /// workers = 2
     /// busy_poll = false
+    /// stats_file = "/run/vireo/target.prom"  # optional; counters, Prometheus text format
+    /// stats_interval = 10
     /// [[export]]
     /// name = "vol0"
     /// file = "/var/lib/vireo/vol0.img"   # or device = "/dev/...", or memory = true
@@ -49,6 +51,12 @@ extension TargetConfig {
                 if let s = value.string { config.listen = s } else { problems.append("listen must be a string \"host:port\"") }
             case "workers":
                 if let n = value.int { config.workers = n } else { problems.append("workers must be an integer") }
+            case "stats_file":
+                if let p = value.string, !p.isEmpty { config.statsFile = p } else { problems.append("stats_file must be a path") }
+            case "stats_interval":
+                if let d = value.double ?? value.int.map(Double.init), d > 0 { config.statsIntervalSeconds = d } else {
+                    problems.append("stats_interval must be a positive number of seconds")
+                }
             case "busy_poll":
                 if let b = value.bool { config.busyPoll = b } else { problems.append("busy_poll must be true or false") }
             case "export":

@@ -15,6 +15,10 @@ public struct TargetConfig: Equatable, Sendable {
     public var exports: [ExportConfig] = []
     /// Packet endpoints: named L2 networks.
     public var networks: [NetworkConfig] = []
+    /// Where the daemon writes its counters (Prometheus text format), if anywhere.
+    public var statsFile: String?
+    /// Seconds between stats file writes (default 10).
+    public var statsIntervalSeconds: Double?
 
     public init(listen: String = "0.0.0.0:4420", workers: Int = 2, busyPoll: Bool = false, exports: [ExportConfig] = [],
                 networks: [NetworkConfig] = []) {

@@ -40,6 +40,9 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Live connections by queue identity: the control plane's view.
     private var live: [ObjectIdentifier: Live] = [:]
     private var finalCounters: TargetCounters?
+    /// The stats file's view, guarded by `lock`: every worker's counters and the live packet ports.
+    var statsWorkerCounters: [TargetCounters] = []
+    var statsPorts: [ObjectIdentifier: (network: String, port: PacketPort)] = [:]
 
     /// A block queue (queue + worker) or a packet port (port + network).
     private struct Live {
@@ -135,6 +138,7 @@ public final class TargetDaemon: @unchecked Sendable {
         }
         for p in takeRetiredPorts() { p.release(disconnectTimeoutMilliseconds: 200) }
         live.removeAll()
+        withLock { statsPorts.removeAll() }
         finalCounters = total
         logger.info("stopped: \(total.summary)")
     }
@@ -173,6 +177,7 @@ public final class TargetDaemon: @unchecked Sendable {
             }
             do { try w.start() } catch { throw .system(error) }
             workers.append(w)
+            withLock { statsWorkerCounters.append(w.counters) }
         }
         for n in networks.values.sorted(by: { $0.name < $1.name }) {
             do { try n.start(context: ctx, maxCQE: info.maxCQE) } catch { throw .fabric(error) }
@@ -188,6 +193,13 @@ public final class TargetDaemon: @unchecked Sendable {
         case .memory: backing = "memory"
         }
         return "\(backing), \(e.store.capacity) bytes, block \(c.blockSize)" + (c.readOnly ? ", read-only" : "")
+    }
+
+    /// Runs `body` holding `lock`.
+    func withLock<R>(_ body: () -> R) -> R {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return body()
     }
 
     // MARK: retire hand-off (worker → control plane)
@@ -292,6 +304,7 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Releases a retired packet port and its budget.
     private func release(_ p: PacketPort) {
         if let entry = live.removeValue(forKey: ObjectIdentifier(p)) { entry.network?.forget(p) }
+        _ = withLock { statsPorts.removeValue(forKey: ObjectIdentifier(p)) }
         p.release()
     }
 
@@ -394,6 +407,7 @@ public final class TargetDaemon: @unchecked Sendable {
             }
             live[ObjectIdentifier(port)] = Live(queue: nil, port: port, connection: connection, worker: nil,
                                                 network: network, hostID: r.hostID)
+            withLock { statsPorts[ObjectIdentifier(port)] = (network.name, port) }
             network.adopt(port)
             return true
         }

@@ -125,6 +125,13 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         worker < queues.count ? queues[worker].wakeDescriptors : []
     }
 
+    /// Connected, the completion channel and the supervisor's wake event wake
+    /// the worker; only held requests (fabric lost) need the 1 ms tick, for
+    /// their loss timeout.
+    public func needsTimedPolling(worker: Int) -> Bool {
+        worker < queues.count ? !queues[worker].isConnected : false
+    }
+
     public func prepareToSleep(worker: Int) -> Bool {
         guard worker < queues.count else { return false }
         let q = queues[worker]

@@ -4,6 +4,10 @@ import TOMLKit
 public struct ServeConfig: Equatable, Sendable {
     public var disks: [DiskConfig]
     public var nics: [NicConfig]
+    /// Where the daemon writes its counters (Prometheus text format), if anywhere (`stats_file`).
+    public var statsFile: String?
+    /// Seconds between stats file writes (`stats_interval`).
+    public var statsIntervalSeconds: Double?
 
     public init(disks: [DiskConfig] = [], nics: [NicConfig] = []) {
         self.disks = disks
@@ -18,10 +22,20 @@ public struct ServeConfig: Equatable, Sendable {
             throw ConfigError(["\(source): \(error)"])
         }
         var problems: [String] = []
-        for key in table.keys where key != "disk" && key != "nic" {
-            problems.append("\(source): unknown top-level key '\(key)' (expected [[disk]] and [[nic]] tables)")
+        for key in table.keys where !["disk", "nic", "stats_file", "stats_interval"].contains(key) {
+            problems.append("\(source): unknown top-level key '\(key)' (expected [[disk]] and [[nic]] tables, stats_file, stats_interval)")
         }
         var out = ServeConfig()
+        if let v = table["stats_file"] {
+            if let path = v.string, !path.isEmpty { out.statsFile = path } else {
+                problems.append("\(source): 'stats_file' must be a non-empty string")
+            }
+        }
+        if let v = table["stats_interval"] {
+            if let d = v.double ?? v.int.map(Double.init), d > 0 { out.statsIntervalSeconds = d } else {
+                problems.append("\(source): 'stats_interval' must be a positive number of seconds")
+            }
+        }
         if let disks = table["disk"] {
             if let array = disks.array {
                 out.disks = DiskConfig.parse(tomlArray: array, source: source, problems: &problems)

@@ -190,12 +190,20 @@ public final class PacketNetwork: @unchecked Sendable {
         if admittedPorts >= config.maxPorts {
             return reject(.queueLimit, "network \(name) already has its maximum of \(config.maxPorts) ports")
         }
-        let sendSlots = min(max(Int(r.queueDepth), 16), Wire.maxQueueDepthLimit)
+        // Egress window: as deep as the ingress one (receive_buffers), or the
+        // initiator's initial credits if more, so a port can take frames as fast
+        // as it sends them (its initial credits are 0 when it connects before a
+        // guest posted buffers: sizing by them alone left 16 frames in flight).
+        // Shrunk to what the CQ budget still allows, down to 16.
         let receiveCount = config.receiveBuffers + PacketPort.creditMargin
-        let sendDepth = sendSlots + PacketPort.creditSendSlots
-        if completionBudgetLeft < receiveCount + sendDepth {
+        let minimumSlots = 16
+        let wantedSlots = min(max(Int(r.queueDepth), config.receiveBuffers, minimumSlots), Wire.maxQueueDepthLimit)
+        let roomForSlots = completionBudgetLeft - receiveCount - PacketPort.creditSendSlots
+        if roomForSlots < minimumSlots {
             return reject(.queueLimit, "network \(name) is at its connection capacity")
         }
+        let sendSlots = min(wantedSlots, roomForSlots)
+        let sendDepth = sendSlots + PacketPort.creditSendSlots
         let resources = ConnectionResources(
             sendCQ: cq, receiveCQ: cq,
             queuePair: QueuePairConfig(sendDepth: sendDepth, receiveDepth: receiveCount, maxSendSegments: 1,

@@ -47,6 +47,10 @@ struct ConfigTests {
         let e = c.exports[0]
         #expect(e.blockSize == 512 && e.maxQueues == 16 && e.queueDepth == 128 && e.maxIO == 1 << 20)
         #expect(e.maxSegments == 128 && e.inlineMax == 4096 && !e.readOnly)
+        #expect(c.statsFile == nil && c.statsIntervalSeconds == nil)
+        let s = try TargetConfig(toml: "stats_file = \"/run/t.prom\"\nstats_interval = 0.5\n[[export]]\nname = \"a\"\nmemory = true\nsize = \"64M\"\n")
+        #expect(s.statsFile == "/run/t.prom" && s.statsIntervalSeconds == 0.5)
+        #expect(throws: ConfigError.self) { try TargetConfig(toml: "stats_interval = -1\n[[export]]\nname = \"a\"\nmemory = true\nsize = \"64M\"\n") }
     }
 
     /// Each bad document yields one clear line naming the problem.

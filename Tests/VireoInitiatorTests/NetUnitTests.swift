@@ -64,6 +64,12 @@ import VireoWire
         try c.checkUnique()
         let onlyNic = try ServeConfig.parse(toml: "[[nic]]\nsocket = \"/s\"\ntarget = \"10.99.0.1:4420\"\nnetwork = \"n\"\nmac = \"52:54:00:00:00:09\"\n")
         #expect(onlyNic.disks.isEmpty && onlyNic.nics.count == 1)
+        #expect(onlyNic.statsFile == nil && onlyNic.statsIntervalSeconds == nil)
+        let stats = try ServeConfig.parse(toml: "stats_file = \"/run/i.prom\"\nstats_interval = 2\n[[nic]]\nsocket = \"/s\"\ntarget = \"10.99.0.1:4420\"\nnetwork = \"n\"\nmac = \"52:54:00:00:00:09\"\n")
+        #expect(stats.statsFile == "/run/i.prom" && stats.statsIntervalSeconds == 2)
+        #expect(throws: ConfigError.self) {
+            try ServeConfig.parse(toml: "stats_interval = 0\n[[nic]]\nsocket = \"/s\"\ntarget = \"10.99.0.1:4420\"\nnetwork = \"n\"\nmac = \"52:54:00:00:00:09\"\n")
+        }
     }
 
     @Test func tomlProblems() {

@@ -41,4 +41,12 @@ int vireo_socketpair(int fds[2]);
 /// close-on-exec), sets its MTU (when mtu > 0) and brings it up.
 /// Returns the fd or -1/errno (errno from the step that failed).
 int vireo_tap_open(const char *name, int mtu);
+/// The process's allocation count from the preloaded malloc counter
+/// (deploy/bench/malloc-count.c, found once with dlsym(RTLD_DEFAULT,
+/// "vireo_malloc_count")). Returns 1 and stores the count in *out when the
+/// counter is loaded, 0 when it is not.
+int vireo_process_allocations(uint64_t *out);
+/// sigtimedwait(2) for SIGINT, SIGTERM, SIGHUP and SIGUSR1 with a timeout in
+/// milliseconds (negative: wait forever). Returns the signal, 0 on timeout.
+int vireo_wait_signal(long timeout_ms);
 #endif

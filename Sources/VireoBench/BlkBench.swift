@@ -1,0 +1,237 @@
+import Histogram
+import VhostUser
+import VhostUserFrontend
+import Virtio
+import VirtioDriver
+import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why `vireo-bench blk` could not run.
+public enum BlkBenchError: Error, CustomStringConvertible, Sendable {
+    case invalid([String])
+    case frontend(String, VhostUserFrontendError)
+    case system(SystemError)
+    case device(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let p): return p.joined(separator: "\n")
+        case .frontend(let what, let e): return "\(what): \(e)"
+        case .system(let e): return "\(e)"
+        case .device(let s): return s
+        }
+    }
+}
+
+/// The virtio-blk load generator: connects to a vhost-user backend exactly
+/// as a VMM would (memfd guest memory, SET_MEM_TABLE, split rings, kick and
+/// call eventfds), negotiates like one, reads the geometry from the config
+/// space, then runs one `BlkQueueWorker` thread per queue and gathers
+/// latency, IOPS, MB/s, and the CPU and stats-file deltas of the daemons
+/// over the measured window (the ramp excluded).
+public struct BlkBench {
+    /// The virtio features asked for (the backend's offer decides).
+    public static let wantedFeatures: UInt64 = VirtioFeatures.version1 | VirtioFeatures.eventIdx
+        | VirtioFeatures.indirectDesc | VirtioBlk.Feature.segMax | VirtioBlk.Feature.sizeMax
+        | VirtioBlk.Feature.blockSize | VirtioBlk.Feature.flush | VirtioBlk.Feature.multiqueue
+        | VirtioBlk.Feature.topology
+
+    public var job: BlkJob
+    public var label = ""
+    /// Processes whose CPU time is sampled at the window's start and end, by name.
+    public var pids: [(name: String, pid: Int32)] = []
+    /// The initiator's stats file (its pid must be in `pids` as "initiator").
+    public var initiatorStats: String?
+    /// Progress lines (stderr in the command).
+    public var log: (String) -> Void = { _ in }
+
+    public init(job: BlkJob) { self.job = job }
+
+    /// What the device reported.
+    public struct Geometry: Sendable {
+        public var capacityBytes: UInt64
+        public var blockSize: UInt32
+        public var numQueues: Int
+        public var features: UInt64
+    }
+
+    /// Runs the job; errors only when it could not start (I/O errors are in the result).
+    public func run() throws(BlkBenchError) -> BlkResult {
+        let problems = job.problems()
+        guard problems.isEmpty else { throw .invalid(problems) }
+
+        // Guest memory: rings + per-slot buffers for every queue.
+        let perQueue = BlkQueueWorker.slotBytes(qd: job.queueDepth, blockSize: job.blockSize)
+            + Self.ringBytes(Self.ringSize(qd: job.queueDepth, indirect: false)) + 4096
+        let needed = job.queues * perQueue + (1 << 20)
+        guard needed <= job.memoryBytes else {
+            throw .invalid(["--memory \(job.memoryBytes) is too small: \(job.queues) queue(s) at qd \(job.queueDepth), bs \(job.blockSize) need \(needed) bytes"])
+        }
+        let memory: DriverMemory
+        do { memory = try DriverMemory(size: (job.memoryBytes + 0x1F_FFFF) & ~0x1F_FFFF, gpa: 0x1_0000_0000) } catch {
+            throw .device("guest memory: \(error)")
+        }
+
+        // Connect and negotiate like a VMM.
+        let fe: VhostUserFrontend
+        do { fe = try VhostUserFrontend(path: job.socket) } catch { throw .system(error) }
+        defer { fe.close() }
+        do { try fe.negotiate(wanted: Self.wantedFeatures) } catch { throw .frontend("negotiation", error) }
+        let geometry = try Self.geometry(fe)
+        log("connected to \(job.socket): capacity \(geometry.capacityBytes) bytes, block \(geometry.blockSize), "
+            + "\(geometry.numQueues) queue(s), features 0x\(String(fe.features, radix: 16))")
+        guard fe.features & VirtioFeatures.version1 != 0 else { throw .device("the backend does not offer VIRTIO_F_VERSION_1") }
+        guard job.queues <= geometry.numQueues else {
+            throw .invalid(["--queues \(job.queues) but the device has \(geometry.numQueues) queue(s)"])
+        }
+        guard job.blockSize % Int(geometry.blockSize) == 0 else {
+            throw .invalid(["--bs \(job.blockSize) is not a multiple of the device's block size \(geometry.blockSize)"])
+        }
+        let span = min(job.spanBytes ?? geometry.capacityBytes, geometry.capacityBytes)
+        let blocks = Int(span / UInt64(job.blockSize))
+        let slice = blocks / job.queues
+        guard slice >= 1 else { throw .invalid(["--span \(span) holds fewer blocks of \(job.blockSize) bytes than queues"]) }
+        if job.verify && slice < job.queueDepth {
+            throw .invalid(["--verify needs at least qd (\(job.queueDepth)) blocks per queue; the span gives \(slice)"])
+        }
+        do { try fe.setMemTable(memory) } catch { throw .frontend("SET_MEM_TABLE", error) }
+        let indirect = fe.features & VirtioFeatures.indirectDesc != 0
+        let eventIdx = fe.features & VirtioFeatures.eventIdx != 0
+        var rings: [(SplitDriverQueue, VhostUserFrontend.Ring)] = []
+        for q in 0..<job.queues {
+            let dq = SplitDriverQueue(memory: memory, size: Self.ringSize(qd: job.queueDepth, indirect: indirect),
+                                      eventIdx: eventIdx, indirectCapacity: 1)
+            do { rings.append((dq, try fe.setUpRing(q, driver: dq))) } catch { throw .frontend("ring \(q) setup", error) }
+        }
+        let table = job.verify ? BlkVerifyTable(blocks: slice * job.queues) : nil
+
+        // Timeline: start, ramp end (window start), end (window end).
+        let statsReader = initiatorStats.map { StatsFileReader(path: $0, pid: pids.first { $0.name == "initiator" }?.pid) }
+        var perStatsWrite: UInt64?
+        if let r = statsReader {
+            // Two writes back to back with no I/O: what one write allocates
+            // (divided by the writes between them, should a periodic one land there too).
+            if let a = r.fresh(), let b = r.fresh(),
+               let x = a["vireo_process_allocations_total"], let y = b["vireo_process_allocations_total"], y >= x {
+                let writes = max(1, (b["vireo_stats_sequence"] ?? 0) - (a["vireo_stats_sequence"] ?? 0))
+                perStatsWrite = UInt64(((y - x) / writes).rounded())
+            }
+        }
+        let start = monotonicNanoseconds() + 1_000_000
+        let rampEnd = start + UInt64(job.rampSeconds * 1e9)
+        let end = rampEnd + UInt64(job.runtimeSeconds * 1e9)
+        var workers: [BlkQueueWorker] = []
+        for (q, (dq, ring)) in rings.enumerated() {
+            workers.append(BlkQueueWorker(index: q, job: job, queue: dq, kick: ring.kick, call: ring.call, indirect: indirect,
+                                          table: table, sliceStart: q * slice, sliceBlocks: slice, rampEnd: rampEnd, end: end))
+        }
+        var threads: [OSThread] = []
+        for w in workers {
+            do { threads.append(try OSThread(name: "bench-q\(w.index)") { w.run() }) } catch {
+                for t in threads { t.join() }
+                throw .system(error)
+            }
+        }
+
+        // Window start and end: CPU samples and stats snapshots.
+        Self.sleep(until: rampEnd)
+        let cpuStart = pids.map { ($0.name, ProcessCPU.seconds(pid: $0.pid)) }
+        let statsStart = statsReader?.fresh()
+        Self.sleep(until: end)
+        let cpuEnd = pids.map { ($0.name, ProcessCPU.seconds(pid: $0.pid)) }
+        let statsEnd = statsReader?.fresh()
+        for t in threads { t.join() }
+
+        var result = BlkResult(label: label, job: job, seconds: Double(end - rampEnd) / 1e9, ios: 0, bytes: 0, errors: 0,
+                               latencyMicroseconds: [], cpuSeconds: [])
+        var h = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000,
+                                  numberOfSignificantValueDigits: .three)
+        for w in workers {
+            h.add(w.histogram)
+            result.ios += w.ios
+            result.bytes += w.bytes
+            result.errors += w.errors
+            result.verifiedBlocks += w.verifiedBlocks
+            if w.ioErrors > 0 { result.problems.append("queue \(w.index): \(w.ioErrors) request(s) completed with an error status") }
+            if w.mismatches > 0 {
+                result.problems.append("queue \(w.index): \(w.mismatches) read(s) returned data that does not match the last write"
+                                       + " (first at offset \(w.firstMismatchOffset ?? 0))")
+            }
+            if let p = w.protocolProblem { result.problems.append(p) }
+            if w.stuckRequests > 0 { result.problems.append("queue \(w.index): \(w.stuckRequests) request(s) never completed") }
+        }
+        if h.totalCount > 0 {
+            result.latencyMicroseconds = [
+                ("min", Double(h.min) / 1e3), ("mean", h.mean / 1e3), ("p50", Double(h.valueAtPercentile(50)) / 1e3),
+                ("p90", Double(h.valueAtPercentile(90)) / 1e3), ("p99", Double(h.valueAtPercentile(99)) / 1e3),
+                ("p999", Double(h.valueAtPercentile(99.9)) / 1e3), ("max", Double(h.max) / 1e3),
+            ]
+        }
+        for ((name, a), (_, b)) in zip(cpuStart, cpuEnd) {
+            if let a, let b { result.cpuSeconds.append((name, b - a)) } else {
+                result.problems.append("cpu of \(name): /proc/PID/stat unreadable")
+            }
+        }
+        if statsReader != nil {
+            if let s0 = statsStart, let s1 = statsEnd {
+                let c0 = s0["vireo_initiator_payload_bytes_copied_total"] ?? 0
+                let c1 = s1["vireo_initiator_payload_bytes_copied_total"] ?? 0
+                result.payloadBytesCopied = UInt64(max(0, c1 - c0))
+                if let a0 = s0["vireo_process_allocations_total"], let a1 = s1["vireo_process_allocations_total"] {
+                    // Every stats write in the window (the one at its end, and any
+                    // periodic one) costs the initiator `perStatsWrite` allocations.
+                    let raw = UInt64(max(0, a1 - a0))
+                    let writes = UInt64(max(1, (s1["vireo_stats_sequence"] ?? 0) - (s0["vireo_stats_sequence"] ?? 0)))
+                    result.allocations = raw - min(raw, writes * (perStatsWrite ?? 0))
+                    result.allocationsRaw = raw
+                    result.allocationsPerStatsWrite = perStatsWrite
+                }
+            } else {
+                result.problems.append("initiator stats file \(initiatorStats!): no fresh file after SIGUSR1 (is --pid initiator=PID right?)")
+            }
+        }
+        return result
+    }
+
+    /// Reads capacity, block size and queue count from the config space.
+    static func geometry(_ fe: VhostUserFrontend) throws(BlkBenchError) -> Geometry {
+        let cfg: [UInt8]
+        do { cfg = try fe.config(size: 36) } catch { throw .frontend("GET_CONFIG", error) }
+        let capacity = cfg.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        var bs = cfg.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 20, as: UInt32.self)) }
+        if fe.features & VirtioBlk.Feature.blockSize == 0 || bs < 512 || bs & (bs - 1) != 0 { bs = 512 }
+        var queues = 1
+        if fe.features & VirtioBlk.Feature.multiqueue != 0 {
+            queues = Int(cfg.withUnsafeBytes { UInt16(littleEndian: $0.loadUnaligned(fromByteOffset: 34, as: UInt16.self)) })
+        }
+        guard capacity > 0, capacity <= UInt64.max / VirtioBlk.sectorSize else {
+            throw .device("the device reports a capacity of \(capacity) sectors")
+        }
+        return Geometry(capacityBytes: capacity * VirtioBlk.sectorSize, blockSize: bs, numQueues: max(queues, 1),
+                        features: fe.features)
+    }
+
+    /// Ring size for `qd` requests: one descriptor each (indirect) or three.
+    static func ringSize(qd: Int, indirect: Bool) -> UInt16 {
+        let need = indirect ? qd : 3 * qd
+        var n = 2
+        while n < need { n <<= 1 }
+        return UInt16(min(n, 32768))
+    }
+
+    static func ringBytes(_ size: UInt16) -> Int {
+        RingLayout.splitDescriptorTableBytes(size: size) + RingLayout.splitAvailRingBytes(size: size)
+            + RingLayout.splitUsedRingBytes(size: size) + Int(size) * 16 + 64
+    }
+
+    static func sleep(until t: UInt64) {
+        while true {
+            let now = monotonicNanoseconds()
+            guard now < t else { return }
+            var ts = timespec(tv_sec: Int((t - now) / 1_000_000_000), tv_nsec: Int((t - now) % 1_000_000_000))
+            nanosleep(&ts, nil)
+        }
+    }
+}

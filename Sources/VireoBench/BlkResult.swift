@@ -1,0 +1,108 @@
+/// What one `vireo-bench blk` run measured (the JSON of the benchmark contract).
+public struct BlkResult: Sendable {
+    public var label: String
+    public var job: BlkJob
+    public var seconds: Double
+    public var ios: UInt64
+    public var bytes: UInt64
+    public var errors: UInt64
+    /// Latency percentiles in microseconds: min, mean, p50, p90, p99, p999, max.
+    public var latencyMicroseconds: [(String, Double)]
+    /// CPU seconds of each --pid process over the measured window, by name.
+    public var cpuSeconds: [(String, Double)]
+    /// The initiator's stats-file deltas over the window (when --stats initiator=PATH).
+    public var payloadBytesCopied: UInt64?
+    public var allocations: UInt64?
+    /// The raw allocation delta over the window (stats-file writes included).
+    public var allocationsRaw: UInt64?
+    /// Allocations one stats-file write costs the initiator (subtracted from `allocations`).
+    public var allocationsPerStatsWrite: UInt64?
+    /// Read-back checks that passed (--verify).
+    public var verifiedBlocks: UInt64 = 0
+    /// Human-readable problems (I/O errors, mismatches, protocol errors, stuck requests).
+    public var problems: [String] = []
+
+    public var iops: Double { seconds > 0 ? Double(ios) / seconds : 0 }
+    /// 10^6 bytes per second.
+    public var megabytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds / 1e6 : 0 }
+
+    /// The contract's JSON object.
+    public var json: JSONObject {
+        var o = JSONObject()
+        o.set("tool", "vireo-bench blk")
+        o.set("label", label)
+        o.set("rw", job.pattern.rawValue)
+        if job.pattern == .randrw { o.set("read_percent", job.readPercent) }
+        o.set("bs", job.blockSize)
+        o.set("qd", job.queueDepth)
+        o.set("queues", job.queues)
+        o.set("seconds", seconds)
+        o.set("ios", ios)
+        o.set("bytes", bytes)
+        o.set("errors", errors)
+        o.set("iops", iops)
+        o.set("mbps", megabytesPerSecond)
+        var lat = JSONObject()
+        for (k, v) in latencyMicroseconds { lat.set(k, v) }
+        o.set("lat_us", lat)
+        if job.verify { o.set("verify", true); o.set("verified_blocks", verifiedBlocks) }
+        if !cpuSeconds.isEmpty {
+            var cpu = JSONObject(), per = JSONObject()
+            for (k, v) in cpuSeconds {
+                cpu.set(k, v)
+                per.set(k, ios > 0 ? v * 1e6 / Double(ios) : .nan)
+            }
+            o.set("cpu_s", cpu)
+            o.set("cpu_us_per_io", per)
+        }
+        if let payloadBytesCopied {
+            var i = JSONObject()
+            i.set("payload_bytes_copied", payloadBytesCopied)
+            if let allocations {
+                i.set("allocations", allocations)
+                i.set("allocations_per_io", ios > 0 ? Double(allocations) / Double(ios) : .nan)
+                if let allocationsRaw { i.set("allocations_raw", allocationsRaw) }
+                if let allocationsPerStatsWrite { i.set("allocations_per_stats_write", allocationsPerStatsWrite) }
+            }
+            o.set("initiator", i)
+        }
+        return o
+    }
+
+    /// A few lines for people.
+    public var summary: String {
+        func f(_ v: Double, _ digits: Int = 1) -> String {
+            guard v.isFinite else { return "n/a" }
+            var s = String((v * pow10(digits)).rounded() / pow10(digits))
+            if s.hasSuffix(".0") && digits == 0 { s.removeLast(2) }
+            return s
+        }
+        let lat = Dictionary(uniqueKeysWithValues: latencyMicroseconds)
+        var lines = [
+            "vireo-bench blk \(label.isEmpty ? "" : label + " ")\(job.pattern.rawValue) bs=\(job.blockSize) qd=\(job.queueDepth) queues=\(job.queues): "
+                + "\(ios) I/Os in \(f(seconds, 2)) s, \(f(iops)) IOPS, \(f(megabytesPerSecond, 2)) MB/s, errors \(errors)",
+            "  latency us: min \(f(lat["min"] ?? .nan)) mean \(f(lat["mean"] ?? .nan)) p50 \(f(lat["p50"] ?? .nan)) "
+                + "p90 \(f(lat["p90"] ?? .nan)) p99 \(f(lat["p99"] ?? .nan)) p99.9 \(f(lat["p999"] ?? .nan)) max \(f(lat["max"] ?? .nan))",
+        ]
+        for (k, v) in cpuSeconds {
+            lines.append("  cpu \(k): \(f(v, 3)) s, \(ios > 0 ? f(v * 1e6 / Double(ios)) : "n/a") us/IO")
+        }
+        if let payloadBytesCopied {
+            var l = "  initiator: payload bytes copied \(payloadBytesCopied)"
+            if let allocations {
+                l += ", allocations \(allocations) (\(ios > 0 ? f(Double(allocations) / Double(ios), 4) : "n/a")/IO; "
+                    + "raw \(allocationsRaw ?? 0), \(allocationsPerStatsWrite ?? 0) per stats write subtracted)"
+            }
+            lines.append(l)
+        }
+        if job.verify { lines.append("  verify: \(verifiedBlocks) block reads checked") }
+        for p in problems { lines.append("  problem: \(p)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+private func pow10(_ d: Int) -> Double {
+    var x = 1.0
+    for _ in 0..<d { x *= 10 }
+    return x
+}

@@ -1,0 +1,50 @@
+import VireoPacketTarget
+import VireoSys
+import VireoWire
+
+extension TargetDaemon {
+    /// The daemon's counters for its stats file: block commands and bytes
+    /// (totals over the workers), every network's totals and every live
+    /// packet port's counters. Racy reads of single-writer counters: a live,
+    /// approximate view (exact once stopped). Safe from any thread.
+    public func statsSnapshot() -> StatsSnapshot {
+        let (workerCounters, ports) = withLock { (statsWorkerCounters, Array(statsPorts.values)) }
+        let total = TargetCounters()
+        for c in workerCounters { total.add(c) }
+        var s = StatsSnapshot()
+        let opcodes: [(UInt8, String)] = [(1, "read"), (2, "write"), (3, "flush"), (4, "discard"), (5, "write_zeroes"),
+                                          (6, "get_id"), (0, "unknown")]
+        for (raw, name) in opcodes {
+            s.counter("vireo_target_commands_total", total.commands(opcode: raw),
+                      help: "Block commands received, by opcode.", labelPairs: [("opcode", name)])
+        }
+        for status in BlockStatus.allCases where status != .ok {
+            s.counter("vireo_target_error_responses_total", total.responses(status: status.rawValue),
+                      help: "Block commands answered with an error status, by status.", labelPairs: [("status", "\(status)")])
+        }
+        s.counter("vireo_target_bytes_read_total", total.bytesRead, help: "Bytes read from exports for block commands.")
+        s.counter("vireo_target_bytes_written_total", total.bytesWritten, help: "Bytes written to exports for block commands.")
+        s.counter("vireo_target_connections_accepted_total", total.acceptedConnections, help: "Block connections accepted by the workers.")
+        s.counter("vireo_target_connections_dropped_total", total.droppedConnections, help: "Block connections dropped on an error.")
+        for name in networks.keys.sorted() {
+            Self.add(networks[name]!.totals, to: &s, prefix: "vireo_target_network", labels: [("network", name)])
+        }
+        for (network, port) in ports.sorted(by: { ($0.network, $0.port.peer, $0.port.queueIndex) < ($1.network, $1.port.peer, $1.port.queueIndex) }) {
+            Self.add(port.counters, to: &s, prefix: "vireo_target_port",
+                     labels: [("network", network), ("port", "\(port.peer)/\(port.queueIndex)")])
+        }
+        return s
+    }
+
+    static func add(_ c: PortCounters, to s: inout StatsSnapshot, prefix: String, labels: [(String, String)]) {
+        s.counter("\(prefix)_rx_frames_total", c.rxFrames, help: "Frames received from the peer (valid or not).", labelPairs: labels)
+        s.counter("\(prefix)_rx_bytes_total", c.rxBytes, help: "Bytes received from the peer.", labelPairs: labels)
+        s.counter("\(prefix)_tx_frames_total", c.txFrames, help: "Frames sent to the peer.", labelPairs: labels)
+        s.counter("\(prefix)_tx_bytes_total", c.txBytes, help: "Bytes sent to the peer.", labelPairs: labels)
+        s.counter("\(prefix)_credit_messages_total", c.creditMessages, help: "Credit-only messages sent to the peer.", labelPairs: labels)
+        for reason in PortDrop.allCases {
+            s.counter("\(prefix)_drops_total", c.drops(reason), help: "Frames not delivered, by reason.",
+                      labelPairs: labels + [("reason", reason.name)])
+        }
+    }
+}

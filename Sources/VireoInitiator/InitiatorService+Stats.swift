@@ -1,0 +1,75 @@
+import Synchronization
+import VireoSys
+
+extension InitiatorService {
+    /// The counters of every disk and NIC for the daemon's stats file
+    /// (relaxed reads: a live, approximate view). Disks are labelled
+    /// `disk="d<N>"` in configuration order, NICs `nic="n<N>"`, each with its socket.
+    public func statsSnapshot() -> StatsSnapshot {
+        Self.statsSnapshot(disks: disks.map(\.device), nics: nics.map(\.device))
+    }
+
+    /// The same for given devices (their counters outlive `stop()`, so the
+    /// daemon's last write after stopping still has them).
+    public static func statsSnapshot(disks: [RemoteBlockDevice], nics: [RemoteNetDevice]) -> StatsSnapshot {
+        var s = StatsSnapshot()
+        var copied: UInt64 = 0
+        for d in disks { copied &+= d.counters.payloadBytesCopied.load(ordering: .relaxed) }
+        for n in nics { copied &+= n.counters.payloadBytesCopied.load(ordering: .relaxed) }
+        s.counter("vireo_initiator_payload_bytes_copied_total", copied,
+                  help: "Payload bytes the initiator's CPU copied (disks and NICs; 0 by design).")
+        for (i, d) in disks.enumerated() {
+            add(d.counters, to: &s, labels: [("disk", "d\(i)"), ("socket", d.config.socket), ("export", d.config.export)])
+        }
+        for (i, n) in nics.enumerated() {
+            add(n.counters, to: &s, labels: [("nic", "n\(i)"), ("socket", n.config.socket), ("network", n.config.network)])
+        }
+        return s
+    }
+
+    static func add(_ c: RemoteDiskCounters, to s: inout StatsSnapshot, labels: [(String, String)]) {
+        func put(_ name: String, _ a: borrowing Atomic<UInt64>, _ help: String) {
+            s.counter("vireo_initiator_disk_\(name)_total", a.load(ordering: .relaxed), help: help, labelPairs: labels)
+        }
+        put("requests", c.requests, "Requests taken from the disk's virtqueues.")
+        put("completed", c.completed, "Requests completed to the guest (any status).")
+        put("io_errors", c.ioErrors, "Requests completed with IOERR.")
+        put("unsupported", c.unsupported, "Requests completed with UNSUPP.")
+        put("commands_sent", c.commandsSent, "Commands sent to the target (resubmissions included).")
+        put("inline_writes", c.inlineWrites, "Inline WRITE commands (guest data gathered into the SEND).")
+        put("resubmitted", c.resubmitted, "Commands sent again after a reconnect.")
+        put("connections_lost", c.connectionsLost, "Connections to the target lost.")
+        put("reconnects", c.reconnects, "Connections to the target re-established.")
+        put("failed_after_loss_timeout", c.failedAfterLossTimeout, "Requests failed because the target stayed away past the loss timeout.")
+        put("payload_bytes_copied", c.payloadBytesCopied, "Payload bytes the initiator's CPU copied for this disk.")
+        put("bad_responses", c.badResponses, "Malformed responses or responses naming a tag not in flight.")
+    }
+
+    static func add(_ c: RemoteNetCounters, to s: inout StatsSnapshot, labels: [(String, String)]) {
+        func put(_ name: String, _ a: borrowing Atomic<UInt64>, _ help: String) {
+            s.counter("vireo_initiator_nic_\(name)_total", a.load(ordering: .relaxed), help: help, labelPairs: labels)
+        }
+        put("tx_frames", c.txFrames, "Frames sent to the target.")
+        put("tx_bytes", c.txBytes, "Frame bytes sent (virtio-net header included).")
+        put("tx_dropped_invalid", c.txDroppedInvalid, "TX chains dropped as invalid.")
+        put("tx_dropped_link_down", c.txDroppedLinkDown, "TX chains completed without sending while the link was down.")
+        put("tx_lost_in_flight", c.txLostInFlight, "Frames in flight when a connection was lost.")
+        put("tx_credit_stalls", c.txCreditStalls, "Times the TX ring waited for a credit.")
+        put("rx_frames", c.rxFrames, "Frames received into guest buffers.")
+        put("rx_bytes", c.rxBytes, "Received frame bytes (virtio-net header included).")
+        put("rx_merged", c.rxMerged, "Receives that took more than one guest buffer.")
+        put("rx_buffers_rejected", c.rxBuffersRejected, "Guest RX chains refused.")
+        put("rx_buffers_returned", c.rxBuffersReturned, "Guest RX chains given back empty.")
+        put("rx_filtered", c.rxFiltered, "Frames not delivered on a multi-pair NIC.")
+        put("rx_runts", c.rxRunts, "Frames from the target too short to hold the headers.")
+        put("receives_posted", c.receivesPosted, "Receive work requests posted.")
+        put("credit_messages_sent", c.creditMessagesSent, "Credit-only messages sent to the target.")
+        put("credit_messages_received", c.creditMessagesReceived, "Credit-only messages received.")
+        put("bad_messages", c.badMessages, "Messages from the target with a malformed immediate.")
+        put("connections_lost", c.connectionsLost, "Connections to the target lost.")
+        put("reconnects", c.reconnects, "Connections to the target re-established.")
+        put("control_ok", c.controlOK, "Control-queue commands acked OK.")
+        put("control_refused", c.controlRefused, "Control-queue commands refused.")
+        put("payload_bytes_copied", c.payloadBytesCopied, "Payload bytes the initiator's CPU copied for this NIC.")
+    }
+}

@@ -1,0 +1,168 @@
+import Logging
+import Testing
+import VhostUser
+import VireoSys
+@testable import VireoBench
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An in-process vhost-user server over a memory disk (no RDMA).
+private final class MemoryDiskServer {
+    let path: String
+    let device: MemoryBlockDevice
+    let server: VhostUserServer
+
+    init(capacity: Int, queues: Int) throws {
+        path = "/tmp/vireo-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        device = MemoryBlockDevice(capacityBytes: capacity, numQueues: queues, workerCount: queues)
+        var logger = Logger(label: "test.bench")
+        logger.logLevel = .critical
+        server = try VhostUserServer(path: path, device: device,
+                                     options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200)),
+                                     logger: logger)
+        try server.start()
+    }
+
+    deinit { server.stop() }
+}
+
+@Suite(.serialized) struct BlkBenchTests {
+    @Test func randomMixedLoadVerifiesAgainstAMemoryDisk() throws {
+        let disk = try MemoryDiskServer(capacity: 1 << 20, queues: 2)
+        var job = BlkJob(socket: disk.path)
+        job.pattern = .randrw
+        job.readPercent = 50
+        job.queueDepth = 8
+        job.queues = 2
+        job.runtimeSeconds = 0.6
+        job.rampSeconds = 0.1
+        job.verify = true
+        job.memoryBytes = 16 << 20
+        var bench = BlkBench(job: job)
+        bench.pids = [("self", getpid())]
+        let r = try bench.run()
+        #expect(r.ios > 0)
+        #expect(r.errors == 0)
+        #expect(r.problems.isEmpty, "\(r.problems)")
+        #expect(r.bytes == r.ios * 4096)
+        #expect(r.verifiedBlocks > 0)
+        #expect(r.latencyMicroseconds.first { $0.0 == "p50" }.map { $0.1 > 0 } == true)
+        #expect(r.cpuSeconds.first?.0 == "self")
+
+        // Independently of the engine's own read-back: every 4 KiB block of the
+        // disk is zero (never written) or holds the pattern of its offset and
+        // some generation.
+        var written = 0
+        for block in 0..<(disk.device.contents.count / 4096) {
+            let p = disk.device.contents.baseAddress! + block * 4096
+            let w = p.assumingMemoryBound(to: UInt64.self)
+            if (0..<512).allSatisfy({ w[$0] == 0 }) { continue }
+            let matches = (1...UInt32(100_000)).contains {
+                BlkVerifyTable.check(p, count: 4096, offset: UInt64(block * 4096), generation: $0)
+            }
+            #expect(matches, "block \(block) holds data no write produced")
+            written += 1
+        }
+        #expect(written > 0)
+
+        let json = r.json.text
+        #expect(json.hasPrefix("{\"tool\":\"vireo-bench blk\",\"label\":\"\",\"rw\":\"randrw\""))
+        #expect(json.contains("\"errors\":0,"))
+        #expect(json.contains("\"cpu_us_per_io\":{\"self\":"))
+    }
+
+    @Test func sequentialReadsOfABlockLargerThanASector() throws {
+        let disk = try MemoryDiskServer(capacity: 4 << 20, queues: 1)
+        var job = BlkJob(socket: disk.path)
+        job.pattern = .read
+        job.blockSize = 128 << 10
+        job.queueDepth = 4
+        job.runtimeSeconds = 0.3
+        job.rampSeconds = 0
+        job.memoryBytes = 16 << 20
+        let r = try BlkBench(job: job).run()
+        #expect(r.ios > 0 && r.errors == 0 && r.problems.isEmpty)
+        #expect(r.megabytesPerSecond > 0)
+    }
+
+    @Test func refusesMoreQueuesThanTheDeviceHas() throws {
+        let disk = try MemoryDiskServer(capacity: 1 << 20, queues: 1)
+        var job = BlkJob(socket: disk.path)
+        job.queues = 2
+        job.runtimeSeconds = 0.1
+        #expect(throws: BlkBenchError.self) { _ = try BlkBench(job: job).run() }
+    }
+
+    @Test func verifyPatternDependsOnOffsetAndGeneration() {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { p.deallocate() }
+        BlkVerifyTable.fill(p, count: 4096, offset: 8192, generation: 3)
+        #expect(BlkVerifyTable.check(p, count: 4096, offset: 8192, generation: 3))
+        #expect(!BlkVerifyTable.check(p, count: 4096, offset: 8192, generation: 4))
+        #expect(!BlkVerifyTable.check(p, count: 4096, offset: 4096, generation: 3))
+        p.storeBytes(of: 0x5A, toByteOffset: 4000, as: UInt8.self)
+        #expect(!BlkVerifyTable.check(p, count: 4096, offset: 8192, generation: 3))
+        #expect(BlkVerifyTable.nextGeneration(0) == 1)
+        #expect(BlkVerifyTable.nextGeneration(BlkVerifyTable.busy - 1) == 1)
+        #expect(BlkVerifyTable.nextGeneration(5 | BlkVerifyTable.busy) == 6)
+    }
+
+    @Test func jobProblemsNameTheFlags() {
+        var job = BlkJob(socket: "/x")
+        job.blockSize = 1000
+        job.queueDepth = 0
+        job.readPercent = 101
+        let p = job.problems()
+        #expect(p.contains { $0.hasPrefix("--bs") } && p.contains { $0.hasPrefix("--qd") } && p.contains { $0.hasPrefix("--read-percent") })
+        #expect(BlkJob(socket: "/x").problems().isEmpty)
+    }
+}
+
+@Suite struct BenchHelperTests {
+    @Test func procStatParsingSurvivesSpacesAndParensInTheName() {
+        let line = "1234 (vireo (x) y) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 1 0"
+        #expect(ProcessCPU.parse(line, ticksPerSecond: 100) == 4.0)
+        #expect(ProcessCPU.parse("garbage", ticksPerSecond: 100) == nil)
+        #expect(ProcessCPU.seconds(pid: getpid()) != nil)
+    }
+
+    @Test func statsFileParsingSumsSamplesByName() {
+        let text = """
+            # HELP vireo_a_total A.
+            # TYPE vireo_a_total counter
+            vireo_a_total{disk="d0",socket="/x y"} 3
+            vireo_a_total{disk="d1"} 4
+            vireo_stats_sequence 17
+            bogus
+            """
+        let s = StatsFileReader.parse(text)
+        #expect(s["vireo_a_total"] == 7)
+        #expect(s["vireo_stats_sequence"] == 17)
+        #expect(s.count == 2)
+    }
+
+    @Test func jsonEscapesAndKeepsOrder() {
+        var o = JSONObject()
+        o.set("s", "a\"b\\\n\u{1}")
+        o.set("n", 3)
+        o.set("d", 2.5)
+        o.set("w", 4.0)
+        o.set("x", Double.nan)
+        var inner = JSONObject()
+        inner.set("k", true)
+        o.set("o", inner)
+        #expect(o.text == #"{"s":"a\"b\\\n\u0001","n":3,"d":2.5,"w":4.0,"x":null,"o":{"k":true}}"#)
+    }
+
+    @Test func xorshiftStaysBelowTheBound() {
+        var r = XorShift(seed: 0)
+        var seen = Set<UInt64>()
+        for _ in 0..<10_000 {
+            let v = r.next(below: 10)
+            #expect(v < 10)
+            seen.insert(v)
+        }
+        #expect(seen.count == 10)
+    }
+}
