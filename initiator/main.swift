@@ -192,9 +192,9 @@ extension VireoInitiator {
             abstract: "Serve remote disks and NICs: vhost-user virtio-blk and virtio-net devices backed by Vireo targets over RDMA.",
             discussion: """
             --disk socket=PATH,target=HOST:PORT,export=NAME[,queues=N][,queue-depth=N][,ro][,loss-timeout=120s]
-            --nic socket=PATH,target=HOST:PORT,network=NAME,mac=52:54:00:00:00:01[,queue-pairs=N][,queue-size=N]
+            --nic socket=PATH,target=HOST:PORT,network=NAME,mac=52:54:00:00:00:01[,queue-pairs=N][,queue-size=N][,port=NAME]
             --config FILE: TOML with [[disk]] tables (socket, target, export, queues, queue_depth, read_only,
-            loss_timeout) and [[nic]] tables (socket, target, network, mac, queue_pairs, queue_size);
+            loss_timeout) and [[nic]] tables (socket, target, network, mac, queue_pairs, queue_size, port);
             top-level stats_file and stats_interval as the flags below.
             --stats-file PATH: counters in the Prometheus text format, rewritten atomically every
             --stats-interval seconds (default 10), on SIGUSR1 and at exit.

@@ -32,7 +32,7 @@ extension VireoTarget {
         var exports: [String] = []
 
         @Option(name: .customLong("network"), help: ArgumentHelp(
-            "A network (packet endpoint): name=lan0[,mtu=9000][,tap=vtap0][,aging=300][,allowed-macs=MAC+MAC]. Repeatable.",
+            "A network (packet endpoint): name=lan0[,mtu=9000][,tap=vtap0][,aging=300][,allowed-macs=MAC+MAC][,port=vm1[:MAC+MAC]]... (named ports: NICs claim one with port=NAME; then only listed ports connect). Repeatable.",
             valueName: "spec"))
         var networks: [String] = []
 

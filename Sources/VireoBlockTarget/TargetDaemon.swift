@@ -129,7 +129,11 @@ public final class TargetDaemon: @unchecked Sendable {
         }
         for q in takeRetired() { q.release(disconnectTimeoutMilliseconds: 200) }
         for n in networks.values {
-            for p in n.stop() { p.release(disconnectTimeoutMilliseconds: 200) }
+            for p in n.stop() {
+                // One line per port still connected, like the line a port that leaves gets.
+                logger.info("\(p.peer) (queue \(p.queueIndex)) on network \(n.name) at shutdown: \(p.counters.summary)")
+                p.release(disconnectTimeoutMilliseconds: 200)
+            }
             logger.info("network \(n.name): \(n.totals.summary)")
         }
         for p in takeRetiredPorts() { p.release(disconnectTimeoutMilliseconds: 200) }
@@ -380,7 +384,7 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Admits or rejects a packet connection to a configured network.
     private func handlePacket(_ req: ConnectionRequest, _ r: ConnectRequest) -> Bool {
         guard let network = networks[r.name] else { return false }
-        switch network.decide(r) {
+        switch network.decide(r, peer: req.peerAddress) {
         case .reject(let rj):
             logger.notice("rejected \(req.peerAddress): \(rj.message)")
             do { try req.reject(privateData: rj.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }

@@ -25,7 +25,14 @@ final class NetQueuePair: @unchecked Sendable {
     // go through `link` (atomics, a Mutex for the connection handover).
 
     private enum Work: UInt64 { case frame = 0, credit = 1, receive = 2 }
-    private enum RxSlotState: UInt8 { case free, assembled, posted }
+    /// A receive slot: free (no chains), assembled (chains, not posted),
+    /// posted (a receive of the current connection), flushing (a receive of
+    /// a connection moved to error whose completion has not been reaped yet:
+    /// the RNIC may still write into its buffers, so they stay with the device).
+    private enum RxSlotState: UInt8 { case free, assembled, posted, flushing }
+    /// How long a lost connection's receives may take to flush before their
+    /// buffers are reclaimed anyway (a device that never flushes).
+    static let flushTimeoutNanoseconds: UInt64 = 2_000_000_000
 
     let index: Int
     let rxQueue: Int
@@ -60,6 +67,17 @@ final class NetQueuePair: @unchecked Sendable {
     private var rxFree: SlotFIFO
     private var rxAssembled: SlotFIFO
     private var rxPosted = 0
+    /// Epoch (`wrID` bits 63..32) each slot's receive was posted with.
+    private var rxPostEpoch: [UInt32]
+    /// Slots in state flushing, and when to stop waiting for them.
+    private var rxFlushing = 0
+    private var flushDeadline: UInt64 = 0
+    /// The connection whose receives are flushing: kept alive (its QP not
+    /// destroyed) until every one of them completed.
+    private var flushingConnection: Connection?
+    /// Parking: flushed receive buffers go back to the guest (empty) instead
+    /// of being posted again.
+    private var returningReceives = false
     /// RX chains held (spare or in a slot), for stats and tests.
     private let held = Atomic<Int>(0)
     /// Receives in `recvBatch` that grant a credit when posted.
@@ -74,8 +92,9 @@ final class NetQueuePair: @unchecked Sendable {
     /// Tags work requests of the current connection (bits 63..32 of wr_id).
     private var epoch: UInt32 = 1
     private(set) var maxFrameBytes: UInt32
-    /// Several pairs (MQ): filter floods and the NIC's own frames on receive.
-    private let filtersFloods: Bool
+    /// Several pairs (MQ) that the target did not join into one port (an
+    /// older target): filter floods and the NIC's own frames on receive.
+    private var filtersFloods: Bool
     private(set) var credits = NetCredits()
     private var creditMessagesInFlight = 0
 
@@ -91,7 +110,7 @@ final class NetQueuePair: @unchecked Sendable {
         cq = connection.queuePair.receiveCQ
         self.connection = connection
         maxFrameBytes = geometry.maxFrameBytes
-        filtersFloods = nic.config.queuePairs > 1
+        filtersFloods = nic.config.queuePairs > 1 && !geometry.portJoined
         txSlotCount = nic.config.queueSize
         rxSlotCount = nic.config.queueSize
         sendBatch = SendBatch(capacity: txSlotCount + PacketConnector.creditMessageSlots, maxSegments: maxTxSegments)
@@ -106,6 +125,7 @@ final class NetQueuePair: @unchecked Sendable {
         rxSGEs = .allocate(capacity: rxSlotCount * maxRxSegments)
         rxSGECount = [Int](repeating: 0, count: rxSlotCount)
         rxState = [RxSlotState](repeating: .free, count: rxSlotCount)
+        rxPostEpoch = [UInt32](repeating: 0, count: rxSlotCount)
         rxFree = SlotFIFO(capacity: rxSlotCount)
         for s in 0..<rxSlotCount { rxFree.push(s) }
         rxAssembled = SlotFIFO(capacity: rxSlotCount)
@@ -194,7 +214,9 @@ final class NetQueuePair: @unchecked Sendable {
     /// send what is queued and the credits owed. Returns how much work it did.
     func poll() -> Int {
         var did = 0
-        if link.pendingReady.load(ordering: .relaxed) { adopt(); did += 1 }
+        if rxFlushing > 0, monotonicNanoseconds() > flushDeadline { abandonFlush() }
+        // A new connection waits until the old one's receives are flushed.
+        if rxFlushing == 0, link.pendingReady.load(ordering: .relaxed) { adopt(); did += 1 }
         if connection != nil, link.lostGeneration.load(ordering: .relaxed) == generation {
             lose("the target disconnected")
             did += 1
@@ -245,9 +267,18 @@ final class NetQueuePair: @unchecked Sendable {
             if n == 0 { break }
             for k in 0..<n {
                 let c = completions[k]
-                guard UInt32(truncatingIfNeeded: c.wrId >> 32) == epoch, connection != nil else { continue }
-                guard c.isSuccess else { lose("\(c.error)"); break drain }
                 let i = Int(truncatingIfNeeded: c.wrId & 0x0fff_ffff)
+                guard UInt32(truncatingIfNeeded: c.wrId >> 32) == epoch, connection != nil else {
+                    // A lost connection's work request: a receive it flushed (or
+                    // filled before the flush) gives its buffers back now.
+                    if rxFlushing > 0, Work(rawValue: (c.wrId >> 28) & 0xf) == .receive, i < rxSlotCount,
+                       rxState[i] == .flushing, rxPostEpoch[i] == UInt32(truncatingIfNeeded: c.wrId >> 32) {
+                        retireFlushed(slot: i)
+                        done += 1
+                    }
+                    continue
+                }
+                guard c.isSuccess else { lose("\(c.error)"); break drain }
                 switch Work(rawValue: (c.wrId >> 28) & 0xf) {
                 case .frame:
                     guard i < txSlotCount, let r = txRequests[i] else { lose("send completion for unknown slot \(i)"); break drain }
@@ -299,7 +330,7 @@ final class NetQueuePair: @unchecked Sendable {
         let base = i * maxRxSegments
         if filtersFloods, let (dst, src) = NetFramePlan.addresses(in: rxChains[base]!.chain),
            src == nic.config.mac || (index > 0 && dst.isMulticast) {
-            // Every pair is its own switch port: the NIC's own floods come back
+            // (Older target, no PORT_JOINED.) Every pair is its own switch port: the NIC's own floods come back
             // on its other pairs, and floods reach every pair. Deliver floods
             // on pair 0 only and never the NIC's own frames (the buffers are
             // posted again, which grants the credit back).
@@ -386,6 +417,7 @@ final class NetQueuePair: @unchecked Sendable {
         recvBatch.receive(wrId: wrID(.receive, i), local: rxSGEs[base])
         for k in 1..<max(1, rxSGECount[i]) { recvBatch.appendSegment(rxSGEs[base + k]) }
         rxState[i] = .posted
+        rxPostEpoch[i] = epoch
         rxPosted += 1
     }
 
@@ -415,8 +447,13 @@ final class NetQueuePair: @unchecked Sendable {
     /// The connection is unusable: stop the RNIC touching guest memory (QP to
     /// error), complete frames in flight (Ethernet may lose them), keep RX
     /// chains for the next connection, ask the supervisor for a new one.
+    /// Posted receives become flushing: their buffers are the RNIC's until
+    /// their completion (flush error, or a frame that landed first) is
+    /// reaped, so they are neither re-posted nor given back before that.
     /// `quiet`: a quiesce, not a fabric loss (the link stays reported up).
-    func lose(_ reason: String, quiet: Bool = false) {
+    /// `keepReceives`: false when every RX chain is about to go back to the
+    /// guest (nothing is announced to the next connection).
+    func lose(_ reason: String, quiet: Bool = false, keepReceives: Bool = true) {
         guard let conn = connection else { return }
         try? conn.queuePair.moveToError()
         connection = nil
@@ -436,16 +473,21 @@ final class NetQueuePair: @unchecked Sendable {
         txInFlight = 0
         counters.bump(counters.txLostInFlight, UInt64(lost))
         for s in 0..<rxSlotCount where rxState[s] == .posted {
-            rxState[s] = .assembled
-            rxAssembled.push(s)
+            rxState[s] = .flushing
+            rxFlushing += 1
+        }
+        if rxFlushing > 0 {
+            flushingConnection = conn
+            flushDeadline = monotonicNanoseconds() &+ Self.flushTimeoutNanoseconds
         }
         rxPosted = 0
         creditMessagesInFlight = 0
-        link.initialCredits.store(NetCredits.announcement(assembled: rxAssembled.count), ordering: .releasing)
+        let announce = keepReceives ? NetCredits.announcement(assembled: rxAssembled.count + rxFlushing) : 0
+        link.initialCredits.store(announce, ordering: .releasing)
         counters.bump(counters.connectionsLost)
         nic.pairDisconnected(index, quiet: quiet)
         let level: Logger.Level = quiet ? .info : .warning
-        logger.log(level: level, "nic \(nic.config.socket) pair \(index): connection to \(nic.config.target) network \(nic.config.network) dropped (\(reason)); \(lost) frame(s) in flight lost, holding \(rxAssembled.count + rxSpare.count) receive buffer(s); reconnecting")
+        logger.log(level: level, "nic \(nic.config.socket) pair \(index): connection to \(nic.config.target) network \(nic.config.network) dropped (\(reason)); \(lost) frame(s) in flight lost, holding \(rxAssembled.count + rxSpare.count) receive buffer(s), \(rxFlushing) receive(s) flushing; reconnecting")
         link.reconnectWanted.store(generation, ordering: .releasing)
         link.supervisorWake.signal()
     }
@@ -463,6 +505,7 @@ final class NetQueuePair: @unchecked Sendable {
         }
         connection = p.connection
         generation = p.generation
+        filtersFloods = nic.config.queuePairs > 1 && !p.geometry.portJoined
         credits.reset(targetBuffers: Int(p.geometry.receiveBuffers), announced: p.announcedCredits)
         creditMessagesInFlight = 0
         counters.bump(counters.reconnects)
@@ -474,35 +517,74 @@ final class NetQueuePair: @unchecked Sendable {
 
     /// (Worker, about to park) Gives every RX chain back so the drain can
     /// finish: receives posted to the RNIC are cut off first (QP to error,
-    /// reconnect afterwards). Frames in flight complete through `poll`.
+    /// reconnect afterwards); held chains go back now, posted ones as their
+    /// flush completions are reaped (the drain keeps calling `poll`), each
+    /// exactly once. Chains still in the RX ring stay there (the next avail
+    /// index covers them).
     func willPark() {
         if connection != nil, rxPosted > 0 || credits.owed > 0 {
-            lose("vhost-user quiesce: giving posted receive buffers back", quiet: true)
+            lose("vhost-user quiesce: giving posted receive buffers back", quiet: true, keepReceives: false)
         }
         returnAllReceives()
     }
 
-    /// Completes every held RX chain empty (none may be posted).
+    /// A flushing slot's completion was reaped: the RNIC is done with its
+    /// buffers. They go back to the guest (parking) or are posted again.
+    private func retireFlushed(slot i: Int) {
+        rxFlushing -= 1
+        if returningReceives {
+            counters.bump(counters.rxBuffersReturned, UInt64(returnSlot(i)))
+        } else {
+            rxState[i] = .assembled
+            rxAssembled.push(i)
+        }
+        if rxFlushing == 0 { finishFlush() }
+    }
+
+    /// The flush did not finish in time (a device that never completes):
+    /// the buffers are taken back anyway.
+    private func abandonFlush() {
+        logger.warning("nic \(nic.config.socket) pair \(index): \(rxFlushing) receive(s) of the lost connection not flushed after \(Self.flushTimeoutNanoseconds / 1_000_000) ms; taking their buffers back")
+        for s in 0..<rxSlotCount where rxState[s] == .flushing { retireFlushed(slot: s) }
+    }
+
+    private func finishFlush() {
+        flushingConnection = nil
+        returningReceives = false
+        if connection == nil {
+            link.initialCredits.store(NetCredits.announcement(assembled: rxAssembled.count), ordering: .releasing)
+        }
+    }
+
+    /// Completes slot `i`'s chains empty and frees it; returns how many.
+    private func returnSlot(_ s: Int) -> Int {
+        let base = s * maxRxSegments
+        let n = rxChainCount[s]
+        for j in 0..<n {
+            rxChains[base + j]?.complete(writtenLength: 0)
+            rxChains[base + j] = nil
+        }
+        held.subtract(n, ordering: .relaxed)
+        rxChainCount[s] = 0
+        rxSGECount[s] = 0
+        rxState[s] = .free
+        rxFree.push(s)
+        return n
+    }
+
+    /// Completes every held RX chain empty. Posted ones may not exist;
+    /// flushing ones go back when their completion is reaped.
     private func returnAllReceives() {
         var n = 0
         while let r = rxSpare.pop() { r.complete(writtenLength: 0); n += 1 }
+        held.subtract(n, ordering: .relaxed)
         rxAssembled.removeAll()
-        rxFree.removeAll()
         for s in 0..<rxSlotCount {
             precondition(rxState[s] != .posted, "returning posted receive buffers")
-            let base = s * maxRxSegments
-            for j in 0..<rxChainCount[s] {
-                rxChains[base + j]?.complete(writtenLength: 0)
-                rxChains[base + j] = nil
-                n += 1
-            }
-            rxChainCount[s] = 0
-            rxSGECount[s] = 0
-            rxState[s] = .free
-            rxFree.push(s)
+            if rxState[s] == .assembled { n += returnSlot(s) }
         }
+        returningReceives = rxFlushing > 0
         counters.bump(counters.rxBuffersReturned, UInt64(n))
-        held.subtract(n, ordering: .relaxed)
         link.initialCredits.store(NetCredits.announcement(assembled: 0), ordering: .releasing)
     }
 

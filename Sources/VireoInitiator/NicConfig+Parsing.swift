@@ -2,7 +2,7 @@ import TOMLKit
 
 extension NicConfig {
     /// Parses one `--nic` value:
-    /// `socket=PATH,target=HOST:PORT,network=NAME,mac=52:54:00:00:00:01[,queue-pairs=N][,queue-size=N]`.
+    /// `socket=PATH,target=HOST:PORT,network=NAME,mac=52:54:00:00:00:01[,queue-pairs=N][,queue-size=N][,port=NAME]`.
     public static func parse(nicOption text: String) throws(ConfigError) -> NicConfig {
         var problems: [String] = []
         var f = NicFields()
@@ -35,8 +35,9 @@ extension NicConfig {
             case "mac": f.mac = need()
             case "queue-pairs", "queue_pairs": f.queuePairs = int()
             case "queue-size", "queue_size": f.queueSize = int()
+            case "port": f.port = need()
             default:
-                problems.append("\(context): unknown key '\(key)' (known: socket, target, network, mac, queue-pairs, queue-size)")
+                problems.append("\(context): unknown key '\(key)' (known: socket, target, network, mac, queue-pairs, queue-size, port)")
             }
         }
         let cfg = f.validated(context: context, problems: &problems)
@@ -45,7 +46,7 @@ extension NicConfig {
     }
 
     /// The NICs of one `[[nic]]` array (`socket`, `target`, `network`, `mac`,
-    /// `queue_pairs`, `queue_size`); problems are appended, one line each.
+    /// `queue_pairs`, `queue_size`, `port`); problems are appended, one line each.
     static func parse(tomlArray array: TOMLArray, source: String, problems: inout [String]) -> [NicConfig] {
         var out: [NicConfig] = []
         for (i, element) in array.enumerated() {
@@ -69,8 +70,9 @@ extension NicConfig {
                 case "mac": f.mac = str()
                 case "queue_pairs": f.queuePairs = int()
                 case "queue_size": f.queueSize = int()
+                case "port": f.port = str()
                 default:
-                    problems.append("\(context): unknown key '\(key)' (known: socket, target, network, mac, queue_pairs, queue_size)")
+                    problems.append("\(context): unknown key '\(key)' (known: socket, target, network, mac, queue_pairs, queue_size, port)")
                 }
             }
             if let c = f.validated(context: context, problems: &problems) { out.append(c) }

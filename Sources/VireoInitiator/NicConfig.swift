@@ -16,11 +16,15 @@ public struct NicConfig: Equatable, Sendable {
     public var queuePairs: Int
     /// Largest virtqueue size accepted (and receive/send work requests per pair).
     public var queueSize: Int
+    /// The named port of the network this NIC claims (`port=vm1`; the
+    /// target's config lists it, with its MAC allow-list). nil: unnamed.
+    public var port: String?
 
     public static let defaultQueueSize = 256
 
     public init(socket: String, target: FabricAddress, network: String, mac: MACAddress, queuePairs: Int = 1,
-                queueSize: Int = NicConfig.defaultQueueSize) {
+                queueSize: Int = NicConfig.defaultQueueSize, port: String? = nil) {
+        self.port = port
         self.socket = socket
         self.target = target
         self.network = network
@@ -43,6 +47,7 @@ struct NicFields {
     var mac: String?
     var queuePairs: Int?
     var queueSize: Int?
+    var port: String?
     /// Keys already reported (e.g. wrong type): not reported again as missing.
     var reported: Set<String> = []
 
@@ -80,8 +85,9 @@ struct NicFields {
         if !(16...1024).contains(size) || size & (size - 1) != 0 {
             problem("queue-size must be a power of two in 16...1024, not \(size)")
         }
+        if let port, !PortKey.isValidName(port) { problem("port '\(port)' must be 1-15 characters of A-Z a-z 0-9 . _ -") }
         guard !bad, reported.isEmpty, let socket, let address, let network, let macAddress else { return nil }
         return NicConfig(socket: socket, target: address, network: network, mac: macAddress, queuePairs: pairs,
-                         queueSize: size)
+                         queueSize: size, port: port)
     }
 }

@@ -8,6 +8,9 @@ import VireoWire
 struct PacketConnector: EndpointConnector {
     let config: NicConfig
     let hostID: [UInt8]
+    /// The switch port every pair of this NIC claims: its named port, or for
+    /// several pairs a random key (one port on the target, not one per pair).
+    let portKey: PortKey?
     /// SGEs per transmitted frame (guest descriptors gathered by one SEND).
     static let maxSendSegments = 16
     /// SGEs per receive work request (guest RX descriptors one frame may fill).
@@ -20,6 +23,11 @@ struct PacketConnector: EndpointConnector {
     init(config: NicConfig) {
         self.config = config
         hostID = TargetConnector.hostID()
+        if let name = config.port {
+            portKey = .named(name)
+        } else {
+            portKey = config.queuePairs > 1 ? PortKey.random() : nil
+        }
     }
 
     var targetDescription: String { "\(config.target)" }
@@ -37,7 +45,7 @@ struct PacketConnector: EndpointConnector {
     func request(queue: Int, initialCredits: Int) -> ConnectRequest {
         ConnectRequest(kind: .packet, name: config.network, queueIndex: UInt16(queue),
                        queueDepth: UInt16(clamping: max(0, initialCredits)), maxSegments: UInt16(Self.maxSendSegments),
-                       maxIOBytes: Self.wantedFrameBytes, hostID: hostID, wantsWrite: false)
+                       maxIOBytes: Self.wantedFrameBytes, hostID: hostID, wantsWrite: false, port: portKey)
     }
 
     func connect(queue: Int, cq: CompletionQueue?, initialCredits: Int, timeoutMilliseconds: Int32)

@@ -28,9 +28,10 @@ public final class RemoteNetCounters: Sendable {
     public let rxBuffersRejected = Atomic<UInt64>(0)
     /// Guest RX chains given back empty (quiesce, MTU change, front-end gone).
     public let rxBuffersReturned = Atomic<UInt64>(0)
-    /// Frames not delivered on a multi-pair NIC: the NIC's own frames coming
-    /// back through the switch, and floods on pairs other than 0 (each pair
-    /// is its own switch port, so every flood reaches each of them).
+    /// Frames not delivered on a multi-pair NIC whose target did not join its
+    /// pairs into one port (no PORT_JOINED: an older target): the NIC's own
+    /// frames coming back through the switch, and floods on pairs other than
+    /// 0 (each pair is its own switch port there). 0 with a current target.
     public let rxFiltered = Atomic<UInt64>(0)
     /// Frames from the target too short to hold a header + Ethernet header (dropped; buffer re-posted).
     public let rxRunts = Atomic<UInt64>(0)

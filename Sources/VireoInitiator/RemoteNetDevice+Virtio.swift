@@ -16,8 +16,16 @@ extension RemoteNetDevice {
         return f
     }
 
+    /// CONFIGURE_MEM_SLOTS only with one queue pair: QEMU (7.2, as in the
+    /// lab) drives a multi-queue vhost-user NIC as one vhost device per pair
+    /// over the same socket and sends ADD_MEM_REG from each of them (they are
+    /// not among its once-per-connection requests there), so the second pair
+    /// re-adds regions the backend already has and the session refuses the
+    /// overlap; SET_MEM_TABLE is sent once (by pair 0's device).
     public var protocolFeatures: VhostUserProtocolFeatures {
-        [.mq, .logSHMFD, .rarp, .replyAck, .mtu, .backendReq, .config, .resetDevice, .configureMemSlots, .status]
+        var p: VhostUserProtocolFeatures = [.mq, .logSHMFD, .rarp, .replyAck, .mtu, .backendReq, .config, .resetDevice, .status]
+        if config.queuePairs == 1 { p.insert(.configureMemSlots) }
+        return p
     }
 
     /// `struct virtio_net_config`: MAC, link status, pairs, MTU.

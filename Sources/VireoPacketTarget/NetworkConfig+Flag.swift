@@ -5,7 +5,8 @@ extension NetworkConfig {
     /// `name=lan0,mtu=9000,tap=vtap0`.
     ///
     /// Keys: name, mtu, tap, aging (seconds), receive-buffers, max-ports,
-    /// mac-table-size, allowed-macs (`+`-separated MACs). Not validated here
+    /// mac-table-size, allowed-macs (`+`-separated MACs), port (`NAME` or
+    /// `NAME:MAC+MAC`, repeatable: a named port and its allow-list). Not validated here
     /// (`problems()`, called by the target's config validation).
     public init(flag text: String) throws(NetworkConfigError) {
         var name: String?
@@ -34,6 +35,10 @@ extension NetworkConfig {
                     }
                 }
                 n.allowedMACs = macs
+            case "port":
+                var ps: [String] = []
+                if let p = PortConfig(flag: value ?? "", problems: &ps) { n.ports.append(p) }
+                problems += ps.map { "--network \(text): \($0)" }
             default: problems.append("--network \(text): unknown key '\(key)'")
             }
         }

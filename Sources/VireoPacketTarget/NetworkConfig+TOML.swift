@@ -14,6 +14,10 @@ extension NetworkConfig {
     /// receive_buffers = 256
     /// max_ports = 64
     /// mac_table_size = 4096
+    ///
+    /// [[network.port]]                    # optional named ports
+    /// name = "vm1"
+    /// allowed_macs = ["52:54:00:00:0a:01"] # optional, this port only
     /// ```
     public init?(table t: TOMLTable, index: Int, problems: inout [String]) {
         let who = t["name"]?.string.map { "network '\($0)'" } ?? "network #\(index)"
@@ -47,6 +51,36 @@ extension NetworkConfig {
                     }
                 }
                 n.allowedMACs = macs
+            case "port":
+                guard let array = t[key]?.array else {
+                    problems.append("\(who): port must be an array of tables ([[network.port]])")
+                    continue
+                }
+                for (i, item) in array.enumerated() {
+                    guard let pt = item.table, let pname = pt["name"]?.string else {
+                        problems.append("\(who): port #\(i + 1) needs a name")
+                        continue
+                    }
+                    var pc = PortConfig(name: pname)
+                    for pk in pt.keys where pk != "name" {
+                        guard pk == "allowed_macs" else {
+                            problems.append("\(who): port '\(pname)': unknown key '\(pk)' (known: name, allowed_macs)")
+                            continue
+                        }
+                        guard let macs = pt[pk]?.array else {
+                            problems.append("\(who): port '\(pname)': allowed_macs must be an array of \"52:54:00:...\" strings")
+                            continue
+                        }
+                        var list: [MACAddress] = []
+                        for m in macs {
+                            if let s = m.string, let mac = MACAddress(s) { list.append(mac) } else {
+                                problems.append("\(who): port '\(pname)': allowed_macs entry \(m) is not a MAC address")
+                            }
+                        }
+                        pc.allowedMACs = list
+                    }
+                    n.ports.append(pc)
+                }
             default:
                 problems.append("\(who): unknown key '\(key)'")
             }

@@ -13,7 +13,7 @@ public struct NetworkConfig: Equatable, Sendable {
     /// TAP interface created on the target and attached as an uplink port (nil: none).
     public var tap: String?
     /// Source MACs ports may use (nil: any). Frames from other sources are dropped and counted.
-    /// The TAP uplink is not subject to it.
+    /// The TAP uplink is not subject to it. A named port's own list applies on top of it.
     public var allowedMACs: [MACAddress]?
     /// Seconds a learned MAC stays valid without traffic from it.
     public var agingSeconds: Int = 300
@@ -23,6 +23,9 @@ public struct NetworkConfig: Equatable, Sendable {
     public var maxPorts: Int = 64
     /// MAC table entries.
     public var macTableSize: Int = 4096
+    /// Named ports (empty: any initiator may connect, unnamed). When ports
+    /// are listed, a NIC must claim one of them (`port=NAME` in its `--nic`).
+    public var ports: [PortConfig] = []
 
     public init(name: String, mtu: Int = 1500, tap: String? = nil, allowedMACs: [MACAddress]? = nil,
                 agingSeconds: Int = 300) {
@@ -56,6 +59,12 @@ public struct NetworkConfig: Equatable, Sendable {
         }
         if maxPorts < 1 || maxPorts > 1023 { out.append("\(who): max_ports \(maxPorts) must be 1-1023") }
         if macTableSize < 16 || macTableSize > 1 << 20 { out.append("\(who): mac_table_size must be 16-1048576") }
+        var seen = Set<String>()
+        for p in ports {
+            out += p.problems(network: name)
+            if !seen.insert(p.name).inserted { out.append("\(who): port '\(p.name)' is listed twice") }
+        }
+        if ports.count > maxPorts { out.append("\(who): \(ports.count) ports listed, max_ports is \(maxPorts)") }
         return out
     }
 }

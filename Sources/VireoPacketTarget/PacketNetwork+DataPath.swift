@@ -56,7 +56,7 @@ extension PacketNetwork {
         case .failure(let reason):
             count(PortDrop(reason), on: p.counters)
         case .success(let summary):
-            let verdict = switching.forward(summary, ingress: p.tableIndex, now: now) { dst in
+            let verdict = switching.forward(summary, ingress: groups.group(ofSlot: p.tableIndex), now: now) { dst in
                 deliver(frame, byteCount: byteCount, to: dst)
             }
             if case .dropped(let reason) = verdict { count(reason, on: p.counters) }
@@ -87,7 +87,15 @@ extension PacketNetwork {
         totals.dropped(reason)
     }
 
-    /// Sends one frame to switch port `dst`: copy into a send buffer and SEND, or drop and count.
+    /// Whether connection `slot` can take a frame now (credit and a send slot).
+    @inline(__always)
+    private func canSend(_ slot: Int) -> Bool {
+        guard slot < table.count, let p = table[slot], !p.isDraining else { return false }
+        return p.credits > 0 && p.sendQueueFree > PacketPort.creditSendSlots / 2 && !p.freeSends.isEmpty
+    }
+
+    /// Sends one frame to switch port `dst` (the TAP uplink, or a group of
+    /// connections: one of them, by flow hash then credit), or drops and counts.
     @inline(__always)
     private func deliver(_ frame: UnsafeMutableRawPointer, byteCount: Int, to dst: Int) {
         if dst == tapPort {
@@ -99,11 +107,14 @@ extension PacketNetwork {
             }
             return
         }
-        guard dst < table.count, let p = table[dst], !p.isDraining else { return }
-        guard p.credits > 0 else { return count(.noCredit, on: p.counters) }
-        guard p.sendQueueFree > PacketPort.creditSendSlots / 2, let slot = p.freeSends.pop() else {
-            return count(.noSendBuffer, on: p.counters)
+        guard let (chosen, preferred) = groups.pick(group: dst, hash: { PortGroups.flowHash(frame, count: byteCount) },
+                                                    usable: canSend) else { return }
+        guard let c = chosen else {
+            guard let q = table[preferred], !q.isDraining else { return }
+            return count(q.credits > 0 ? .noSendBuffer : .noCredit, on: q.counters)
         }
+        let p = table[c]!
+        let slot = p.freeSends.pop()!
         let offset = slot * p.maxFrame
         // SAFETY: byteCount ≤ maxFrame (validated) and both buffers hold maxFrame bytes per slot.
         memcpy(p.sendBase + offset, frame, byteCount)
@@ -144,20 +155,22 @@ extension PacketNetwork {
             }
         }
         dirty.removeAll(keepingCapacity: true)
-        for i in switching.ports where i != tapPort {
-            guard let p = table[i], p.pendingReturn > 0, p.sendQueueFree > 0, !p.isDraining else { continue }
-            let due = force || p.pendingReturn >= max(1, p.advertised / 2)
-                || now &- p.pendingSince >= Self.creditDelayNanoseconds
-            guard due else { continue }
-            p.sendBatch.send(wrId: p.workID(WorkID.packetCredit, 0), local: nil,
-                             immediate: PacketImmediate.credit(p.takeReturnedCredits()))
-            p.sendQueueFree -= 1
-            p.counters.sentCredit()
-            totals.sentCredit()
-            do { try p.queuePair.post(p.sendBatch) } catch {
-                p.sendBatch.reset()
-                p.drop("posting a credit message failed: \(error)")
-                broken = true
+        for g in switching.ports where g != tapPort {
+            for i in groups.members(of: g) {
+                guard let p = table[i], p.pendingReturn > 0, p.sendQueueFree > 0, !p.isDraining else { continue }
+                let due = force || p.pendingReturn >= max(1, p.advertised / 2)
+                    || now &- p.pendingSince >= Self.creditDelayNanoseconds
+                guard due else { continue }
+                p.sendBatch.send(wrId: p.workID(WorkID.packetCredit, 0), local: nil,
+                                 immediate: PacketImmediate.credit(p.takeReturnedCredits()))
+                p.sendQueueFree -= 1
+                p.counters.sentCredit()
+                totals.sentCredit()
+                do { try p.queuePair.post(p.sendBatch) } catch {
+                    p.sendBatch.reset()
+                    p.drop("posting a credit message failed: \(error)")
+                    broken = true
+                }
             }
         }
         if broken { retireDraining() }

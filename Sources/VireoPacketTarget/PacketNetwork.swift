@@ -45,6 +45,8 @@ public final class PacketNetwork: @unchecked Sendable {
     private let retire: @Sendable (PacketPort) -> Void
 
     var switching: PacketSwitch
+    /// Connections (table slots) grouped into switch ports (NIC queue pairs with one key).
+    var groups: PortGroups
     var table: [PacketPort?]
     private var generations: [UInt16]
     var dirty: [Int]
@@ -60,6 +62,10 @@ public final class PacketNetwork: @unchecked Sendable {
     // Control-plane bookkeeping.
     var completionBudgetLeft = 0
     var admittedPorts = 0
+    /// Port keys of admitted connections: the host holding each, and how many
+    /// of its connections. A key joins connections into one switch port, so
+    /// only the host already holding it may add queue pairs to it.
+    private var keyHolders: [PortKey: (host: Substring, count: Int)] = [:]
 
     /// Device CQ entries per network (capped by the device's maximum).
     static let cqCapacity = 16_384
@@ -84,6 +90,7 @@ public final class PacketNetwork: @unchecked Sendable {
         switching = PacketSwitch(agingSeconds: config.agingSeconds, tableCapacity: config.macTableSize,
                                  maxPorts: config.maxPorts + 1, allowed: config.allowedMACs)
         table = [PacketPort?](repeating: nil, count: config.maxPorts)
+        groups = PortGroups(capacity: config.maxPorts)
         generations = [UInt16](repeating: 0, count: config.maxPorts)
         dirty = []
         dirty.reserveCapacity(config.maxPorts)
@@ -141,6 +148,7 @@ public final class PacketNetwork: @unchecked Sendable {
         thread = nil
         var left = table.compactMap { $0 }
         table = [PacketPort?](repeating: nil, count: config.maxPorts)
+        groups = PortGroups(capacity: config.maxPorts)
         pthread_mutex_lock(lock)
         left += handoff
         handoff = []
@@ -157,8 +165,15 @@ public final class PacketNetwork: @unchecked Sendable {
         case reject(ConnectReject)
     }
 
-    /// Decides on `r` (already decoded, version and kind checked, name matched).
-    public func decide(_ r: ConnectRequest) -> Admission {
+    /// The host part of a peer address ("10.99.0.1:4420" → "10.99.0.1").
+    static func host(of peer: String) -> Substring {
+        guard let colon = peer.lastIndex(of: ":") else { return Substring(peer) }
+        return peer[..<colon]
+    }
+
+    /// Decides on `r` (already decoded, version and kind checked, name
+    /// matched) from `peer` (its address, for port-key ownership).
+    public func decide(_ r: ConnectRequest, peer: String = "") -> Admission {
         func reject(_ reason: RejectReason, _ text: String) -> Admission {
             var rj = ConnectReject(reason, text)
             rj.kind = .packet
@@ -167,6 +182,10 @@ public final class PacketNetwork: @unchecked Sendable {
         guard let cq else { return reject(.internalError, "network \(name) is not running") }
         if Int(r.maxIOBytes) < maxFrame {
             return reject(.malformed, "network \(name) carries frames of up to \(maxFrame) bytes; receive buffers of \(r.maxIOBytes) bytes are too small")
+        }
+        if let problem = portProblem(r.port) { return reject(.noSuchEndpoint, problem) }
+        if let k = r.port, let holder = keyHolders[k], holder.host != Self.host(of: peer) {
+            return reject(.queueLimit, "network \(name): \(k) is in use by \(holder.host)")
         }
         if admittedPorts >= config.maxPorts {
             return reject(.queueLimit, "network \(name) already has its maximum of \(config.maxPorts) ports")
@@ -189,14 +208,34 @@ public final class PacketNetwork: @unchecked Sendable {
             sendCQ: cq, receiveCQ: cq,
             queuePair: QueuePairConfig(sendDepth: sendDepth, receiveDepth: receiveCount, maxSendSegments: 1,
                                        maxReceiveSegments: 1, maxInlineData: 0, readDepth: 1))
-        return .accept(PacketGeometry(mtu: UInt32(config.mtu), receiveBuffers: UInt16(config.receiveBuffers)),
+        return .accept(PacketGeometry(mtu: UInt32(config.mtu), receiveBuffers: UInt16(config.receiveBuffers),
+                                      flags: r.port != nil ? PacketGeometry.flagPortJoined : 0),
                        resources, sendSlots: sendSlots)
+    }
+
+    /// Why a connection claiming `key` may not join, or nil. A network that
+    /// lists ports takes only those (by name); one that lists none takes
+    /// unnamed connections (keyed or not) and refuses names.
+    func portProblem(_ key: PortKey?) -> String? {
+        let names = config.ports.map(\.name)
+        switch key {
+        case .named(let n)?:
+            if names.contains(n) { return nil }
+            return names.isEmpty ? "network \(name) has no named ports (port \(n) asked for)"
+                : "network \(name) has no port \(n) (its ports: \(names.joined(separator: ", ")))"
+        case .anonymous?, nil:
+            return names.isEmpty ? nil : "network \(name) takes named ports only (port=NAME in the NIC's config; its ports: \(names.joined(separator: ", ")))"
+        }
     }
 
     /// Hands a connected port to the worker (control plane) and books its resources.
     public func adopt(_ p: PacketPort) {
         completionBudgetLeft -= p.completionBudget
         admittedPorts += 1
+        if let k = p.portKey {
+            let n = keyHolders[k]?.count ?? 0
+            keyHolders[k] = (Self.host(of: p.peer), n + 1)
+        }
         pthread_mutex_lock(lock)
         handoff.append(p)
         vireo_relaxed_store(handoffHint, 1)
@@ -208,6 +247,9 @@ public final class PacketNetwork: @unchecked Sendable {
     public func forget(_ p: PacketPort) {
         completionBudgetLeft += p.completionBudget
         admittedPorts -= 1
+        if let k = p.portKey, let h = keyHolders[k] {
+            keyHolders[k] = h.count > 1 ? (h.host, h.count - 1) : nil
+        }
     }
 
     /// Asks the worker to drop `p` (its peer disconnected).
@@ -290,11 +332,16 @@ public final class PacketNetwork: @unchecked Sendable {
             generations[slot] &+= 1
             p.tableIndex = slot
             p.generation = generations[slot]
-            switching.addPort(slot)
+            let (group, isNew) = groups.join(slot: slot, key: p.portKey)
+            if isNew {
+                switching.addPort(group)
+                if let n = p.portKey?.name { switching.setAllowList(config.ports.first { $0.name == n }?.allowedMACs, port: group) }
+            }
             for i in 0..<p.receiveCount { p.repost(i, returnsCredit: false, now: now) }
             do { try p.queuePair.post(p.receiveBatch) } catch { p.drop("posting its receive buffers failed: \(error)") }
             vireo_relaxed_store(livePorts, vireo_relaxed_load(livePorts) + 1)
-            logger.info("\(p.peer) joined network \(name) as port \(slot) (queue \(p.queueIndex), \(p.credits) initial credits)")
+            let member = p.portKey.map { " (\($0), queue pair \(groups.members(of: group).count) of its NIC)" } ?? ""
+            logger.info("\(p.peer) joined network \(name) as port \(group)\(member) (connection \(slot), queue \(p.queueIndex), \(p.credits) initial credits)")
             if p.isDraining { retireDraining() }
         }
         for p in drops where p.tableIndex < table.count && table[p.tableIndex] === p {
@@ -309,13 +356,13 @@ public final class PacketNetwork: @unchecked Sendable {
             guard let p = entry, let reason = p.dropReason else { continue }
             table[i] = nil
             generations[i] &+= 1
-            switching.removePort(i)
+            if let (g, empty) = groups.leave(slot: i), empty { switching.removePort(g) }
             vireo_relaxed_store(livePorts, vireo_relaxed_load(livePorts) - 1)
             if p.isDirty { dirty.removeAll { $0 == i }; p.isDirty = false }
             if reason == "disconnected" {
-                logger.info("\(p.peer) left network \(name): \(p.counters.summary)")
+                logger.info("\(p.peer) (queue \(p.queueIndex)) left network \(name): \(p.counters.summary)")
             } else {
-                logger.warning("dropping port \(p.peer) of network \(name): \(reason); \(p.counters.summary)")
+                logger.warning("dropping port \(p.peer) (queue \(p.queueIndex)) of network \(name): \(reason); \(p.counters.summary)")
             }
             retire(p)
         }

@@ -31,6 +31,8 @@ public final class PacketPort: @unchecked Sendable {
     let queuePair: QueuePair
     public let peer: String
     public let queueIndex: UInt16
+    /// The switch port this connection belongs to (nil: a port of its own).
+    public let portKey: PortKey?
     let maxFrame: Int
     let advertised: Int
     let receiveCount: Int
@@ -77,6 +79,7 @@ public final class PacketPort: @unchecked Sendable {
         queuePair = connection.queuePair
         peer = connection.peerAddress
         queueIndex = request.queueIndex
+        portKey = request.port
         maxFrame = Int(geometry.maxFrameBytes)
         advertised = Int(geometry.receiveBuffers)
         receiveCount = advertised + Self.creditMargin

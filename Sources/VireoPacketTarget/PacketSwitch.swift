@@ -1,7 +1,8 @@
 import VireoWire
 
 /// The L2 forwarding logic of one network, without any I/O: MAC learning with
-/// aging, an optional source allow-list, and the delivery set of each frame.
+/// aging, optional source allow-lists (the network's, and each port's), and
+/// the delivery set of each frame.
 /// Ports are small integers chosen by the owner. The clock is passed in
 /// (monotonic nanoseconds), so tests drive aging directly.
 ///
@@ -26,6 +27,8 @@ public struct PacketSwitch {
     public let tableCapacity: Int
     private var table: [MACAddress: Entry]
     private let allowed: Set<MACAddress>?
+    /// Per-port allow-lists (indexed by port; nil: only the network's applies).
+    private var portAllowed: [Set<MACAddress>?]
     /// Ports frames may be delivered to, in the order they were added.
     public private(set) var ports: [Int]
     public let maxPorts: Int
@@ -37,6 +40,7 @@ public struct PacketSwitch {
         table.reserveCapacity(self.tableCapacity)
         self.allowed = allowed.map(Set.init)
         self.maxPorts = maxPorts
+        portAllowed = [Set<MACAddress>?](repeating: nil, count: maxPorts)
         ports = []
         ports.reserveCapacity(maxPorts)
     }
@@ -50,15 +54,30 @@ public struct PacketSwitch {
         if !ports.contains(port) { ports.append(port) }
     }
 
-    /// Removes `port` and forgets every address learned on it (control path).
+    /// Removes `port` and forgets every address learned on it and its allow-list (control path).
     public mutating func removePort(_ port: Int) {
         ports.removeAll { $0 == port }
+        if port >= 0, port < maxPorts { portAllowed[port] = nil }
         table = table.filter { $0.value.port != port }
     }
 
     /// Whether `source` may send (always true without an allow-list).
     @inline(__always)
     public func isAllowed(_ source: MACAddress) -> Bool { allowed?.contains(source) ?? true }
+
+    /// Gives `port` its own allow-list (nil: none), on top of the network's (control path).
+    public mutating func setAllowList(_ macs: [MACAddress]?, port: Int) {
+        precondition(port >= 0 && port < maxPorts, "port \(port) out of range")
+        portAllowed[port] = macs.map(Set.init)
+    }
+
+    /// Whether `source` may send from `port`: the network's list and the port's.
+    @inline(__always)
+    public func isAllowed(_ source: MACAddress, port: Int) -> Bool {
+        guard isAllowed(source) else { return false }
+        guard port >= 0, port < maxPorts, let list = portAllowed[port] else { return true }
+        return list.contains(source)
+    }
 
     /// Records that `source` was seen on `port` at `now`.
     @inline(__always)
@@ -99,7 +118,7 @@ public struct PacketSwitch {
         _ frame: PacketFrame.Summary, ingress: Int, now: UInt64, checkAllowList: Bool = true,
         _ deliver: (Int) -> Void
     ) -> Verdict {
-        if checkAllowList, !isAllowed(frame.source) { return .dropped(.notAllowed) }
+        if checkAllowList, !isAllowed(frame.source, port: ingress) { return .dropped(.notAllowed) }
         learn(frame.source, port: ingress, now: now)
         if let port = lookup(frame.destination, now: now) {
             if port == ingress { return .dropped(.filtered) }

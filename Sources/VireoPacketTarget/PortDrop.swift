@@ -10,7 +10,8 @@ public enum PortDrop: Int, Sendable, CaseIterable {
     case malformed = 2
     /// The frame is longer than the network's MTU allows.
     case tooLong = 3
-    /// The source MAC is not in the network's allow-list.
+    /// The source MAC is not in the network's or the ingress port's allow-list
+    /// ("source MAC not allowed").
     case notAllowed = 4
     /// The destination was learned on the ingress port itself.
     case filtered = 5

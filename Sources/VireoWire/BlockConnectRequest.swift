@@ -3,6 +3,9 @@
 ///
 /// Layout: magic u32 · version u8 · kind u8 · queue index u16 · queue depth u16 ·
 /// max segments u16 · max I/O bytes u32 · host id [16] · flags u8 · name [23].
+///
+/// Flags: bit 0 needs write access (block); bit 1 (packet) the host-id bytes
+/// carry a `PortKey` instead; bit 2 (with bit 1) that key is a port name.
 public struct ConnectRequest: Equatable, Sendable {
     public static let size = 56
 
@@ -15,13 +18,21 @@ public struct ConnectRequest: Equatable, Sendable {
     public var hostID: [UInt8]
     /// Bit 0: the initiator needs write access.
     public var wantsWrite: Bool
+    /// Packet connections: the switch port this queue pair belongs to (flags
+    /// bits 1-2; carried in the host-id bytes, which then are not a host id).
+    public var port: PortKey?
     /// The endpoint (export or network) name, ≤ 23 bytes of UTF-8.
     public var name: String
     /// The version the peer spoke (decoded), or ours (encoded).
     public var version: UInt8 = Wire.version
 
+    public static let flagWrite: UInt8 = 1
+    public static let flagPortKey: UInt8 = 2
+    public static let flagNamedPort: UInt8 = 4
+
     public init(kind: Wire.EndpointKind, name: String, queueIndex: UInt16, queueDepth: UInt16,
-                maxSegments: UInt16, maxIOBytes: UInt32, hostID: [UInt8], wantsWrite: Bool) {
+                maxSegments: UInt16, maxIOBytes: UInt32, hostID: [UInt8], wantsWrite: Bool, port: PortKey? = nil) {
+        self.port = port
         self.kind = kind
         self.name = name
         self.queueIndex = queueIndex
@@ -44,6 +55,15 @@ public struct ConnectRequest: Equatable, Sendable {
     /// The 56 bytes to send. Fails on a name that does not fit.
     public func encoded() throws(WireError) -> [UInt8] {
         guard Self.isValidName(name) else { throw WireError("endpoint name '\(name)' must be 1-23 characters of A-Z a-z 0-9 . _ : -") }
+        if let port {
+            guard kind == .packet else { throw WireError("a port key belongs to packet connections only") }
+            if case .named(let n) = port, !PortKey.isValidName(n) {
+                throw WireError("port name '\(n)' must be 1-15 characters of A-Z a-z 0-9 . _ -")
+            }
+        }
+        var flags: UInt8 = wantsWrite ? Self.flagWrite : 0
+        if let port { flags |= Self.flagPortKey | (port.name != nil ? Self.flagNamedPort : 0) }
+        let idBytes = port?.bytes ?? hostID
         var b = [UInt8](repeating: 0, count: Self.size)
         b.withUnsafeMutableBytes { raw in
             let p = raw.baseAddress!
@@ -54,8 +74,8 @@ public struct ConnectRequest: Equatable, Sendable {
             LE.store(p, 8, queueDepth)
             LE.store(p, 10, maxSegments)
             LE.store(p, 12, maxIOBytes)
-            for (i, byte) in hostID.prefix(16).enumerated() { p.storeBytes(of: byte, toByteOffset: 16 + i, as: UInt8.self) }
-            LE.store(p, 32, UInt8(wantsWrite ? 1 : 0))
+            for (i, byte) in idBytes.prefix(16).enumerated() { p.storeBytes(of: byte, toByteOffset: 16 + i, as: UInt8.self) }
+            LE.store(p, 32, flags)
             for (i, byte) in name.utf8.enumerated() { p.storeBytes(of: byte, toByteOffset: 33 + i, as: UInt8.self) }
         }
         return b
@@ -78,9 +98,19 @@ public struct ConnectRequest: Equatable, Sendable {
                 return
             }
             let flags = LE.load(p, 32, as: UInt8.self)
-            guard flags & ~1 == 0 else {
+            let known = Self.flagWrite | (kind == .packet ? Self.flagPortKey | Self.flagNamedPort : 0)
+            guard flags & ~known == 0, flags & Self.flagNamedPort == 0 || flags & Self.flagPortKey != 0 else {
                 result = .failure(WireError("unknown connect flags 0x\(String(flags, radix: 16))"))
                 return
+            }
+            let idBytes = Array(UnsafeRawBufferPointer(start: p + 16, count: 16))
+            var port: PortKey?
+            if flags & Self.flagPortKey != 0 {
+                guard let k = PortKey(bytes: idBytes, named: flags & Self.flagNamedPort != 0) else {
+                    result = .failure(WireError("port name must be 1-15 characters of A-Z a-z 0-9 . _ -, NUL padded"))
+                    return
+                }
+                port = k
             }
             let nameBytes = Array(UnsafeRawBufferPointer(start: p + 33, count: Wire.maxNameLength).prefix { $0 != 0 })
             let name = String(decoding: nameBytes, as: UTF8.self)
@@ -92,7 +122,7 @@ public struct ConnectRequest: Equatable, Sendable {
                 kind: kind, name: name, queueIndex: LE.load(p, 6, as: UInt16.self),
                 queueDepth: LE.load(p, 8, as: UInt16.self), maxSegments: LE.load(p, 10, as: UInt16.self),
                 maxIOBytes: LE.load(p, 12, as: UInt32.self),
-                hostID: Array(UnsafeRawBufferPointer(start: p + 16, count: 16)), wantsWrite: flags & 1 != 0)
+                hostID: idBytes, wantsWrite: flags & Self.flagWrite != 0, port: port)
             r.version = version
             result = .success(r)
         }

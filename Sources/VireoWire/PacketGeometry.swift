@@ -21,8 +21,14 @@ public struct PacketGeometry: Equatable, Sendable {
     public var maxFrameBytes: UInt32
     /// Target receive buffers per port: the initiator's initial credits.
     public var receiveBuffers: UInt16
-    /// Reserved, zero in version 1.
+    /// Bit 0 (`flagPortJoined`): the connection joined the switch port of its
+    /// request's port key, with the NIC's other queue pairs (set only when the
+    /// request carried a key). Other bits zero.
     public var flags: UInt32
+    public static let flagPortJoined: UInt32 = 1
+
+    /// Whether the target made this queue pair part of one port with the NIC's others.
+    public var portJoined: Bool { flags & Self.flagPortJoined != 0 }
 
     public init(mtu: UInt32, receiveBuffers: UInt16, flags: UInt32 = 0) {
         self.mtu = mtu
@@ -54,7 +60,7 @@ public struct PacketGeometry: Equatable, Sendable {
 
     /// Decodes the target's accept data and checks it against what was asked:
     /// frames must fit the initiator's buffers (`maxIOBytes`), the MTU must be
-    /// sane and match the frame size, flags and reserved bytes must be zero.
+    /// sane and match the frame size, reserved bytes must be zero, flags known.
     public init(decoding bytes: [UInt8], requested: ConnectRequest) throws(WireError) {
         guard bytes.count >= Self.size else { throw WireError("accept data of \(bytes.count) bytes, need \(Self.size)") }
         var out: Result<PacketGeometry, WireError> = .failure(WireError("?"))
@@ -84,7 +90,9 @@ public struct PacketGeometry: Equatable, Sendable {
     /// Why this geometry is unusable for `requested`, or nil.
     func problem(requested r: ConnectRequest) -> String? {
         if r.kind != .packet { return "a packet geometry answers a \(r.kind) request" }
-        if flags != 0 { return "unknown packet geometry flags 0x\(String(flags, radix: 16))" }
+        if flags & ~Self.flagPortJoined != 0 || (portJoined && r.port == nil) {
+            return "unknown packet geometry flags 0x\(String(flags, radix: 16))"
+        }
         if mtu < Self.minMTU || mtu > Self.maxMTU { return "MTU \(mtu) outside \(Self.minMTU)...\(Self.maxMTU)" }
         if maxFrameBytes != Self.maxFrameBytes(mtu: mtu) {
             return "max frame \(maxFrameBytes) bytes does not match MTU \(mtu) (need \(Self.maxFrameBytes(mtu: mtu)))"

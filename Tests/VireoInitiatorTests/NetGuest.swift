@@ -32,7 +32,7 @@ final class NetGuest {
     private(set) var txDone = 0
 
     init(tag: String, port: UInt16, network: String = "lan0", mac: MACAddress, bufferSize: Int = 2048,
-         features: UInt64 = NetGuest.defaultFeatures, pairs: Int = 1) throws {
+         features: UInt64 = NetGuest.defaultFeatures, pairs: Int = 1, portName: String? = nil) throws {
         self.mac = mac
         self.pairs = pairs
         rxBuffers = Array(repeating: [:], count: pairs)
@@ -41,7 +41,7 @@ final class NetGuest {
         var logger = Logger(label: "test.nic.\(tag)")
         logger.logLevel = .notice
         let cfg = NicConfig(socket: path, target: FabricAddress(host: RDMAEnvironment.address, port: port),
-                            network: network, mac: mac, queuePairs: pairs, queueSize: 64)
+                            network: network, mac: mac, queuePairs: pairs, queueSize: 64, port: portName)
         device = try RemoteNetDevice(config: cfg, logger: logger)
         server = try VhostUserServer(path: path, device: device,
                                      options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200)),

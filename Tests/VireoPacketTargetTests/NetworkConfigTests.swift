@@ -76,3 +76,47 @@ import VireoWire
         #expect(c.problems().isEmpty)
     }
 }
+
+/// Named ports with their own MAC allow-lists.
+@Suite struct NamedPortConfigTests {
+    static let m1 = MACAddress("52:54:00:00:0a:01")!, m2 = MACAddress("52:54:00:00:0a:02")!
+
+    @Test func tomlPorts() throws {
+        let c = try TargetConfig(toml: """
+            [[network]]
+            name = "lan0"
+            allowed_macs = ["52:54:00:00:0a:01", "52:54:00:00:0a:02", "52:54:00:00:0b:01"]
+            [[network.port]]
+            name = "vm1"
+            allowed_macs = ["52:54:00:00:0a:01", "52:54:00:00:0a:02"]
+            [[network.port]]
+            name = "vm2"
+            """)
+        #expect(c.networks[0].ports == [PortConfig(name: "vm1", allowedMACs: [Self.m1, Self.m2]), PortConfig(name: "vm2")])
+    }
+
+    @Test func flagPorts() throws {
+        let n = try NetworkConfig(flag: "name=lan0,port=vm1:52:54:00:00:0a:01+52:54:00:00:0a:02,port=vm2")
+        #expect(n.ports == [PortConfig(name: "vm1", allowedMACs: [Self.m1, Self.m2]), PortConfig(name: "vm2")])
+        #expect(throws: NetworkConfigError.self) { try NetworkConfig(flag: "name=lan0,port=vm1:nope") }
+        #expect(throws: NetworkConfigError.self) { try NetworkConfig(flag: "name=lan0,port=") }
+    }
+
+    @Test(arguments: [
+        ("[[network]]\nname = \"lan0\"\n[[network.port]]\nallowed_macs = []\n", "needs a name"),
+        ("[[network]]\nname = \"lan0\"\n[[network.port]]\nname = \"vm1\"\nbogus = 1\n", "unknown key 'bogus'"),
+        ("[[network]]\nname = \"lan0\"\n[[network.port]]\nname = \"vm1\"\nallowed_macs = [\"x\"]\n", "not a MAC"),
+        ("[[network]]\nname = \"lan0\"\n[[network.port]]\nname = \"vm1\"\n[[network.port]]\nname = \"vm1\"\n", "listed twice"),
+        ("[[network]]\nname = \"lan0\"\n[[network.port]]\nname = \"vm:1\"\n", "1-15 characters"),
+        ("[[network]]\nname = \"lan0\"\n[[network.port]]\nname = \"vm1\"\nallowed_macs = []\n", "is empty"),
+        ("[[network]]\nname = \"lan0\"\n[[network.port]]\nname = \"vm1\"\nallowed_macs = [\"ff:ff:ff:ff:ff:ff\"]\n", "unicast"),
+    ])
+    func badPortsAreReported(toml: String, message: String) {
+        do {
+            _ = try TargetConfig(toml: toml)
+            Issue.record("accepted: \(toml)")
+        } catch {
+            #expect("\(error)".contains(message), "\(error)")
+        }
+    }
+}
