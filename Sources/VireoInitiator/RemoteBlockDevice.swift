@@ -61,7 +61,10 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         }
         let sup = FabricSupervisor(
             connector: connector, links: links, cqs: queues.map(\.cq), initial: initial.map(\.0), wake: wake,
-            logger: logger, onGeometry: { [weak self] g, q in self?.geometryArrived(g, queue: q) })
+            // A new geometry is acted on when the queue adopts the connection
+            // (`geometryAdopted`), not here: CONFIG_CHANGE must not reach the
+            // guest while the queue still checks requests against the old capacity.
+            logger: logger, onGeometry: { _, _ in })
         do throws(SystemError) { try sup.start(name: "vireo-fab") } catch { throw .system("pthread_create (fabric supervisor)", error) }
         supervisor = sup
         let g = initial[0].1
@@ -86,7 +89,9 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
     /// Requests held or waiting for a credit, summed over queues (tests; racy snapshot).
     public var queuedRequests: Int { queues.reduce(0) { $0 + $1.queuedCount } }
 
-    private func geometryArrived(_ g: BlockGeometry, queue: Int) {
+    /// Called by queue `queue`'s worker once it adopted a connection with
+    /// geometry `g` (its request checks already use `g`).
+    func geometryAdopted(_ g: BlockGeometry, queue: Int) {
         let old = geometryState.withLock { s -> UInt64 in
             let old = s.capacityBytes
             s.capacityBytes = g.capacityBytes

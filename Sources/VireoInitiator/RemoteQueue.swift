@@ -324,6 +324,7 @@ final class RemoteQueue: @unchecked Sendable {
         }
         counters.bump(counters.reconnects)
         counters.bump(counters.resubmitted, UInt64(fifo.count))
+        disk.geometryAdopted(p.geometry, queue: index)
         logger.notice("disk \(disk.config.socket) queue \(index): reconnected to \(disk.config.target) after \(lostFor) ms; resubmitting \(fifo.count) held request(s)")
     }
 
