@@ -61,7 +61,7 @@ gpids=()
 for e in "${exports[@]}"; do
     "$repo/deploy/lab/guest/qemu-guest" --test blk-verify --blk "$work/$e.sock" --num-queues 2 --smp 2 \
         --param size=$size --param loops=$loops --param jobs=$jobs --param bs=16384 --param discard=1 \
-        --log "$logs/guest-$e.console" --timeout 900 --quiet >"$logs/guest-$e.log" 2>&1 &
+        --log "$logs/guest-$e.console" --timeout "${VIREO_GUEST_TIMEOUT:-1500}" --quiet >"$logs/guest-$e.log" 2>&1 &
     gpids+=("$!")
 done
 
