@@ -11,7 +11,10 @@ public final class VhostUserQueueRequest: @unchecked Sendable {
     public let chain: Chain
     /// The virtqueue index this request came from.
     public let queueIndex: Int
-    unowned let vring: VhostUserVring
+    /// Weak: a device may hold a request past its session (an RX buffer the
+    /// RNIC is still flushing when the front-end disconnects); once the ring
+    /// is gone, completing such a request does nothing.
+    private(set) weak var vring: VhostUserVring?
     /// Connection generation at pop time; a completion after the connection
     /// closed is ignored.
     var generation: UInt64 = 0
@@ -29,7 +32,7 @@ public final class VhostUserQueueRequest: @unchecked Sendable {
     /// (when logging is on), updates inflight tracking and signals the call
     /// eventfd if the driver wants a notification. Call once, on the worker thread.
     public func complete(writtenLength: UInt32) {
-        vring.complete(self, writtenLength: writtenLength)
+        vring?.complete(self, writtenLength: writtenLength)
     }
 
     /// Takes the next available chain of queue `index`, which must be served
@@ -37,13 +40,13 @@ public final class VhostUserQueueRequest: @unchecked Sendable {
     /// handing it to `handle`. nil when that queue is empty, stopped or on
     /// another worker. Complete it like any request.
     public func takeRequest(fromQueue index: Int) -> VhostUserQueueRequest? {
-        guard let worker = vring.worker, let ring = worker.ring(index) else { return nil }
+        guard let worker = vring?.worker, let ring = worker.ring(index) else { return nil }
         return ring.pull()
     }
 
     /// Marks `[gpa, gpa+length)` dirty in the migration log if logging is on
     /// (for writes the runtime does not see, e.g. an RDMA READ into guest memory).
     public func logWrite(gpa: UInt64, length: UInt64) {
-        vring.log?.logWrite(gpa: gpa, length: length)
+        vring?.log?.logWrite(gpa: gpa, length: length)
     }
 }
