@@ -208,3 +208,120 @@ int vireo_wait_signal(long timeout_ms) {
         /* EINTR: retry (the remaining time restarts; good enough for a stats interval). */
     }
 }
+
+int vireo_memfd_create_sealable(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+int vireo_seal_size(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+}
+
+// MARK: SIGBUS containment (see the header). The handler reads the table
+// with atomic loads only and calls mmap, which is async-signal-safe in
+// practice on Linux (a plain system call).
+
+#define VIREO_SIGBUS_SLOTS 1024
+static struct {
+    uintptr_t base;     // 0: free
+    size_t len;
+    uint64_t owner;
+    uint64_t faults;
+} guard_slots[VIREO_SIGBUS_SLOTS];
+uint64_t vireo_sigbus_guard_total;
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t guard_page_size;
+
+static int guard_zero_map(uintptr_t addr, uintptr_t base, size_t len) {
+    // Try the base page size, then the huge page sizes a hugetlbfs mapping
+    // may use (a MAP_FIXED over part of a huge page fails with EINVAL).
+    static const size_t sizes[] = {0, 2u << 20, 1u << 30};
+    for (int i = 0; i < 3; i++) {
+        size_t sz = i == 0 ? guard_page_size : sizes[i];
+        uintptr_t page = addr & ~(uintptr_t)(sz - 1);
+        if (page < base || page + sz > base + len) continue;
+        void *p = mmap((void *)page, sz, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) return 1;
+    }
+    return 0;
+}
+
+static void guard_handler(int sig, siginfo_t *si, void *ctx) {
+    (void)ctx;
+    int saved = errno;
+    uintptr_t a = (uintptr_t)si->si_addr;
+    for (int i = 0; i < VIREO_SIGBUS_SLOTS; i++) {
+        uintptr_t b = __atomic_load_n(&guard_slots[i].base, __ATOMIC_ACQUIRE);
+        size_t l = __atomic_load_n(&guard_slots[i].len, __ATOMIC_RELAXED);
+        if (b == 0 || a < b || a - b >= l) continue;
+        if (guard_zero_map(a, b, l)) {
+            __atomic_fetch_add(&guard_slots[i].faults, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&vireo_sigbus_guard_total, 1, __ATOMIC_RELEASE);
+            errno = saved;
+            return;   // the access is retried and now reads zeroes
+        }
+        break;
+    }
+    // Not a guarded range: the default action (the access faults again).
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    errno = saved;
+}
+
+int vireo_sigbus_guard_install(void) {
+    static int installed;
+    pthread_mutex_lock(&guard_lock);
+    int rc = 0;
+    if (!installed) {
+        guard_page_size = (size_t)sysconf(_SC_PAGESIZE);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = guard_handler;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        rc = sigaction(SIGBUS, &sa, NULL);
+        if (rc == 0) installed = 1;
+    }
+    pthread_mutex_unlock(&guard_lock);
+    return rc;
+}
+
+int vireo_sigbus_guard_add(void *base, size_t len, uint64_t owner) {
+    if (base == NULL || len == 0 || owner == 0) return -1;
+    pthread_mutex_lock(&guard_lock);
+    int slot = -1;
+    for (int i = 0; i < VIREO_SIGBUS_SLOTS; i++) {
+        if (guard_slots[i].base == 0) {
+            guard_slots[i].len = len;
+            guard_slots[i].owner = owner;
+            guard_slots[i].faults = 0;
+            __atomic_store_n(&guard_slots[i].base, (uintptr_t)base, __ATOMIC_RELEASE);
+            slot = i;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&guard_lock);
+    return slot;
+}
+
+void vireo_sigbus_guard_remove(int slot) {
+    if (slot < 0 || slot >= VIREO_SIGBUS_SLOTS) return;
+    pthread_mutex_lock(&guard_lock);
+    __atomic_store_n(&guard_slots[slot].base, 0, __ATOMIC_RELEASE);
+    guard_slots[slot].owner = 0;
+    pthread_mutex_unlock(&guard_lock);
+}
+
+uint64_t vireo_sigbus_guard_faults(uint64_t owner) {
+    uint64_t n = 0;
+    pthread_mutex_lock(&guard_lock);
+    for (int i = 0; i < VIREO_SIGBUS_SLOTS; i++) {
+        if (guard_slots[i].base != 0 && guard_slots[i].owner == owner) {
+            n += __atomic_load_n(&guard_slots[i].faults, __ATOMIC_RELAXED);
+        }
+    }
+    pthread_mutex_unlock(&guard_lock);
+    return n;
+}

@@ -20,12 +20,18 @@ public final class DirtyLog: @unchecked Sendable {
     /// Writes that fell outside the log (counted, not logged).
     public let outOfRange = Atomic<UInt64>(0)
 
-    /// Maps `size` bytes of `fd` at `offset`.
-    public init(fd: borrowing FileDescriptor, offset: UInt64, size: UInt64) throws(SystemError) {
+    /// Maps `size` bytes of `fd` at `offset`. The file must cover them (a
+    /// shorter one would SIGBUS on the first logged write); with `peerOwner`
+    /// the mapping is guarded against the front-end shrinking it later.
+    public init(fd: borrowing FileDescriptor, offset: UInt64, size: UInt64, peerOwner: UInt64? = nil) throws(SystemError) {
         let (end, o) = offset.addingReportingOverflow(size)
         guard !o, size > 0, end <= UInt64(Int.max) else { throw SystemError(call: "mmap(log)", errno: 22) }
+        let fileSize = try fd.size()
+        guard fileSize >= Int(end) else {
+            throw SystemError(call: "log fd is \(fileSize) bytes, offset + size needs \(end)", errno: 22)
+        }
         // Map from 0 so an unaligned offset still works.
-        mapping = try MemoryMapping(fd: fd, offset: 0, count: Int(end))
+        mapping = try MemoryMapping(fd: fd, offset: 0, count: Int(end), peerOwner: peerOwner)
         // SAFETY: offset < end = mapping.count.
         base = mapping.baseAddress.advanced(by: Int(offset))
         self.size = Int(size)

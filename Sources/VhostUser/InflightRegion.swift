@@ -53,7 +53,8 @@ public final class InflightRegion: @unchecked Sendable {
         self.queueSize = queueSize
         self.packed = packed
         size = numQueues * Self.queueRegionSize(queueSize: queueSize, packed: packed)
-        fd = try FileDescriptor.memfd(name: "vhost-inflight", size: size)
+        // Sealed: the front-end keeps this fd, and must not be able to shrink it under our mapping.
+        fd = try FileDescriptor.sealedMemfd(name: "vhost-inflight", size: size)
         mapping = try MemoryMapping(fd: fd, offset: 0, count: size)
         base = mapping.baseAddress
         for q in 0..<numQueues {
@@ -67,7 +68,7 @@ public final class InflightRegion: @unchecked Sendable {
     /// Maps a buffer the front-end handed back (SET_INFLIGHT_FD), checking it
     /// is large enough for `numQueues` × `queueSize`.
     public init(adopting fd: consuming FileDescriptor, offset: UInt64, size: UInt64,
-                numQueues: Int, queueSize: UInt16, packed: Bool) throws(VhostUserProtocolError) {
+                numQueues: Int, queueSize: UInt16, packed: Bool, peerOwner: UInt64? = nil) throws(VhostUserProtocolError) {
         let need = numQueues * Self.queueRegionSize(queueSize: queueSize, packed: packed)
         guard numQueues > 0, numQueues <= 256, queueSize > 0, size >= UInt64(need) else {
             throw VhostUserProtocolError(request: .setInflightFD, .invalid("inflight buffer of \(size) bytes too small for \(numQueues) queues of \(queueSize)"))
@@ -75,11 +76,12 @@ public final class InflightRegion: @unchecked Sendable {
         let (end, o) = offset.addingReportingOverflow(size)
         guard !o, end <= UInt64(Int.max) else { throw VhostUserProtocolError(request: .setInflightFD, .invalid("offset + size overflows")) }
         do {
-            mapping = try MemoryMapping(fd: fd, offset: 0, count: Int(end))
             let fileSize = try fd.size()
             guard fileSize >= Int(end) else {
                 throw VhostUserProtocolError(request: .setInflightFD, .invalid("inflight file is \(fileSize) bytes, needs \(end)"))
             }
+            // Guarded: the front-end's file; it may shrink it later.
+            mapping = try MemoryMapping(fd: fd, offset: 0, count: Int(end), peerOwner: peerOwner)
         } catch let e as SystemError {
             throw VhostUserProtocolError(request: .setInflightFD, .failed("\(e)"))
         } catch let e as VhostUserProtocolError {

@@ -17,16 +17,19 @@ public final class VhostUserMappedRegion: @unchecked Sendable {
     /// Maps `descriptor.size` bytes at `descriptor.mmapOffset` of `fd`. The
     /// file is mapped from offset 0 (so an offset that is not page or huge-page
     /// aligned still works) and must be large enough.
-    init(descriptor d: VhostUserMemoryRegionDescriptor, fd: consuming FileDescriptor, request: VhostUserRequest) throws(VhostUserProtocolError) {
+    init(descriptor d: VhostUserMemoryRegionDescriptor, fd: consuming FileDescriptor, owner: UInt64,
+         request: VhostUserRequest) throws(VhostUserProtocolError) {
         // Validated by the parser: offset + size does not overflow and fits Int.
         let end = Int(d.mmapOffset + d.size)
         do {
             let fileSize = try fd.size()
-            // hugetlbfs/shm report their size; a memfd must have been truncated to cover the region.
-            guard fileSize == 0 || fileSize >= end else {
+            // memfd, hugetlbfs and shm all report their size: the file must
+            // cover the region, or the first access past its end is a SIGBUS.
+            guard fileSize >= end else {
                 throw VhostUserProtocolError(request: request, .invalid("region gpa 0x\(String(d.guestPhysicalAddress, radix: 16)): file is \(fileSize) bytes, region needs \(end)"))
             }
-            mapping = try MemoryMapping(fd: fd, offset: 0, count: end)
+            // Guarded: a front-end that shrinks the file later costs only its own connection.
+            mapping = try MemoryMapping(fd: fd, offset: 0, count: end, peerOwner: owner)
         } catch let e as VhostUserProtocolError {
             throw e
         } catch {

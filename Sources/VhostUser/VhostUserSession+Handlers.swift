@@ -72,7 +72,7 @@ extension VhostUserSession {
         case .setMemTable(let regions):
             var mapped: [VhostUserMappedRegion] = []
             for (i, d) in regions.enumerated() {
-                mapped.append(try VhostUserMappedRegion(descriptor: d, fd: try fd(i), request: req))
+                mapped.append(try VhostUserMappedRegion(descriptor: d, fd: try fd(i), owner: faultOwner, request: req))
             }
             let newTable = try VhostUserMemoryTable(regions: mapped, request: req)
             try replaceTable(newTable, removed: table.mapped, added: mapped)
@@ -81,7 +81,7 @@ extension VhostUserSession {
             guard table.mapped.count < options.maxMemorySlots else {
                 throw invalid("all \(options.maxMemorySlots) memory slots in use")
             }
-            let region = try VhostUserMappedRegion(descriptor: d, fd: try fd(0), request: req)
+            let region = try VhostUserMappedRegion(descriptor: d, fd: try fd(0), owner: faultOwner, request: req)
             let newTable = try VhostUserMemoryTable(regions: table.mapped + [region], request: req)
             try replaceTable(newTable, removed: [], added: [region])
         case .remMemReg(let d):
@@ -102,7 +102,7 @@ extension VhostUserSession {
         case .setLogBase(let d):
             try need(.logSHMFD, "LOG_SHMFD")
             let newLog: DirtyLog
-            do { newLog = try DirtyLog(fd: try fd(0), offset: d.mmapOffset, size: d.mmapSize) } catch let e as VhostUserProtocolError { throw e } catch {
+            do { newLog = try DirtyLog(fd: try fd(0), offset: d.mmapOffset, size: d.mmapSize, peerOwner: faultOwner) } catch let e as VhostUserProtocolError { throw e } catch {
                 throw VhostUserProtocolError(request: req, .failed("\(error)"))
             }
             log = newLog
@@ -229,7 +229,8 @@ extension VhostUserSession {
             try need(.inflightSHMFD, "INFLIGHT_SHMFD")
             try checkInflightShape(d)
             let region = try InflightRegion(adopting: try fd(0), offset: d.mmapOffset, size: d.mmapSize,
-                                            numQueues: Int(d.numQueues), queueSize: d.queueSize, packed: false)
+                                            numQueues: Int(d.numQueues), queueSize: d.queueSize, packed: false,
+                                            peerOwner: faultOwner)
             try attachInflight(region)
         case .setStatus(let v):
             try need(.status, "STATUS")

@@ -46,6 +46,9 @@ public final class VhostUserSession: @unchecked Sendable {
     var logFD: FileDescriptor?
     var status: UInt64 = 0
     let backendChannel = Mutex<VhostUserChannel?>(nil)
+    /// Tags this connection's mappings of front-end files (`PeerFaultGuard`):
+    /// a SIGBUS contained in one of them fails this connection alone.
+    let faultOwner = PeerFaultGuard.newOwner()
     /// Offered virtio features.
     public let offeredFeatures: UInt64
     /// Offered protocol features.
@@ -99,9 +102,11 @@ public final class VhostUserSession: @unchecked Sendable {
                 }
             }
             guard let received else {
+                if let e = peerFault() { return .protocolError(e) }
                 logger.info("vhost-user: front-end disconnected")
                 return .disconnected
             }
+            if let e = peerFault() { return .protocolError(e) }
             let m = received.message
             let wantsAck = received.header.needsReply && protocolFeatures.contains(.replyAck) && !m.hasReply
             do {
@@ -121,13 +126,25 @@ public final class VhostUserSession: @unchecked Sendable {
         }
     }
 
+    /// A fault contained in one of this connection's mappings (the front-end
+    /// shrank a file it sent): the connection is failed, logged once.
+    func peerFault() -> VhostUserProtocolError? {
+        let n = PeerFaultGuard.faults(owner: faultOwner)
+        guard n > 0 else { return nil }
+        let e = VhostUserProtocolError(request: nil, .invalid(
+            "front-end shrank a file under a mapping (guest memory, log or inflight fd): \(n) SIGBUS contained; device failed"))
+        logger.error("vhost-user: closing connection: \(e)")
+        return e
+    }
+
     // MARK: Workers and quiescing
 
     private func startWorkers() throws(SystemError) {
         let n = max(1, min(device.workerCount, vrings.count))
         for w in 0..<n {
             let group = vrings.filter { device.worker(forQueue: $0.index) % n == w }
-            let worker = try VhostUserWorker(id: w, rings: group, device: device, options: options.polling)
+            let worker = try VhostUserWorker(id: w, rings: group, device: device, options: options.polling,
+                                             faultOwner: faultOwner) { [weak self] in self?.close() }
             for r in group { r.worker = worker }
             worker.drainTimeoutNanoseconds = options.drainTimeoutNanoseconds
             try worker.start(name: "vhost-q\(w)")

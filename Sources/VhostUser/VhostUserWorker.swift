@@ -58,8 +58,16 @@ final class VhostUserWorker: @unchecked Sendable {
     /// Abandon outstanding requests instead of draining (disconnect).
     let abandon = Atomic<Bool>(false)
 
-    init(id: Int, rings: [VhostUserVring], device: VhostUserDevice, options: VhostUserPollingOptions) throws(SystemError) {
+    /// The connection's `PeerFaultGuard` owner tag, and what to do when a
+    /// fault was contained in its mappings (close the connection).
+    private let faultOwner: UInt64
+    private let onPeerFault: @Sendable () -> Void
+
+    init(id: Int, rings: [VhostUserVring], device: VhostUserDevice, options: VhostUserPollingOptions,
+         faultOwner: UInt64 = 0, onPeerFault: @escaping @Sendable () -> Void = {}) throws(SystemError) {
         self.id = id
+        self.faultOwner = faultOwner
+        self.onPeerFault = onPeerFault
         self.rings = rings
         self.device = device
         self.options = options
@@ -127,7 +135,18 @@ final class VhostUserWorker: @unchecked Sendable {
         var idleSince: UInt64 = 0
         var seen: UInt64 = 0
         var needsTimeout = false
+        var faultsSeen = PeerFaultGuard.totalFaults
+        var faulted = false
         while true {
+            // One relaxed load a round: did a SIGBUS get contained anywhere?
+            if PeerFaultGuard.totalFaults != faultsSeen {
+                faultsSeen = PeerFaultGuard.totalFaults
+                if !faulted, faultOwner != 0, PeerFaultGuard.faults(owner: faultOwner) > 0 {
+                    // Our front-end shrank its memory: stop touching its rings, fail the connection.
+                    faulted = true
+                    onPeerFault()
+                }
+            }
             let want = requested.load(ordering: .acquiring)
             if want != seen {
                 park(generation: want)
@@ -146,7 +165,7 @@ final class VhostUserWorker: @unchecked Sendable {
                 continue
             }
             var did = 0
-            for r in rings where r.isRunning && !r.pulledOnDemand {
+            for r in rings where r.isRunning && !r.pulledOnDemand && !faulted {
                 let budget = min(options.batch, device.admissionBudget(queue: r.index))
                 if budget > 0 { did += r.process(device: device, budget: budget) }
             }

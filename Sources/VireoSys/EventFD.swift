@@ -18,8 +18,13 @@ public struct EventFD: ~Copyable, Sendable {
         fd = FileDescriptor(owning: raw)
     }
 
-    /// Adopts an eventfd received from a peer (e.g. SET_VRING_KICK) and makes it non-blocking.
+    /// Adopts an eventfd received from a peer (e.g. SET_VRING_KICK) and makes
+    /// it non-blocking. The descriptor is the peer's input: it must be an
+    /// eventfd open for reading and writing (`checkPeerEventFD`), or this
+    /// throws instead of letting a later signal or drain fail (an `O_PATH`,
+    /// read-only or write-only fd) or spin (`/dev/zero` is always readable).
     public init(adopting fd: consuming FileDescriptor) throws(SystemError) {
+        try fd.checkPeerEventFD()
         try fd.setNonBlocking()
         self.fd = fd
     }

@@ -62,6 +62,33 @@ public struct FileDescriptor: ~Copyable, Sendable {
         }
     }
 
+    /// What `/proc/self/fd/N` names for this descriptor (`anon_inode:[eventfd]`,
+    /// `/dev/null`, ...); nil where /proc is not mounted.
+    public func procLink() -> String? {
+        var buf = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/self/fd/\(rawValue)", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Checks a descriptor a peer sent as an eventfd (vhost-user kick, call,
+    /// err): open read-write, not `O_PATH`, and, where /proc tells, an
+    /// eventfd. A peer's fd is input: this throws, never traps.
+    public func checkPeerEventFD() throws(SystemError) {
+        let flags = try syscallRetrying("fcntl(F_GETFL)") { fcntl(rawValue, F_GETFL) }
+        // O_PATH (Linux 0o10000000): no read, write or fcntl(F_SETFL) works on it.
+        guard flags & 0o10000000 == 0 else {
+            throw SystemError(call: "peer eventfd check: an O_PATH descriptor", errno: EBADF)
+        }
+        guard flags & O_ACCMODE == O_RDWR else {
+            let mode = flags & O_ACCMODE == O_RDONLY ? "read-only" : "write-only"
+            throw SystemError(call: "peer eventfd check: \(mode) descriptor (\(procLink() ?? "?")), an eventfd is read-write", errno: EBADF)
+        }
+        if let link = procLink(), link != "anon_inode:[eventfd]" {
+            throw SystemError(call: "peer eventfd check: not an eventfd (\(link))", errno: EINVAL)
+        }
+    }
+
     /// Size of the open file (`fstat`).
     public func size() throws(SystemError) -> Int {
         var st = stat()
@@ -79,6 +106,18 @@ public struct FileDescriptor: ~Copyable, Sendable {
         let raw = try syscallRetrying("memfd_create") { vireo_memfd_create(name, 1) }
         let fd = FileDescriptor(owning: raw)
         try fd.truncate(to: size)
+        return fd
+    }
+
+    /// A memfd of `size` bytes sealed against shrinking and growing
+    /// (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`): memory this process
+    /// shares with a peer (the inflight buffer) that the peer must not be
+    /// able to truncate under our mapping.
+    public static func sealedMemfd(name: String, size: Int) throws(SystemError) -> FileDescriptor {
+        let raw = try syscallRetrying("memfd_create(MFD_ALLOW_SEALING)") { vireo_memfd_create_sealable(name) }
+        let fd = FileDescriptor(owning: raw)
+        try fd.truncate(to: size)
+        try syscallRetrying("fcntl(F_ADD_SEALS)") { vireo_seal_size(fd.rawValue) }
         return fd
     }
 

@@ -5,9 +5,10 @@ import Musl
 #endif
 
 // One wrapper per C calling convention. Each reads errno immediately after the
-// call, retries EINTR where the call is restartable, and traps on errnos that
-// can only mean a programming error in this process (EBADF, EFAULT on an fd
-// call): continuing after those would act on someone else's descriptor.
+// call and retries EINTR where the call is restartable. No errno traps: an
+// EBADF or EFAULT can come from a descriptor a peer sent (an O_PATH fd, a
+// read-only "eventfd" over SCM_RIGHTS), and that is input, not a bug; the
+// caller fails that peer's device or connection with the typed error.
 
 /// Convention "-1 and errno" (most syscalls: `int` results, and `ssize_t` ones
 /// such as read, write, recvmsg). Retries EINTR.
@@ -22,7 +23,6 @@ public func syscallRetrying<R: FixedWidthInteger & SignedInteger>(
         if rc != -1 { return rc }
         let err = errno
         if err == EINTR { continue }
-        precondition(err != EBADF && err != EFAULT, "\(call): programmer error, errno \(err)")
         throw SystemError(call: "\(call)", errno: err)
     }
 }

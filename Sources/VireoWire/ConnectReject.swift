@@ -1,6 +1,8 @@
 /// A target's refusal (rdma_cm reject private data, ≤ 148 bytes):
 /// magic u32 · version u8 · kind u8 · reason u16 · message (UTF-8, ≤ 140 bytes).
-/// The initiator prints the message verbatim.
+/// The message is the peer's text: decoding makes it printable (control
+/// characters such as CR, LF and ESC become `?`), so it cannot forge or
+/// recolour the log line that quotes it.
 public struct ConnectReject: Equatable, Sendable, CustomStringConvertible {
     public static let maxMessage = 140
     public var reason: RejectReason
@@ -36,7 +38,7 @@ public struct ConnectReject: Equatable, Sendable, CustomStringConvertible {
         self.reason = reason
         kind = Wire.EndpointKind(rawValue: bytes[5]) ?? .block
         let text = bytes[8...].prefix(Self.maxMessage).prefix { $0 != 0 }
-        message = String(decoding: text, as: UTF8.self)
+        message = WireText.printable(String(decoding: text, as: UTF8.self))
     }
 
     public var description: String { message }

@@ -41,6 +41,29 @@ struct BadMessage: CustomStringConvertible, Sendable {
     }()
 }
 
+/// Descriptors that are not eventfds, as a hostile VMM would send them.
+enum BadEventFD: CaseIterable, CustomStringConvertible, Sendable {
+    case oPath, readOnly, writeOnlyDevNull, devZero
+
+    var description: String {
+        switch self {
+        case .oPath: "O_PATH fd"
+        case .readOnly: "read-only fd"
+        case .writeOnlyDevNull: "write-only /dev/null"
+        case .devZero: "/dev/zero (always readable)"
+        }
+    }
+
+    func open() throws -> FileDescriptor {
+        switch self {
+        case .oPath: try FileDescriptor.open("/tmp", flags: 0o10000000)   // O_PATH
+        case .readOnly: try FileDescriptor.open("/dev/null", flags: O_RDONLY)
+        case .writeOnlyDevNull: try FileDescriptor.open("/dev/null", flags: O_WRONLY)
+        case .devZero: try FileDescriptor.open("/dev/zero", flags: O_RDWR)
+        }
+    }
+}
+
 @Suite(.serialized) struct ServerValidationTests {
     /// Each bad message closes its connection with a log-worthy error; a second
     /// device keeps working meanwhile, and the first accepts a reconnect.
@@ -58,14 +81,43 @@ struct BadMessage: CustomStringConvertible, Sendable {
         try a.frontend.setMemTable(a.memory)
         let fds = try (0..<bad.fds).map { _ in SharedEventFD(try EventFD()) }
         try a.frontend.sendRaw(bad.bytes, fds: fds.map(\.rawValue))
-        #expect(a.frontend.waitForClose(), "server did not close after \(bad.name)")
+        try expectClosedOthersServed(a: a, b: b, bq: bq, request: bad.request, fragment: bad.fragment, name: bad.name)
+    }
+
+    /// A descriptor a VMM sends as a kick, call or err eventfd that is not one
+    /// (O_PATH, read-only, write-only, always readable) is refused with a
+    /// protocol error on that connection; the process, and device B, live on.
+    /// Before: EBADF from fcntl/read/write trapped and aborted every VM's devices.
+    @Test(arguments: BadEventFD.allCases, [VhostUserRequest.setVringKick, .setVringCall, .setVringErr])
+    func nonEventFDIsRefused(_ kind: BadEventFD, _ request: VhostUserRequest) throws {
+        let a = try BlockRig(tag: "badfd-a", queues: 1)
+        let b = try BlockRig(tag: "badfd-b", queues: 1)
+        try b.frontend.negotiate(wanted: blockFeatures)
+        try b.frontend.setMemTable(b.memory)
+        let bq = SplitDriverQueue(memory: b.memory, size: 16, eventIdx: true)
+        try b.frontend.setUpRing(0, driver: bq)
+
+        try a.frontend.negotiate(wanted: blockFeatures)
+        try a.frontend.setMemTable(a.memory)
+        let aq = SplitDriverQueue(memory: a.memory, size: 16, eventIdx: false)
+        try a.frontend.setUpRing(0, driver: aq)
+        let fd = try kind.open()
+        try a.frontend.sendRaw(BadMessage.frame(request.rawValue, u64(0)), fds: [fd.rawValue])
+        try expectClosedOthersServed(a: a, b: b, bq: bq, request: request, fragment: "peer eventfd check", name: "\(kind)")
+    }
+
+    /// After A's connection closed on a bad message: B keeps serving, and A
+    /// accepts a reconnect and serves.
+    private func expectClosedOthersServed(a: BlockRig, b: BlockRig, bq: SplitDriverQueue, request: VhostUserRequest?,
+                                          fragment: String, name: String) throws {
+        #expect(a.frontend.waitForClose(), "server did not close after \(name)")
         #expect(waitUntil { a.server.lastEnd != nil })
         guard case .protocolError(let e)? = a.server.lastEnd else {
             Issue.record("ended with \(String(describing: a.server.lastEnd))")
             return
         }
-        #expect(e.request == bad.request)
-        #expect(e.description.contains(bad.fragment), "\(e)")
+        #expect(e.request == request)
+        #expect(e.description.contains(fragment), "\(e)")
         #expect(a.server.protocolErrors.load(ordering: .relaxed) == 1)
 
         // B unaffected.

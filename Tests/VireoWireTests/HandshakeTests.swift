@@ -67,6 +67,15 @@ import Testing
         #expect(ConnectReject(decoding: Array("plain text".utf8)) == nil)
     }
 
+    /// A hostile target's reject text cannot inject log lines or terminal
+    /// escapes: CR, LF, ESC and other control characters decode as `?`.
+    @Test func rejectTextIsMadePrintable() throws {
+        let evil = ConnectReject(.internalError, "busy\r\nvireo-initiator: all disks OK\u{1b}[2J\u{85}\u{7f}é")
+        let decoded = try #require(ConnectReject(decoding: evil.encoded()))
+        #expect(decoded.message == "busy??vireo-initiator: all disks OK?[2J??é")
+        #expect(!decoded.message.unicodeScalars.contains { $0.properties.generalCategory == .control })
+    }
+
     /// The layout's kind byte (offset 5) is filled in, not left zero.
     @Test func rejectCarriesItsEndpointKind() {
         let r = ConnectReject(.readOnly, "export vol0 is read-only")

@@ -9,6 +9,10 @@
 
 int vireo_eventfd(unsigned int initval, int nonblock_cloexec);
 int vireo_memfd_create(const char *name, int cloexec);
+/// memfd_create with MFD_CLOEXEC | MFD_ALLOW_SEALING; then, after sizing,
+/// vireo_seal_size adds F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL. -1/errno on failure.
+int vireo_memfd_create_sealable(const char *name);
+int vireo_seal_size(int fd);
 int vireo_pthread_setname_self(const char *name);
 
 /// sendmsg with optional SCM_RIGHTS fds. Returns bytes sent or -1/errno.
@@ -49,4 +53,21 @@ int vireo_process_allocations(uint64_t *out);
 /// sigtimedwait(2) for SIGINT, SIGTERM, SIGHUP and SIGUSR1 with a timeout in
 /// milliseconds (negative: wait forever). Returns the signal, 0 on timeout.
 int vireo_wait_signal(long timeout_ms);
+/// SIGBUS containment for mappings of files a peer controls (guest memory,
+/// the front-end's inflight and log fds). A peer that shrinks such a file
+/// under our mapping makes the next access fault with SIGBUS; inside a
+/// guarded range the handler maps a zero page over the faulting page
+/// (MAP_FIXED, anonymous) so the access completes, and counts the fault
+/// against the range's owner. A SIGBUS anywhere else keeps the default action.
+/// Installs the handler once (idempotent). Returns 0 or -1/errno.
+int vireo_sigbus_guard_install(void);
+/// Guards [base, base+len) for `owner` (a nonzero tag). Returns the slot, or -1 when the table is full.
+int vireo_sigbus_guard_add(void *base, size_t len, uint64_t owner);
+/// Stops guarding a slot (before the range is unmapped).
+void vireo_sigbus_guard_remove(int slot);
+/// Faults contained in ranges guarded for `owner` (a scan: not for hot paths).
+uint64_t vireo_sigbus_guard_faults(uint64_t owner);
+/// Faults contained so far, process-wide: one relaxed load, for a worker's loop.
+extern uint64_t vireo_sigbus_guard_total;
+static inline uint64_t vireo_sigbus_faults_total(void) { return __atomic_load_n(&vireo_sigbus_guard_total, __ATOMIC_RELAXED); }
 #endif

@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+import VireoSys
+import Virtio
+import VirtioDriver
+@testable import VhostUser
+@testable import VhostUserFrontend
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A VMM that hands over files it can shrink: each case costs that
+/// connection alone (a protocol error), never the process or device B.
+@Suite(.serialized) struct HostileFrontendTests {
+    /// Device B, up and serving a ring, to check it through A's misbehaviour.
+    struct Bystander {
+        let rig: BlockRig
+        let queue: SplitDriverQueue
+        init() throws {
+            rig = try BlockRig(tag: "bystander", queues: 1)
+            try rig.frontend.negotiate(wanted: blockFeatures)
+            try rig.frontend.setMemTable(rig.memory)
+            queue = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: true)
+            try rig.frontend.setUpRing(0, driver: queue)
+        }
+        func expectServes() {
+            let f = rig.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
+            queue.add(f, write: true)
+            rig.frontend.kick(0)
+            #expect(rig.frontend.waitForUsed(0, count: 1).count == 1, "device B stopped serving")
+        }
+    }
+
+    private func expectProtocolError(_ rig: BlockRig, containing fragment: String) {
+        #expect(rig.frontend.waitForClose(timeoutMilliseconds: 5000), "connection not closed")
+        #expect(waitUntil { rig.server.lastEnd != nil })
+        guard case .protocolError(let e)? = rig.server.lastEnd else {
+            Issue.record("ended with \(String(describing: rig.server.lastEnd))")
+            return
+        }
+        #expect(e.description.contains(fragment), "\(e)")
+    }
+
+    /// A memfd never truncated (0 bytes) cannot back a region: mapping it
+    /// would SIGBUS on the first access. Before: `fileSize == 0` was accepted.
+    @Test func untruncatedMemfdIsRefused() throws {
+        let b = try Bystander()
+        let a = try BlockRig(tag: "memfd0", queues: 1)
+        try a.frontend.negotiate(wanted: blockFeatures)
+        let empty = try FileDescriptor.memfd(name: "never-sized", size: 0)
+        let d = VhostUserMemoryRegionDescriptor(guestPhysicalAddress: 0x10000, size: 1 << 20,
+                                                frontendVirtualAddress: 0x7f00_0000_0000, mmapOffset: 0)
+        _ = try? a.frontend.setMemTable([d], fd: empty)
+        expectProtocolError(a, containing: "file is 0 bytes")
+        b.expectServes()
+    }
+
+    /// A log fd smaller than SET_LOG_BASE's size is refused (the first logged
+    /// write past its end would SIGBUS).
+    @Test func tooSmallLogFDIsRefused() throws {
+        let b = try Bystander()
+        let a = try BlockRig(tag: "logsmall", queues: 1)
+        try a.frontend.negotiate(wanted: blockFeatures)
+        try a.frontend.setMemTable(a.memory)
+        let small = try FileDescriptor.memfd(name: "log", size: 16)
+        #expect(throws: VhostUserFrontendError.self) { try a.frontend.setLogBase(fd: small, size: 1 << 20) }
+        expectProtocolError(a, containing: "log fd is 16 bytes")
+        b.expectServes()
+    }
+
+    /// The inflight buffer the back-end creates and hands to the front-end
+    /// is sealed: the front-end cannot shrink it under the back-end's mapping.
+    @Test func inflightMemfdIsSealed() throws {
+        let a = try BlockRig(tag: "inflseal", queues: 1)
+        try a.frontend.negotiate(wanted: blockFeatures)
+        let buf = try a.frontend.inflightBuffer(numQueues: 1, queueSize: 16)
+        #expect(throws: SystemError.self) { try buf.fd.truncate(to: 0) }
+        #expect(throws: SystemError.self) { try buf.fd.truncate(to: 1 << 30) }
+        #expect(try buf.fd.size() >= Int(buf.descriptor.mmapSize))
+    }
+
+    /// The VMM shrinks its guest memory file after the back-end mapped it:
+    /// the worker's next ring access faults. The fault is contained (zero
+    /// page), that connection alone fails with a clear error, device B keeps
+    /// serving, and A serves again after a reconnect with good memory.
+    /// Before: SIGBUS killed the process, every VM's devices with it.
+    @Test func guestMemoryShrunkUnderMappingFailsThatDeviceOnly() throws {
+        let b = try Bystander()
+        let a = try BlockRig(tag: "shrink", queues: 1)
+        try a.frontend.negotiate(wanted: blockFeatures)
+        try a.frontend.setMemTable(a.memory)
+        let q = SplitDriverQueue(memory: a.memory, size: 16, eventIdx: false)
+        let ring = try a.frontend.setUpRing(0, driver: q)
+        let f = a.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
+        q.add(f, write: true)
+        a.frontend.kick(0)
+        #expect(a.frontend.waitForUsed(0, count: 1).count == 1)
+
+        // From here on this test must not touch a.memory: its pages are gone.
+        // (Only the kick eventfd is signalled: publishing would write the ring.)
+        try a.memory.fd.truncate(to: 0)
+        ring.kick.signal()
+        expectProtocolError(a, containing: "SIGBUS contained")
+        b.expectServes()
+
+        let fresh = try DriverMemory(size: 4 << 20)
+        a.frontend = try VhostUserFrontend(path: a.path)
+        try a.frontend.negotiate(wanted: blockFeatures)
+        try a.frontend.setMemTable(fresh)
+        let q2 = SplitDriverQueue(memory: fresh, size: 16, eventIdx: false)
+        try a.frontend.setUpRing(0, driver: q2)
+        let g = fresh.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
+        q2.add(g, write: true)
+        a.frontend.kick(0)
+        #expect(a.frontend.waitForUsed(0, count: 1).count == 1)
+    }
+}
