@@ -107,7 +107,9 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
                         readOnly: readOnly || g.flags.contains(.readOnly), flush: g.flags.contains(.flush),
                         discard: g.flags.contains(.discard) && g.maxDiscardBytes >= 512, maxDiscardSegments: 1,
                         writeZeroes: g.flags.contains(.writeZeroes) && g.maxWriteZeroesBytes >= 512,
-                        maxWriteZeroesSegments: 1)
+                        maxWriteZeroesSegments: 1,
+                        // SEG_MAX is advertised as half the granted segments (region splits).
+                        maxDataSegments: UInt32(g.maxSegments))
     }
 
     // MARK: VhostUserDevice: requests

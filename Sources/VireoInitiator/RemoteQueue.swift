@@ -52,6 +52,14 @@ final class RemoteQueue: @unchecked Sendable {
 
     private static let receiveFlag: UInt64 = 1 << 31
 
+    /// Bytes per slot of the capsule buffer: a command with every segment
+    /// this initiator asks for (`TargetConnector.wantedSegments`), 64-byte aligned.
+    static let capsuleStride = (Wire.commandSize(segments: Int(TargetConnector.wantedSegments), inline: 0) + 63) & ~63
+
+    /// Whether capsules built under `limits` fit a slot (a grant above what
+    /// was asked is refused by the geometry check; this is the last line).
+    static func capsuleFits(_ limits: CapsuleLimits) -> Bool { limits.capsuleBufferSize <= capsuleStride }
+
     init(index: Int, disk: RemoteBlockDevice, connection: Connection, geometry: BlockGeometry, link: QueueLink<BlockGeometry>,
          logger: Logger) throws(InitiatorError) {
         self.index = index
@@ -66,7 +74,14 @@ final class RemoteQueue: @unchecked Sendable {
         limits = CapsuleLimits(geometry: geometry, maxInlinePieces: TargetConnector.inlinePieces)
         blkLimits = RemoteBlockDevice.blkLimits(geometry, readOnly: disk.config.readOnly)
         credits = min(Int(geometry.queueDepth), slotCount)
-        capsuleStride = (limits.capsuleBufferSize + 63) & ~63
+        // Sized for the most segments this initiator ever asks for, not for
+        // this first grant: a later connection may grant more (up to what was
+        // asked), and its capsules must still fit their slot.
+        capsuleStride = Self.capsuleStride
+        guard Self.capsuleFits(limits) else {
+            throw .geometry(target: "\(disk.config.target)", queue: index,
+                            WireError("granted \(geometry.maxSegments) segments: capsule exceeds its \(Self.capsuleStride)-byte slot"))
+        }
         do throws(FabricError) {
             capsules = try RegisteredBuffer(pd: connection.pd, count: capsuleStride * slotCount, access: .localWrite)
             responses = try RegisteredBuffer(pd: connection.pd, count: Wire.responseSize * slotCount, access: .localWrite)
@@ -308,11 +323,21 @@ final class RemoteQueue: @unchecked Sendable {
     private func adopt() {
         link.pendingReady.store(false, ordering: .relaxed)
         guard let p = link.pending.withLock({ v -> PendingConnection<BlockGeometry>? in defer { v = nil }; return v }) else { return }
+        let newLimits = CapsuleLimits(geometry: p.geometry, maxInlinePieces: TargetConnector.inlinePieces)
+        guard Self.capsuleFits(newLimits) else {
+            // A hostile or misconfigured target: never let capsules overrun their slots.
+            logger.error("disk \(disk.config.socket) queue \(index): target \(disk.config.target) granted \(p.geometry.maxSegments) segments, more than a \(Self.capsuleStride)-byte capsule slot holds; connection refused")
+            counters.bump(counters.badResponses)
+            p.connection.disconnect(timeoutMilliseconds: 100)
+            link.reconnectWanted.store(p.generation, ordering: .releasing)
+            link.supervisorWake.signal()
+            return
+        }
         epoch &+= 1
         _ = reap()          // discard what the old connection left in the shared CQ
         connection = p.connection
         generation = p.generation
-        limits = CapsuleLimits(geometry: p.geometry, maxInlinePieces: TargetConnector.inlinePieces)
+        limits = newLimits
         blkLimits = RemoteBlockDevice.blkLimits(p.geometry, readOnly: disk.config.readOnly)
         credits = min(Int(p.geometry.queueDepth), slotCount)
         let lostFor = lostSince == 0 ? 0 : (monotonicNanoseconds() &- lostSince) / 1_000_000

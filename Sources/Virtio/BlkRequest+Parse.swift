@@ -34,6 +34,15 @@ extension BlkRequest {
             }
             // virtio 1.x §5.2.6.1: IN/OUT data is a multiple of 512 bytes.
             guard UInt64(req.dataLength) % VirtioBlk.sectorSize == 0 else { throw .dataNotSectorMultiple }
+            // virtio 1.x §5.2.4: at most seg_max data segments.
+            if limits.maxDataSegments != .max {
+                var slice = req.dataSlice(in: chain)
+                var pieces: UInt32 = 0
+                while slice.next() != nil {
+                    pieces += 1
+                    guard pieces <= limits.maxDataSegments else { throw .tooManySegments }
+                }
+            }
             try checkRange(sector: header.sector, sectors: UInt64(req.dataLength) / VirtioBlk.sectorSize, limits: limits)
         case .flush:
             // virtio 1.x §5.2.6: FLUSH carries no data; its sector is ignored.

@@ -15,6 +15,9 @@ public enum BlkRequestError: Error, Equatable, Sendable {
     case readOnly
     /// DISCARD / WRITE_ZEROES payload empty, not a multiple of 16, or over the segment limit.
     case badSegments
+    /// IN/OUT data in more pieces than `seg_max` allows (§5.2.4: the driver
+    /// MUST NOT submit a request with more than seg_max segments).
+    case tooManySegments
 
     /// The status to write (when a status byte exists).
     public var status: VirtioBlk.Status {

@@ -139,6 +139,33 @@ final class FakeGuest {
             == .complete(.ioError))
     }
 
+    /// A capsule slot holds the largest command any connection can be
+    /// granted, so a reconnect that grants more segments than the first
+    /// connect cannot make one slot's capsule overwrite its neighbour's.
+    /// Before: the stride was sized from the first connection's grant.
+    @Test(arguments: [UInt16(1), 8, 64, TargetConnector.wantedSegments])
+    func capsuleSlotHoldsEveryAcceptableGrant(_ first: UInt16) throws {
+        let config = try DiskConfig.parse(diskOption: "socket=/tmp/x.sock,target=10.99.0.1:4420,export=vol0")
+        let request = TargetConnector(config: config).request(queue: 0)
+        func grant(_ segments: UInt16) -> BlockGeometry {
+            BlockGeometry(capacityBytes: 1 << 30, blockSize: 512, flags: [.flush], maxDiscardBytes: 0,
+                          maxWriteZeroesBytes: 0, queueDepth: 32, maxSegments: segments, maxIOBytes: 1 << 20,
+                          maxInlineBytes: 4096, optimalIOBytes: 4096)
+        }
+        // Whatever the first connection was granted, every grant the geometry
+        // check lets through later fits the slot; one above what was asked is refused.
+        for segments in [first, TargetConnector.wantedSegments] {
+            let g = try BlockGeometry(decoding: grant(segments).encoded(), requested: request)
+            #expect(RemoteQueue.capsuleFits(CapsuleLimits(geometry: g, maxInlinePieces: TargetConnector.inlinePieces)))
+        }
+        #expect(throws: WireError.self) {
+            _ = try BlockGeometry(decoding: grant(TargetConnector.wantedSegments + 1).encoded(), requested: request)
+        }
+        #expect(!RemoteQueue.capsuleFits(CapsuleLimits(maxSegments: Int(TargetConnector.wantedSegments) + 4, maxIOBytes: 1 << 20,
+                                                       maxInlineBytes: 0, maxInlinePieces: 0, maxDiscardBytes: 0,
+                                                       maxWriteZeroesBytes: 0)))
+    }
+
     @Test func smallWriteGoesInlineAsGuestPieces() throws {
         guest.header(at: 0x100, type: .out, sector: 3)
         let c = guest.chain(readable: [(0x100, 16), (0x1000, 512), (0x10000, 512)], writable: [(0x200, 1)])

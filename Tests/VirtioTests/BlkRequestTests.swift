@@ -49,6 +49,26 @@ func header(_ type: VirtioBlk.RequestType, sector: UInt64) -> [UInt8] {
 }
 
 @Suite struct BlkRequestTests {
+    /// §5.2.4: an IN or OUT request with more data segments than the device's
+    /// limit is refused at parse (IOERR), before any capsule is built for it.
+    /// Before: `parse` never looked at the segment count.
+    @Test func moreDataSegmentsThanSegMaxAreRefused() throws {
+        let h = try BlkHarness()
+        var limits = h.limits
+        limits.maxDataSegments = 2
+        let status = h.writable(1)
+        let three = (0..<3).map { _ in h.writable(512) }
+        let read = try h.pop(readable: [h.buffer(header(.in, sector: 0))], writable: three + [status])
+        #expect(throws: BlkRequestError.tooManySegments) { try BlkRequest.parse(read, limits: limits) }
+        #expect(BlkRequestError.tooManySegments.status == .ioError)
+        let pieces = (0..<3).map { _ in h.buffer([UInt8](repeating: 7, count: 512)) }
+        let write = try h.pop(readable: [h.buffer(header(.out, sector: 0))] + pieces, writable: [h.writable(1)])
+        #expect(throws: BlkRequestError.tooManySegments) { try BlkRequest.parse(write, limits: limits) }
+        // At the limit it parses.
+        let two = try h.pop(readable: [h.buffer(header(.out, sector: 0))] + Array(pieces.prefix(2)), writable: [h.writable(1)])
+        #expect(try BlkRequest.parse(two, limits: limits).dataLength == 1024)
+    }
+
     @Test func readRequest() throws {
         let h = try BlkHarness()
         let data = h.writable(4096), status = h.writable(1)
