@@ -77,6 +77,16 @@ public protocol VhostUserDevice: AnyObject, Sendable {
     /// receive buffers posted to an RNIC) must give them back here, or later
     /// from `poll`, so that the drain can finish.
     func willPark(worker: Int)
+    /// The drain before a park ran out of time with requests of `worker`
+    /// still out (a stalled or unreachable target, stuck storage). No stop,
+    /// reset or memory change may be answered while anything can still touch
+    /// their guest memory, so the device must cut them off now (move its
+    /// queue pairs to error and reap the flushes, or disconnect) and complete
+    /// every one of them (IOERR) through `complete`, while their rings still
+    /// exist. It must never replay them later: after the park the guest's
+    /// memory may mean something else. Default: nothing (a device that
+    /// completes synchronously never needs it).
+    func abortOutstanding(worker: Int)
     /// Whether worker `worker` should wake every millisecond to `poll` while
     /// requests are out with the device (default true). A device whose wake
     /// descriptors signal everything it waits for, and that holds requests
@@ -106,5 +116,6 @@ extension VhostUserDevice {
     public func prepareToSleep(worker: Int) -> Bool { false }
     public func admissionBudget(queue: Int) -> Int { .max }
     public func willPark(worker: Int) {}
+    public func abortOutstanding(worker: Int) {}
     public func needsTimedPolling(worker: Int) -> Bool { true }
 }

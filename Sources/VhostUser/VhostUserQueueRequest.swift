@@ -18,6 +18,8 @@ public final class VhostUserQueueRequest: @unchecked Sendable {
     /// Connection generation at pop time; a completion after the connection
     /// closed is ignored.
     var generation: UInt64 = 0
+    /// The ring's pool epoch when this request was allocated (see `VhostUserVring.poolEpoch`).
+    var poolEpoch: UInt64 = 0
     /// Whether the request is out with the device.
     public internal(set) var isOutstanding = false
 

@@ -36,6 +36,13 @@ extension VhostUserVring {
                 }
             }
             // Re-mark with a fresh counter (same head), then hand out.
+            guard Int(head) < headInUse.count, !headInUse[Int(head)] else {
+                // The same head twice in the inflight region: resubmit it once.
+                counters.badRequests += 1
+                pool.append(req)
+                continue
+            }
+            headInUse[Int(head)] = true
             req.generation = generation
             req.isOutstanding = true
             outstanding += 1

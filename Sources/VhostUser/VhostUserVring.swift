@@ -10,6 +10,9 @@ public struct VhostUserVringCounters: Sendable, Equatable {
     public var resubmitted: UInt64 = 0
     public var calls: UInt64 = 0
     public var staleCompletions: UInt64 = 0
+    /// Times the driver broke the ring (e.g. made a head available again
+    /// while it was still in flight): the ring stopped, err signalled.
+    public var brokenByDriver: UInt64 = 0
     public init() {}
 }
 
@@ -69,7 +72,13 @@ public final class VhostUserVring: @unchecked Sendable {
     var queue: SplitQueue?
     var packedQueue: PackedQueue?
     var pool: [VhostUserQueueRequest] = []
+    /// Requests handed out and not completed (worker; the park's drain waits for 0).
     var outstanding = 0
+    /// Which heads are out with the device (one flag per descriptor).
+    var headInUse: [Bool] = []
+    /// Bumped when the pool is forgotten (`abandonOutstanding`): a request of
+    /// an older pool completing later touches nothing.
+    var poolEpoch: UInt64 = 0
     var inflightCounter: UInt64 = 1
     var resubmitHeads: [UInt16] = []
     var memory: GuestMemory = .empty
@@ -109,7 +118,7 @@ public final class VhostUserVring: @unchecked Sendable {
                 throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) packed setup: \(error)"))
             }
             self.memory = memory
-            preparePool()
+            try preparePool()
             packedQueue = p
             started = true
             return
@@ -139,18 +148,25 @@ public final class VhostUserVring: @unchecked Sendable {
             }
         }
         self.memory = memory
-        preparePool()
+        try preparePool()
         queue = q
         started = true
     }
 
     /// (Control, paused) One request per descriptor, allocated up front.
-    private func preparePool() {
+    /// A new pool (a new ring size) only with nothing out: the old requests
+    /// would otherwise complete into it and break the accounting.
+    private func preparePool() throws(VhostUserProtocolError) {
         if pool.count + outstanding != Int(size) || pool.first.map({ $0.chain.capacity < Int(size) }) == true {
+            guard outstanding == 0 else {
+                throw VhostUserProtocolError(request: .setVringKick, .invalid(
+                    "ring \(index) restarted with size \(size) while \(outstanding) request(s) of the old ring are still out"))
+            }
             pool = (0..<Int(size)).map { _ in VhostUserQueueRequest(vring: self, chainCapacity: size) }
-            outstanding = 0
+            for r in pool { r.poolEpoch = poolEpoch }
         }
         pool.reserveCapacity(Int(size))
+        if outstanding == 0 || headInUse.count != Int(size) { headInUse = [Bool](repeating: false, count: Int(size)) }
     }
 
     /// (Control, paused) Stops the ring and returns the next avail index (GET_VRING_BASE).
@@ -167,8 +183,10 @@ public final class VhostUserVring: @unchecked Sendable {
 
     /// (Control, paused) Forgets requests out with the device (connection gone).
     func abandonOutstanding() {
+        poolEpoch &+= 1
         outstanding = 0
         pool = []
+        headInUse = []
     }
 
     /// (Control, paused) Memory table changed: re-resolve the rings.
@@ -209,12 +227,24 @@ public final class VhostUserVring: @unchecked Sendable {
 
     /// Publishes the used element for `req` (see `VhostUserQueueRequest.complete`).
     func complete(_ req: VhostUserQueueRequest, writtenLength: UInt32) {
-        if let q = queue {
+        guard req.isOutstanding, req.poolEpoch == poolEpoch else {
+            counters.staleCompletions += 1
+            return
+        }
+        let current = req.generation == generation
+        if current, let q = queue {
             complete(req, writtenLength: writtenLength, queue: q)
-        } else if let p = packedQueue {
+        } else if current, let p = packedQueue {
             complete(req, writtenLength: writtenLength, queue: p)
         } else {
+            // The ring was stopped or reset since the request was handed out:
+            // counted back (the drain waits for 0), never published.
+            let h = Int(req.chain.head)
+            if current, h < headInUse.count { headInUse[h] = false }
+            req.isOutstanding = false
+            outstanding -= 1
             counters.staleCompletions += 1
+            pool.append(req)
         }
     }
 
@@ -231,6 +261,7 @@ public final class VhostUserVring: @unchecked Sendable {
             } catch {
                 switch error {
                 case .badRequest:
+                    guard headIsFree(req) else { pool.append(req); return n }
                     counters.badRequests += 1
                     hand(req, to: nil)
                     complete(req, writtenLength: 0, queue: q)
@@ -244,6 +275,7 @@ public final class VhostUserVring: @unchecked Sendable {
                 }
             }
             guard got else { pool.append(req); break }
+            guard headIsFree(req) else { pool.append(req); return n }
             q.logAvailEvent(self)
             hand(req, to: device)
             n += 1
@@ -257,6 +289,7 @@ public final class VhostUserVring: @unchecked Sendable {
                 guard try q.popAvail(into: req.chain) else { pool.append(req); return nil }
             } catch {
                 if case .badRequest = error {
+                    guard headIsFree(req) else { pool.append(req); return nil }
                     counters.badRequests += 1
                     hand(req, to: nil)
                     complete(req, writtenLength: 0, queue: q)
@@ -267,14 +300,33 @@ public final class VhostUserVring: @unchecked Sendable {
                 err.signal()
                 return nil
             }
+            guard headIsFree(req) else { pool.append(req); return nil }
             hand(req, to: nil)
             return req
         }
         return nil
     }
 
+    /// virtio 1.x §2.7.13 / §2.8.21: the driver must not make a buffer
+    /// available again while the device still owns it. One that does broke
+    /// the ring: stop it (as for any broken ring: no more pops, err
+    /// signalled) without touching the original request, whose completion
+    /// and inflight entry stay intact. A packed buffer id of `size` or more
+    /// (one per descriptor is all a driver needs) cannot be tracked and
+    /// breaks the ring the same way.
+    @inline(__always)
+    private func headIsFree(_ req: VhostUserQueueRequest) -> Bool {
+        let h = Int(req.chain.head)
+        if h < headInUse.count, !headInUse[h] { return true }
+        counters.brokenByDriver += 1
+        started = false
+        err.signal()
+        return false
+    }
+
     @inline(__always)
     private func hand(_ req: VhostUserQueueRequest, to device: VhostUserDevice?) {
+        headInUse[Int(req.chain.head)] = true    // < size: checked by headIsFree
         inflight?.markPopped(head: req.chain.head, counter: inflightCounter)
         inflightCounter &+= 1
         req.generation = generation
@@ -286,11 +338,9 @@ public final class VhostUserVring: @unchecked Sendable {
 
     @inline(__always)
     private func complete<Q: VringQueue>(_ req: VhostUserQueueRequest, writtenLength: UInt32, queue q: Q) {
-        guard req.isOutstanding, req.generation == generation else {
-            counters.staleCompletions += 1
-            return
-        }
+        // Checked by the callers: outstanding, this pool, this generation.
         let head = req.chain.head
+        headInUse[Int(head)] = false
         let length = min(writtenLength, req.chain.writableBytes)
         if let log {
             var remaining = length

@@ -49,7 +49,10 @@ final class VhostUserWorker: @unchecked Sendable {
     private let acknowledged = Atomic<UInt64>(0)
     private let resumed = Atomic<UInt64>(0)
     private let exit = Atomic<Bool>(false)
-    /// Whether the last drain gave up waiting for the device.
+    /// Drains that ran out of time and made the device abort what it held.
+    let drainAborts = Atomic<UInt64>(0)
+    /// Drains where even the abort left requests out (a device that does not
+    /// honour `abortOutstanding`): counted; the park goes on regardless.
     let drainTimedOut = Atomic<UInt64>(0)
     private var generation: UInt64 = 0
     private var thread: OSThread?
@@ -206,10 +209,23 @@ final class VhostUserWorker: @unchecked Sendable {
         nap.add(wake.rawValue)
         device.willPark(worker: id)
         if !abandon.load(ordering: .relaxed) {
-            let deadline = monotonicNanoseconds() &+ drainTimeoutNanoseconds
+            var deadline = monotonicNanoseconds() &+ drainTimeoutNanoseconds
+            var aborted = false
             while rings.contains(where: { $0.outstanding > 0 }) {
                 if device.poll(worker: id) == 0 {
-                    if monotonicNanoseconds() > deadline { drainTimedOut.add(1, ordering: .relaxed); break }
+                    if monotonicNanoseconds() > deadline {
+                        // No quiesce lies: what is still out is cut off and
+                        // completed (IOERR) before the control thread may act.
+                        if !aborted {
+                            aborted = true
+                            drainAborts.add(1, ordering: .relaxed)
+                            device.abortOutstanding(worker: id)
+                            deadline = monotonicNanoseconds() &+ drainTimeoutNanoseconds
+                            continue
+                        }
+                        drainTimedOut.add(1, ordering: .relaxed)
+                        break
+                    }
                     // Yield the CPU briefly while an async device finishes.
                     _ = try? nap.wait(timeoutMilliseconds: 1)
                 }

@@ -92,4 +92,87 @@ final class AsyncProbeDevice: VhostUserDevice, @unchecked Sendable {
         #expect(seen.count == 1 + 3 + 2) // initial add, add/remove/add, remove+add
         #expect(seen.allSatisfy { $0 == 0 })
     }
+
+    /// A server for a MemoryBlockDevice with a short drain bound.
+    private func shortDrainRig(_ tag: String) throws -> (MemoryBlockDevice, VhostUserServer, DriverMemory, VhostUserFrontend) {
+        let path = socketPath(tag)
+        let device = MemoryBlockDevice(capacityBytes: 1 << 20)
+        let server = try VhostUserServer(path: path, device: device,
+                                         options: VhostUserOptions(drainTimeoutNanoseconds: 100_000_000))
+        try server.start()
+        let memory = try DriverMemory(regions: [(0x10000, 4 << 20), (0x1000_0000, 1 << 20)])
+        return (device, server, memory, try VhostUserFrontend(path: path))
+    }
+
+    /// No quiesce lies: when the drain runs out of time (the device still
+    /// holds requests: a stalled target), the device is made to abort them
+    /// before the memory change is applied; they complete with IOERR while
+    /// the ring still exists, nothing stays outstanding, and the next quiesce
+    /// does not wait again. Before: the worker acknowledged after 5 s with
+    /// the requests still out, and `outstanding` never returned to 0.
+    @Test func drainThatRunsOutAbortsBeforeTheChange() throws {
+        let (device, server, memory, fe) = try shortDrainRig("abort")
+        defer { server.stop() }
+        try fe.negotiate(wanted: blockFeatures)
+        let descriptors = VhostUserFrontend.regionDescriptors(memory)
+        try fe.setMemTable([descriptors[0]], fd: memory.fd)
+        let q = SplitDriverQueue(memory: memory, size: 16, eventIdx: false)
+        try fe.setUpRing(0, driver: q)
+        device.holdCompletions(true)
+        let reqs = (0..<3).map { _ in memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0) }
+        for r in reqs { q.add(r, write: true) }
+        fe.kick(0)
+        #expect(waitUntil { device.heldCount == 3 })
+
+        try fe.addMemoryRegion(descriptors[1], fd: memory.fd)
+        // The change was answered only after the abort: nothing held, all three failed.
+        #expect(device.heldCount == 0)
+        let used = fe.waitForUsed(0, count: 3)
+        #expect(used.count == 3 && used.allSatisfy { $0.length == 1 })
+        for r in reqs { #expect(memory.read(r.status, count: 1) == [VirtioBlk.Status.ioError.rawValue]) }
+        let session = try #require(server.session)
+        let worker = try #require(session.vrings[0].worker)
+        #expect(worker.drainAborts.load(ordering: .relaxed) == 1)
+        #expect(worker.drainTimedOut.load(ordering: .relaxed) == 0)
+
+        // The ring works on, and the next quiesce finds nothing out.
+        device.holdCompletions(false)
+        q.add(memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0), write: true)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 1).first?.length == 1)
+        try fe.removeMemoryRegion(descriptors[1])
+        #expect(worker.drainAborts.load(ordering: .relaxed) == 1)
+    }
+
+    /// A driver that makes a head available again while the device still
+    /// holds it breaks the ring: the ring stops (err signalled, counted) and
+    /// the duplicate never reaches the device, so the original keeps its
+    /// inflight entry and completes once. Before: the duplicate was handed
+    /// out too (a remote disk completed it at once with length 0, clearing
+    /// the original's inflight bit).
+    @Test func headMadeAvailableWhileInFlightBreaksTheRing() throws {
+        let rig = try BlockRig(tag: "repost", queues: 1)
+        let fe = rig.frontend
+        try fe.negotiate(wanted: blockFeatures)
+        try fe.setMemTable(rig.memory)
+        let inflight = try fe.inflightBuffer(numQueues: 1, queueSize: 16)
+        let q = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: false)
+        let ring = try fe.setUpRing(0, driver: q)
+        rig.device.holdCompletions(true)
+        let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
+        let head = q.add(r, write: true)
+        fe.kick(0)
+        #expect(waitUntil { rig.device.heldCount == 1 })
+
+        // The same head once more, straight into the avail ring.
+        let next = UInt16(truncatingIfNeeded: 1)
+        q.writeAvailRing(slot: next, head: head)
+        q.forceAvailIdx(next &+ 1)
+        ring.kick.signal()
+        let vring = try #require(rig.server.session?.vrings[0])
+        #expect(waitUntil { vring.counters.brokenByDriver == 1 })
+        #expect(rig.device.heldCount == 1)
+        let view = try MemoryMapping(fd: inflight.fd, offset: 0, count: Int(inflight.descriptor.mmapSize))
+        #expect(view.baseAddress.load(fromByteOffset: 16 + 16 * Int(head), as: UInt8.self) == 1)
+    }
 }

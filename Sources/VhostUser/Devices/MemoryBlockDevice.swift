@@ -149,6 +149,16 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
 
     public func connectionClosed() { held.withLock { $0.removeAll() } }
 
+    /// A quiesce's drain ran out of time: held requests fail with IOERR now
+    /// (as a remote disk cuts off what its target still holds).
+    public func abortOutstanding(worker: Int) {
+        let aborted = held.withLock { h -> [VhostUserQueueRequest] in defer { h.removeAll() }; return h }
+        for r in aborted {
+            BlkRequest.writeStatus(.ioError, to: r.chain)
+            r.complete(writtenLength: 1)
+        }
+    }
+
     public func handle(_ request: VhostUserQueueRequest) {
         requestsHandled.add(1, ordering: .relaxed)
         if holding.load(ordering: .relaxed) {
