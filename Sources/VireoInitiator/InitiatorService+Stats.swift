@@ -43,6 +43,7 @@ extension InitiatorService {
         put("failed_after_loss_timeout", c.failedAfterLossTimeout, "Requests failed because the target stayed away past the loss timeout.")
         put("payload_bytes_copied", c.payloadBytesCopied, "Payload bytes the initiator's CPU copied for this disk.")
         put("bad_responses", c.badResponses, "Malformed responses or responses naming a tag not in flight.")
+        put("aborted_by_quiesce", c.abortedByQuiesce, "Requests failed (IOERR) because a stop, reset or memory change could not wait for a stalled target.")
     }
 
     static func add(_ c: RemoteNetCounters, to s: inout StatsSnapshot, labels: [(String, String)]) {

@@ -156,6 +156,10 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
 
     public func memoryRegionsRemoved(_ removed: [GuestMemory.Region]) { memory.remove(removed) }
 
+    public func abortOutstanding(worker: Int) {
+        if worker < queues.count { queues[worker].abortOutstanding() }
+    }
+
     public func connectionClosed() {
         for q in queues { q.abandonAll() }
     }

@@ -28,6 +28,10 @@ public final class RemoteDiskCounters: Sendable {
     public let payloadBytesCopied = Atomic<UInt64>(0)
     /// Responses that were malformed or named a tag not in flight (peer broken).
     public let badResponses = Atomic<UInt64>(0)
+    /// Requests failed because a stop, reset or memory change could not wait
+    /// for them any longer (the target was stalled or away): their connection
+    /// was cut first, and they are never replayed.
+    public let abortedByQuiesce = Atomic<UInt64>(0)
 
     init() {}
 

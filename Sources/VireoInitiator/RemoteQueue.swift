@@ -4,6 +4,9 @@ import Virtio
 import VireoFabric
 import VireoSys
 import VireoWire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One virtqueue of a remote disk and its connection to the target (queue
 /// index i). Everything here runs on the queue's worker thread, except
@@ -45,6 +48,10 @@ final class RemoteQueue: @unchecked Sendable {
     /// Commands allowed in flight (granted depth).
     private var credits: Int
     private var inFlight = 0
+    /// Work requests posted on the current connection and not yet completed
+    /// (sends and receives): after `moveToError`, every one of them flushes,
+    /// and only then is the RNIC done with the memory they name.
+    private var postedWorkRequests = 0
     /// When the connection was lost (monotonic ns; 0: connected or never lost).
     private var lostSince: UInt64 = 0
     /// The loss timeout passed: requests fail with IOERR until a reconnect.
@@ -157,6 +164,7 @@ final class RemoteQueue: @unchecked Sendable {
         did += reap()
         if let conn = connection {
             if !recvBatch.isEmpty {
+                postedWorkRequests += recvBatch.count
                 do { try conn.queuePair.post(recvBatch) } catch { lose("ibv_post_recv: \(error)") }
             }
             did += pump()
@@ -184,6 +192,7 @@ final class RemoteQueue: @unchecked Sendable {
             for k in 0..<n {
                 let c = completions[k]
                 guard UInt32(truncatingIfNeeded: c.wrId >> 32) == epoch, connection != nil else { continue }
+                postedWorkRequests -= 1
                 guard c.isSuccess else { lose("\(c.error)"); break }
                 guard c.wrId & Self.receiveFlag != 0 else { continue }   // a SEND went out
                 let i = Int(truncatingIfNeeded: c.wrId & 0xffff)
@@ -210,6 +219,7 @@ final class RemoteQueue: @unchecked Sendable {
         let slot = slots[tag]
         slots[tag] = RequestSlot()
         inFlight -= 1
+        lostSince = 0       // the target answers again: the loss is over
         let status: VirtioBlk.Status = switch r.status {
         case .ok: .ok
         case .unsupported: .unsupported
@@ -261,6 +271,7 @@ final class RemoteQueue: @unchecked Sendable {
     private func post(_ conn: Connection) -> Int {
         guard !sendBatch.isEmpty else { return 0 }
         let n = sendBatch.count
+        postedWorkRequests += n
         do { try conn.queuePair.post(sendBatch) } catch { lose("ibv_post_send: \(error)"); return 0 }
         counters.bump(counters.commandsSent, UInt64(n))
         return 0
@@ -292,6 +303,7 @@ final class RemoteQueue: @unchecked Sendable {
             recvBatch.receive(wrId: wrID(i, receive: true),
                               local: responses.region.segment(offset: i * Wire.responseSize, length: Wire.responseSize))
         }
+        postedWorkRequests = slotCount
         try conn.queuePair.post(recvBatch)
     }
 
@@ -300,8 +312,14 @@ final class RemoteQueue: @unchecked Sendable {
     /// The connection is unusable: hold every in-flight request (back to the
     /// FIFO, resubmitted after a reconnect) and ask the supervisor for a new one.
     func lose(_ reason: String) {
-        guard connection != nil else { return }
+        guard let conn = connection else { return }
+        // Cut the old queue pair before its requests are held for resubmission:
+        // from here on the target can no longer read or write guest memory
+        // through it, so a late RDMA for the old command cannot land after
+        // (or over) the resubmitted one. Its flushes are discarded (epoch).
+        try? conn.queuePair.moveToError()
         connection = nil
+        postedWorkRequests = 0
         epoch &+= 1
         sendBatch.reset()
         recvBatch.reset()
@@ -341,7 +359,10 @@ final class RemoteQueue: @unchecked Sendable {
         blkLimits = RemoteBlockDevice.blkLimits(p.geometry, readOnly: disk.config.readOnly)
         credits = min(Int(p.geometry.queueDepth), slotCount)
         let lostFor = lostSince == 0 ? 0 : (monotonicNanoseconds() &- lostSince) / 1_000_000
-        lostSince = 0
+        // The loss clock runs from the first loss until the target answers
+        // (`response`), not until this adopt: a target that accepts and drops
+        // every connection must still reach the loss timeout.
+        if fifo.isEmpty { lostSince = 0 }
         failingFast = false
         do { try postAllReceives() } catch {
             lose("ibv_post_recv after reconnect: \(error)")
@@ -378,6 +399,50 @@ final class RemoteQueue: @unchecked Sendable {
         for s in 0..<slotCount { slots[s] = RequestSlot() }
         fifo.removeAll()
         inFlight = 0
+    }
+
+    /// (Worker, parking) The drain ran out of time: cut the connection (QP
+    /// to error, then reap until every posted work request has flushed, so
+    /// the RNIC touches none of their guest buffers any more), fail every
+    /// request held or in flight with IOERR, and never replay them: after the
+    /// park the guest's memory may mean something else. A new connection is
+    /// asked for as after any loss.
+    func abortOutstanding() {
+        if let conn = connection {
+            try? conn.queuePair.moveToError()
+            let deadline = monotonicNanoseconds() &+ 1_000_000_000
+            while postedWorkRequests > 0, monotonicNanoseconds() < deadline {
+                guard let n = try? cq.poll(into: completions) else { break }
+                for k in 0..<n where UInt32(truncatingIfNeeded: completions[k].wrId >> 32) == epoch {
+                    postedWorkRequests -= 1
+                }
+                if n == 0 { sched_yield() }
+            }
+            if postedWorkRequests > 0 {
+                logger.error("disk \(disk.config.socket) queue \(index): \(postedWorkRequests) work request(s) did not flush within 1 s of the QP error")
+            }
+            connection = nil
+            postedWorkRequests = 0
+            epoch &+= 1
+            sendBatch.reset()
+            recvBatch.reset()
+            if lostSince == 0 { lostSince = monotonicNanoseconds() }
+            counters.bump(counters.connectionsLost)
+            link.reconnectWanted.store(generation, ordering: .releasing)
+            link.supervisorWake.signal()
+        }
+        var failed = 0
+        for s in 0..<slotCount where slots[s].state != .free {
+            let slot = slots[s]
+            slots[s] = RequestSlot()
+            guard let req = slot.request, let blk = slot.blk else { continue }
+            counters.bump(counters.abortedByQuiesce)
+            finish(req, blk, .ioError)
+            failed += 1
+        }
+        fifo.removeAll()
+        inFlight = 0
+        logger.error("disk \(disk.config.socket) queue \(index): target \(disk.config.target) export \(disk.config.export) did not complete \(failed) request(s) before a stop, reset or memory change: connection cut, requests failed with IOERR (never replayed)")
     }
 
     /// (Control, after the worker stopped) Drops the connection for shutdown.

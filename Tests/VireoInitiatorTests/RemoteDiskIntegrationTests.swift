@@ -36,7 +36,8 @@ struct RemoteDiskIntegrationTests {
         var queues: [SplitDriverQueue] = []
         let path: String
 
-        init(tag: String, queues: Int = 2, lossTimeout: UInt64 = 120_000_000_000, memoryExport: Bool = false) throws {
+        init(tag: String, queues: Int = 2, lossTimeout: UInt64 = 120_000_000_000, memoryExport: Bool = false,
+             drainTimeout: UInt64 = 5_000_000_000) throws {
             self.memoryExport = memoryExport
             file = "/tmp/vireo-init-\(getpid())-\(tag).img"
             unlink(file)
@@ -50,7 +51,8 @@ struct RemoteDiskIntegrationTests {
                                  queues: queues, queueDepth: 64, lossTimeoutNanoseconds: lossTimeout)
             device = try RemoteBlockDevice(config: cfg, logger: logger)
             server = try VhostUserServer(path: path, device: device,
-                                         options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200)),
+                                         options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200),
+                                                                   drainTimeoutNanoseconds: drainTimeout),
                                          logger: logger)
             try server.start()
             device.onConfigChange { [weak server] in _ = try? server?.notifyConfigChange() }
@@ -289,6 +291,44 @@ struct RemoteDiskIntegrationTests {
         fe.kick(0)
         #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 30_000).count == 1)
         #expect(rig.status(r.status) == 0)
+    }
+
+    /// No replay from another memory epoch: a WRITE held while the target is
+    /// away, when the VMM stops the ring, is failed with IOERR before
+    /// GET_VRING_BASE is answered; the guest then reuses the buffer, and when
+    /// the target comes back the old command is not resubmitted (the LBA
+    /// keeps its acknowledged data). Before: the held WRITE was replayed
+    /// after the reconnect, and the target RDMA-read the reused buffer.
+    @Test func writeHeldAcrossAStopIsFailedNotReplayed() throws {
+        let rig = try Rig(tag: "noreplay", drainTimeout: 300_000_000)
+        let fe = rig.frontend
+        let a = RemoteDiskIntegrationTests.pattern(8192, seed: 21)
+        let wa = rig.add(0, type: .out, sector: 64, data: a)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 20_000).count == 1)
+        #expect(rig.status(wa.status) == 0)
+
+        rig.stopTarget()
+        let b = RemoteDiskIntegrationTests.pattern(8192, seed: 22)
+        let wb = rig.add(0, type: .out, sector: 64, data: b)
+        fe.kick(0)
+        #expect(waitFor(10) { rig.device.counters.connectionsLost.load(ordering: .relaxed) >= 1 && rig.device.queuedRequests >= 1 })
+
+        // The VMM stops the ring: answered only after the held write failed.
+        _ = try fe.vringBase(0)
+        #expect(rig.status(wb.status) == VirtioBlk.Status.ioError.rawValue)
+        #expect(rig.device.counters.abortedByQuiesce.load(ordering: .relaxed) == 1)
+        #expect(rig.device.queuedRequests == 0)
+        // The guest reuses the buffer for something else.
+        rig.memory.write(RemoteDiskIntegrationTests.pattern(8192, seed: 23), at: wb.data)
+
+        try rig.startTarget()
+        #expect(waitFor(30) { rig.device.counters.reconnects.load(ordering: .relaxed) >= 2 })
+        let r = rig.add(1, type: .in, sector: 64, readLength: a.count)
+        fe.kick(1)
+        #expect(fe.waitForUsed(1, count: 1, timeoutMilliseconds: 20_000).count == 1)
+        #expect(rig.status(r.status) == 0)
+        #expect(rig.memory.read(r.data, count: a.count) == a, "the failed write was replayed")
     }
 
     @Test func lossTimeoutFailsHeldRequestsWithIOERR() throws {
