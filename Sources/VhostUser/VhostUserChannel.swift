@@ -28,12 +28,17 @@ public enum VhostUserChannelError: Error, Sendable, CustomStringConvertible {
 public final class VhostUserChannel: @unchecked Sendable {
     /// Most fds accepted with one message; more is a protocol error.
     public static let maxFDs = 8
+    /// A message that has begun must be complete within this time (header,
+    /// then payload): half a message from a local client cannot lock the
+    /// socket, and so the real VMM, out.
+    public let partialMessageTimeoutMilliseconds: Int32
     /// The socket (owned).
     public let socket: UnixSocket
     private let buffer: UnsafeMutableRawBufferPointer
 
-    public init(socket: consuming UnixSocket) {
+    public init(socket: consuming UnixSocket, partialMessageTimeoutMilliseconds: Int32 = 5000) {
         self.socket = socket
+        self.partialMessageTimeoutMilliseconds = partialMessageTimeoutMilliseconds
         buffer = .allocate(byteCount: VhostUserHeader.maxPayloadSize, alignment: 8)
     }
 
@@ -45,7 +50,10 @@ public final class VhostUserChannel: @unchecked Sendable {
         let fds = ReceivedFileDescriptors()
         let headerBuf = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<VhostUserHeader.size])
         let n: Int
-        do { n = try socket.receive(into: headerBuf, maxFDs: Self.maxFDs, appendingTo: fds) } catch { throw .system(error) }
+        do {
+            n = try socket.receive(into: headerBuf, maxFDs: Self.maxFDs, appendingTo: fds,
+                                   partialTimeoutMilliseconds: partialMessageTimeoutMilliseconds)
+        } catch { throw .system(error) }
         if n == 0 { return nil }
         let header: VhostUserHeader
         do { header = try VhostUserHeader(decoding: UnsafeRawBufferPointer(rebasing: headerBuf[0..<n])) } catch { throw .protocolError(error) }
@@ -57,7 +65,10 @@ public final class VhostUserChannel: @unchecked Sendable {
         let payloadBuf = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size])
         var got = 0
         if size > 0 {
-            do { got = try socket.receive(into: payloadBuf, maxFDs: Self.maxFDs, appendingTo: fds) } catch { throw .system(error) }
+            do {
+                got = try socket.receive(into: payloadBuf, maxFDs: Self.maxFDs, appendingTo: fds,
+                                         partialTimeoutMilliseconds: partialMessageTimeoutMilliseconds, started: true)
+            } catch { throw .system(error) }
         }
         guard got == size else {
             throw .protocolError(VhostUserProtocolError(request: request, .truncatedPayload(expected: size, received: got)))

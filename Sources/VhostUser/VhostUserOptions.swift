@@ -12,6 +12,8 @@ public struct VhostUserOptions: Sendable {
     public var polling: VhostUserPollingOptions
     /// How long a quiesce waits for the device to complete requests it holds.
     public var drainTimeoutNanoseconds: UInt64
+    /// How long a front-end may take to finish a message it began.
+    public var partialMessageTimeoutMilliseconds: Int32 = 5000
 
     public init(socketMode: mode_t? = nil, maxMemorySlots: Int = 32,
                 polling: VhostUserPollingOptions = VhostUserPollingOptions(),

@@ -64,7 +64,10 @@ public final class VhostUserServer: @unchecked Sendable {
             if stopping.load(ordering: .acquiring) { return }
             connectionsAccepted.add(1, ordering: .relaxed)
             logger.info("vhost-user \(path): front-end connected")
-            let session = VhostUserSession(socket: sock, device: device, options: options, logger: logger)
+            // Every line the session logs names the socket (which VM's device).
+            var sessionLogger = logger
+            sessionLogger[metadataKey: "socket"] = "\(path)"
+            let session = VhostUserSession(socket: sock, device: device, options: options, logger: sessionLogger)
             current.withLock { $0 = session }
             if stopping.load(ordering: .acquiring) { session.close() }
             let end = session.run()

@@ -57,7 +57,7 @@ public final class VhostUserSession: @unchecked Sendable {
     /// A session over an accepted socket.
     public init(socket: consuming UnixSocket, device: VhostUserDevice, options: VhostUserOptions = .init(),
                 logger: Logger = Logger(label: "vireo.vhost-user")) {
-        channel = VhostUserChannel(socket: socket)
+        channel = VhostUserChannel(socket: socket, partialMessageTimeoutMilliseconds: options.partialMessageTimeoutMilliseconds)
         self.device = device
         self.options = options
         self.logger = logger

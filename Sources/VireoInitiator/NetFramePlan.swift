@@ -104,15 +104,30 @@ enum NetFramePlan {
         return (MACAddress(rawValue: d), MACAddress(rawValue: s))
     }
 
-    /// Writes `num_buffers` (le16 at offset 10 of `virtio_net_hdr_v1`) into the
-    /// first buffer of a received frame: a 2-byte CPU write into guest memory
-    /// (not payload). Returns false when the chain has no room for it.
+    /// Writes the `virtio_net_hdr_v1` of a received frame into its first
+    /// buffer: every field zero but `num_buffers` (le16 at offset 10). A
+    /// 12-byte CPU write into guest memory (not payload). The header arrived
+    /// from the target with the frame; no offload is negotiated (§5.1.6.4:
+    /// flags, gso_type, hdr_len, gso_size, csum_* are then zero), so whatever
+    /// a sender put there (DATA_VALID, GSO) never reaches the guest.
+    /// Returns false when the chain has no room for the header.
     @discardableResult
-    static func writeNumBuffers(_ n: UInt16, into chain: Chain) -> Bool {
-        guard let lo = chain.writableByte(at: 10), let hi = chain.writableByte(at: 11) else { return false }
-        // SAFETY: each pointer is one byte inside a writable segment of the chain.
-        lo.storeBytes(of: UInt8(truncatingIfNeeded: n), as: UInt8.self)
-        hi.storeBytes(of: UInt8(truncatingIfNeeded: n >> 8), as: UInt8.self)
+    static func writeReceiveHeader(numBuffers n: UInt16, into chain: Chain) -> Bool {
+        let size = UInt32(VirtioNet.Header.size)
+        guard chain.writableBytes >= size else { return false }
+        let first = chain.writableSegments[0]
+        if first.length >= size {
+            // SAFETY: 12 bytes inside the first writable segment.
+            first.hostPointer.initializeMemory(as: UInt8.self, repeating: 0, count: 10)
+            first.hostPointer.storeBytes(of: n.littleEndian, toByteOffset: 10, as: UInt16.self)
+            return true
+        }
+        for k in UInt32(0)..<size {
+            // SAFETY: k < writableBytes (checked above); one byte inside a writable segment.
+            guard let p = chain.writableByte(at: k) else { return false }
+            let byte: UInt8 = k == 10 ? UInt8(truncatingIfNeeded: n) : k == 11 ? UInt8(truncatingIfNeeded: n >> 8) : 0
+            p.storeBytes(of: byte, as: UInt8.self)
+        }
         return true
     }
 }

@@ -344,7 +344,7 @@ final class NetQueuePair: @unchecked Sendable {
         for j in 0..<n { capacities[j] = rxChains[base + j]!.chain.writableBytes }
         let used = NetFramePlan.spread(byteLength: length, capacities: UnsafeBufferPointer(start: capacities, count: n),
                                        lengths: lengths)
-        NetFramePlan.writeNumBuffers(UInt16(truncatingIfNeeded: used), into: rxChains[base]!.chain)
+        NetFramePlan.writeReceiveHeader(numBuffers: UInt16(truncatingIfNeeded: used), into: rxChains[base]!.chain)
         counters.bump(counters.rxFrames)           // before the guest can see the frame
         counters.bump(counters.rxBytes, UInt64(length))
         if used > 1 { counters.bump(counters.rxMerged) }

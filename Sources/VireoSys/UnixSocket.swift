@@ -89,12 +89,24 @@ public struct UnixSocket: ~Copyable, Sendable {
     /// Receives exactly `buffer.count` bytes (fewer only at end of stream),
     /// collecting up to `maxFDs` descriptors. Descriptors beyond that are
     /// closed and reported through `ReceivedFileDescriptors.truncated`.
+    ///
+    /// With `partialTimeoutMilliseconds`, a message that has begun (a byte of
+    /// it arrived, or `started`) must be complete within that time, or this
+    /// throws `ETIMEDOUT`: a peer that sends half a message cannot hold the
+    /// reading thread (and the socket) forever. Waiting for a message to
+    /// begin is not bounded (an idle peer is a normal peer).
     public func receive(
-        into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int, appendingTo received: ReceivedFileDescriptors
+        into buffer: UnsafeMutableRawBufferPointer, maxFDs: Int, appendingTo received: ReceivedFileDescriptors,
+        partialTimeoutMilliseconds: Int32? = nil, started: Bool = false
     ) throws(SystemError) -> Int {
         var offset = 0
         var fdBuf: [Int32] = Array(repeating: -1, count: max(1, maxFDs))
+        var deadline: UInt64 = 0
         while offset < buffer.count {
+            if let limit = partialTimeoutMilliseconds, offset > 0 || started {
+                if deadline == 0 { deadline = monotonicNanoseconds() &+ UInt64(max(limit, 0)) * 1_000_000 }
+                try waitReadable(until: deadline, limit: limit, have: offset, want: buffer.count)
+            }
             let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[offset...])
             var nfds: Int32 = 0
             var truncated: Int32 = 0
@@ -111,6 +123,20 @@ public struct UnixSocket: ~Copyable, Sendable {
             offset += n
         }
         return offset
+    }
+
+    /// Waits until the socket is readable or `deadline` (monotonic ns) passes.
+    private func waitReadable(until deadline: UInt64, limit: Int32, have: Int, want: Int) throws(SystemError) {
+        while true {
+            let now = monotonicNanoseconds()
+            guard now < deadline else {
+                throw SystemError(call: "recvmsg: message incomplete after \(limit) ms (\(have) of \(want) bytes)", errno: ETIMEDOUT)
+            }
+            var p = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
+            let ms = Int32(clamping: (deadline - now) / 1_000_000 + 1)
+            let n = try syscallRetrying("poll") { Glibc.poll(&p, 1, ms) }
+            if n > 0 { return }
+        }
     }
 
     /// `shutdown(SHUT_RDWR)`: wakes a thread blocked in `receive` on this socket.

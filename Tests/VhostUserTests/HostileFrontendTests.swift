@@ -114,4 +114,36 @@ import Glibc
         a.frontend.kick(0)
         #expect(a.frontend.waitForUsed(0, count: 1).count == 1)
     }
+
+    /// A local client that sends half a header and then nothing cannot hold
+    /// the socket: after the partial-message timeout its connection is
+    /// closed and the real VMM connects and is served. Before: the server
+    /// read the rest of the header with no deadline, one front-end at a time.
+    @Test func halfAHeaderCannotLockTheVMMOut() throws {
+        let path = socketPath("half")
+        let device = MemoryBlockDevice(capacityBytes: 1 << 20)
+        var options = VhostUserOptions()
+        options.partialMessageTimeoutMilliseconds = 300
+        let server = try VhostUserServer(path: path, device: device, options: options)
+        try server.start()
+        defer { server.stop() }
+        let squatter = try VhostUserFrontend(path: path)
+        try squatter.sendRaw([1, 0, 0, 0, 1])
+        #expect(squatter.waitForClose(timeoutMilliseconds: 5000), "a half message held the connection")
+        guard case .socketError(let e)? = server.lastEnd else {
+            Issue.record("ended with \(String(describing: server.lastEnd))")
+            return
+        }
+        #expect(e.errno == ETIMEDOUT && e.call.contains("incomplete"), "\(e)")
+
+        let vmm = try VhostUserFrontend(path: path)
+        try vmm.negotiate(wanted: blockFeatures)
+        let memory = try DriverMemory(size: 1 << 20)
+        try vmm.setMemTable(memory)
+        let q = SplitDriverQueue(memory: memory, size: 16, eventIdx: false)
+        try vmm.setUpRing(0, driver: q)
+        q.add(memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0), write: true)
+        vmm.kick(0)
+        #expect(vmm.waitForUsed(0, count: 1).count == 1)
+    }
 }

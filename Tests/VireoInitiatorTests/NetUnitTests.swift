@@ -182,10 +182,26 @@ import VireoWire
         // Header split across two segments: bytes 10 and 11 land in different ones.
         let c = guest.chain(readable: [], writable: [(0x10_8000, 11), (0x10_9000, 100)])
         guest.pointer(0x10_8000 + 10).storeBytes(of: 0xee, as: UInt8.self)
-        #expect(NetFramePlan.writeNumBuffers(0x0203, into: c))
+        #expect(NetFramePlan.writeReceiveHeader(numBuffers: 0x0203, into: c))
         #expect(guest.pointer(0x10_8000 + 10).load(as: UInt8.self) == 3)
         #expect(guest.pointer(0x10_9000).load(as: UInt8.self) == 2)
-        #expect(!NetFramePlan.writeNumBuffers(1, into: guest.chain(readable: [], writable: [(0x10_a000, 8)])))
+        #expect(!NetFramePlan.writeReceiveHeader(numBuffers: 1, into: guest.chain(readable: [], writable: [(0x10_a000, 8)])))
+    }
+
+    /// The header a sender (or a hostile target) put in front of a frame —
+    /// DATA_VALID, NEEDS_CSUM, GSO fields — is zeroed before the guest sees
+    /// it: no offload was negotiated, so a VM cannot make its peers skip
+    /// checksum verification. Before: only num_buffers was written; the
+    /// other ten bytes reached the guest as the target sent them.
+    @Test func receivedHeaderCarriesOnlyNumBuffers() {
+        for layout in [[(UInt64(0x10_b000), UInt32(1500))], [(0x10_c000, 5), (0x10_d000, 1500)]] {
+            for (gpa, len) in layout { guest.pointer(gpa).initializeMemory(as: UInt8.self, repeating: 0xff, count: Int(len)) }
+            let c = guest.chain(readable: [], writable: layout)
+            #expect(NetFramePlan.writeReceiveHeader(numBuffers: 1, into: c))
+            let header = (0..<12).map { c.writableByte(at: UInt32($0))!.load(as: UInt8.self) }
+            #expect(header == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0], "\(layout.count) segment(s)")
+            #expect(c.writableByte(at: 12)!.load(as: UInt8.self) == 0xff, "frame bytes untouched")
+        }
     }
 }
 
