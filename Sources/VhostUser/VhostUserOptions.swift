@@ -12,6 +12,9 @@ public struct VhostUserOptions: Sendable {
     public var polling: VhostUserPollingOptions
     /// How long a quiesce waits for the device to complete requests it holds.
     public var drainTimeoutNanoseconds: UInt64
+    /// How long a quiesce waits for a queue worker to park (drain and abort
+    /// included) before it fails the connection as wedged.
+    public var parkTimeoutNanoseconds: UInt64 = 30_000_000_000
     /// How long a front-end may take to finish a message it began.
     public var partialMessageTimeoutMilliseconds: Int32 = 5000
 

@@ -1,6 +1,9 @@
 import Logging
 import Synchronization
 import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Serves one device on a UNIX socket path. The VMM is the client: it
 /// connects, and reconnects after a restart or a dropped connection. One
@@ -26,6 +29,8 @@ public final class VhostUserServer: @unchecked Sendable {
     public let connectionsAccepted = Atomic<UInt64>(0)
     /// Connections closed for a protocol error.
     public let protocolErrors = Atomic<UInt64>(0)
+    /// Sessions that ended with a wedged queue worker.
+    public let wedgedSessions = Atomic<UInt64>(0)
     private let lastEndStorage = Mutex<VhostUserSession.End?>(nil)
 
     /// Binds `path` (a stale socket file is removed; `options.socketMode` is applied).
@@ -73,8 +78,27 @@ public final class VhostUserServer: @unchecked Sendable {
             let end = session.run()
             if case .protocolError = end { protocolErrors.add(1, ordering: .relaxed) }
             lastEndStorage.withLock { $0 = end }
+            if session.isWedged { awaitWedgedWorkers(session) }
             current.withLock { $0 = nil }
         }
+    }
+
+    /// A wedged session's worker may still run device code once its write
+    /// unblocks: no new front-end is served on this device until it returned
+    /// (others devices are unaffected; `stop` does not wait for it).
+    private func awaitWedgedWorkers(_ session: VhostUserSession) {
+        wedgedSessions.add(1, ordering: .relaxed)
+        var waited = 0
+        while !session.workersExited {
+            if stopping.load(ordering: .acquiring) { return }
+            if waited % 100 == 0 {
+                logger.error("vhost-user \(path): device wedged: waiting for its queue worker to unblock (the front-end holds its call eventfd full); new connections wait")
+            }
+            waited += 1
+            usleep(100_000)
+        }
+        session.finishTeardown()
+        logger.notice("vhost-user \(path): wedged queue worker returned; accepting front-ends again")
     }
 
     /// Sends CONFIG_CHANGE_MSG to the connected front-end (after a resize).

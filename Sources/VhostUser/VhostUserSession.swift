@@ -45,6 +45,8 @@ public final class VhostUserSession: @unchecked Sendable {
     var inflight: InflightRegion?
     var logFD: FileDescriptor?
     var status: UInt64 = 0
+    /// A worker did not park in time; see `quiesced`.
+    private(set) var isWedged = false
     let backendChannel = Mutex<VhostUserChannel?>(nil)
     /// Tags this connection's mappings of front-end files (`PeerFaultGuard`):
     /// a SIGBUS contained in one of them fails this connection alone.
@@ -147,20 +149,44 @@ public final class VhostUserSession: @unchecked Sendable {
                                              faultOwner: faultOwner) { [weak self] in self?.close() }
             for r in group { r.worker = worker }
             worker.drainTimeoutNanoseconds = options.drainTimeoutNanoseconds
+            worker.parkTimeoutNanoseconds = options.parkTimeoutNanoseconds
             try worker.start(name: "vhost-q\(w)")
             worker.resume()
             workers.append(worker)
         }
     }
 
-    /// Runs `body` with every worker parked and drained.
+    /// Runs `body` with every worker parked and drained. A worker that does
+    /// not park in time (wedged in a write to a blocking, saturated call fd)
+    /// fails the connection: nothing is answered while it may still run.
     func quiesced<T>(_ body: () throws(VhostUserProtocolError) -> T) throws(VhostUserProtocolError) -> T {
-        for w in workers { w.pause() }
         defer { for w in workers { w.resume() } }
+        for w in workers where !w.pause() {
+            isWedged = true
+            throw VhostUserProtocolError(request: nil, .failed(
+                "queue worker \(w.id) did not park within \(options.parkTimeoutNanoseconds / 1_000_000) ms (blocked writing the front-end's call eventfd?): device failed until it unblocks"))
+        }
         return try body()
     }
 
+    /// Whether every worker thread has returned (a wedged session's workers
+    /// return once their blocking write completes).
+    var workersExited: Bool { workers.allSatisfy { $0.exited.load(ordering: .acquiring) } }
+
     private func teardown() {
+        if isWedged {
+            // A worker may still be inside the device's completion path: leave
+            // workers, rings, device state and mappings alone; the server calls
+            // `finishTeardown` once `workersExited`.
+            for w in workers { w.abandonWedged() }
+            channel.shutdown()
+            return
+        }
+        finishTeardown()
+    }
+
+    /// Releases everything the connection held (workers joined first).
+    func finishTeardown() {
         for w in workers { w.pause(abandoning: true) }
         for r in vrings {
             _ = r.stop()

@@ -58,6 +58,12 @@ final class VhostUserWorker: @unchecked Sendable {
     private var thread: OSThread?
     /// Drain bound: a device that never completes cannot wedge the control plane.
     var drainTimeoutNanoseconds: UInt64 = 5_000_000_000
+    /// How long the control thread waits for the worker to park (drain and
+    /// abort included) before it declares the worker wedged: blocked in a
+    /// write to a call eventfd the front-end made blocking and saturated.
+    var parkTimeoutNanoseconds: UInt64 = 30_000_000_000
+    /// The thread returned from `run` (a wedged worker, once it unblocked).
+    let exited = Atomic<Bool>(false)
     /// Abandon outstanding requests instead of draining (disconnect).
     let abandon = Atomic<Bool>(false)
 
@@ -89,18 +95,34 @@ final class VhostUserWorker: @unchecked Sendable {
     func start(name: String) throws(SystemError) {
         generation = 1
         requested.store(1, ordering: .releasing)
-        thread = try OSThread(name: name) { [self] in run() }
-        waitForAck()
+        thread = try OSThread(name: name) { [self] in
+            run()
+            exited.store(true, ordering: .releasing)
+        }
+        _ = waitForAck()
     }
 
-    /// Parks the worker (drain, then hand the rings to the caller). Control thread only.
-    func pause(abandoning: Bool = false) {
-        guard resumed.load(ordering: .acquiring) == generation else { return } // already parked
+    /// Parks the worker (drain, then hand the rings to the caller). Control
+    /// thread only. False when the worker did not park in time (wedged): the
+    /// caller must fail the connection and leave the worker's rings alone.
+    @discardableResult
+    func pause(abandoning: Bool = false) -> Bool {
+        if exited.load(ordering: .acquiring) { return true }  // nothing left to park
+        guard resumed.load(ordering: .acquiring) == generation else { return true } // already parked
         generation += 1
         abandon.store(abandoning, ordering: .relaxed)
         requested.store(generation, ordering: .releasing)
         wake.signal()
-        waitForAck()
+        return waitForAck()
+    }
+
+    /// (Control) Gives up on a wedged worker without joining it: when it
+    /// unblocks it returns at once, touching neither rings nor device.
+    func abandonWedged() {
+        abandon.store(true, ordering: .relaxed)
+        exit.store(true, ordering: .releasing)
+        resumed.store(generation, ordering: .releasing)
+        wake.signal()
     }
 
     /// Lets a parked worker run again. Control thread only.
@@ -120,13 +142,17 @@ final class VhostUserWorker: @unchecked Sendable {
         thread = nil
     }
 
-    private func waitForAck() {
+    /// Waits for the worker to acknowledge `generation`; false after `parkTimeoutNanoseconds`.
+    private func waitForAck() -> Bool {
         let p = Poller(capacity: 1)
         p.add(ack.rawValue)
+        let deadline = monotonicNanoseconds() &+ parkTimeoutNanoseconds
         while acknowledged.load(ordering: .acquiring) != generation {
+            if monotonicNanoseconds() > deadline { return false }
             _ = try? p.wait(timeoutMilliseconds: 100)
             ack.drain()
         }
+        return true
     }
 
     // MARK: Worker thread
@@ -152,6 +178,8 @@ final class VhostUserWorker: @unchecked Sendable {
             }
             let want = requested.load(ordering: .acquiring)
             if want != seen {
+                // Given up on while wedged (`abandonWedged`): touch nothing more.
+                if exit.load(ordering: .acquiring) { return }
                 park(generation: want)
                 seen = want
                 if exit.load(ordering: .acquiring) { return }

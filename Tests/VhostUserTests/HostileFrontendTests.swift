@@ -32,13 +32,7 @@ import Glibc
     }
 
     private func expectProtocolError(_ rig: BlockRig, containing fragment: String) {
-        #expect(rig.frontend.waitForClose(timeoutMilliseconds: 5000), "connection not closed")
-        #expect(waitUntil { rig.server.lastEnd != nil })
-        guard case .protocolError(let e)? = rig.server.lastEnd else {
-            Issue.record("ended with \(String(describing: rig.server.lastEnd))")
-            return
-        }
-        #expect(e.description.contains(fragment), "\(e)")
+        expectProtocolError(server: rig.server, fe: rig.frontend, containing: fragment)
     }
 
     /// A memfd never truncated (0 bytes) cannot back a region: mapping it
@@ -145,5 +139,64 @@ import Glibc
         q.add(memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0), write: true)
         vmm.kick(0)
         #expect(vmm.waitForUsed(0, count: 1).count == 1)
+    }
+
+    /// A VMM that makes its call eventfd blocking and fills its counter
+    /// wedges the queue worker in the write that signals a completion. The
+    /// next quiesce does not hang: after the park timeout the connection
+    /// fails with a clear error, device B keeps serving, and once the VMM
+    /// reads its eventfd (the worker unblocks and returns) the device serves
+    /// a new front-end. Before: `waitForAck` had no deadline and the control
+    /// thread hung.
+    @Test func blockingSaturatedCallFDCannotHangTheControlThread() throws {
+        let b = try Bystander()
+        let path = socketPath("wedge")
+        let device = MemoryBlockDevice(capacityBytes: 1 << 20)
+        var options = VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200), drainTimeoutNanoseconds: 100_000_000)
+        options.parkTimeoutNanoseconds = 500_000_000
+        let server = try VhostUserServer(path: path, device: device, options: options)
+        try server.start()
+        defer { server.stop() }
+        let memory = try DriverMemory(size: 1 << 20)
+        let fe = try VhostUserFrontend(path: path)
+        try fe.negotiate(wanted: blockFeatures)
+        try fe.setMemTable(memory)
+        let q = SplitDriverQueue(memory: memory, size: 16, eventIdx: false)
+        let ring = try fe.setUpRing(0, driver: q)
+        // The VMM's trick: blocking mode on the shared open file, counter one below its maximum.
+        try ring.call.event.fd.setNonBlocking(false)
+        var full: UInt64 = 0xffff_ffff_ffff_fffe
+        _ = withUnsafeBytes(of: &full) { write(ring.call.rawValue, $0.baseAddress, 8) }
+        q.add(memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0), write: true)
+        fe.kick(0)
+        #expect(waitUntil { device.requestsHandled.load(ordering: .relaxed) == 1 })
+
+        // A quiesce: answered with a closed connection, not a hang.
+        _ = try? fe.setMemTable(memory)
+        expectProtocolError(server: server, fe: fe, containing: "did not park")
+        #expect(server.wedgedSessions.load(ordering: .relaxed) == 1)
+        b.expectServes()
+
+        // The VMM reads its eventfd: the worker's write completes, it returns, the device serves again.
+        try ring.call.event.fd.setNonBlocking(true)
+        _ = ring.call.drain()
+        let fe2 = try VhostUserFrontend(path: path)
+        try fe2.negotiate(wanted: blockFeatures)
+        try fe2.setMemTable(memory)
+        let q2 = SplitDriverQueue(memory: memory, size: 16, eventIdx: false)
+        try fe2.setUpRing(0, driver: q2)
+        q2.add(memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0), write: true)
+        fe2.kick(0)
+        #expect(fe2.waitForUsed(0, count: 1, timeoutMilliseconds: 10_000).count == 1)
+    }
+
+    private func expectProtocolError(server: VhostUserServer, fe: VhostUserFrontend, containing fragment: String) {
+        #expect(fe.waitForClose(timeoutMilliseconds: 10_000), "connection not closed")
+        #expect(waitUntil(10) { server.lastEnd != nil })
+        guard case .protocolError(let e)? = server.lastEnd else {
+            Issue.record("ended with \(String(describing: server.lastEnd))")
+            return
+        }
+        #expect(e.description.contains(fragment), "\(e)")
     }
 }
