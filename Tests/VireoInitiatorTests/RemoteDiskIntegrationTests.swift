@@ -376,3 +376,93 @@ func waitFor(_ seconds: Double, _ cond: () -> Bool) -> Bool {
     }
     return cond()
 }
+
+/// The initiator against a hostile target: each misbehaviour costs that
+/// connection alone (counted, logged, reconnected), the request is held and
+/// completes on a sane connection, and another disk of the same process
+/// keeps being served through it.
+@Suite(.serialized, .enabled(if: RDMAEnvironment.enabled)) struct HostileTargetTests {
+    final class FakeDisk {
+        let fake: FakeBlockTarget
+        let device: RemoteBlockDevice
+        let server: VhostUserServer
+        let memory: DriverMemory
+        let frontend: VhostUserFrontend
+        let queue: SplitDriverQueue
+
+        init(tag: String, plan: [FakeBlockTarget.Behaviour], grants: [UInt16] = [8]) throws {
+            fake = try FakeBlockTarget(host: RDMAEnvironment.address, plan: plan, grants: grants)
+            let path = "/tmp/vireo-hostile-\(getpid())-\(tag).sock"
+            var logger = Logger(label: "test.hostile.\(tag)")
+            logger.logLevel = .notice
+            let cfg = DiskConfig(socket: path, target: FabricAddress(host: RDMAEnvironment.address, port: fake.port),
+                                 export: "vol0", queues: 1, queueDepth: 16)
+            device = try RemoteBlockDevice(config: cfg, logger: logger)
+            server = try VhostUserServer(path: path, device: device,
+                                         options: VhostUserOptions(drainTimeoutNanoseconds: 300_000_000), logger: logger)
+            try server.start()
+            memory = try DriverMemory(size: 4 << 20)
+            frontend = try VhostUserFrontend(path: path)
+            try frontend.negotiate(wanted: VirtioFeatures.version1 | VirtioBlk.Feature.flush | VirtioBlk.Feature.segMax)
+            try frontend.setMemTable(memory)
+            queue = SplitDriverQueue(memory: memory, size: 16, eventIdx: false)
+            try frontend.setUpRing(0, driver: queue)
+        }
+
+        /// Adds a FLUSH and returns its status address.
+        func flush() -> UInt64 {
+            let h = memory.allocate(16, alignment: 16)
+            memory.write(VirtioBlk.RequestHeader(type: VirtioBlk.RequestType.flush.rawValue, sector: 0).bytes, at: h)
+            let s = memory.allocate(1, alignment: 1)
+            memory.fill(s, count: 1, byte: 0xee)
+            _ = queue.add(readable: [DriverBuffer(gpa: h, length: 16)], writable: [DriverBuffer(gpa: s, length: 1)])
+            frontend.kick(0)
+            return s
+        }
+
+        deinit {
+            frontend.close()
+            server.stop()
+            device.stop()
+            fake.stop()
+        }
+    }
+
+    /// Wrong tag, short response, unknown status, duplicate response: each
+    /// breaks one connection (counted as a bad response), the FLUSH is held
+    /// and resubmitted on the next one, and completes OK; a later connection
+    /// granting 16× the segments of the first serves on. The bystander disk
+    /// on a real target is served throughout.
+    @Test func misbehavingTargetCostsOnlyItsConnection() throws {
+        let bystander = try RemoteDiskIntegrationTests.Rig(tag: "bystander", queues: 1)
+        let disk = try FakeDisk(tag: "bad", plan: [.wrongTag, .shortResponse, .unknownStatus, .duplicate, .answer],
+                                grants: [8, 8, 8, 8, 128])
+        let first = disk.flush()
+        #expect(disk.frontend.waitForUsed(0, count: 1, timeoutMilliseconds: 30_000).count == 1)
+        #expect(disk.memory.read(first, count: 1) == [VirtioBlk.Status.ok.rawValue])
+        #expect(waitFor(20) { disk.fake.connections.load(ordering: .relaxed) >= 5 && disk.device.queues[0].isConnected })
+        #expect(disk.device.counters.badResponses.load(ordering: .relaxed) == 4)
+        #expect(disk.device.counters.reconnects.load(ordering: .relaxed) >= 4)
+
+        let second = disk.flush()
+        #expect(disk.frontend.waitForUsed(0, count: 1, timeoutMilliseconds: 20_000).count == 1)
+        #expect(disk.memory.read(second, count: 1) == [VirtioBlk.Status.ok.rawValue])
+
+        let s = bystander.add(0, type: .flush, sector: 0)
+        bystander.frontend.kick(0)
+        #expect(bystander.frontend.waitForUsed(0, count: 1, timeoutMilliseconds: 20_000).count == 1)
+        #expect(bystander.status(s.status) == 0)
+    }
+
+    /// A target that accepts commands and never answers: when the VMM stops
+    /// the ring, the command is cut off (QP to error) and failed with IOERR
+    /// before GET_VRING_BASE is answered.
+    @Test func silentTargetCannotStallAStop() throws {
+        let disk = try FakeDisk(tag: "silent", plan: [.silent])
+        let s = disk.flush()
+        #expect(waitFor(10) { disk.fake.commands.load(ordering: .relaxed) >= 1 })
+        _ = try disk.frontend.vringBase(0)
+        #expect(disk.memory.read(s, count: 1) == [VirtioBlk.Status.ioError.rawValue])
+        #expect(disk.device.counters.abortedByQuiesce.load(ordering: .relaxed) == 1)
+    }
+}
