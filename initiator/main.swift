@@ -280,10 +280,11 @@ extension VireoInitiator {
             }
             let statsPath = statsFile ?? serve.statsFile
             let disks = service.disks.map(\.device), nics = service.nics.map(\.device)
+            let servers = service.disks.map(\.server) + service.nics.map(\.server)
             TerminationSignal.wait(
                 stats: statsPath.map { StatsFile(path: $0) },
                 intervalSeconds: statsInterval ?? serve.statsIntervalSeconds ?? 10, logger: logger,
-                collect: { InitiatorService.statsSnapshot(disks: disks, nics: nics) },
+                collect: { InitiatorService.statsSnapshot(disks: disks, nics: nics, servers: servers) },
                 stop: { sig in
                     logger.info("signal \(sig): stopping")
                     service.stop()

@@ -1,4 +1,5 @@
 import Synchronization
+import VhostUser
 import VireoSys
 
 extension InitiatorService {
@@ -6,12 +7,15 @@ extension InitiatorService {
     /// (relaxed reads: a live, approximate view). Disks are labelled
     /// `disk="d<N>"` in configuration order, NICs `nic="n<N>"`, each with its socket.
     public func statsSnapshot() -> StatsSnapshot {
-        Self.statsSnapshot(disks: disks.map(\.device), nics: nics.map(\.device))
+        Self.statsSnapshot(disks: disks.map(\.device), nics: nics.map(\.device),
+                           servers: disks.map(\.server) + nics.map(\.server))
     }
 
     /// The same for given devices (their counters outlive `stop()`, so the
     /// daemon's last write after stopping still has them).
-    public static func statsSnapshot(disks: [RemoteBlockDevice], nics: [RemoteNetDevice]) -> StatsSnapshot {
+    /// `servers`: the devices' vhost-user sockets, for what their front-ends did wrong.
+    public static func statsSnapshot(disks: [RemoteBlockDevice], nics: [RemoteNetDevice],
+                                     servers: [VhostUserServer] = []) -> StatsSnapshot {
         var s = StatsSnapshot()
         var copied: UInt64 = 0
         for d in disks { copied &+= d.counters.payloadBytesCopied.load(ordering: .relaxed) }
@@ -24,6 +28,17 @@ extension InitiatorService {
         for (i, n) in nics.enumerated() {
             add(n.counters, to: &s, labels: [("nic", "n\(i)"), ("socket", n.config.socket), ("network", n.config.network)])
         }
+        for v in servers {
+            let labels = [("socket", v.path)]
+            s.counter("vireo_initiator_vhost_protocol_errors_total", v.protocolErrors.load(ordering: .relaxed),
+                      help: "Front-end connections closed for a protocol error (bad message, fd, file or ring).",
+                      labelPairs: labels)
+            s.counter("vireo_initiator_vhost_wedged_sessions_total", v.wedgedSessions.load(ordering: .relaxed),
+                      help: "Front-end connections failed because a queue worker could not park (blocked on its call fd).",
+                      labelPairs: labels)
+        }
+        s.counter("vireo_initiator_contained_sigbus_total", PeerFaultGuard.totalFaults,
+                  help: "SIGBUS faults contained in front-end files shrunk under their mapping (each failed its connection).")
         return s
     }
 
