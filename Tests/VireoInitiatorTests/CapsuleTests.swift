@@ -90,7 +90,13 @@ final class FakeGuest {
     let limits = CapsuleLimits(maxSegments: 8, maxIOBytes: 1 << 20, maxInlineBytes: 4096, maxInlinePieces: 4,
                                maxDiscardBytes: 1 << 20, maxWriteZeroesBytes: 1 << 20)
     let blk = BlkDeviceLimits(capacitySectors: 1 << 20, discard: true, writeZeroes: true)
-    let capsule = UnsafeMutableRawBufferPointer.allocate(byteCount: 32 + 16 * 8, alignment: 64)
+    /// The capsule buffer (freed with the suite instance: LeakSanitizer runs these tests).
+    final class CapsuleBuffer {
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 32 + 16 * 8, alignment: 64)
+        deinit { bytes.deallocate() }
+    }
+    let capsuleBuffer = CapsuleBuffer()
+    var capsule: UnsafeMutableRawBufferPointer { capsuleBuffer.bytes }
 
     func build(_ chain: Chain, tag: UInt32 = 5) throws -> CapsuleBuilder.Outcome {
         let r = try BlkRequest.parse(chain, limits: blk)

@@ -37,11 +37,21 @@ import Testing
         return Array(b.dropLast(s.truncateBy))
     }
 
+    /// Keeps parsed capsules' bytes alive: a `CommandCapsule` is a view of
+    /// the receive buffer it was parsed from (found by AddressSanitizer: the
+    /// bytes used to be freed before the test read the segments).
+    final class Buffers {
+        var all: [UnsafeMutableRawBufferPointer] = []
+        deinit { for b in all { b.deallocate() } }
+    }
+    let buffers = Buffers()
+
     func parse(_ s: Spec) -> Result<CommandCapsule, CommandCapsule.Failure> {
         let b = bytes(s)
-        return b.withUnsafeBytes { raw in
-            CommandCapsule.parse(raw.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!, byteCount: raw.count, limits: limits)
-        }
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: max(b.count, 1), alignment: 8)
+        raw.copyBytes(from: b)
+        buffers.all.append(raw)
+        return CommandCapsule.parse(UnsafeRawPointer(raw.baseAddress!), byteCount: b.count, limits: limits)
     }
 
     @Test func validCommandsParse() throws {
