@@ -60,18 +60,24 @@ private final class BackgroundBench: @unchecked Sendable {
     }
 }
 
+/// A verified random read/write job: 2 queues at qd 8 over 16 MiB of guest memory.
+private func verifiedMixedJob(_ socket: String, readPercent: Int, runtime: Double, ramp: Double) -> BlkJob {
+    var job = BlkJob(socket: socket)
+    job.pattern = .randrw
+    job.readPercent = readPercent
+    job.queueDepth = 8
+    job.queues = 2
+    job.runtimeSeconds = runtime
+    job.rampSeconds = ramp
+    job.verify = true
+    job.memoryBytes = 16 << 20
+    return job
+}
+
 @Suite(.serialized) struct BlkBenchTests {
     @Test func randomMixedLoadVerifiesAgainstAMemoryDisk() throws {
         let disk = try MemoryDiskServer(capacity: 1 << 20, queues: 2)
-        var job = BlkJob(socket: disk.path)
-        job.pattern = .randrw
-        job.readPercent = 50
-        job.queueDepth = 8
-        job.queues = 2
-        job.runtimeSeconds = 0.6
-        job.rampSeconds = 0.1
-        job.verify = true
-        job.memoryBytes = 16 << 20
+        let job = verifiedMixedJob(disk.path, readPercent: 50, runtime: 0.6, ramp: 0.1)
         var bench = BlkBench(job: job)
         bench.pids = [("self", getpid())]
         let r = try bench.run()
@@ -125,15 +131,7 @@ private final class BackgroundBench: @unchecked Sendable {
     /// (acknowledged before or after a restart) reads back.
     @Test func reconnectsWhenTheBackendRestartsAndLosesNoAcknowledgedWrite() throws {
         let disk = try MemoryDiskServer(capacity: 1 << 20, queues: 2)
-        var job = BlkJob(socket: disk.path)
-        job.pattern = .randrw
-        job.readPercent = 30
-        job.queueDepth = 8
-        job.queues = 2
-        job.runtimeSeconds = 30
-        job.rampSeconds = 0
-        job.verify = true
-        job.memoryBytes = 16 << 20
+        var job = verifiedMixedJob(disk.path, readPercent: 30, runtime: 30, ramp: 0)
         job.reconnectSeconds = 10
         job.stopFile = "/tmp/vireo-bench-stop-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let run = try BackgroundBench(BlkBench(job: job))
