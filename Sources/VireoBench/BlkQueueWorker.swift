@@ -17,7 +17,7 @@ final class BlkQueueWorker: @unchecked Sendable {
     let index: Int
     let job: BlkJob
     let ring: BlkDriverRing
-    /// The eventfds of the current connection (swapped by `resume` while parked).
+    /// The eventfds of the current connection (swapped by `adopt` while parked).
     private(set) var kick: SharedEventFD
     private(set) var call: SharedEventFD
     let indirect: Bool
