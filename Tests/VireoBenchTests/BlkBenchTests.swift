@@ -29,10 +29,12 @@ private final class MemoryDiskServer: @unchecked Sendable {
         return server
     }
 
-    /// Stops the server (the connection closes, as when the backend dies) and,
-    /// after `downMilliseconds`, serves the same disk contents on the same path again.
-    func restart(downMilliseconds: Int) throws {
+    /// Stops the server (the connection closes, as when the backend dies),
+    /// runs `whileDown`, and after `downMilliseconds` serves the same disk
+    /// contents on the same path again.
+    func restart(downMilliseconds: Int, whileDown: () -> Void = {}) throws {
         server.stop()
+        whileDown()
         usleep(UInt32(downMilliseconds * 1000))
         server = try Self.serve(path, device)
     }
@@ -58,6 +60,16 @@ private final class BackgroundBench: @unchecked Sendable {
         thread = nil
         return try result!.get()
     }
+}
+
+/// Polls `condition` every 10 ms for up to `seconds`; whether it became true.
+private func waitUntil(seconds: Double = 60, _ condition: () -> Bool) -> Bool {
+    let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+    while !condition() {
+        guard monotonicNanoseconds() < deadline else { return false }
+        usleep(10_000)
+    }
+    return true
 }
 
 /// A verified random read/write job: 2 queues at qd 8 over 16 MiB of guest memory.
@@ -125,25 +137,29 @@ private func verifiedMixedJob(_ socket: String, readPercent: Int, runtime: Doubl
         #expect(r.megabytesPerSecond > 0)
     }
 
-    /// The backend goes away three times under a verified random load and
-    /// comes back on the same socket with the same disk: the bench reconnects
-    /// each time, issues what was in flight again, and every block written
-    /// (acknowledged before or after a restart) reads back.
+    /// The backend goes away three times under a verified random load, each
+    /// time with requests in flight that it never completes (held, then
+    /// dropped: a crash), and comes back on the same socket with the same
+    /// disk: the bench reconnects each time, issues what was in flight again,
+    /// and every block written (acknowledged before or after a restart) reads back.
     @Test func reconnectsWhenTheBackendRestartsAndLosesNoAcknowledgedWrite() throws {
         let disk = try MemoryDiskServer(capacity: 1 << 20, queues: 2)
-        var job = verifiedMixedJob(disk.path, readPercent: 30, runtime: 30, ramp: 0)
-        job.reconnectSeconds = 10
+        var job = verifiedMixedJob(disk.path, readPercent: 30, runtime: 120, ramp: 0)
+        job.reconnectSeconds = 30
         job.stopFile = "/tmp/vireo-bench-stop-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let run = try BackgroundBench(BlkBench(job: job))
-        for _ in 0..<3 {
-            usleep(300_000)
-            try disk.restart(downMilliseconds: 200)
-        }
-        usleep(300_000)
-        let stop = open(job.stopFile!, O_CREAT | O_WRONLY, 0o600)
-        #expect(stop >= 0)
-        close(stop)
         defer { unlink(job.stopFile!) }
+        let run = try BackgroundBench(BlkBench(job: job))
+        for k in 0..<3 {
+            let handled = disk.device.requestsHandled.load(ordering: .relaxed)
+            #expect(waitUntil { disk.device.requestsHandled.load(ordering: .relaxed) >= handled + 100 },
+                    "I/O flows before restart \(k)")
+            disk.device.holdCompletions(true)
+            #expect(waitUntil { disk.device.heldCount > 0 }, "requests in flight at restart \(k)")
+            try disk.restart(downMilliseconds: 200) { disk.device.holdCompletions(false) }
+        }
+        let handled = disk.device.requestsHandled.load(ordering: .relaxed)
+        #expect(waitUntil { disk.device.requestsHandled.load(ordering: .relaxed) >= handled + 100 }, "I/O flows after the restarts")
+        close(open(job.stopFile!, O_CREAT | O_WRONLY, 0o600))
         let r = try run.wait()
         #expect(r.reissued > 0, "requests were in flight at the restarts and issued again")
         #expect(r.reconnects == 3)
@@ -151,12 +167,12 @@ private func verifiedMixedJob(_ socket: String, readPercent: Int, runtime: Doubl
         #expect(r.problems.isEmpty, "\(r.problems)")
         #expect(r.acknowledgedWrites > 0)
         #expect(r.verifiedBlocks > 0)
-        #expect(r.seconds < 10, "the stop file ends the run")
+        #expect(r.seconds < job.runtimeSeconds, "the stop file ends the run")
         #expect(r.json.text.contains("\"reconnects\":3,"))
     }
 
     /// Without --reconnect, a backend that goes away fails the run at once
-    /// (no waiting out the drain deadline) and says why.
+    /// (not after the 30 s runtime and the drain deadline) and says why.
     @Test func aDisconnectWithoutReconnectFailsTheRunAndSaysSo() throws {
         let disk = try MemoryDiskServer(capacity: 1 << 20, queues: 1)
         var job = BlkJob(socket: disk.path)
@@ -165,12 +181,12 @@ private func verifiedMixedJob(_ socket: String, readPercent: Int, runtime: Doubl
         job.runtimeSeconds = 30
         job.rampSeconds = 0
         job.memoryBytes = 16 << 20
-        let t0 = monotonicNanoseconds()
         let run = try BackgroundBench(BlkBench(job: job))
-        usleep(300_000)
+        #expect(waitUntil { disk.device.requestsHandled.load(ordering: .relaxed) > 0 }, "I/O flows")
+        let stopped = monotonicNanoseconds()
         disk.server.stop()
         let r = try run.wait()
-        #expect(monotonicNanoseconds() - t0 < 10_000_000_000)
+        #expect(monotonicNanoseconds() - stopped < 20_000_000_000)
         #expect(r.problems.contains("the backend closed the connection (no --reconnect)"), "\(r.problems)")
         #expect(r.reconnects == 0)
     }
