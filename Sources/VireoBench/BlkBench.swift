@@ -135,6 +135,7 @@ public struct BlkBench {
                 throw .system(error)
             }
         }
+        log("load running: \(job.queues) queue(s) at qd \(job.queueDepth)")
 
         // Until every worker returned: CPU samples and stats snapshots at the
         // window's start and end; the socket watched (a backend that goes

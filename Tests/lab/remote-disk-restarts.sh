@@ -78,15 +78,18 @@ bk_start "remote-disk-restarts" || die "the initiator did not serve its socket"
     --span 16M --verify --runtime 3000 --ramp 0 --reconnect 60 --stop-file "$work/stop" --label restarts \
     --json "$logs/bench.json" >"$logs/bench.out" 2>"$logs/bench.log" &
 bench_pid=$!
-wait_count "connected to" "$logs/bench.log" 1 60 || die "vireo-bench did not connect within 60 s"
+wait_count "load running" "$logs/bench.log" 1 60 || die "vireo-bench did not start its load within 60 s"
 note "target, initiator and vireo-bench up; $target_kills target kills, then $initiator_kills initiator kills"
 
-# restart_loop WHAT COUNT LOG PATTERN N CMD...: COUNT times, under load, CMD
-# kills and restarts WHAT; LOG must then gain N lines matching PATTERN (the
-# reconnects) within 60 s, before the next kill.
+# restart_loop WHAT COUNT LOG PATTERN N LOADED CMD...: COUNT times, under
+# load, CMD kills and restarts WHAT; LOG must then gain N lines matching
+# PATTERN (the reconnects) within 60 s, before the next kill, and the last N
+# lines of LOG matching LOADED (a regex with one number: requests in flight
+# when the connection was lost) must name at least one request, or the kill
+# was not under load.
 restart_loop() {
-    local what=$1 kills=$2 log=$3 pattern=$4 per=$5 i n t0=$SECONDS
-    shift 5
+    local what=$1 kills=$2 log=$3 pattern=$4 per=$5 loaded=$6 i n held t0=$SECONDS
+    shift 6
     for ((i = 1; i <= kills; i++)); do
         sleep "1.$((RANDOM % 10))"
         bench_alive || die "vireo-bench exited before $what kill $i"
@@ -94,9 +97,13 @@ restart_loop() {
         "$@"
         wait_count "$pattern" "$log" $((n + per)) 60 ||
             die "$what kill $i: no reconnect within 60 s (expected $per more '$pattern' lines in $log)"
+        held=$(grep -o "$loaded" "$log" | tail -n "$per" | tr -cs '0-9' ' ' | awk '{for (f = 1; f <= NF; f++) s += $f} END {print s + 0}')
+        ((held > 0)) || die "$what kill $i: no request was in flight (the kill was not under load)"
+        total_held=$((total_held + held))
     done
-    note "$kills $what SIGKILLs + restarts in $((SECONDS - t0)) s"
+    note "$kills $what SIGKILLs + restarts in $((SECONDS - t0)) s; $total_held request(s) in flight across them"
 }
+total_held=0
 kill_target() {
     kill -KILL "$target_pid"
     wait "$target_pid" 2>/dev/null
@@ -108,12 +115,13 @@ kill_initiator() {
     bk_start "remote-disk-restarts" || die "the restarted initiator did not serve its socket"
 }
 
-# 1. Target SIGKILL + restart under load: both initiator queues reconnect.
-restart_loop target "$target_kills" "$bk_log" "reconnected to" $queues kill_target
-held=$(sed -n 's/.*(\([0-9]*\) were in flight).*/\1/p' "$bk_log" | awk '{s += $1} END {print s + 0}')
-note "the initiator held $held request(s) that were in flight across the target kills"
-# 2. Initiator SIGKILL + restart under load: the bench reconnects.
-restart_loop initiator "$initiator_kills" "$logs/bench.log" "reconnected after" 1 kill_initiator
+# 1. Target SIGKILL + restart under load: both initiator queues reconnect
+#    and resubmit what they held.
+restart_loop target "$target_kills" "$bk_log" "reconnected to" $queues "([0-9]* were in flight)" kill_target
+# 2. Initiator SIGKILL + restart under load: the bench reconnects and issues
+#    again what was in flight.
+total_held=0
+restart_loop initiator "$initiator_kills" "$logs/bench.log" "reconnected after" 1 "with [0-9]* request" kill_initiator
 
 # End the load; the bench reads back every block it wrote.
 touch "$work/stop"
