@@ -53,6 +53,12 @@ struct BlkCommand: ParsableCommand {
     @Option(help: "Used-ring polls before sleeping on the call eventfd.")
     var spin: Int = 200
 
+    @Option(help: "If the backend closes the socket, reconnect for up to this many seconds as a VMM does (same memory and rings; requests in flight issued again with the same data). 0: a disconnect fails the run.")
+    var reconnect: Double = 0
+
+    @Option(help: "End the run early (window closed, then the --verify read-back) once this file exists.")
+    var stopFile: String?
+
     @Option(help: "A label carried into the JSON.")
     var label: String = ""
 
@@ -77,6 +83,8 @@ struct BlkCommand: ParsableCommand {
         job.verify = verify
         job.memoryBytes = memoryBytes
         job.spinIterations = spin
+        job.reconnectSeconds = reconnect
+        job.stopFile = stopFile
         if let span {
             guard let s = parseByteCount(span) else { throw ValidationError("--span takes a size such as 64M") }
             job.spanBytes = UInt64(s)

@@ -75,11 +75,10 @@ public struct BlkBench {
         }
 
         // Connect and negotiate like a VMM.
-        let fe: VhostUserFrontend
+        var fe: VhostUserFrontend
         do { fe = try VhostUserFrontend(path: job.socket) } catch { throw .system(error) }
         defer { fe.close() }
-        do { try fe.negotiate(wanted: Self.wantedFeatures) } catch { throw .frontend("negotiation", error) }
-        let geometry = try Self.geometry(fe)
+        let geometry = try Self.handshake(fe)
         log("connected to \(job.socket): capacity \(geometry.capacityBytes) bytes, block \(geometry.blockSize), "
             + "\(geometry.numQueues) queue(s), features 0x\(String(fe.features, radix: 16))")
         guard fe.features & VirtioFeatures.version1 != 0 else { throw .device("the backend does not offer VIRTIO_F_VERSION_1") }
@@ -121,11 +120,13 @@ public struct BlkBench {
         }
         let start = monotonicNanoseconds() + 1_000_000
         let rampEnd = start + UInt64(job.rampSeconds * 1e9)
-        let end = rampEnd + UInt64(job.runtimeSeconds * 1e9)
+        let control = BlkRunControl(queues: job.queues, end: rampEnd + UInt64(job.runtimeSeconds * 1e9),
+                                    parkLimitSeconds: job.reconnectSeconds + 30)
         var workers: [BlkQueueWorker] = []
         for (q, (dq, ring)) in rings.enumerated() {
             workers.append(BlkQueueWorker(index: q, job: job, queue: dq, kick: ring.kick, call: ring.call, indirect: indirect,
-                                          table: table, sliceStart: q * slice, sliceBlocks: slice, rampEnd: rampEnd, end: end))
+                                          table: table, sliceStart: q * slice, sliceBlocks: slice, rampEnd: rampEnd,
+                                          control: control))
         }
         var threads: [OSThread] = []
         for w in workers {
@@ -134,18 +135,75 @@ public struct BlkBench {
                 throw .system(error)
             }
         }
+        log("load running: \(job.queues) queue(s) at qd \(job.queueDepth)")
 
-        // Window start and end: CPU samples and stats snapshots.
-        Self.sleep(until: rampEnd)
-        let cpuStart = pids.map { ($0.name, ProcessCPU.seconds(pid: $0.pid)) }
-        let statsStart = statsReader?.fresh()
-        Self.sleep(until: end)
-        let cpuEnd = pids.map { ($0.name, ProcessCPU.seconds(pid: $0.pid)) }
-        let statsEnd = statsReader?.fresh()
+        // Until every worker returned: CPU samples and stats snapshots at the
+        // window's start and end; the socket watched (a backend that goes
+        // away is reconnected, or ends the run); the stop file checked.
+        var cpuStart: [(String, Double?)] = [], cpuEnd: [(String, Double?)] = []
+        var statsStart: [String: Double]?, statsEnd: [String: Double]?
+        var sampledStart = false, sampledEnd = false
+        var reconnects = 0
+        var connectionProblem: String?
+        while !control.allFinished {
+            let now = monotonicNanoseconds()
+            if !sampledStart && now >= rampEnd {
+                cpuStart = pids.map { ($0.name, ProcessCPU.seconds(pid: $0.pid)) }
+                statsStart = statsReader?.fresh()
+                sampledStart = true
+            }
+            if let stop = job.stopFile, now < control.end.load(ordering: .relaxed), access(stop, F_OK) == 0 {
+                control.end.store(max(now, rampEnd), ordering: .relaxed)
+                log("\(stop) exists: the run ends now")
+            }
+            let end = control.end.load(ordering: .relaxed)
+            if sampledStart && !sampledEnd && now >= end {
+                cpuEnd = pids.map { ($0.name, ProcessCPU.seconds(pid: $0.pid)) }
+                statsEnd = statsReader?.fresh()
+                sampledEnd = true
+            }
+            let next = !sampledStart ? rampEnd : !sampledEnd ? end : UInt64.max
+            let waitMilliseconds = Int32(min(50, next > now ? (next - now) / 1_000_000 : 0))
+            guard connectionProblem == nil else { BlkRunControl.sleepMilliseconds(50); continue }
+            guard fe.waitForClose(timeoutMilliseconds: waitMilliseconds) else { continue }
+
+            // The backend went away: park the workers, connect again, resume them.
+            let lost = monotonicNanoseconds()
+            guard control.pauseAll(timeoutSeconds: 10, wake: { for w in workers { w.call.signal() } }) else {
+                connectionProblem = "the backend closed the connection and the queue workers did not stop within 10 s"
+                control.resumeAll(abandon: true)
+                continue
+            }
+            fe.close()
+            let inFlight = workers.reduce(0) { $0 + $1.requestsInFlight }
+            guard job.reconnectSeconds > 0 else {
+                connectionProblem = "the backend closed the connection (no --reconnect)"
+                control.resumeAll(abandon: true)
+                continue
+            }
+            switch reconnect(memory: memory, drivers: rings.map(\.0), bases: workers.map(\.availIndex), like: geometry,
+                             deadline: lost + UInt64(job.reconnectSeconds * 1e9)) {
+            case .success(let (newFrontend, newRings)):
+                fe = newFrontend
+                for (w, r) in zip(workers, newRings) { w.adopt(kick: r.kick, call: r.call) }
+                reconnects += 1
+                control.resumeAll(abandon: false)
+                log("backend closed the connection with \(inFlight) request(s) in flight; reconnected after "
+                    + "\((monotonicNanoseconds() - lost) / 1_000_000) ms (reconnect \(reconnects)); issuing them again")
+            case .failure(let why):
+                connectionProblem = why.description
+                control.resumeAll(abandon: true)
+            }
+        }
         for t in threads { t.join() }
+        let end = control.end.load(ordering: .relaxed)
+        if !sampledStart { cpuStart = pids.map { ($0.name, nil) } }
+        if !sampledEnd { cpuEnd = pids.map { ($0.name, ProcessCPU.seconds(pid: $0.pid)) } }
 
-        var result = BlkResult(label: label, job: job, seconds: Double(end - rampEnd) / 1e9, ios: 0, bytes: 0, errors: 0,
-                               latencyMicroseconds: [], cpuSeconds: [])
+        var result = BlkResult(label: label, job: job, seconds: end > rampEnd ? Double(end - rampEnd) / 1e9 : 0, ios: 0,
+                               bytes: 0, errors: 0, latencyMicroseconds: [], cpuSeconds: [])
+        result.reconnects = reconnects
+        if let connectionProblem { result.problems.append(connectionProblem) }
         var h = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000,
                                   numberOfSignificantValueDigits: .three)
         for w in workers {
@@ -154,6 +212,8 @@ public struct BlkBench {
             result.bytes += w.bytes
             result.errors += w.errors
             result.verifiedBlocks += w.verifiedBlocks
+            result.reissued += w.reissued
+            result.acknowledgedWrites += w.acknowledgedWrites
             if w.ioErrors > 0 { result.problems.append("queue \(w.index): \(w.ioErrors) request(s) completed with an error status") }
             if w.mismatches > 0 {
                 result.problems.append("queue \(w.index): \(w.mismatches) read(s) returned data that does not match the last write"
@@ -195,6 +255,50 @@ public struct BlkBench {
         return result
     }
 
+    /// Negotiates like a VMM and reads the geometry.
+    static func handshake(_ fe: VhostUserFrontend) throws(BlkBenchError) -> Geometry {
+        do { try fe.negotiate(wanted: Self.wantedFeatures) } catch { throw .frontend("negotiation", error) }
+        return try Self.geometry(fe)
+    }
+
+    /// Connects again after the backend closed the socket, as a VMM does:
+    /// retries every 100 ms until `deadline`, negotiates, and must find the
+    /// same device (capacity, block size, queues, ring features); then the
+    /// same memory table and rings, each resumed at `bases[q]` (the next
+    /// avail index; the used index is read from the ring).
+    func reconnect(memory: DriverMemory, drivers: [SplitDriverQueue], bases: [UInt16], like first: Geometry,
+                   deadline: UInt64) -> Result<(VhostUserFrontend, [VhostUserFrontend.Ring]), BlkBenchError> {
+        let ringFeatures = VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc
+        var last = "nothing listens at \(job.socket)"
+        while monotonicNanoseconds() < deadline {
+            do {
+                let fe = try VhostUserFrontend(path: job.socket)
+                do throws(BlkBenchError) {
+                    let g = try Self.handshake(fe)
+                    guard g.capacityBytes == first.capacityBytes, g.blockSize == first.blockSize, g.numQueues >= job.queues,
+                          g.features & ringFeatures == first.features & ringFeatures else {
+                        fe.close()
+                        return .failure(.device("the backend came back as another device: capacity \(g.capacityBytes) bytes, block "
+                                        + "\(g.blockSize), \(g.numQueues) queue(s), features 0x\(String(g.features, radix: 16))"))
+                    }
+                    do { try fe.setMemTable(memory) } catch { throw .frontend("SET_MEM_TABLE", error) }
+                    var rings: [VhostUserFrontend.Ring] = []
+                    for (q, dq) in drivers.enumerated() {
+                        do { rings.append(try fe.setUpRing(q, driver: dq, base: bases[q])) } catch { throw .frontend("ring \(q) setup", error) }
+                    }
+                    return .success((fe, rings))
+                } catch {
+                    fe.close()
+                    last = "\(error)"
+                }
+            } catch {
+                last = "\(error)"
+            }
+            BlkRunControl.sleepMilliseconds(100)
+        }
+        return .failure(.device("the backend closed the connection and did not come back within \(job.reconnectSeconds) s (last: \(last))"))
+    }
+
     /// Reads capacity, block size and queue count from the config space.
     static func geometry(_ fe: VhostUserFrontend) throws(BlkBenchError) -> Geometry {
         let cfg: [UInt8]
@@ -224,14 +328,5 @@ public struct BlkBench {
     static func ringBytes(_ size: UInt16) -> Int {
         RingLayout.splitDescriptorTableBytes(size: size) + RingLayout.splitAvailRingBytes(size: size)
             + RingLayout.splitUsedRingBytes(size: size) + Int(size) * 16 + 64
-    }
-
-    static func sleep(until t: UInt64) {
-        while true {
-            let now = monotonicNanoseconds()
-            guard now < t else { return }
-            var ts = timespec(tv_sec: Int((t - now) / 1_000_000_000), tv_nsec: Int((t - now) % 1_000_000_000))
-            nanosleep(&ts, nil)
-        }
     }
 }

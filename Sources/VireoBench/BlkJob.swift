@@ -31,6 +31,11 @@ public struct BlkJob: Sendable {
     public var memoryBytes = 256 << 20
     /// Used-ring polls before sleeping on the call eventfd.
     public var spinIterations = 200
+    /// When the backend closes the socket: seconds to keep reconnecting (as a
+    /// VMM does) before giving up; 0 makes a disconnect a failure.
+    public var reconnectSeconds = 0.0
+    /// The run ends early (window closed, then the verify sweep) once this file exists.
+    public var stopFile: String?
     /// PRNG seed (offsets, read/write mix).
     public var seed: UInt64 = 0x5652_4245_4E43_4821
 
@@ -47,6 +52,7 @@ public struct BlkJob: Sendable {
         if !(0...100).contains(readPercent) { p.append("--read-percent must be in 0...100") }
         if let s = spanBytes, s == 0 { p.append("--span must be positive") }
         if spinIterations < 0 { p.append("--spin must be ≥ 0") }
+        if !(reconnectSeconds >= 0) { p.append("--reconnect must be ≥ 0") }
         return p
     }
 }

@@ -1,4 +1,5 @@
 import Histogram
+import Synchronization
 import Virtio
 import VirtioDriver
 import VhostUser
@@ -16,14 +17,18 @@ final class BlkQueueWorker: @unchecked Sendable {
     let index: Int
     let job: BlkJob
     let ring: BlkDriverRing
-    let kick: SharedEventFD
-    let call: SharedEventFD
+    /// The eventfds of the current connection (swapped by `adopt` while parked).
+    private(set) var kick: SharedEventFD
+    private(set) var call: SharedEventFD
     let indirect: Bool
     let memory: DriverMemory
     let table: BlkVerifyTable?
     /// Blocks [sliceStart, sliceStart + sliceBlocks) of the span belong to this queue.
     let sliceStart: Int, sliceBlocks: Int
-    let rampEnd: UInt64, end: UInt64
+    let rampEnd: UInt64
+    /// Shared with the main thread: the window's end (may come earlier) and the pause handshake.
+    let control: BlkRunControl
+    @inline(__always) var end: UInt64 { control.end.load(ordering: .relaxed) }
 
     // Per-slot state, preallocated.
     private let qd: Int
@@ -56,6 +61,10 @@ final class BlkQueueWorker: @unchecked Sendable {
     private(set) var stuckRequests = 0
     private(set) var kicks: UInt64 = 0
     private(set) var sleeps: UInt64 = 0
+    /// Requests in flight at a disconnect, placed again on the new connection's ring.
+    private(set) var reissued: UInt64 = 0
+    /// Writes completed OK (acknowledged to the "guest").
+    private(set) var acknowledgedWrites: UInt64 = 0
 
     static let slotHeaderBytes = 16, slotStatusBytes = 8, indirectTableBytes = 48
 
@@ -65,7 +74,7 @@ final class BlkQueueWorker: @unchecked Sendable {
     }
 
     init(index: Int, job: BlkJob, queue: SplitDriverQueue, kick: SharedEventFD, call: SharedEventFD, indirect: Bool,
-         table: BlkVerifyTable?, sliceStart: Int, sliceBlocks: Int, rampEnd: UInt64, end: UInt64) {
+         table: BlkVerifyTable?, sliceStart: Int, sliceBlocks: Int, rampEnd: UInt64, control: BlkRunControl) {
         self.index = index
         self.job = job
         ring = BlkDriverRing(queue: queue)
@@ -77,7 +86,7 @@ final class BlkQueueWorker: @unchecked Sendable {
         self.sliceStart = sliceStart
         self.sliceBlocks = sliceBlocks
         self.rampEnd = rampEnd
-        self.end = end
+        self.control = control
         qd = job.queueDepth
         rng = XorShift(seed: job.seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
         seqCursor = 0
@@ -128,6 +137,7 @@ final class BlkQueueWorker: @unchecked Sendable {
 
     /// Runs the load until `end`, then (with --verify) reads back every block it wrote.
     func run() {
+        defer { control.finish(index) }
         ring.disableCalls()
         runPhase()
         if table != nil, protocolProblem == nil, stuckRequests == 0 {
@@ -135,6 +145,20 @@ final class BlkQueueWorker: @unchecked Sendable {
             sweepCursor = 0
             runPhase()
         }
+    }
+
+    /// The next avail index the backend should take (the new connection's
+    /// SET_VRING_BASE); read by the main thread while this worker is parked.
+    var availIndex: UInt16 { ring.availIdx }
+
+    /// Requests submitted and not completed (read by the main thread while parked).
+    var requestsInFlight: Int { (0..<qd).count(where: { slotBusy[$0] }) }
+
+    /// Main thread, while parked: the new connection's eventfds.
+    func adopt(kick: SharedEventFD, call: SharedEventFD) {
+        self.kick = kick
+        self.call = call
+        poller.set(0, fd: call.rawValue)
     }
 
     // MARK: the loop
@@ -150,6 +174,13 @@ final class BlkQueueWorker: @unchecked Sendable {
         var idle = 0
         var drainDeadline: UInt64 = 0
         while inflight > 0 {
+            if control.pauseRequested(index) {
+                guard let n = pauseAndResume() else { return }
+                inflight = n
+                drainDeadline = 0
+                idle = 0
+                continue
+            }
             var reaped = 0
             while ring.hasUsed {
                 let (id, _) = ring.popUsed()
@@ -190,6 +221,56 @@ final class BlkQueueWorker: @unchecked Sendable {
             ring.disableCalls()
             idle = 0
         }
+    }
+
+    /// The backend went away. Collects the used entries it wrote before it
+    /// died (those requests completed), parks until the main thread has
+    /// connected again, then places every request still in flight on the new
+    /// connection's ring again (same slot, same data: a write that was never
+    /// acknowledged is re-issued with its own generation) and fills idle
+    /// slots. Returns the requests now in flight, or nil when the backend
+    /// never came back (they are counted stuck).
+    private func pauseAndResume() -> Int? {
+        // A backend that stops gracefully closes its socket before its queues
+        // stop: collect until the used ring has been still for 100 ms (2 s at most).
+        var now = monotonicNanoseconds()
+        var lastSeen = now
+        let giveUp = now + 2_000_000_000
+        while now - lastSeen < 100_000_000 && now < giveUp {
+            while ring.hasUsed {
+                let (id, _) = ring.popUsed()
+                guard let s = slot(for: id) else {
+                    protocolProblem = "used id \(id) names no request in flight on queue \(index)"
+                    errors += 1
+                    _ = control.park(index)
+                    return nil
+                }
+                complete(s, now: now)
+                lastSeen = now
+            }
+            BlkRunControl.sleepMilliseconds(5)
+            now = monotonicNanoseconds()
+        }
+        guard control.park(index) else {
+            stuckRequests = requestsInFlight
+            errors += UInt64(stuckRequests)
+            return nil
+        }
+        now = monotonicNanoseconds()
+        var inflight = 0
+        for s in 0..<qd {
+            if slotBusy[s] {
+                ring.add(head: indirect ? UInt16(s) : UInt16(3 * s))
+                reissued += 1
+                inflight += 1
+            } else if canSubmit(now), prepare(s, now: now) {
+                inflight += 1
+            }
+        }
+        _ = ring.publish()
+        kick.signal()
+        kicks &+= 1
+        return inflight
     }
 
     @inline(__always) private func publish() {
@@ -272,7 +353,7 @@ final class BlkQueueWorker: @unchecked Sendable {
         slotBusy[s] = false
         let status = statusHost.load(fromByteOffset: s * Self.slotStatusBytes, as: UInt8.self)
         let ok = status == VirtioBlk.Status.ok.rawValue
-        if !ok { ioErrors += 1; errors += 1 }
+        if !ok { ioErrors += 1; errors += 1 } else if slotWrite[s] { acknowledgedWrites += 1 }
         if let table {
             let block = slotBlock[s]
             let g = slotGeneration[s]

@@ -19,6 +19,12 @@ public struct BlkResult: Sendable {
     public var allocationsPerStatsWrite: UInt64?
     /// Read-back checks that passed (--verify).
     public var verifiedBlocks: UInt64 = 0
+    /// Times the backend went away and the run connected again (`--reconnect`).
+    public var reconnects = 0
+    /// Requests in flight at those disconnects, issued again on the new connection.
+    public var reissued: UInt64 = 0
+    /// Writes that completed OK, over the whole run.
+    public var acknowledgedWrites: UInt64 = 0
     /// Human-readable problems (I/O errors, mismatches, protocol errors, stuck requests).
     public var problems: [String] = []
 
@@ -46,6 +52,11 @@ public struct BlkResult: Sendable {
         for (k, v) in latencyMicroseconds { lat.set(k, v) }
         o.set("lat_us", lat)
         if job.verify { o.set("verify", true); o.set("verified_blocks", verifiedBlocks) }
+        if job.reconnectSeconds > 0 {
+            o.set("reconnects", reconnects)
+            o.set("reissued", reissued)
+            o.set("acknowledged_writes", acknowledgedWrites)
+        }
         if !cpuSeconds.isEmpty {
             var cpu = JSONObject(), per = JSONObject()
             for (k, v) in cpuSeconds {
@@ -96,6 +107,9 @@ public struct BlkResult: Sendable {
             lines.append(l)
         }
         if job.verify { lines.append("  verify: \(verifiedBlocks) block reads checked") }
+        if job.reconnectSeconds > 0 {
+            lines.append("  reconnects: \(reconnects), requests re-issued \(reissued), writes acknowledged \(acknowledgedWrites)")
+        }
         for p in problems { lines.append("  problem: \(p)") }
         return lines.joined(separator: "\n")
     }

@@ -16,8 +16,10 @@ struct SplitMix64: RandomNumberGenerator {
 }
 
 @Suite struct ParserFuzzTests {
-    /// Random and mutated frames into the parser for ~2 s: it must never trap,
-    /// and whatever it accepts must satisfy the invariants it promises.
+    /// Random and mutated frames into the parser for ~2 s and at least 1024
+    /// frames (a busy machine gets fewer per second; the floor keeps the test
+    /// equally strong there): it must never trap, and whatever it accepts
+    /// must satisfy the invariants it promises.
     @Test func fuzzParserNeverCrashes() {
         let seed = UInt64(monotonicNanoseconds())
         print("ParserFuzzTests seed: \(seed)")
@@ -37,7 +39,7 @@ struct SplitMix64: RandomNumberGenerator {
         corpus.append(frame(12, u64(0x101)))
         corpus.append(frame(37, Array(repeating: 0, count: 48)))
         corpus.append(frame(6, Array(repeating: 0, count: 16)))
-        while monotonicNanoseconds() < deadline {
+        while iterations < 1024 || monotonicNanoseconds() < deadline {
             for _ in 0..<256 {
                 iterations += 1
                 var bytes: [UInt8]
@@ -73,6 +75,6 @@ struct SplitMix64: RandomNumberGenerator {
             }
         }
         print("ParserFuzzTests: \(iterations) frames, \(accepted) accepted (seed \(seed))")
-        #expect(iterations > 1000)
+        #expect(accepted > 0, "mutated valid frames must sometimes still parse")
     }
 }

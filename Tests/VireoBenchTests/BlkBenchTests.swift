@@ -8,37 +8,88 @@ import Glibc
 #endif
 
 /// An in-process vhost-user server over a memory disk (no RDMA).
-private final class MemoryDiskServer {
+private final class MemoryDiskServer: @unchecked Sendable {
     let path: String
     let device: MemoryBlockDevice
-    let server: VhostUserServer
+    private(set) var server: VhostUserServer
 
     init(capacity: Int, queues: Int) throws {
         path = "/tmp/vireo-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
         device = MemoryBlockDevice(capacityBytes: capacity, numQueues: queues, workerCount: queues)
+        server = try Self.serve(path, device)
+    }
+
+    private static func serve(_ path: String, _ device: MemoryBlockDevice) throws -> VhostUserServer {
         var logger = Logger(label: "test.bench")
         logger.logLevel = .critical
-        server = try VhostUserServer(path: path, device: device,
-                                     options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200)),
-                                     logger: logger)
+        let server = try VhostUserServer(path: path, device: device,
+                                         options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200)),
+                                         logger: logger)
         try server.start()
+        return server
+    }
+
+    /// Stops the server (the connection closes, as when the backend dies),
+    /// runs `whileDown`, and after `downMilliseconds` serves the same disk
+    /// contents on the same path again.
+    func restart(downMilliseconds: Int, whileDown: () -> Void = {}) throws {
+        server.stop()
+        whileDown()
+        usleep(UInt32(downMilliseconds * 1000))
+        server = try Self.serve(path, device)
     }
 
     deinit { server.stop() }
 }
 
+/// Runs `bench` on its own thread; `wait()` returns its result.
+private final class BackgroundBench: @unchecked Sendable {
+    private let bench: BlkBench
+    private var result: Result<BlkResult, BlkBenchError>?
+    private var thread: OSThread?
+
+    init(_ bench: BlkBench) throws {
+        self.bench = bench
+        thread = try OSThread(name: "bench") { [self] in
+            do throws(BlkBenchError) { result = .success(try self.bench.run()) } catch { result = .failure(error) }
+        }
+    }
+
+    func wait() throws -> BlkResult {
+        thread?.join()
+        thread = nil
+        return try result!.get()
+    }
+}
+
+/// Polls `condition` every 10 ms for up to `seconds`; whether it became true.
+private func waitUntil(seconds: Double = 60, _ condition: () -> Bool) -> Bool {
+    let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+    while !condition() {
+        guard monotonicNanoseconds() < deadline else { return false }
+        usleep(10_000)
+    }
+    return true
+}
+
+/// A verified random read/write job: 2 queues at qd 8 over 16 MiB of guest memory.
+private func verifiedMixedJob(_ socket: String, readPercent: Int, runtime: Double, ramp: Double) -> BlkJob {
+    var job = BlkJob(socket: socket)
+    job.pattern = .randrw
+    job.readPercent = readPercent
+    job.queueDepth = 8
+    job.queues = 2
+    job.runtimeSeconds = runtime
+    job.rampSeconds = ramp
+    job.verify = true
+    job.memoryBytes = 16 << 20
+    return job
+}
+
 @Suite(.serialized) struct BlkBenchTests {
     @Test func randomMixedLoadVerifiesAgainstAMemoryDisk() throws {
         let disk = try MemoryDiskServer(capacity: 1 << 20, queues: 2)
-        var job = BlkJob(socket: disk.path)
-        job.pattern = .randrw
-        job.readPercent = 50
-        job.queueDepth = 8
-        job.queues = 2
-        job.runtimeSeconds = 0.6
-        job.rampSeconds = 0.1
-        job.verify = true
-        job.memoryBytes = 16 << 20
+        let job = verifiedMixedJob(disk.path, readPercent: 50, runtime: 0.6, ramp: 0.1)
         var bench = BlkBench(job: job)
         bench.pids = [("self", getpid())]
         let r = try bench.run()
@@ -84,6 +135,60 @@ private final class MemoryDiskServer {
         let r = try BlkBench(job: job).run()
         #expect(r.ios > 0 && r.errors == 0 && r.problems.isEmpty)
         #expect(r.megabytesPerSecond > 0)
+    }
+
+    /// The backend goes away three times under a verified random load, each
+    /// time with requests in flight that it never completes (held, then
+    /// dropped: a crash), and comes back on the same socket with the same
+    /// disk: the bench reconnects each time, issues what was in flight again,
+    /// and every block written (acknowledged before or after a restart) reads back.
+    @Test func reconnectsWhenTheBackendRestartsAndLosesNoAcknowledgedWrite() throws {
+        let disk = try MemoryDiskServer(capacity: 1 << 20, queues: 2)
+        var job = verifiedMixedJob(disk.path, readPercent: 30, runtime: 120, ramp: 0)
+        job.reconnectSeconds = 30
+        job.stopFile = "/tmp/vireo-bench-stop-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(job.stopFile!) }
+        let run = try BackgroundBench(BlkBench(job: job))
+        for k in 0..<3 {
+            let handled = disk.device.requestsHandled.load(ordering: .relaxed)
+            #expect(waitUntil { disk.device.requestsHandled.load(ordering: .relaxed) >= handled + 100 },
+                    "I/O flows before restart \(k)")
+            disk.device.holdCompletions(true)
+            #expect(waitUntil { disk.device.heldCount > 0 }, "requests in flight at restart \(k)")
+            try disk.restart(downMilliseconds: 200) { disk.device.holdCompletions(false) }
+        }
+        let handled = disk.device.requestsHandled.load(ordering: .relaxed)
+        #expect(waitUntil { disk.device.requestsHandled.load(ordering: .relaxed) >= handled + 100 }, "I/O flows after the restarts")
+        close(open(job.stopFile!, O_CREAT | O_WRONLY, 0o600))
+        let r = try run.wait()
+        #expect(r.reissued > 0, "requests were in flight at the restarts and issued again")
+        #expect(r.reconnects == 3)
+        #expect(r.errors == 0)
+        #expect(r.problems.isEmpty, "\(r.problems)")
+        #expect(r.acknowledgedWrites > 0)
+        #expect(r.verifiedBlocks > 0)
+        #expect(r.seconds < job.runtimeSeconds, "the stop file ends the run")
+        #expect(r.json.text.contains("\"reconnects\":3,"))
+    }
+
+    /// Without --reconnect, a backend that goes away fails the run at once
+    /// (not after the 30 s runtime and the drain deadline) and says why.
+    @Test func aDisconnectWithoutReconnectFailsTheRunAndSaysSo() throws {
+        let disk = try MemoryDiskServer(capacity: 1 << 20, queues: 1)
+        var job = BlkJob(socket: disk.path)
+        job.pattern = .randwrite
+        job.queueDepth = 4
+        job.runtimeSeconds = 30
+        job.rampSeconds = 0
+        job.memoryBytes = 16 << 20
+        let run = try BackgroundBench(BlkBench(job: job))
+        #expect(waitUntil { disk.device.requestsHandled.load(ordering: .relaxed) > 0 }, "I/O flows")
+        let stopped = monotonicNanoseconds()
+        disk.server.stop()
+        let r = try run.wait()
+        #expect(monotonicNanoseconds() - stopped < 20_000_000_000)
+        #expect(r.problems.contains("the backend closed the connection (no --reconnect)"), "\(r.problems)")
+        #expect(r.reconnects == 0)
     }
 
     @Test func refusesMoreQueuesThanTheDeviceHas() throws {
