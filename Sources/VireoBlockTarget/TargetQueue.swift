@@ -41,6 +41,12 @@ final class TargetQueue: @unchecked Sendable {
     private var pendingReceives: IndexRing
     /// Slots waiting for send-queue room, in arrival order.
     private var waiters: IndexRing
+    /// Slots zeroing a memory export's range chunk by chunk, oldest first.
+    private var zeroingSlots: IndexRing
+    /// Set by the worker while this queue is on its list of queues with chunked work.
+    var isOnZeroingList = false
+    /// Most bytes a memory export zeroes in one go on the worker; larger ranges go in chunks of this.
+    static let zeroChunkBytes = 1 << 20
     private var sendQueueFree: Int
     private let sendBatch: SendBatch
     private let receiveBatch: RecvBatch
@@ -81,6 +87,7 @@ final class TargetQueue: @unchecked Sendable {
         for i in 0..<depth { freeSlots.push(i) }
         pendingReceives = IndexRing(capacity: depth)
         waiters = IndexRing(capacity: depth)
+        zeroingSlots = IndexRing(capacity: depth)
         sendQueueFree = sendQueueDepth
         sendBatch = SendBatch(capacity: Int(geometry.maxSegments) + 1)
         receiveBatch = RecvBatch(capacity: depth)
@@ -94,6 +101,7 @@ final class TargetQueue: @unchecked Sendable {
         freeSlots.deallocate()
         pendingReceives.deallocate()
         waiters.deallocate()
+        zeroingSlots.deallocate()
     }
 
     /// Releases in order: the connection (disconnect, QP), then the registered buffers.
@@ -278,11 +286,11 @@ final class TargetQueue: @unchecked Sendable {
                 return
             case .readyToExecute:
                 execute(slot)
-                if r.pointee.state == .executing { return }
+                if r.pointee.state == .executing || r.pointee.state == .zeroing { return }
             case .readyToComplete:
                 complete(slot, fromWaiters: fromWaiters)
                 return
-            case .free, .transferringFromHost, .executing, .completing:
+            case .free, .transferringFromHost, .executing, .zeroing, .completing:
                 return
             }
         }
@@ -300,7 +308,17 @@ final class TargetQueue: @unchecked Sendable {
             switch cap.opcode {
             case .read: bounceBase(slot).copyMemory(from: p, byteCount: n)
             case .write: p.copyMemory(from: bounceBase(slot), byteCount: n)
-            case .discard, .writeZeroes: memset(p, 0, n)
+            case .discard, .writeZeroes:
+                guard n > Self.zeroChunkBytes else {
+                    memset(p, 0, n)
+                    break
+                }
+                // Up to 1 GiB: zeroed a chunk per worker loop turn, so other connections keep being served.
+                r.pointee.progress = 0
+                r.pointee.state = .zeroing
+                zeroingSlots.push(slot)
+                counters.chunked()
+                return
             case .flush, .getID: break
             }
             r.pointee.hasData = cap.opcode == .read
@@ -309,6 +327,31 @@ final class TargetQueue: @unchecked Sendable {
         }
         r.pointee.state = .executing
         submitStorage(slot)
+    }
+
+    /// Whether slots are waiting for `stepZeroing()`.
+    var hasZeroingWork: Bool { !zeroingSlots.isEmpty && !isDraining }
+
+    /// Zeroes one chunk (≤ `zeroChunkBytes`) of the oldest zeroing slot's range, completing
+    /// it when its range is done. Returns false when no zeroing is left (or the queue is going).
+    func stepZeroing() -> Bool {
+        guard !isDraining, let slot = zeroingSlots.peek(), let mem = store.memory else { return false }
+        let r = requests + slot
+        guard let cap = r.pointee.capsule else {
+            _ = zeroingSlots.pop()
+            return !zeroingSlots.isEmpty
+        }
+        let done = Int(r.pointee.progress)
+        let chunk = min(Self.zeroChunkBytes, Int(cap.length) - done)
+        // SAFETY: parse checked offset + length ≤ capacity ≤ the mapping's size; done + chunk ≤ length.
+        memset(mem + Int(cap.offset) + done, 0, chunk)
+        r.pointee.progress += UInt32(chunk)
+        if Int(r.pointee.progress) >= Int(cap.length) {
+            _ = zeroingSlots.pop()
+            r.pointee.state = .readyToComplete
+            process(slot)
+        }
+        return hasZeroingWork
     }
 
     /// Queues the (next part of the) storage operation of `slot` on the worker's ring.

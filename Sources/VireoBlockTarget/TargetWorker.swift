@@ -38,6 +38,8 @@ final class TargetWorker: @unchecked Sendable {
     private var table: [TargetQueue?]
     private var generations: [UInt16]
     private var draining: [Int] = []
+    /// Queues with memory-export zeroing in progress: one chunk each per loop turn.
+    private var zeroing: [TargetQueue] = []
 
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private var handoff: [TargetQueue] = []
@@ -75,6 +77,7 @@ final class TargetWorker: @unchecked Sendable {
         table = [TargetQueue?](repeating: nil, count: Self.maxQueues)
         generations = [UInt16](repeating: 0, count: Self.maxQueues)
         draining.reserveCapacity(Self.maxQueues)
+        zeroing.reserveCapacity(Self.maxQueues)
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
         handoffHint = .allocate(capacity: 1)
@@ -188,8 +191,13 @@ final class TargetWorker: @unchecked Sendable {
             guard let q = queue(for: c.wrId) else { continue }
             q.completed(c)
             if q.isDraining { noteDraining(q) }
+            if q.hasZeroingWork && !q.isOnZeroingList {
+                q.isOnZeroingList = true
+                zeroing.append(q)
+            }
         }
         work += n
+        if !zeroing.isEmpty { work += stepZeroing() }
         while let (ud, res) = ring.takeCompletion() {
             work += 1
             let qi = WorkID.queue(ud)
@@ -200,6 +208,23 @@ final class TargetWorker: @unchecked Sendable {
         do { try ring.submit() } catch { logger.error("worker \(index): \(error)") }
         if !draining.isEmpty { retireDrained() }
         return work
+    }
+
+    /// One bounded chunk of zeroing for each queue that has some; returns how many queues still have work.
+    private func stepZeroing() -> Int {
+        var i = 0
+        while i < zeroing.count {
+            let q = zeroing[i]
+            if q.stepZeroing() {
+                i += 1
+            } else {
+                q.isOnZeroingList = false
+                zeroing.swapAt(i, zeroing.count - 1)
+                zeroing.removeLast()
+            }
+            if q.isDraining { noteDraining(q) }
+        }
+        return zeroing.count
     }
 
     @inline(__always)
