@@ -31,6 +31,14 @@ final class TargetQueue: @unchecked Sendable {
     /// Device completion-queue entries this connection may need (receives + every send WR flushed on error).
     var completionBudget: Int { depth + sendQueueDepth }
     let peer: String
+    /// The initiator's queue index (from its connect request).
+    let queueIndex: UInt16
+    /// "address export NAME queue N": how logs name this connection's peer.
+    let peerName: String
+    /// Bad commands logged so far (the first `loggedBadCommands` are; all are counted).
+    private var badCommandsLogged = 0
+    static let loggedBadCommands = 16
+    private var logger: Logger?
 
     private var receives: RegisteredBuffer?
     private var bounce: RegisteredBuffer?
@@ -60,10 +68,13 @@ final class TargetQueue: @unchecked Sendable {
     private(set) var storageInFlight = 0
     /// Set when the connection must go; the worker retires it once no storage I/O is in flight.
     private(set) var dropReason: String?
+    /// Why, when it was an error (nil: an orderly disconnect or none yet).
+    private(set) var dropFault: ConnectionFault?
     var isDraining: Bool { dropReason != nil }
 
     /// Allocates and registers everything for `geometry` on `pd`.
-    init(connection: Connection, export: Export, geometry: BlockGeometry, sendQueueDepth: Int) throws(FabricError) {
+    init(connection: Connection, export: Export, geometry: BlockGeometry, sendQueueDepth: Int,
+         queueIndex: UInt16 = 0) throws(FabricError) {
         self.connection = connection
         self.export = export
         store = export.store
@@ -74,6 +85,8 @@ final class TargetQueue: @unchecked Sendable {
         receiveSize = Wire.commandSize(segments: Int(geometry.maxSegments), inline: Int(geometry.maxInlineBytes))
         self.sendQueueDepth = sendQueueDepth
         peer = connection.peerAddress
+        self.queueIndex = queueIndex
+        peerName = "\(connection.peerAddress) export \(export.config.name) queue \(queueIndex)"
         let pd = connection.pd
         // Each bounce buffer starts on a page (O_DIRECT alignment).
         let slotBytes = (maxIO + pageSize - 1) / pageSize * pageSize
@@ -114,7 +127,8 @@ final class TargetQueue: @unchecked Sendable {
     }
 
     /// Called by the worker that now owns this queue: records its ids and posts every receive.
-    func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters) {
+    func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters, logger: Logger) {
+        self.logger = logger
         tableIndex = index
         self.generation = generation
         self.ring = ring
@@ -131,18 +145,20 @@ final class TargetQueue: @unchecked Sendable {
         if isDraining { return }
         let kind = WorkID.kind(c.wrId), index = WorkID.index(c.wrId)
         guard c.isSuccess else {
-            if c.status == IBV_WC_WR_FLUSH_ERR { return drop("disconnected") }
+            if c.status == IBV_WC_WR_FLUSH_ERR { return drop("disconnected", fault: nil) }
             let what: String
+            var fault: ConnectionFault
             switch kind {
-            case WorkID.transfer: what = "RDMA READ of the initiator's buffers"
-            case WorkID.data: what = "RDMA WRITE into the initiator's buffers"
-            case WorkID.response: what = "response SEND"
-            default: what = "receive"
+            case WorkID.transfer: (what, fault) = ("RDMA READ of the initiator's buffers", .transferFailed)
+            case WorkID.data: (what, fault) = ("RDMA WRITE into the initiator's buffers", .dataWriteFailed)
+            case WorkID.response: (what, fault) = ("response SEND", .responseFailed)
+            default: (what, fault) = ("receive", .receiveFailed)
             }
-            drop("\(what) failed: \(String(cString: ibv_wc_status_str(c.status)))")
+            if c.status == IBV_WC_RETRY_EXC_ERR || c.status == IBV_WC_RNR_RETRY_EXC_ERR { fault = .peerUnreachable }
+            drop("\(what) failed: \(String(cString: ibv_wc_status_str(c.status)))", fault: fault)
             return
         }
-        guard index >= 0 && index < depth else { return drop("completion for unknown slot \(index)") }
+        guard index >= 0 && index < depth else { return drop("completion for unknown slot \(index)", fault: .protocolError) }
         switch kind {
         case WorkID.receive:
             received(index, byteCount: Int(c.byteLength))
@@ -199,10 +215,25 @@ final class TargetQueue: @unchecked Sendable {
         process(index)
     }
 
-    /// Marks the connection for retirement (the QP is in error or the peer is broken).
-    func drop(_ reason: String) {
+    /// Marks the connection for retirement (the QP is in error or the peer is broken);
+    /// `fault` is nil for an orderly disconnect.
+    func drop(_ reason: String, fault: ConnectionFault?) {
         guard dropReason == nil else { return }
         dropReason = reason
+        dropFault = fault
+    }
+
+    /// Counts a refused capsule by its check, and logs the first few per connection with the peer's name.
+    private func refused(_ f: CommandCapsule.Failure, byteCount: Int) {
+        counters.badCommand(f.check)
+        guard badCommandsLogged <= Self.loggedBadCommands, let logger else { return }
+        badCommandsLogged += 1
+        if badCommandsLogged > Self.loggedBadCommands {
+            logger.warning("bad command from \(peerName): more than \(Self.loggedBadCommands); further ones are counted, not logged")
+            return
+        }
+        let tag = f.tag.map { "tag \($0)" } ?? "no tag"
+        logger.warning("bad command from \(peerName): \(f.check.name) (\(f.reason)), \(tag), \(byteCount) bytes; answered \(f.status)")
     }
 
     // MARK: the request state machine
@@ -225,9 +256,10 @@ final class TargetQueue: @unchecked Sendable {
         let p = UnsafeRawPointer(receives!.bytes.baseAddress! + receiveIndex * receiveSize)
         switch CommandCapsule.parse(p, byteCount: byteCount, limits: limits) {
         case .failure(let f):
+            refused(f, byteCount: byteCount)
             guard let tag = f.tag else {
                 counters.status(BlockStatus.invalid.rawValue)
-                return drop("capsule of \(byteCount) bytes is shorter than its header")
+                return drop("\(f.check.name): capsule of \(byteCount) bytes is shorter than its header", fault: .badCapsule)
             }
             r.pointee.tag = tag
             r.pointee.status = f.status
@@ -498,7 +530,7 @@ final class TargetQueue: @unchecked Sendable {
             return true
         } catch {
             receiveBatch.reset()
-            drop("\(error)")
+            drop("\(error)", fault: .postFailed)
             return false
         }
     }
@@ -510,7 +542,7 @@ final class TargetQueue: @unchecked Sendable {
             return true
         } catch {
             batch.reset()
-            drop("\(error)")
+            drop("\(error)", fault: .postFailed)
             return false
         }
     }

@@ -172,7 +172,7 @@ final class TargetWorker: @unchecked Sendable {
             }
             let qi = WorkID.queue(ud)
             guard qi < Self.maxQueues, let q = table[qi], generations[qi] == WorkID.generation(ud) else { continue }
-            q.drop("target stopping")
+            q.drop("target stopping", fault: .stopping)
             q.storageCompleted(WorkID.index(ud), result: res)
         }
     }
@@ -248,12 +248,11 @@ final class TargetWorker: @unchecked Sendable {
             draining.remove(at: i)
             table[qi] = nil
             generations[qi] &+= 1
-            let reason = q.dropReason ?? "closed"
-            if reason == "disconnected" {
-                logger.info("\(q.peer) disconnected from \(q.export.config.name)")
+            if let fault = q.dropFault {
+                counters.dropped(fault)
+                logger.warning("dropping connection \(q.peerName): \(fault.name): \(q.dropReason ?? "")")
             } else {
-                counters.dropped()
-                logger.warning("dropping connection \(q.peer) to \(q.export.config.name): \(reason)")
+                logger.info("\(q.peerName) disconnected")
             }
             retire(q)
         }
@@ -269,18 +268,18 @@ final class TargetWorker: @unchecked Sendable {
         pthread_mutex_unlock(lock)
         for q in new {
             guard let slot = table.firstIndex(where: { $0 == nil }) else {
-                q.drop("worker \(index) has no free queue slot")
+                q.drop("worker \(index) has no free queue slot", fault: .noQueueSlot)
                 retire(q)
                 continue
             }
             table[slot] = q
             generations[slot] &+= 1
             counters.accepted()
-            q.install(index: slot, generation: generations[slot], ring: ring, counters: counters)
+            q.install(index: slot, generation: generations[slot], ring: ring, counters: counters, logger: logger)
             if q.isDraining { noteDraining(q) }
         }
         for q in drops where table[q.tableIndex] === q {
-            q.drop("disconnected")
+            q.drop("disconnected", fault: nil)
             noteDraining(q)
         }
         if !draining.isEmpty { retireDrained() }
