@@ -150,6 +150,19 @@ final class BlockTestClient {
         }
     }
 
+    /// Waits for a SEND's completion (the target acknowledged the capsule); responses seen meanwhile are dropped.
+    func waitForSendCompletion(timeoutMilliseconds: Int32 = 30_000) throws(FabricError) {
+        let deadline = monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
+        while monotonicNanoseconds() < deadline {
+            let n = try connection.queuePair.sendCQ.wait(into: completions, spin: 10, timeoutMilliseconds: 1000)
+            for i in 0..<n where !completions[i].isReceive {
+                guard completions[i].isSuccess else { throw completions[i].error }
+                return
+            }
+        }
+        throw .timedOut("waiting for a send completion")
+    }
+
     /// One command, answered.
     func run(_ opcode: BlockOpcode, flags: CommandFlags = [], tag: UInt32 = 1, offset: UInt64 = 0, length: UInt32 = 0,
              segments: [WireSegment] = [], inline: [UInt8] = []) throws(FabricError) -> BlockStatus {
