@@ -90,18 +90,40 @@ struct HostileInitiatorTests {
         return b
     }
 
+    /// A memory export, adjusted by `adjust`.
+    static func memory(_ name: String, size: UInt64, _ adjust: (inout ExportConfig) -> Void) -> ExportConfig {
+        var e = TargetIntegrationTests.memory(name, size: size)
+        adjust(&e)
+        return e
+    }
+
+    /// A daemon serving the bad peer's export and "good", with a bystander already served on "good".
+    static func arena(_ bad: ExportConfig) throws -> (TargetDaemon, CapturedLog, Bystander) {
+        let log = CapturedLog()
+        let d = try daemon([bad, TargetIntegrationTests.memory("good", size: 16 << 20)], log: log)
+        let bystander = try Bystander(host: RDMAEnvironment.address, port: d.port, export: "good")
+        #expect(bystander.waitForRounds(1))
+        return (d, log, bystander)
+    }
+
+    /// Stops the bystander, which must have seen no error, then serves a fresh client on `export` (when given).
+    static func finish(_ bystander: Bystander, daemon d: TargetDaemon, export: String?) throws {
+        let (rounds, errors) = bystander.stop()
+        #expect(errors.isEmpty, "\(errors)")
+        print("bystander: \(rounds) verified rounds through the bad peer")
+        guard let export else { return }
+        let fresh = try BlockTestClient(host: RDMAEnvironment.address, port: d.port, name: export)
+        try TargetIntegrationTests.writeReadPattern(fresh, bytes: 1 << 20)
+    }
+
     static func waitFor(_ what: () -> Bool, seconds: Int = 60) -> Bool {
         for _ in 0..<(seconds * 10) where !what() { usleep(100_000) }
         return what()
     }
 
     @Test func malformedCapsulesFailOnlyThemAndAreLoggedAndCounted() throws {
-        let log = CapturedLog()
-        let d = try Self.daemon([TargetIntegrationTests.memory("bad", size: 8 << 20),
-                                 TargetIntegrationTests.memory("good", size: 16 << 20)], log: log)
+        let (d, log, bystander) = try Self.arena(TargetIntegrationTests.memory("bad", size: 8 << 20))
         defer { d.stop() }
-        let bystander = try Bystander(host: host, port: d.port, export: "good")
-        #expect(bystander.waitForRounds(1))
         let bad = try BlockTestClient(host: host, port: d.port, name: "bad", segments: 4, queueIndex: 3)
         #expect(bad.geometry.maxSegments == 4)
         // Five segments where four were negotiated (the size matches the five).
@@ -142,23 +164,15 @@ struct HostileInitiatorTests {
         #expect(d.counters.drops(.badCapsule) == 1)
         #expect(!log.lines(containing: "dropping", host, "export bad", "queue 3", "truncated").isEmpty)
         #expect(bystander.waitForRounds(1))
-        let (rounds, errors) = bystander.stop()
-        #expect(errors.isEmpty, "\(errors)")
-        print("bystander: \(rounds) verified rounds through the bad peer")
         // A good client is served afterwards, on the export the bad one used.
-        let fresh = try BlockTestClient(host: host, port: d.port, name: "bad")
-        try TargetIntegrationTests.writeReadPattern(fresh, bytes: 1 << 20)
+        try Self.finish(bystander, daemon: d, export: "bad")
     }
 
     /// Segments outside the memory the initiator registered: the RDMA READ (WRITE command) or
     /// RDMA WRITE (READ command) fails, and only that connection goes.
     @Test func segmentsOutsideRegisteredMemoryDropOnlyThatConnection() throws {
-        let log = CapturedLog()
-        let d = try Self.daemon([TargetIntegrationTests.memory("bad", size: 8 << 20),
-                                 TargetIntegrationTests.memory("good", size: 16 << 20)], log: log)
+        let (d, log, bystander) = try Self.arena(TargetIntegrationTests.memory("bad", size: 8 << 20))
         defer { d.stop() }
-        let bystander = try Bystander(host: host, port: d.port, export: "good")
-        #expect(bystander.waitForRounds(1))
         for (i, op) in [BlockOpcode.write, .read].enumerated() {
             let bad = try BlockTestClient(host: host, port: d.port, name: "bad", queueIndex: UInt16(i), dataBytes: 1 << 20)
             let past = WireSegment(address: bad.data.region.remoteAddress(offset: 1 << 20), length: 4096, rkey: bad.data.region.rkey)
@@ -170,22 +184,14 @@ struct HostileInitiatorTests {
         #expect(d.counters.drops(.transferFailed) == 1 && d.counters.drops(.dataWriteFailed) == 1)
         #expect(!log.lines(containing: "dropping", host, "export bad", "queue 0", "transferFailed").isEmpty)
         #expect(!log.lines(containing: "dropping", host, "export bad", "queue 1", "dataWriteFailed").isEmpty)
-        let (_, errors) = bystander.stop()
-        #expect(errors.isEmpty, "\(errors)")
-        let fresh = try BlockTestClient(host: host, port: d.port, name: "bad")
-        try TargetIntegrationTests.writeReadPattern(fresh, bytes: 1 << 20)
+        try Self.finish(bystander, daemon: d, export: "bad")
     }
 
     /// Four credits granted, sixteen commands sent at once: the fabric holds the excess back
     /// (receiver not ready) and the target answers each exactly once, while others are served.
     @Test func moreCommandsThanCreditsAreHeldBackNotLost() throws {
-        let log = CapturedLog()
-        var small = TargetIntegrationTests.memory("bad", size: 8 << 20)
-        small.queueDepth = 4
-        let d = try Self.daemon([small, TargetIntegrationTests.memory("good", size: 16 << 20)], log: log)
+        let (d, _, bystander) = try Self.arena(Self.memory("bad", size: 8 << 20) { $0.queueDepth = 4 })
         defer { d.stop() }
-        let bystander = try Bystander(host: host, port: d.port, export: "good")
-        #expect(bystander.waitForRounds(1))
         let bad = try BlockTestClient(host: host, port: d.port, name: "bad", depth: 16)
         #expect(bad.geometry.queueDepth == 4)
         for i in 0..<16 {
@@ -197,22 +203,16 @@ struct HostileInitiatorTests {
         #expect(rs.allSatisfy { $0.status == .ok })
         #expect(try bad.pollResponses().isEmpty, "an answer came twice")
         #expect(bystander.waitForRounds(1))
-        let (_, errors) = bystander.stop()
-        #expect(errors.isEmpty, "\(errors)")
         try TargetIntegrationTests.writeReadPattern(bad, bytes: 1 << 20)
+        try Self.finish(bystander, daemon: d, export: "bad")
     }
 
     /// A peer whose QP dies without rdma_disconnect (a crashed host: no DREQ) while a command is
     /// running: the target's response finds nobody, the connection is dropped, counted and logged,
     /// and its queue slot (the export allows one) is free for the next initiator.
     @Test func peerVanishingWithoutDisconnectIsDroppedAndFreesItsSlot() throws {
-        let log = CapturedLog()
-        var one = TargetIntegrationTests.memory("one", size: 256 << 20)
-        one.maxQueues = 1
-        let d = try Self.daemon([one, TargetIntegrationTests.memory("good", size: 16 << 20)], log: log)
+        let (d, log, bystander) = try Self.arena(Self.memory("one", size: 256 << 20) { $0.maxQueues = 1 })
         defer { d.stop() }
-        let bystander = try Bystander(host: host, port: d.port, export: "good")
-        #expect(bystander.waitForRounds(1))
         let bad = try BlockTestClient(host: host, port: d.port, name: "one", queueIndex: 5)
         // 256 MiB of zeroing: still running when the peer dies, right after the target acknowledged the command.
         try bad.send(size: bad.build(.writeZeroes, tag: 1, offset: 0, length: 256 << 20))
@@ -229,8 +229,7 @@ struct HostileInitiatorTests {
         }
         let fresh = try #require(next, "the vanished peer's queue slot was not released")
         try TargetIntegrationTests.writeReadPattern(fresh, bytes: 1 << 20)
-        let (_, errors) = bystander.stop()
-        #expect(errors.isEmpty, "\(errors)")
+        try Self.finish(bystander, daemon: d, export: nil)
         withExtendedLifetime(bad) {}
     }
 }
