@@ -1,3 +1,4 @@
+import CVireoVerbs
 import Foundation
 import Logging
 import Testing
@@ -217,7 +218,11 @@ struct HostileInitiatorTests {
         // 256 MiB of zeroing: still running when the peer dies, right after the target acknowledged the command.
         try bad.send(size: bad.build(.writeZeroes, tag: 1, offset: 0, length: 256 << 20))
         try bad.waitForSendCompletion()
-        try bad.connection.queuePair.moveToError()
+        // Silence the QP the way a crashed host does: in RESET it answers nothing (in ERROR, rxe still
+        // acknowledges SENDs while receive buffers are posted), and there is no rdma_disconnect (no DREQ).
+        var attr = ibv_qp_attr()
+        attr.qp_state = IBV_QPS_RESET
+        #expect(ibv_modify_qp(bad.connection.queuePair.raw, &attr, Int32(IBV_QP_STATE.rawValue)) == 0)
         #expect(Self.waitFor({ d.counters.droppedConnections == 1 }, seconds: 120), "the vanished peer was never dropped")
         #expect(d.counters.drops(.peerUnreachable) == 1)
         #expect(!log.lines(containing: "dropping", host, "export one", "queue 5", "peerUnreachable").isEmpty)
