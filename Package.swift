@@ -138,7 +138,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VireoBlockTargetTests",
-            dependencies: ["VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys"]
+            dependencies: ["VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys", "CVireoVerbs"]
         ),
         .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"], resources: [.copy("Fixtures")]),
         .testTarget(

@@ -1,3 +1,5 @@
+import VireoWire
+
 /// Per-worker statistics, bumped on the data path without locks or
 /// allocation (one writer: the worker). Read them after the worker stops, or
 /// racily for a rough live view.
@@ -5,7 +7,9 @@ public final class TargetCounters: @unchecked Sendable {
     // SAFETY: one writing thread; readers accept torn/stale values.
     private let storage: UnsafeMutablePointer<UInt64>
     private static let opcodeBase = 0, statusBase = 8, bytesReadIndex = 16, bytesWrittenIndex = 17
-    private static let droppedIndex = 18, acceptedIndex = 19, count = 20
+    private static let droppedIndex = 18, acceptedIndex = 19, chunkedIndex = 20
+    private static let badCommandBase = 21, faultBase = badCommandBase + CapsuleCheck.allCases.count
+    private static let count = faultBase + ConnectionFault.allCases.count
 
     public init() {
         storage = .allocate(capacity: Self.count)
@@ -18,8 +22,13 @@ public final class TargetCounters: @unchecked Sendable {
     @inline(__always) func status(_ s: UInt8) { storage[Self.statusBase + Int(s & 7)] &+= 1 }
     @inline(__always) func read(_ n: Int) { storage[Self.bytesReadIndex] &+= UInt64(n) }
     @inline(__always) func written(_ n: Int) { storage[Self.bytesWrittenIndex] &+= UInt64(n) }
-    @inline(__always) func dropped() { storage[Self.droppedIndex] &+= 1 }
     @inline(__always) func accepted() { storage[Self.acceptedIndex] &+= 1 }
+    @inline(__always) func chunked() { storage[Self.chunkedIndex] &+= 1 }
+    @inline(__always) func badCommand(_ check: CapsuleCheck) { storage[Self.badCommandBase + check.rawValue] &+= 1 }
+    @inline(__always) func dropped(_ fault: ConnectionFault) {
+        storage[Self.droppedIndex] &+= 1
+        storage[Self.faultBase + fault.rawValue] &+= 1
+    }
 
     /// Commands seen with opcode `raw` (0: capsules whose opcode was unknown or unreadable).
     public func commands(opcode raw: UInt8) -> UInt64 { storage[Self.opcodeBase + Int(raw & 7)] }
@@ -30,6 +39,12 @@ public final class TargetCounters: @unchecked Sendable {
     /// Connections dropped on an error (not counting orderly disconnects).
     public var droppedConnections: UInt64 { storage[Self.droppedIndex] }
     public var acceptedConnections: UInt64 { storage[Self.acceptedIndex] }
+    /// Capsules refused by `check` (answered with an error status, or the connection dropped when truncated).
+    public func badCommands(_ check: CapsuleCheck) -> UInt64 { storage[Self.badCommandBase + check.rawValue] }
+    /// Connections dropped for `fault`.
+    public func drops(_ fault: ConnectionFault) -> UInt64 { storage[Self.faultBase + fault.rawValue] }
+    /// Commands deferred off the worker's critical path: memory-export ranges zeroed in bounded chunks.
+    public var chunkedCommands: UInt64 { storage[Self.chunkedIndex] }
 
     /// Adds `other` into this one (totals over workers).
     func add(_ other: TargetCounters) {
@@ -42,6 +57,6 @@ public final class TargetCounters: @unchecked Sendable {
         let cmds = (1...6).map { "\(names[$0])=\(storage[Self.opcodeBase + $0])" }.joined(separator: " ")
         let errs = (1...6).map { "\(storage[Self.statusBase + $0])" }.joined(separator: "/")
         return "commands \(cmds); bytes read \(bytesRead) written \(bytesWritten); errors by status 1-6 \(errs); "
-            + "connections accepted \(acceptedConnections) dropped \(droppedConnections)"
+            + "connections accepted \(acceptedConnections) dropped \(droppedConnections); chunked commands \(chunkedCommands)"
     }
 }

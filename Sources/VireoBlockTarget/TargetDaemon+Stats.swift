@@ -26,6 +26,16 @@ extension TargetDaemon {
         s.counter("vireo_target_bytes_written_total", total.bytesWritten, help: "Bytes written to exports for block commands.")
         s.counter("vireo_target_connections_accepted_total", total.acceptedConnections, help: "Block connections accepted by the workers.")
         s.counter("vireo_target_connections_dropped_total", total.droppedConnections, help: "Block connections dropped on an error.")
+        for check in CapsuleCheck.allCases {
+            s.counter("vireo_target_bad_commands_total", total.badCommands(check),
+                      help: "Capsules refused, by the check they failed.", labelPairs: [("check", check.name)])
+        }
+        for fault in ConnectionFault.allCases {
+            s.counter("vireo_target_connection_faults_total", total.drops(fault),
+                      help: "Block connections dropped on an error, by reason.", labelPairs: [("reason", fault.name)])
+        }
+        s.counter("vireo_target_commands_chunked_total", total.chunkedCommands,
+                  help: "Memory-export DISCARD/WRITE_ZEROES carried out in bounded chunks between other connections' work.")
         for name in networks.keys.sorted() {
             Self.add(networks[name]!.totals, to: &s, prefix: "vireo_target_network", labels: [("network", name)])
         }

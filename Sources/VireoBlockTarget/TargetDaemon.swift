@@ -60,6 +60,10 @@ public final class TargetDaemon: @unchecked Sendable {
     static let workerRingEntries = 4096
     /// RDMA READs in flight per connection, each way.
     static let readDepth = 16
+    /// Transport ACK timeout exponent for accepted connections: 4.096 µs × 2^18 ≈ 1.07 s per
+    /// retry, so a peer that vanished without disconnecting fails our next work request
+    /// (and its connection is dropped) after about 8 s instead of never.
+    static let ackTimeout: UInt8 = 18
 
     /// Opens every export and binds the listener. Fails on the first export that cannot be opened.
     public init(config: TargetConfig, logger: Logger) throws(TargetError) {
@@ -356,14 +360,15 @@ public final class TargetDaemon: @unchecked Sendable {
                                        maxReceiveSegments: 1, maxInlineData: 64, readDepth: Self.readDepth))
         let connection: Connection
         do {
-            connection = try req.accept(resources: resources, privateData: g.encoded())
+            connection = try req.accept(resources: resources, privateData: g.encoded(), ackTimeout: Self.ackTimeout)
         } catch {
             logger.error("accept \(req.peerAddress) for \(admitted.request.name): \(error)")
             return false
         }
         let q: TargetQueue
         do {
-            q = try TargetQueue(connection: connection, export: admitted.export, geometry: g, sendQueueDepth: sendDepth)
+            q = try TargetQueue(connection: connection, export: admitted.export, geometry: g, sendQueueDepth: sendDepth,
+                                queueIndex: admitted.request.queueIndex)
         } catch {
             logger.error("\(req.peerAddress) for \(admitted.request.name): cannot allocate its buffers: \(error)")
             connection.disconnect()
@@ -392,7 +397,7 @@ public final class TargetDaemon: @unchecked Sendable {
         case .accept(let geometry, let resources, let sendSlots):
             let connection: Connection
             do {
-                connection = try req.accept(resources: resources, privateData: geometry.encoded())
+                connection = try req.accept(resources: resources, privateData: geometry.encoded(), ackTimeout: Self.ackTimeout)
             } catch {
                 logger.error("accept \(req.peerAddress) for network \(r.name): \(error)")
                 return false

@@ -31,6 +31,14 @@ final class TargetQueue: @unchecked Sendable {
     /// Device completion-queue entries this connection may need (receives + every send WR flushed on error).
     var completionBudget: Int { depth + sendQueueDepth }
     let peer: String
+    /// The initiator's queue index (from its connect request).
+    let queueIndex: UInt16
+    /// "address export NAME queue N": how logs name this connection's peer.
+    let peerName: String
+    /// Bad commands logged so far (the first `loggedBadCommands` are; all are counted).
+    private var badCommandsLogged = 0
+    static let loggedBadCommands = 16
+    private var logger: Logger?
 
     private var receives: RegisteredBuffer?
     private var bounce: RegisteredBuffer?
@@ -41,6 +49,12 @@ final class TargetQueue: @unchecked Sendable {
     private var pendingReceives: IndexRing
     /// Slots waiting for send-queue room, in arrival order.
     private var waiters: IndexRing
+    /// Slots zeroing a memory export's range chunk by chunk, oldest first.
+    private var zeroingSlots: IndexRing
+    /// Set by the worker while this queue is on its list of queues with chunked work.
+    var isOnZeroingList = false
+    /// Most bytes a memory export zeroes in one go on the worker; larger ranges go in chunks of this.
+    static let zeroChunkBytes = 1 << 20
     private var sendQueueFree: Int
     private let sendBatch: SendBatch
     private let receiveBatch: RecvBatch
@@ -54,10 +68,13 @@ final class TargetQueue: @unchecked Sendable {
     private(set) var storageInFlight = 0
     /// Set when the connection must go; the worker retires it once no storage I/O is in flight.
     private(set) var dropReason: String?
+    /// Why, when it was an error (nil: an orderly disconnect or none yet).
+    private(set) var dropFault: ConnectionFault?
     var isDraining: Bool { dropReason != nil }
 
     /// Allocates and registers everything for `geometry` on `pd`.
-    init(connection: Connection, export: Export, geometry: BlockGeometry, sendQueueDepth: Int) throws(FabricError) {
+    init(connection: Connection, export: Export, geometry: BlockGeometry, sendQueueDepth: Int,
+         queueIndex: UInt16 = 0) throws(FabricError) {
         self.connection = connection
         self.export = export
         store = export.store
@@ -68,6 +85,8 @@ final class TargetQueue: @unchecked Sendable {
         receiveSize = Wire.commandSize(segments: Int(geometry.maxSegments), inline: Int(geometry.maxInlineBytes))
         self.sendQueueDepth = sendQueueDepth
         peer = connection.peerAddress
+        self.queueIndex = queueIndex
+        peerName = "\(connection.peerAddress) export \(export.config.name) queue \(queueIndex)"
         let pd = connection.pd
         // Each bounce buffer starts on a page (O_DIRECT alignment).
         let slotBytes = (maxIO + pageSize - 1) / pageSize * pageSize
@@ -81,6 +100,7 @@ final class TargetQueue: @unchecked Sendable {
         for i in 0..<depth { freeSlots.push(i) }
         pendingReceives = IndexRing(capacity: depth)
         waiters = IndexRing(capacity: depth)
+        zeroingSlots = IndexRing(capacity: depth)
         sendQueueFree = sendQueueDepth
         sendBatch = SendBatch(capacity: Int(geometry.maxSegments) + 1)
         receiveBatch = RecvBatch(capacity: depth)
@@ -94,6 +114,7 @@ final class TargetQueue: @unchecked Sendable {
         freeSlots.deallocate()
         pendingReceives.deallocate()
         waiters.deallocate()
+        zeroingSlots.deallocate()
     }
 
     /// Releases in order: the connection (disconnect, QP), then the registered buffers.
@@ -106,7 +127,8 @@ final class TargetQueue: @unchecked Sendable {
     }
 
     /// Called by the worker that now owns this queue: records its ids and posts every receive.
-    func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters) {
+    func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters, logger: Logger) {
+        self.logger = logger
         tableIndex = index
         self.generation = generation
         self.ring = ring
@@ -123,18 +145,20 @@ final class TargetQueue: @unchecked Sendable {
         if isDraining { return }
         let kind = WorkID.kind(c.wrId), index = WorkID.index(c.wrId)
         guard c.isSuccess else {
-            if c.status == IBV_WC_WR_FLUSH_ERR { return drop("disconnected") }
+            if c.status == IBV_WC_WR_FLUSH_ERR { return drop("disconnected", fault: nil) }
             let what: String
+            var fault: ConnectionFault
             switch kind {
-            case WorkID.transfer: what = "RDMA READ of the initiator's buffers"
-            case WorkID.data: what = "RDMA WRITE into the initiator's buffers"
-            case WorkID.response: what = "response SEND"
-            default: what = "receive"
+            case WorkID.transfer: (what, fault) = ("RDMA READ of the initiator's buffers", .transferFailed)
+            case WorkID.data: (what, fault) = ("RDMA WRITE into the initiator's buffers", .dataWriteFailed)
+            case WorkID.response: (what, fault) = ("response SEND", .responseFailed)
+            default: (what, fault) = ("receive", .receiveFailed)
             }
-            drop("\(what) failed: \(String(cString: ibv_wc_status_str(c.status)))")
+            if c.status == IBV_WC_RETRY_EXC_ERR || c.status == IBV_WC_RNR_RETRY_EXC_ERR { fault = .peerUnreachable }
+            drop("\(what) failed: \(String(cString: ibv_wc_status_str(c.status)))", fault: fault)
             return
         }
-        guard index >= 0 && index < depth else { return drop("completion for unknown slot \(index)") }
+        guard index >= 0 && index < depth else { return drop("completion for unknown slot \(index)", fault: .protocolError) }
         switch kind {
         case WorkID.receive:
             received(index, byteCount: Int(c.byteLength))
@@ -191,10 +215,25 @@ final class TargetQueue: @unchecked Sendable {
         process(index)
     }
 
-    /// Marks the connection for retirement (the QP is in error or the peer is broken).
-    func drop(_ reason: String) {
+    /// Marks the connection for retirement (the QP is in error or the peer is broken);
+    /// `fault` is nil for an orderly disconnect.
+    func drop(_ reason: String, fault: ConnectionFault?) {
         guard dropReason == nil else { return }
         dropReason = reason
+        dropFault = fault
+    }
+
+    /// Counts a refused capsule by its check, and logs the first few per connection with the peer's name.
+    private func refused(_ f: CommandCapsule.Failure, byteCount: Int) {
+        counters.badCommand(f.check)
+        guard badCommandsLogged <= Self.loggedBadCommands, let logger else { return }
+        badCommandsLogged += 1
+        if badCommandsLogged > Self.loggedBadCommands {
+            logger.warning("bad command from \(peerName): more than \(Self.loggedBadCommands); further ones are counted, not logged")
+            return
+        }
+        let tag = f.tag.map { "tag \($0)" } ?? "no tag"
+        logger.warning("bad command from \(peerName): \(f.check.name) (\(f.reason)), \(tag), \(byteCount) bytes; answered \(f.status)")
     }
 
     // MARK: the request state machine
@@ -217,9 +256,10 @@ final class TargetQueue: @unchecked Sendable {
         let p = UnsafeRawPointer(receives!.bytes.baseAddress! + receiveIndex * receiveSize)
         switch CommandCapsule.parse(p, byteCount: byteCount, limits: limits) {
         case .failure(let f):
+            refused(f, byteCount: byteCount)
             guard let tag = f.tag else {
                 counters.status(BlockStatus.invalid.rawValue)
-                return drop("capsule of \(byteCount) bytes is shorter than its header")
+                return drop("\(f.check.name): capsule of \(byteCount) bytes is shorter than its header", fault: .badCapsule)
             }
             r.pointee.tag = tag
             r.pointee.status = f.status
@@ -278,11 +318,11 @@ final class TargetQueue: @unchecked Sendable {
                 return
             case .readyToExecute:
                 execute(slot)
-                if r.pointee.state == .executing { return }
+                if r.pointee.state == .executing || r.pointee.state == .zeroing { return }
             case .readyToComplete:
                 complete(slot, fromWaiters: fromWaiters)
                 return
-            case .free, .transferringFromHost, .executing, .completing:
+            case .free, .transferringFromHost, .executing, .zeroing, .completing:
                 return
             }
         }
@@ -300,7 +340,17 @@ final class TargetQueue: @unchecked Sendable {
             switch cap.opcode {
             case .read: bounceBase(slot).copyMemory(from: p, byteCount: n)
             case .write: p.copyMemory(from: bounceBase(slot), byteCount: n)
-            case .discard, .writeZeroes: memset(p, 0, n)
+            case .discard, .writeZeroes:
+                guard n > Self.zeroChunkBytes else {
+                    memset(p, 0, n)
+                    break
+                }
+                // Up to 1 GiB: zeroed a chunk per worker loop turn, so other connections keep being served.
+                r.pointee.progress = 0
+                r.pointee.state = .zeroing
+                zeroingSlots.push(slot)
+                counters.chunked()
+                return
             case .flush, .getID: break
             }
             r.pointee.hasData = cap.opcode == .read
@@ -309,6 +359,31 @@ final class TargetQueue: @unchecked Sendable {
         }
         r.pointee.state = .executing
         submitStorage(slot)
+    }
+
+    /// Whether slots are waiting for `stepZeroing()`.
+    var hasZeroingWork: Bool { !zeroingSlots.isEmpty && !isDraining }
+
+    /// Zeroes one chunk (≤ `zeroChunkBytes`) of the oldest zeroing slot's range, completing
+    /// it when its range is done. Returns false when no zeroing is left (or the queue is going).
+    func stepZeroing() -> Bool {
+        guard !isDraining, let slot = zeroingSlots.peek(), let mem = store.memory else { return false }
+        let r = requests + slot
+        guard let cap = r.pointee.capsule else {
+            _ = zeroingSlots.pop()
+            return !zeroingSlots.isEmpty
+        }
+        let done = Int(r.pointee.progress)
+        let chunk = min(Self.zeroChunkBytes, Int(cap.length) - done)
+        // SAFETY: parse checked offset + length ≤ capacity ≤ the mapping's size; done + chunk ≤ length.
+        memset(mem + Int(cap.offset) + done, 0, chunk)
+        r.pointee.progress += UInt32(chunk)
+        if Int(r.pointee.progress) >= Int(cap.length) {
+            _ = zeroingSlots.pop()
+            r.pointee.state = .readyToComplete
+            process(slot)
+        }
+        return hasZeroingWork
     }
 
     /// Queues the (next part of the) storage operation of `slot` on the worker's ring.
@@ -455,7 +530,7 @@ final class TargetQueue: @unchecked Sendable {
             return true
         } catch {
             receiveBatch.reset()
-            drop("\(error)")
+            drop("\(error)", fault: .postFailed)
             return false
         }
     }
@@ -467,7 +542,7 @@ final class TargetQueue: @unchecked Sendable {
             return true
         } catch {
             batch.reset()
-            drop("\(error)")
+            drop("\(error)", fault: .postFailed)
             return false
         }
     }

@@ -14,6 +14,9 @@ enum TargetRequestState: UInt8 {
     case readyToExecute
     /// An io_uring operation is in flight (waits: its completion).
     case executing
+    /// A memory export's large DISCARD/WRITE_ZEROES, zeroed one bounded chunk per worker
+    /// loop turn between other connections' work (waits: `TargetQueue.stepZeroing()`).
+    case zeroing
     /// The status is known and any READ/GET_ID data is in the bounce buffer;
     /// nothing is posted yet (waits: send-queue room for data WRITEs + response).
     case readyToComplete

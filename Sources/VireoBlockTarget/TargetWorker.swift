@@ -38,6 +38,8 @@ final class TargetWorker: @unchecked Sendable {
     private var table: [TargetQueue?]
     private var generations: [UInt16]
     private var draining: [Int] = []
+    /// Queues with memory-export zeroing in progress: one chunk each per loop turn.
+    private var zeroing: [TargetQueue] = []
 
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private var handoff: [TargetQueue] = []
@@ -75,6 +77,7 @@ final class TargetWorker: @unchecked Sendable {
         table = [TargetQueue?](repeating: nil, count: Self.maxQueues)
         generations = [UInt16](repeating: 0, count: Self.maxQueues)
         draining.reserveCapacity(Self.maxQueues)
+        zeroing.reserveCapacity(Self.maxQueues)
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
         handoffHint = .allocate(capacity: 1)
@@ -169,7 +172,7 @@ final class TargetWorker: @unchecked Sendable {
             }
             let qi = WorkID.queue(ud)
             guard qi < Self.maxQueues, let q = table[qi], generations[qi] == WorkID.generation(ud) else { continue }
-            q.drop("target stopping")
+            q.drop("target stopping", fault: .stopping)
             q.storageCompleted(WorkID.index(ud), result: res)
         }
     }
@@ -188,8 +191,13 @@ final class TargetWorker: @unchecked Sendable {
             guard let q = queue(for: c.wrId) else { continue }
             q.completed(c)
             if q.isDraining { noteDraining(q) }
+            if q.hasZeroingWork && !q.isOnZeroingList {
+                q.isOnZeroingList = true
+                zeroing.append(q)
+            }
         }
         work += n
+        if !zeroing.isEmpty { work += stepZeroing() }
         while let (ud, res) = ring.takeCompletion() {
             work += 1
             let qi = WorkID.queue(ud)
@@ -200,6 +208,23 @@ final class TargetWorker: @unchecked Sendable {
         do { try ring.submit() } catch { logger.error("worker \(index): \(error)") }
         if !draining.isEmpty { retireDrained() }
         return work
+    }
+
+    /// One bounded chunk of zeroing for each queue that has some; returns how many queues still have work.
+    private func stepZeroing() -> Int {
+        var i = 0
+        while i < zeroing.count {
+            let q = zeroing[i]
+            if q.stepZeroing() {
+                i += 1
+            } else {
+                q.isOnZeroingList = false
+                zeroing.swapAt(i, zeroing.count - 1)
+                zeroing.removeLast()
+            }
+            if q.isDraining { noteDraining(q) }
+        }
+        return zeroing.count
     }
 
     @inline(__always)
@@ -223,12 +248,11 @@ final class TargetWorker: @unchecked Sendable {
             draining.remove(at: i)
             table[qi] = nil
             generations[qi] &+= 1
-            let reason = q.dropReason ?? "closed"
-            if reason == "disconnected" {
-                logger.info("\(q.peer) disconnected from \(q.export.config.name)")
+            if let fault = q.dropFault {
+                counters.dropped(fault)
+                logger.warning("dropping connection \(q.peerName): \(fault.name): \(q.dropReason ?? "")")
             } else {
-                counters.dropped()
-                logger.warning("dropping connection \(q.peer) to \(q.export.config.name): \(reason)")
+                logger.info("\(q.peerName) disconnected")
             }
             retire(q)
         }
@@ -244,18 +268,18 @@ final class TargetWorker: @unchecked Sendable {
         pthread_mutex_unlock(lock)
         for q in new {
             guard let slot = table.firstIndex(where: { $0 == nil }) else {
-                q.drop("worker \(index) has no free queue slot")
+                q.drop("worker \(index) has no free queue slot", fault: .noQueueSlot)
                 retire(q)
                 continue
             }
             table[slot] = q
             generations[slot] &+= 1
             counters.accepted()
-            q.install(index: slot, generation: generations[slot], ring: ring, counters: counters)
+            q.install(index: slot, generation: generations[slot], ring: ring, counters: counters, logger: logger)
             if q.isDraining { noteDraining(q) }
         }
         for q in drops where table[q.tableIndex] === q {
-            q.drop("disconnected")
+            q.drop("disconnected", fault: nil)
             noteDraining(q)
         }
         if !draining.isEmpty { retireDrained() }

@@ -89,10 +89,13 @@ public final class ConnectionRequest: @unchecked Sendable {
     public var context: VerbsContext? { cmID.context }
 
     /// Builds a QP from `resources`, accepts with `privateData` (≤ 196 bytes) and
-    /// waits for the connection to be established.
+    /// waits for the connection to be established. `ackTimeout` (4.096 µs × 2^n
+    /// per transport retry, 7 retries) bounds how long a work request waits for a
+    /// peer that vanished without disconnecting; nil keeps rdma_cm's value, which
+    /// on some devices (rxe) is 0: wait forever.
     public func accept(
         resources: ConnectionResources = ConnectionResources(), privateData: [UInt8] = [],
-        timeoutMilliseconds: Int32 = 5000
+        timeoutMilliseconds: Int32 = 5000, ackTimeout: UInt8? = nil
     ) throws(FabricError) -> Connection {
         guard privateData.count <= PrivateDataLimit.accept else {
             throw .privateDataTooLong(privateData.count, max: PrivateDataLimit.accept)
@@ -101,6 +104,10 @@ public final class ConnectionRequest: @unchecked Sendable {
         // Give the connection its own event channel so its DISCONNECTED events
         // do not go to the listener.
         try cmID.migrate(to: CMEventChannel())
+        if var t = ackTimeout {
+            let rc = rdma_set_option(cmID.raw, Int32(RDMA_OPTION_ID), Int32(RDMA_OPTION_ID_ACK_TIMEOUT), &t, 1)
+            try FabricError.wrap { () throws(SystemError) in try zeroOrMinusOne("rdma_set_option(ACK_TIMEOUT)") { rc } }
+        }
         let qp = try resources.makeQueuePair(on: cmID)
         var param = rdma_conn_param()
         let depth = UInt8(clamping: resources.queuePair.readDepth)

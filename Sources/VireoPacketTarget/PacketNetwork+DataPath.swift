@@ -56,6 +56,9 @@ extension PacketNetwork {
         case .failure(let reason):
             count(PortDrop(reason), on: p.counters)
         case .success(let summary):
+            // No offload is negotiated: nothing of the sender's header (DATA_VALID, csum_*, gso_*,
+            // hdr_len, num_buffers) may reach another port. The buffer is ours until reposted below.
+            memset(frame, 0, Wire.netHeaderSize)
             let verdict = switching.forward(summary, ingress: groups.group(ofSlot: p.tableIndex), now: now) { dst in
                 deliver(frame, byteCount: byteCount, to: dst)
             }

@@ -9,6 +9,11 @@ import VireoWire
 /// Nothing here allocates per frame: the MAC table's capacity is reserved up
 /// front and it stops learning new addresses when full (after one sweep of
 /// expired entries), and the active port list has a fixed capacity.
+///
+/// Floods (broadcast, multicast, unknown unicast) cost one copy per other
+/// port on the switch's one thread, so each ingress port may cause at most
+/// `floodBudget` copies per `floodWindowNanoseconds`; a flood past that is
+/// dropped whole (`.floodLimited`) and one sender cannot starve the others.
 public struct PacketSwitch {
     /// What happened to one frame.
     public enum Verdict: Equatable, Sendable {
@@ -32,8 +37,17 @@ public struct PacketSwitch {
     /// Ports frames may be delivered to, in the order they were added.
     public private(set) var ports: [Int]
     public let maxPorts: Int
+    /// Flood copies one ingress port may cause per window (at least one flood per window always passes).
+    public let floodBudget: Int
+    /// The flood budget's window.
+    public static let floodWindowNanoseconds: UInt64 = 1_000_000
+    /// Per ingress port: when its current flood window started, and the copies spent in it.
+    private var floodWindowStart: [UInt64]
+    private var floodSpent: [Int]
 
-    public init(agingSeconds: Int, tableCapacity: Int = 4096, maxPorts: Int = 1024, allowed: [MACAddress]? = nil) {
+    /// A switch for ports `0..<maxPorts`; see the type's notes for `floodBudget` (copies per port per millisecond).
+    public init(agingSeconds: Int, tableCapacity: Int = 4096, maxPorts: Int = 1024, allowed: [MACAddress]? = nil,
+                floodBudget: Int = 1024) {
         agingNanoseconds = UInt64(max(agingSeconds, 1)).multipliedReportingOverflow(by: 1_000_000_000).partialValue
         self.tableCapacity = max(tableCapacity, 1)
         table = [:]
@@ -41,6 +55,9 @@ public struct PacketSwitch {
         self.allowed = allowed.map(Set.init)
         self.maxPorts = maxPorts
         portAllowed = [Set<MACAddress>?](repeating: nil, count: maxPorts)
+        self.floodBudget = max(floodBudget, 1)
+        floodWindowStart = [UInt64](repeating: 0, count: maxPorts)
+        floodSpent = [Int](repeating: 0, count: maxPorts)
         ports = []
         ports.reserveCapacity(maxPorts)
     }
@@ -57,7 +74,10 @@ public struct PacketSwitch {
     /// Removes `port` and forgets every address learned on it and its allow-list (control path).
     public mutating func removePort(_ port: Int) {
         ports.removeAll { $0 == port }
-        if port >= 0, port < maxPorts { portAllowed[port] = nil }
+        if port >= 0, port < maxPorts {
+            portAllowed[port] = nil
+            floodSpent[port] = 0
+        }
         table = table.filter { $0.value.port != port }
     }
 
@@ -111,7 +131,8 @@ public struct PacketSwitch {
     /// Switches one validated frame that arrived on `ingress`: checks the
     /// allow-list (when `checkAllowList`), learns the source, then calls
     /// `deliver` for each destination port: the learned port for known
-    /// unicast, every other port for broadcast, multicast and unknown unicast.
+    /// unicast, every other port for broadcast, multicast and unknown unicast
+    /// (within `ingress`'s flood budget, else `.dropped(.floodLimited)`).
     /// Never delivers back to `ingress`.
     @inline(__always)
     public mutating func forward(
@@ -125,11 +146,29 @@ public struct PacketSwitch {
             deliver(port)
             return .delivered(1)
         }
+        if !spendFloodBudget(ingress: ingress, now: now) { return .dropped(.floodLimited) }
         var n = 0
         for p in ports where p != ingress {
             deliver(p)
             n += 1
         }
         return .delivered(n)
+    }
+
+    /// Charges one flood from `ingress` (a copy per other port) to its budget; false when the window's budget is spent.
+    @inline(__always)
+    private mutating func spendFloodBudget(ingress: Int, now: UInt64) -> Bool {
+        guard ingress >= 0, ingress < maxPorts else { return true }
+        let copies = ports.count - (ports.contains(ingress) ? 1 : 0)
+        // A new window (or a clock that went backwards) starts the budget afresh.
+        if now &- floodWindowStart[ingress] >= Self.floodWindowNanoseconds || now < floodWindowStart[ingress] {
+            floodWindowStart[ingress] = now
+            floodSpent[ingress] = 0
+        }
+        let spent = floodSpent[ingress]
+        // Both ≤ maxPorts × budget: far from overflow.
+        guard spent == 0 || spent + copies <= floodBudget else { return false }
+        floodSpent[ingress] = spent + copies
+        return true
     }
 }

@@ -17,6 +17,8 @@ public enum PortDrop: Int, Sendable, CaseIterable {
     case filtered = 5
     /// The TAP uplink refused the frame (queue full or error).
     case tapError = 6
+    /// A flood (broadcast, multicast, unknown unicast) past its ingress port's flood budget.
+    case floodLimited = 7
 
     /// The counter a frame validation failure goes to.
     @inline(__always)
@@ -33,6 +35,7 @@ public enum PortDrop: Int, Sendable, CaseIterable {
         case .notAllowed: return "notAllowed"
         case .filtered: return "filtered"
         case .tapError: return "tapError"
+        case .floodLimited: return "floodLimited"
         }
     }
 }

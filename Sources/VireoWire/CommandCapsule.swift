@@ -69,9 +69,11 @@ public struct CommandCapsule: @unchecked Sendable {
     public struct Failure: Error, Equatable, Sendable {
         public let tag: UInt32?
         public let status: BlockStatus
+        /// Which check failed (for counters by reason).
+        public let check: CapsuleCheck
         public let reason: StaticString
         public static func == (a: Failure, b: Failure) -> Bool {
-            a.tag == b.tag && a.status == b.status && a.reason.description == b.reason.description
+            a.tag == b.tag && a.status == b.status && a.check == b.check && a.reason.description == b.reason.description
         }
     }
 
@@ -94,26 +96,26 @@ public struct CommandCapsule: @unchecked Sendable {
         _ base: UnsafeRawPointer, byteCount: Int, limits: CommandLimits
     ) -> Result<CommandCapsule, Failure> {
         guard byteCount >= Wire.commandHeaderSize else {
-            return .failure(Failure(tag: nil, status: .invalid, reason: "capsule shorter than its header"))
+            return .failure(Failure(tag: nil, status: .invalid, check: .truncated, reason: "capsule shorter than its header"))
         }
         let tag = LE.load(base, 4, as: UInt32.self)
-        func fail(_ status: BlockStatus, _ reason: StaticString) -> Result<CommandCapsule, Failure> {
-            .failure(Failure(tag: tag, status: status, reason: reason))
+        func fail(_ status: BlockStatus, _ check: CapsuleCheck, _ reason: StaticString) -> Result<CommandCapsule, Failure> {
+            .failure(Failure(tag: tag, status: status, check: check, reason: reason))
         }
         guard let opcode = BlockOpcode(rawValue: LE.load(base, 0, as: UInt8.self)) else {
-            return fail(.unsupported, "unknown opcode")
+            return fail(.unsupported, .unknownOpcode, "unknown opcode")
         }
         let flags = CommandFlags(rawValue: LE.load(base, 1, as: UInt8.self))
-        guard flags.isSubset(of: .known) else { return fail(.invalid, "unknown flags") }
-        guard LE.load(base, 24, as: UInt64.self) == 0 else { return fail(.invalid, "reserved bytes not zero") }
+        guard flags.isSubset(of: .known) else { return fail(.invalid, .unknownFlags, "unknown flags") }
+        guard LE.load(base, 24, as: UInt64.self) == 0 else { return fail(.invalid, .reservedNotZero, "reserved bytes not zero") }
         let nseg = Int(LE.load(base, 2, as: UInt16.self))
-        guard nseg <= limits.maxSegments else { return fail(.invalid, "more segments than negotiated") }
+        guard nseg <= limits.maxSegments else { return fail(.invalid, .tooManySegments, "more segments than negotiated") }
         let inlineRaw = LE.load(base, 20, as: UInt32.self)
-        guard inlineRaw <= limits.maxInlineBytes else { return fail(.invalid, "inline data above the negotiated limit") }
+        guard inlineRaw <= limits.maxInlineBytes else { return fail(.invalid, .inlineTooLong, "inline data above the negotiated limit") }
         let inline = Int(inlineRaw)
         // Exact size: header + segments + inline (small operands: no overflow possible on 64-bit Int).
         guard Wire.commandSize(segments: nseg, inline: inline) == byteCount else {
-            return fail(.invalid, "capsule size does not match its segment count and inline length")
+            return fail(.invalid, .sizeMismatch, "capsule size does not match its segment count and inline length")
         }
         let offset = LE.load(base, 8, as: UInt64.self)
         let length = LE.load(base, 16, as: UInt32.self)
@@ -124,9 +126,9 @@ public struct CommandCapsule: @unchecked Sendable {
         var total: UInt64 = 0
         for i in 0..<nseg {
             let s = capsule.segment(i)
-            guard s.length > 0 else { return fail(.invalid, "empty segment") }
+            guard s.length > 0 else { return fail(.invalid, .badSegment, "empty segment") }
             guard s.address.addingReportingOverflow(UInt64(s.length)).overflow == false else {
-                return fail(.invalid, "segment address + length overflows")
+                return fail(.invalid, .badSegment, "segment address + length overflows")
             }
             total += UInt64(s.length)  // ≤ 256 × 2^32: cannot overflow UInt64
         }
@@ -134,47 +136,47 @@ public struct CommandCapsule: @unchecked Sendable {
         // The byte range, for commands that have one.
         func rangeCheck(maxLength: UInt32) -> Result<CommandCapsule, Failure>? {
             let a = UInt64(limits.alignment)
-            guard length > 0 else { return fail(.invalid, "zero length") }
-            guard offset % a == 0, UInt64(length) % a == 0 else { return fail(.invalid, "offset or length not sector aligned") }
-            guard length <= maxLength else { return fail(.invalid, "length above the negotiated maximum") }
+            guard length > 0 else { return fail(.invalid, .badRange, "zero length") }
+            guard offset % a == 0, UInt64(length) % a == 0 else { return fail(.invalid, .badRange, "offset or length not sector aligned") }
+            guard length <= maxLength else { return fail(.invalid, .tooLong, "length above the negotiated maximum") }
             let (end, o) = offset.addingReportingOverflow(UInt64(length))
-            guard !o, end <= limits.capacityBytes else { return fail(.outOfRange, "range beyond the export") }
+            guard !o, end <= limits.capacityBytes else { return fail(.outOfRange, .outOfRange, "range beyond the export") }
             return nil
         }
 
         switch opcode {
         case .read:
             guard !flags.contains(.inlineData), inline == 0, !flags.contains(.unmap) else {
-                return fail(.invalid, "READ with inline data or unmap")
+                return fail(.invalid, .badOperands, "READ with inline data or unmap")
             }
             if let f = rangeCheck(maxLength: limits.maxIOBytes) { return f }
-            guard nseg > 0, total == UInt64(length) else { return fail(.invalid, "segments do not add up to the length") }
+            guard nseg > 0, total == UInt64(length) else { return fail(.invalid, .segmentsMismatch, "segments do not add up to the length") }
         case .write:
-            guard !flags.contains(.unmap) else { return fail(.invalid, "WRITE with unmap") }
+            guard !flags.contains(.unmap) else { return fail(.invalid, .badOperands, "WRITE with unmap") }
             if let f = rangeCheck(maxLength: limits.maxIOBytes) { return f }
             if flags.contains(.inlineData) {
-                guard nseg == 0, inline == Int(length) else { return fail(.invalid, "inline WRITE must carry exactly its length") }
+                guard nseg == 0, inline == Int(length) else { return fail(.invalid, .badOperands, "inline WRITE must carry exactly its length") }
             } else {
                 guard inline == 0, nseg > 0, total == UInt64(length) else {
-                    return fail(.invalid, "segments do not add up to the length")
+                    return fail(.invalid, .segmentsMismatch, "segments do not add up to the length")
                 }
             }
         case .flush:
             guard nseg == 0, inline == 0, length == 0, offset == 0, flags.isEmpty else {
-                return fail(.invalid, "FLUSH carries no range, data or flags")
+                return fail(.invalid, .badOperands, "FLUSH carries no range, data or flags")
             }
         case .discard, .writeZeroes:
             guard nseg == 0, inline == 0, !flags.contains(.inlineData) else {
-                return fail(.invalid, "DISCARD/WRITE_ZEROES carry no data")
+                return fail(.invalid, .badOperands, "DISCARD/WRITE_ZEROES carry no data")
             }
-            if opcode == .discard, flags.contains(.unmap) { return fail(.invalid, "DISCARD with unmap flag") }
+            if opcode == .discard, flags.contains(.unmap) { return fail(.invalid, .badOperands, "DISCARD with unmap flag") }
             let max = opcode == .discard ? limits.maxDiscardBytes : limits.maxWriteZeroesBytes
-            guard max > 0 else { return fail(.unsupported, "not supported by this export") }
+            guard max > 0 else { return fail(.unsupported, .unsupported, "not supported by this export") }
             if let f = rangeCheck(maxLength: max) { return f }
         case .getID:
             guard inline == 0, flags.isEmpty, offset == 0, nseg > 0, length > 0, length <= 20,
                   total == UInt64(length) else {
-                return fail(.invalid, "GET_ID takes 1-20 bytes of segments")
+                return fail(.invalid, .badOperands, "GET_ID takes 1-20 bytes of segments")
             }
         }
         return .success(capsule)

@@ -63,7 +63,7 @@ final class BlockTestClient {
         capsuleSize = Wire.commandSize(segments: Int(geometry.maxSegments), inline: Int(geometry.maxInlineBytes))
         do {
             data = try RegisteredBuffer(pd: conn.pd, count: dataBytes, access: .all)
-            capsules = try RegisteredBuffer(pd: conn.pd, count: max(capsuleSize, 4096) * self.depth, access: [.localWrite])
+            capsules = try RegisteredBuffer(pd: conn.pd, count: max(capsuleSize, 4096) * 64, access: [.localWrite])
             responses = try RegisteredBuffer(pd: conn.pd, count: Wire.responseSize * 64, access: [.localWrite])
             for i in 0..<64 {
                 receiveBatch.receive(wrId: UInt64(i), local: responses.region.segment(offset: i * 16, length: 16))
@@ -122,21 +122,45 @@ final class BlockTestClient {
         while out.count < count {
             guard monotonicNanoseconds() < deadline else { throw .timedOut("waiting for \(count) responses") }
             let n = try connection.queuePair.receiveCQ.wait(into: completions, spin: 10, timeoutMilliseconds: 1000)
-            for i in 0..<n {
-                let c = completions[i]
-                guard c.isSuccess else { throw c.error }
-                guard c.isReceive else { continue }
-                let slot = Int(c.wrId)
-                let p = responses.bytes.baseAddress! + slot * 16
-                guard let r = ResponseCapsule.read(p, byteCount: Int(c.byteLength)) else {
-                    throw .timedOut("malformed response")
-                }
-                out.append(r)
-                receiveBatch.receive(wrId: UInt64(slot), local: responses.region.segment(offset: slot * 16, length: 16))
-                try connection.queuePair.post(receiveBatch)
-            }
+            for i in 0..<n { if let r = try take(completions[i]) { out.append(r) } }
         }
         return out
+    }
+
+    /// The response a completion carries (its receive buffer reposted), nil for a send completion.
+    private func take(_ c: Completion) throws(FabricError) -> (tag: UInt32, status: BlockStatus, value: UInt64)? {
+        guard c.isSuccess else { throw c.error }
+        guard c.isReceive else { return nil }
+        let slot = Int(c.wrId)
+        guard let r = ResponseCapsule.read(responses.bytes.baseAddress! + slot * 16, byteCount: Int(c.byteLength)) else {
+            throw .timedOut("malformed response")
+        }
+        receiveBatch.receive(wrId: UInt64(slot), local: responses.region.segment(offset: slot * 16, length: 16))
+        try connection.queuePair.post(receiveBatch)
+        return r
+    }
+
+    /// The responses already arrived, without waiting.
+    func pollResponses() throws(FabricError) -> [(tag: UInt32, status: BlockStatus, value: UInt64)] {
+        var out: [(tag: UInt32, status: BlockStatus, value: UInt64)] = []
+        while true {
+            let n = try connection.queuePair.receiveCQ.poll(into: completions)
+            if n == 0 { return out }
+            for i in 0..<n { if let r = try take(completions[i]) { out.append(r) } }
+        }
+    }
+
+    /// Waits for a SEND's completion (the target acknowledged the capsule); responses seen meanwhile are dropped.
+    func waitForSendCompletion(timeoutMilliseconds: Int32 = 30_000) throws(FabricError) {
+        let deadline = monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
+        while monotonicNanoseconds() < deadline {
+            let n = try connection.queuePair.sendCQ.wait(into: completions, spin: 10, timeoutMilliseconds: 1000)
+            for i in 0..<n where !completions[i].isReceive {
+                guard completions[i].isSuccess else { throw completions[i].error }
+                return
+            }
+        }
+        throw .timedOut("waiting for a send completion")
     }
 
     /// One command, answered.

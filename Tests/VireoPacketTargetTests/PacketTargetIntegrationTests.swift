@@ -108,6 +108,23 @@ struct PacketTargetIntegrationTests {
         #expect(t.rxFrames == 5 && t.txFrames == 1)
     }
 
+    /// Defect 9 (issue 10): no offload is negotiated, so a sender's virtio-net header (DATA_VALID, csum_*,
+    /// hdr_len, gso_size) must never reach another port: a VM could make its peers skip checksum checks.
+    @Test func senderHeaderFieldsAreNotForwarded() throws {
+        let d = try Self.daemon([NetworkConfig(name: "lan0")])
+        defer { d.stop() }
+        let a = try PacketTestPort(host: host, port: d.port, network: "lan0")
+        let b = try PacketTestPort(host: host, port: d.port, network: "lan0", queueIndex: 1)
+        #expect(Self.waitUntil { d.networks["lan0"]!.portCount == 2 })
+        var f = PacketTestPort.frame(dst: .broadcast, src: Self.macs[0], payload: Self.payload(3))
+        f[0] = 2  // VIRTIO_NET_HDR_F_DATA_VALID
+        for i in 2..<12 { f[i] = UInt8(0x40 + i) }  // hdr_len, gso_size, csum_start, csum_offset, num_buffers
+        #expect(a.send(f))
+        let got = try #require(b.receive())
+        #expect(Array(got[0..<12]) == [UInt8](repeating: 0, count: 12), "header forwarded: \(Array(got[0..<12]))")
+        #expect(Array(got[12...]) == Array(f[12...]), "the frame itself crosses unchanged")
+    }
+
     @Test func rejectsUnknownNetworkAndWrongKind() throws {
         let d = try Self.daemon([NetworkConfig(name: "lan0")])
         defer { d.stop() }

@@ -99,3 +99,36 @@ import VireoWire
         for r in PacketFrame.DropReason.allCases where r != .tooLong { #expect(PortDrop(r) == .malformed) }
     }
 }
+
+/// Defect 8 (issue 10): one port's broadcast flood must not buy unbounded copies from the switch's thread.
+@Suite struct FloodBudgetTests {
+    @Test func oneSendersFloodIsCutAtItsBudgetAndOthersStillFlood() {
+        var s = PacketSwitch(agingSeconds: 300, tableCapacity: 64, maxPorts: 8)
+        for p in 0..<4 { s.addPort(p) }
+        let now: UInt64 = 5_000_000_000
+        var delivered = 0, dropped = 0
+        for _ in 0..<20_000 {
+            var copies = 0
+            switch s.forward(SwitchTests.frame(.broadcast, SwitchTests.a), ingress: 0, now: now, { _ in copies += 1 }) {
+            case .delivered(let n):
+                #expect(n == 3 && copies == 3, "a flood is delivered whole or not at all")
+                delivered += 1
+            case .dropped:
+                #expect(copies == 0)
+                dropped += 1
+            }
+        }
+        #expect(dropped > 0, "20 000 broadcasts (60 000 copies) in one instant were all copied")
+        #expect(delivered > 0, "a sender within its budget floods")
+        // Another port's flood in the same instant is not starved by port 0's.
+        var out: [Int] = []
+        #expect(s.forward(SwitchTests.frame(.broadcast, SwitchTests.b), ingress: 1, now: now) { out.append($0) } == .delivered(3))
+        #expect(out == [0, 2, 3])
+        // Port 0's budget refills with time.
+        out = []
+        #expect(s.forward(SwitchTests.frame(.broadcast, SwitchTests.a), ingress: 0, now: now + 1_000_000_000) { out.append($0) }
+            == .delivered(3))
+        // Known unicast is not flood: it is never cut.
+        #expect(s.forward(SwitchTests.frame(SwitchTests.b, SwitchTests.a), ingress: 0, now: now + 1_000_000_000) { _ in } == .delivered(1))
+    }
+}

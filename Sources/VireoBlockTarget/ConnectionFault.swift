@@ -1,0 +1,40 @@
+/// Why the target dropped a block connection on an error (counted by reason;
+/// an orderly disconnect has none).
+public enum ConnectionFault: Int, CaseIterable, Sendable {
+    /// A capsule too short to carry a tag: nothing to answer, the peer is broken.
+    case badCapsule = 0
+    /// The RDMA READ of the initiator's buffers (a WRITE's data) failed: bad rkey, address or length.
+    case transferFailed
+    /// The RDMA WRITE into the initiator's buffers (a READ's data) failed.
+    case dataWriteFailed
+    /// Our work requests were never acknowledged (transport or RNR retries exceeded): the peer vanished.
+    case peerUnreachable
+    /// The response SEND failed otherwise.
+    case responseFailed
+    /// A receive failed (a SEND longer than the receive buffer, ...).
+    case receiveFailed
+    /// A completion for a slot the connection does not have.
+    case protocolError
+    /// Posting work requests failed (the QP is in error).
+    case postFailed
+    /// The worker had no free queue slot.
+    case noQueueSlot
+    /// The target is stopping.
+    case stopping
+
+    /// The name in counters and logs.
+    public var name: String {
+        switch self {
+        case .badCapsule: return "badCapsule"
+        case .transferFailed: return "transferFailed"
+        case .dataWriteFailed: return "dataWriteFailed"
+        case .peerUnreachable: return "peerUnreachable"
+        case .responseFailed: return "responseFailed"
+        case .receiveFailed: return "receiveFailed"
+        case .protocolError: return "protocolError"
+        case .postFailed: return "postFailed"
+        case .noQueueSlot: return "noQueueSlot"
+        case .stopping: return "stopping"
+        }
+    }
+}
