@@ -28,7 +28,7 @@ public enum FuzzDriver {
         #if VIREO_LIBFUZZER
         current = harness
         var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
         return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
             FuzzDriver.current?.run(UnsafeRawBufferPointer(start: data, count: size))
             return 0
