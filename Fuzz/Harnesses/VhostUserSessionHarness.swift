@@ -14,7 +14,7 @@ import Glibc
 // when bit 3 is set, else memfds of (bits 4-5) 0, 4 KiB, 64 KiB or 1 MiB.
 // Two request codes are the harness's own, not sent:
 //   0x7f00_0001 writes the payload (offset u32, then bytes) into the newest memfd;
-//   0x7f00_0002 signals the newest eventfd (a kick).
+//   0x7f00_0002 signals the newest eventfd (a kick) and waits 200 µs.
 // After the last message the front-end hangs up; the session must end.
 
 extension FuzzHarness {
@@ -30,7 +30,7 @@ enum VhostUserSessionHarness {
 
     static let logger: Logger = {
         var l = Logger(label: "fuzz.vhost-user")
-        l.logLevel = .critical
+        l.logLevel = getenv("VIREO_FUZZ_LOG") != nil ? .trace : .critical
         return l
     }()
 
@@ -70,6 +70,7 @@ enum VhostUserSessionHarness {
                 if let fd = eventfds.last {
                     var one: UInt64 = 1
                     _ = write(fd, &one, 8)
+                    usleep(200)   // let the worker see it before the hang-up
                 }
                 continue send
             default: break
@@ -91,8 +92,9 @@ enum VhostUserSessionHarness {
             // A refused message closes the connection; later sends fail and end the input.
             do { try send(frame, fds: fds, on: frontend) } catch { break send }
         }
-        // Hang up; run() must return (teardown stops the workers and unmaps).
-        frontend.shutdown()
+        // Hang up (writing side only: replies still land in our receive buffer,
+        // unread); run() must return (teardown stops the workers and unmaps).
+        _ = shutdown(frontend.rawValue, Int32(SHUT_WR))
         thread.join()
     }
 

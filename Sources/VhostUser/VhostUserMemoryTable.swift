@@ -21,10 +21,11 @@ public final class VhostUserMappedRegion: @unchecked Sendable {
         // Validated by the parser: offset + size does not overflow and fits Int.
         let end = Int(d.mmapOffset + d.size)
         do {
-            let fileSize = try fd.size()
-            // hugetlbfs/shm report their size; a memfd must have been truncated to cover the region.
-            guard fileSize == 0 || fileSize >= end else {
-                throw VhostUserProtocolError(request: request, .invalid("region gpa 0x\(String(d.guestPhysicalAddress, radix: 16)): file is \(fileSize) bytes, region needs \(end)"))
+            // A memfd (or tmpfs/hugetlbfs file) shorter than offset + size
+            // would map, and the first touch past its end would be SIGBUS
+            // (an empty memfd was found by fuzzing: deploy/fuzz/README.md).
+            guard try fd.backsMapping(of: end) else {
+                throw VhostUserProtocolError(request: request, .invalid("region gpa 0x\(String(d.guestPhysicalAddress, radix: 16)): file is \(try fd.size()) bytes, region needs \(end)"))
             }
             mapping = try MemoryMapping(fd: fd, offset: 0, count: end)
         } catch let e as VhostUserProtocolError {
