@@ -19,6 +19,10 @@
 //                 and the report (tables and SVG plots) from one lab boot.
 //   VireoBlockTarget  The target daemon: exports (file, block device, memory)
 //                 served as block endpoints over RDMA, storage I/O via io_uring.
+//   VireoFuzz     libFuzzer harness bodies (Fuzz/Harnesses) and their seed
+//                 inputs; the Fuzz* executables (Fuzz/<Name>/main.swift) run
+//                 them under libFuzzer when built by deploy/fuzz/run, and
+//                 replay input files in an ordinary build.
 import PackageDescription
 
 let package = Package(
@@ -123,8 +127,25 @@ let package = Package(
             ],
             path: "initiator"
         ),
+        // Fuzzing (deploy/fuzz/README.md). The harness library and the thin
+        // executables build without any fuzzer flag (they then replay files);
+        // deploy/fuzz/run builds them with -sanitize=fuzzer,address -DVIREO_LIBFUZZER.
+        .target(name: "CVireoFuzz", path: "Fuzz/CVireoFuzz"),
+        .target(
+            name: "VireoFuzz",
+            dependencies: ["CVireoFuzz", "CVireoSys", "VireoWire", "Virtio", "VhostUser", "VireoSys", "VireoPacketTarget",
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Fuzz/Harnesses"
+        ),
+        .executableTarget(name: "FuzzWire", dependencies: ["VireoFuzz", "CVireoFuzz"], path: "Fuzz/FuzzWire"),
+        .executableTarget(name: "FuzzVirtqueue", dependencies: ["VireoFuzz", "CVireoFuzz"], path: "Fuzz/FuzzVirtqueue"),
+        .executableTarget(name: "FuzzVhostUser", dependencies: ["VireoFuzz", "CVireoFuzz"], path: "Fuzz/FuzzVhostUser"),
+        .executableTarget(name: "FuzzVhostUserSession", dependencies: ["VireoFuzz", "CVireoFuzz"],
+                          path: "Fuzz/FuzzVhostUserSession"),
+        .executableTarget(name: "FuzzPacketSwitch", dependencies: ["VireoFuzz", "CVireoFuzz"], path: "Fuzz/FuzzPacketSwitch"),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
         .testTarget(name: "VireoWireTests", dependencies: ["VireoWire"]),
+        .testTarget(name: "VireoFuzzTests", dependencies: ["VireoFuzz"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioDriver", "VireoSys"]),
         .testTarget(
             name: "VhostUserTests",

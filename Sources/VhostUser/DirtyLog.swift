@@ -26,9 +26,10 @@ public final class DirtyLog: @unchecked Sendable {
     public init(fd: borrowing FileDescriptor, offset: UInt64, size: UInt64, peerOwner: UInt64? = nil) throws(SystemError) {
         let (end, o) = offset.addingReportingOverflow(size)
         guard !o, size > 0, end <= UInt64(Int.max) else { throw SystemError(call: "mmap(log)", errno: 22) }
-        let fileSize = try fd.size()
-        guard fileSize >= Int(end) else {
-            throw SystemError(call: "log fd is \(fileSize) bytes, offset + size needs \(end)", errno: 22)
+        // A log file shorter than offset + size would make the first logged
+        // write past its end a SIGBUS.
+        guard try fd.backsMapping(of: Int(end)) else {
+            throw SystemError(call: "log fd is \(try fd.size()) bytes, offset + size needs \(end)", errno: 22)
         }
         // Map from 0 so an unaligned offset still works.
         mapping = try MemoryMapping(fd: fd, offset: 0, count: Int(end), peerOwner: peerOwner)

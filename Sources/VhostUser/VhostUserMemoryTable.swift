@@ -17,16 +17,18 @@ public final class VhostUserMappedRegion: @unchecked Sendable {
     /// Maps `descriptor.size` bytes at `descriptor.mmapOffset` of `fd`. The
     /// file is mapped from offset 0 (so an offset that is not page or huge-page
     /// aligned still works) and must be large enough.
-    init(descriptor d: VhostUserMemoryRegionDescriptor, fd: consuming FileDescriptor, owner: UInt64,
+    /// With `owner` (a `PeerFaultGuard` tag) the mapping is guarded.
+    init(descriptor d: VhostUserMemoryRegionDescriptor, fd: consuming FileDescriptor, owner: UInt64? = nil,
          request: VhostUserRequest) throws(VhostUserProtocolError) {
         // Validated by the parser: offset + size does not overflow and fits Int.
         let end = Int(d.mmapOffset + d.size)
         do {
-            let fileSize = try fd.size()
-            // memfd, hugetlbfs and shm all report their size: the file must
-            // cover the region, or the first access past its end is a SIGBUS.
-            guard fileSize >= end else {
-                throw VhostUserProtocolError(request: request, .invalid("region gpa 0x\(String(d.guestPhysicalAddress, radix: 16)): file is \(fileSize) bytes, region needs \(end)"))
+            // A memfd (or tmpfs/hugetlbfs file) shorter than offset + size
+            // would map, and the first touch past its end would be SIGBUS
+            // (an empty memfd was found by fuzzing: deploy/fuzz/README.md). It may
+            // still shrink it later: the mapping is guarded (see below).
+            guard try fd.backsMapping(of: end) else {
+                throw VhostUserProtocolError(request: request, .invalid("region gpa 0x\(String(d.guestPhysicalAddress, radix: 16)): file is \(try fd.size()) bytes, region needs \(end)"))
             }
             // Guarded: a front-end that shrinks the file later costs only its own connection.
             mapping = try MemoryMapping(fd: fd, offset: 0, count: end, peerOwner: owner)

@@ -89,11 +89,25 @@ public struct FileDescriptor: ~Copyable, Sendable {
         }
     }
 
-    /// Size of the open file (`fstat`).
-    public func size() throws(SystemError) -> Int {
+    /// `fstat(2)`.
+    private func status() throws(SystemError) -> stat {
         var st = stat()
         try syscallRetrying("fstat") { fstat(rawValue, &st) }
-        return Int(st.st_size)
+        return st
+    }
+
+    /// Size of the open file (`fstat`).
+    public func size() throws(SystemError) -> Int {
+        Int(try status().st_size)
+    }
+
+    /// Whether the file backs a shared mapping of its first `byteCount`
+    /// bytes: a regular file (memfd, tmpfs, hugetlbfs) must be at least that
+    /// long, since touching a mapped page past its end raises SIGBUS. Other
+    /// kinds (a DAX character device) report no size and are not checked.
+    public func backsMapping(of byteCount: Int) throws(SystemError) -> Bool {
+        let st = try status()
+        return st.st_mode & S_IFMT != S_IFREG || Int(st.st_size) >= byteCount
     }
 
     /// `ftruncate(2)`.

@@ -1,0 +1,6 @@
+import VireoFuzz
+#if canImport(Glibc)
+import Glibc
+#endif
+
+exit(FuzzDriver.main(.wire))
