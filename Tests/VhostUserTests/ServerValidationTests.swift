@@ -69,19 +69,14 @@ enum BadEventFD: CaseIterable, CustomStringConvertible, Sendable {
     /// device keeps working meanwhile, and the first accepts a reconnect.
     @Test(arguments: BadMessage.all)
     func badMessageClosesConnectionOnly(_ bad: BadMessage) throws {
+        let b = try HostileFrontendTests.Bystander()   // device B, up and serving
         let a = try BlockRig(tag: "bad-a", queues: 1)
-        let b = try BlockRig(tag: "bad-b", queues: 1)
-        // Device B is up and serving.
-        try b.frontend.negotiate(wanted: blockFeatures)
-        try b.frontend.setMemTable(b.memory)
-        let bq = SplitDriverQueue(memory: b.memory, size: 16, eventIdx: true)
-        try b.frontend.setUpRing(0, driver: bq)
 
         try a.frontend.negotiate(wanted: blockFeatures)
         try a.frontend.setMemTable(a.memory)
         let fds = try (0..<bad.fds).map { _ in SharedEventFD(try EventFD()) }
         try a.frontend.sendRaw(bad.bytes, fds: fds.map(\.rawValue))
-        try expectClosedOthersServed(a: a, b: b, bq: bq, request: bad.request, fragment: bad.fragment, name: bad.name)
+        try expectClosedOthersServed(a: a, b: b, request: bad.request, fragment: bad.fragment, name: bad.name)
     }
 
     /// A descriptor a VMM sends as a kick, call or err eventfd that is not one
@@ -90,12 +85,8 @@ enum BadEventFD: CaseIterable, CustomStringConvertible, Sendable {
     /// Before: EBADF from fcntl/read/write trapped and aborted every VM's devices.
     @Test(arguments: BadEventFD.allCases, [VhostUserRequest.setVringKick, .setVringCall, .setVringErr])
     func nonEventFDIsRefused(_ kind: BadEventFD, _ request: VhostUserRequest) throws {
+        let b = try HostileFrontendTests.Bystander()
         let a = try BlockRig(tag: "badfd-a", queues: 1)
-        let b = try BlockRig(tag: "badfd-b", queues: 1)
-        try b.frontend.negotiate(wanted: blockFeatures)
-        try b.frontend.setMemTable(b.memory)
-        let bq = SplitDriverQueue(memory: b.memory, size: 16, eventIdx: true)
-        try b.frontend.setUpRing(0, driver: bq)
 
         try a.frontend.negotiate(wanted: blockFeatures)
         try a.frontend.setMemTable(a.memory)
@@ -103,12 +94,12 @@ enum BadEventFD: CaseIterable, CustomStringConvertible, Sendable {
         try a.frontend.setUpRing(0, driver: aq)
         let fd = try kind.open()
         try a.frontend.sendRaw(BadMessage.frame(request.rawValue, u64(0)), fds: [fd.rawValue])
-        try expectClosedOthersServed(a: a, b: b, bq: bq, request: request, fragment: "peer eventfd check", name: "\(kind)")
+        try expectClosedOthersServed(a: a, b: b, request: request, fragment: "peer eventfd check", name: "\(kind)")
     }
 
     /// After A's connection closed on a bad message: B keeps serving, and A
     /// accepts a reconnect and serves.
-    private func expectClosedOthersServed(a: BlockRig, b: BlockRig, bq: SplitDriverQueue, request: VhostUserRequest?,
+    private func expectClosedOthersServed(a: BlockRig, b: HostileFrontendTests.Bystander, request: VhostUserRequest?,
                                           fragment: String, name: String) throws {
         #expect(a.frontend.waitForClose(), "server did not close after \(name)")
         #expect(waitUntil { a.server.lastEnd != nil })
@@ -120,11 +111,7 @@ enum BadEventFD: CaseIterable, CustomStringConvertible, Sendable {
         #expect(e.description.contains(fragment), "\(e)")
         #expect(a.server.protocolErrors.load(ordering: .relaxed) == 1)
 
-        // B unaffected.
-        let f = b.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
-        bq.add(f, write: true)
-        b.frontend.kick(0)
-        #expect(b.frontend.waitForUsed(0, count: 1).count == 1)
+        b.expectServes()
 
         // A accepts a reconnect and serves.
         a.frontend = try VhostUserFrontend(path: a.path)
