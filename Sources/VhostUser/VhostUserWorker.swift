@@ -168,8 +168,9 @@ final class VhostUserWorker: @unchecked Sendable {
         var faulted = false
         while true {
             // One relaxed load a round: did a SIGBUS get contained anywhere?
-            if PeerFaultGuard.totalFaults != faultsSeen {
-                faultsSeen = PeerFaultGuard.totalFaults
+            let faults = PeerFaultGuard.totalFaults
+            if faults != faultsSeen {
+                faultsSeen = faults
                 if !faulted, faultOwner != 0, PeerFaultGuard.faults(owner: faultOwner) > 0 {
                     // Our front-end shrank its memory: stop touching its rings, fail the connection.
                     faulted = true

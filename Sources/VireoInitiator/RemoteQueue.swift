@@ -318,11 +318,6 @@ final class RemoteQueue: @unchecked Sendable {
         // through it, so a late RDMA for the old command cannot land after
         // (or over) the resubmitted one. Its flushes are discarded (epoch).
         try? conn.queuePair.moveToError()
-        connection = nil
-        postedWorkRequests = 0
-        epoch &+= 1
-        sendBatch.reset()
-        recvBatch.reset()
         var held = 0
         for s in 0..<slotCount where slots[s].state == .inFlight {
             slots[s].state = .queued
@@ -330,9 +325,21 @@ final class RemoteQueue: @unchecked Sendable {
             held += 1
         }
         inFlight = 0
+        logger.warning("disk \(disk.config.socket) queue \(index): connection to \(disk.config.target) lost (\(reason)); holding \(fifo.count) request(s) (\(held) were in flight), reconnecting")
+        dropConnection()
+    }
+
+    /// Lets go of a connection already moved to error: its work requests and
+    /// completions belong to the old epoch from here on, the loss clock starts
+    /// (if not running), and the supervisor is asked for a new one.
+    private func dropConnection() {
+        connection = nil
+        postedWorkRequests = 0
+        epoch &+= 1
+        sendBatch.reset()
+        recvBatch.reset()
         if lostSince == 0 { lostSince = monotonicNanoseconds() }
         counters.bump(counters.connectionsLost)
-        logger.warning("disk \(disk.config.socket) queue \(index): connection to \(disk.config.target) lost (\(reason)); holding \(fifo.count) request(s) (\(held) were in flight), reconnecting")
         link.reconnectWanted.store(generation, ordering: .releasing)
         link.supervisorWake.signal()
     }
@@ -421,15 +428,7 @@ final class RemoteQueue: @unchecked Sendable {
             if postedWorkRequests > 0 {
                 logger.error("disk \(disk.config.socket) queue \(index): \(postedWorkRequests) work request(s) did not flush within 1 s of the QP error")
             }
-            connection = nil
-            postedWorkRequests = 0
-            epoch &+= 1
-            sendBatch.reset()
-            recvBatch.reset()
-            if lostSince == 0 { lostSince = monotonicNanoseconds() }
-            counters.bump(counters.connectionsLost)
-            link.reconnectWanted.store(generation, ordering: .releasing)
-            link.supervisorWake.signal()
+            dropConnection()
         }
         var failed = 0
         for s in 0..<slotCount where slots[s].state != .free {
