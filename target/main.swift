@@ -51,6 +51,12 @@ extension VireoTarget {
         @Option(help: "Seconds between stats file writes (default 10).")
         var statsInterval: Double?
 
+        @Option(help: "Seconds a block connection may be idle and silent before its peer is probed (default 5).")
+        var keepalive: Double?
+
+        @Option(help: "Seconds without a completion, work posted, before a block peer counts as vanished and is dropped (default 15).")
+        var peerTimeout: Double?
+
         func run() throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             let logger = Logger(label: "vireo.target")
@@ -75,6 +81,8 @@ extension VireoTarget {
             if let workers { cfg.workers = workers }
             if busyPoll { cfg.busyPoll = true }
             if let statsFile { cfg.statsFile = statsFile }
+            if let keepalive { cfg.keepaliveSeconds = keepalive }
+            if let peerTimeout { cfg.peerTimeoutSeconds = peerTimeout }
             if let statsInterval {
                 guard statsInterval > 0 else { throw ValidationError("--stats-interval must be positive") }
                 cfg.statsIntervalSeconds = statsInterval

@@ -7,7 +7,8 @@ public enum ConnectionFault: Int, CaseIterable, Sendable {
     case transferFailed
     /// The RDMA WRITE into the initiator's buffers (a READ's data) failed.
     case dataWriteFailed
-    /// Our work requests were never acknowledged (transport or RNR retries exceeded): the peer vanished.
+    /// Our work requests were never acknowledged (transport or RNR retries exceeded, or nothing
+    /// completed within the peer timeout, see `PeerLiveness`): the peer vanished.
     case peerUnreachable
     /// The response SEND failed otherwise.
     case responseFailed

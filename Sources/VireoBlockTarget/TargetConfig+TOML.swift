@@ -11,6 +11,8 @@ extension TargetConfig {
     /// busy_poll = false
     /// stats_file = "/run/vireo/target.prom"  # optional; counters, Prometheus text format
     /// stats_interval = 10
+    /// keepalive = 5        # seconds idle and silent before a block connection's peer is probed
+    /// peer_timeout = 15    # seconds without a completion, work posted, before the peer counts as gone
     /// [[export]]
     /// name = "vol0"
     /// file = "/var/lib/vireo/vol0.img"   # or device = "/dev/...", or memory = true
@@ -56,6 +58,14 @@ extension TargetConfig {
             case "stats_interval":
                 if let d = value.double ?? value.int.map(Double.init), d > 0 { config.statsIntervalSeconds = d } else {
                     problems.append("stats_interval must be a positive number of seconds")
+                }
+            case "keepalive":
+                if let d = value.double ?? value.int.map(Double.init) { config.keepaliveSeconds = d } else {
+                    problems.append("keepalive must be a number of seconds")
+                }
+            case "peer_timeout":
+                if let d = value.double ?? value.int.map(Double.init) { config.peerTimeoutSeconds = d } else {
+                    problems.append("peer_timeout must be a number of seconds")
                 }
             case "busy_poll":
                 if let b = value.bool { config.busyPoll = b } else { problems.append("busy_poll must be true or false") }

@@ -19,6 +19,12 @@ public struct TargetConfig: Equatable, Sendable {
     public var statsFile: String?
     /// Seconds between stats file writes (default 10).
     public var statsIntervalSeconds: Double?
+    /// Seconds a block connection may be idle and silent before the target probes its peer
+    /// (a zero-length RDMA WRITE; TOML `keepalive`, default 5).
+    public var keepaliveSeconds: Double = 5
+    /// Seconds without any completion, while work or a probe is posted to the peer, after
+    /// which the peer counts as vanished and its connection is dropped (TOML `peer_timeout`, default 15).
+    public var peerTimeoutSeconds: Double = 15
 
     public init(listen: String = "0.0.0.0:4420", workers: Int = 2, busyPoll: Bool = false, exports: [ExportConfig] = [],
                 networks: [NetworkConfig] = []) {
@@ -33,6 +39,10 @@ public struct TargetConfig: Equatable, Sendable {
     public func problems() -> [String] {
         var out: [String] = []
         if workers < 1 || workers > 64 { out.append("workers \(workers) must be 1-64") }
+        if !(keepaliveSeconds >= 0.01 && keepaliveSeconds <= 3600) { out.append("keepalive \(keepaliveSeconds) must be 0.01-3600 seconds") }
+        if !(peerTimeoutSeconds > keepaliveSeconds && peerTimeoutSeconds <= 3600) {
+            out.append("peer_timeout \(peerTimeoutSeconds) must be longer than keepalive (\(keepaliveSeconds)) and at most 3600 seconds")
+        }
         if exports.isEmpty && networks.isEmpty {
             out.append("no exports configured (add [[export]] or --export, or [[network]] or --network)")
         }

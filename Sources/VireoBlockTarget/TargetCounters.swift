@@ -7,8 +7,8 @@ public final class TargetCounters: @unchecked Sendable {
     // SAFETY: one writing thread; readers accept torn/stale values.
     private let storage: UnsafeMutablePointer<UInt64>
     private static let opcodeBase = 0, statusBase = 8, bytesReadIndex = 16, bytesWrittenIndex = 17
-    private static let droppedIndex = 18, acceptedIndex = 19, chunkedIndex = 20
-    private static let badCommandBase = 21, faultBase = badCommandBase + CapsuleCheck.allCases.count
+    private static let droppedIndex = 18, acceptedIndex = 19, chunkedIndex = 20, probedIndex = 21
+    private static let badCommandBase = 22, faultBase = badCommandBase + CapsuleCheck.allCases.count
     private static let count = faultBase + ConnectionFault.allCases.count
 
     public init() {
@@ -24,6 +24,7 @@ public final class TargetCounters: @unchecked Sendable {
     @inline(__always) func written(_ n: Int) { storage[Self.bytesWrittenIndex] &+= UInt64(n) }
     @inline(__always) func accepted() { storage[Self.acceptedIndex] &+= 1 }
     @inline(__always) func chunked() { storage[Self.chunkedIndex] &+= 1 }
+    @inline(__always) func probed() { storage[Self.probedIndex] &+= 1 }
     @inline(__always) func badCommand(_ check: CapsuleCheck) { storage[Self.badCommandBase + check.rawValue] &+= 1 }
     @inline(__always) func dropped(_ fault: ConnectionFault) {
         storage[Self.droppedIndex] &+= 1
@@ -45,6 +46,8 @@ public final class TargetCounters: @unchecked Sendable {
     public func drops(_ fault: ConnectionFault) -> UInt64 { storage[Self.faultBase + fault.rawValue] }
     /// Commands deferred off the worker's critical path: memory-export ranges zeroed in bounded chunks.
     public var chunkedCommands: UInt64 { storage[Self.chunkedIndex] }
+    /// Liveness probes (zero-length RDMA WRITEs) sent to idle, silent peers.
+    public var livenessProbes: UInt64 { storage[Self.probedIndex] }
 
     /// Adds `other` into this one (totals over workers).
     func add(_ other: TargetCounters) {

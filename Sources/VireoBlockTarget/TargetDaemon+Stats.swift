@@ -36,6 +36,8 @@ extension TargetDaemon {
         }
         s.counter("vireo_target_commands_chunked_total", total.chunkedCommands,
                   help: "Memory-export DISCARD/WRITE_ZEROES carried out in bounded chunks between other connections' work.")
+        s.counter("vireo_target_liveness_probes_total", total.livenessProbes,
+                  help: "Zero-length RDMA WRITEs sent to block connections that were idle and silent for the keepalive interval.")
         for name in networks.keys.sorted() {
             Self.add(networks[name]!.totals, to: &s, prefix: "vireo_target_network", labels: [("network", name)])
         }

@@ -175,7 +175,10 @@ public final class TargetDaemon: @unchecked Sendable {
             do {
                 w = try TargetWorker(
                     index: i, context: ctx, cqCapacity: cqCap, ringEntries: Self.workerRingEntries,
-                    busyPoll: config.busyPoll, logger: logger, retire: { [weak self] q in self?.retireFromWorker(q) })
+                    busyPoll: config.busyPoll,
+                    keepaliveNanoseconds: UInt64(config.keepaliveSeconds * 1e9),
+                    peerTimeoutNanoseconds: UInt64(config.peerTimeoutSeconds * 1e9),
+                    logger: logger, retire: { [weak self] q in self?.retireFromWorker(q) })
             } catch {
                 throw .fabric(error)
             }

@@ -56,6 +56,10 @@ final class TargetQueue: @unchecked Sendable {
     /// Most bytes a memory export zeroes in one go on the worker; larger ranges go in chunks of this.
     static let zeroChunkBytes = 1 << 20
     private var sendQueueFree: Int
+    /// Whether the peer still answers (checked on the worker's tick, see `checkLiveness`).
+    private var liveness = PeerLiveness(keepaliveNanoseconds: .max, timeoutNanoseconds: .max, now: 0)
+    /// A liveness probe is posted and has not completed.
+    private var probing = false
     private let sendBatch: SendBatch
     private let receiveBatch: RecvBatch
 
@@ -126,9 +130,12 @@ final class TargetQueue: @unchecked Sendable {
         responses = nil
     }
 
-    /// Called by the worker that now owns this queue: records its ids and posts every receive.
-    func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters, logger: Logger) {
+    /// Called by the worker that now owns this queue: records its ids, starts watching the
+    /// peer's liveness, and posts every receive.
+    func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters, logger: Logger,
+                 liveness: PeerLiveness) {
         self.logger = logger
+        self.liveness = liveness
         tableIndex = index
         self.generation = generation
         self.ring = ring
@@ -152,12 +159,14 @@ final class TargetQueue: @unchecked Sendable {
             case WorkID.transfer: (what, fault) = ("RDMA READ of the initiator's buffers", .transferFailed)
             case WorkID.data: (what, fault) = ("RDMA WRITE into the initiator's buffers", .dataWriteFailed)
             case WorkID.response: (what, fault) = ("response SEND", .responseFailed)
+            case WorkID.probe: (what, fault) = ("liveness probe (zero-length RDMA WRITE)", .peerUnreachable)
             default: (what, fault) = ("receive", .receiveFailed)
             }
             if c.status == IBV_WC_RETRY_EXC_ERR || c.status == IBV_WC_RNR_RETRY_EXC_ERR { fault = .peerUnreachable }
             drop("\(what) failed: \(String(cString: ibv_wc_status_str(c.status)))", fault: fault)
             return
         }
+        liveness.heard()
         guard index >= 0 && index < depth else { return drop("completion for unknown slot \(index)", fault: .protocolError) }
         switch kind {
         case WorkID.receive:
@@ -171,6 +180,10 @@ final class TargetQueue: @unchecked Sendable {
             serveWaiters()
         case WorkID.response:
             finished(index)
+        case WorkID.probe:
+            probing = false
+            sendQueueFree += 1
+            serveWaiters()
         default:
             break
         }
@@ -213,6 +226,30 @@ final class TargetQueue: @unchecked Sendable {
         r.pointee.hasData = cap.opcode == .read && r.pointee.status == .ok
         r.pointee.state = .readyToComplete
         process(index)
+    }
+
+    /// The worker's liveness tick (about once a second, never per command): probes a peer
+    /// that has been silent and idle for the keepalive interval, and drops one that has
+    /// left posted work unacknowledged for the peer timeout (it vanished without a
+    /// DISCONNECT: crashed, powered off, cut off).
+    func checkLiveness(now: UInt64) {
+        guard !isDraining else { return }
+        switch liveness.check(now: now, waiting: sendQueueFree < sendQueueDepth) {
+        case .alive:
+            return
+        case .probe:
+            guard !probing, sendQueueFree > 0 else { return }
+            sendBatch.probe(wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.probe, index: 0))
+            guard post(sendBatch) else { return }
+            sendQueueFree -= 1
+            probing = true
+            counters.probed()
+        case .gone(let silent):
+            let what = probing ? "a liveness probe" : "posted work"
+            drop("no completion from the peer for \(silent / 1_000_000) ms with \(what) outstanding "
+                 + "(peer timeout \(liveness.timeoutNanoseconds / 1_000_000) ms): it vanished without a DISCONNECT",
+                 fault: .peerUnreachable)
+        }
     }
 
     /// Marks the connection for retirement (the QP is in error or the peer is broken);

@@ -30,6 +30,12 @@ final class TargetWorker: @unchecked Sendable {
     private let busyPoll: Bool
     /// Idle loop turns before sleeping.
     private let spinBudget: Int
+    /// Peer liveness: probe after this much idle silence, drop after this much silence with work posted.
+    private let keepaliveNanoseconds: UInt64
+    private let peerTimeoutNanoseconds: UInt64
+    /// Nanoseconds between liveness ticks, and the last tick.
+    private let tickNanoseconds: UInt64
+    private var lastTick: UInt64 = 0
     /// Called (on the worker thread) with a queue it has retired; the control plane releases it.
     private let retire: @Sendable (TargetQueue) -> Void
 
@@ -57,7 +63,11 @@ final class TargetWorker: @unchecked Sendable {
     var queueCount = 0
 
     init(index: Int, context: VerbsContext, cqCapacity: Int, ringEntries: Int, busyPoll: Bool,
+         keepaliveNanoseconds: UInt64 = 5_000_000_000, peerTimeoutNanoseconds: UInt64 = 15_000_000_000,
          logger: Logger, retire: @escaping @Sendable (TargetQueue) -> Void) throws(FabricError) {
+        self.keepaliveNanoseconds = keepaliveNanoseconds
+        self.peerTimeoutNanoseconds = peerTimeoutNanoseconds
+        tickNanoseconds = min(1_000_000_000, max(keepaliveNanoseconds / 2, 1_000_000))
         self.index = index
         self.context = context
         channel = try CompletionChannel(context: context)
@@ -138,8 +148,11 @@ final class TargetWorker: @unchecked Sendable {
 
     private func run() {
         var idle = 0
+        var turns: UInt = 0
         while vireo_relaxed_load(stopFlag) == 0 {
             if vireo_relaxed_load(handoffHint) != 0 { takeHandoffs() }
+            turns &+= 1
+            if turns & 1023 == 0 { livenessTick() }
             var work = pollOnce()
             if work > 0 { idle = 0; continue }
             idle += 1
@@ -149,16 +162,31 @@ final class TargetWorker: @unchecked Sendable {
             work = pollOnce()
             if work > 0 { idle = 0; continue }
             do {
-                try poller.wait(timeoutMilliseconds: 1000)
+                try poller.wait(timeoutMilliseconds: Int32(tickNanoseconds / 1_000_000))
             } catch {
                 logger.error("worker \(index): \(error)")
             }
             do { try cq.takeChannelEvents() } catch { logger.error("worker \(index): \(error)") }
             ring.eventFD.drain()
             wake.drain()
+            livenessTick()
             idle = 0
         }
         finishStorage()
+    }
+
+    /// At most once per `tickNanoseconds` (the sleep wakes at least once a second): lets every
+    /// queue probe a silent idle peer or drop one that left its posted work unacknowledged.
+    private func livenessTick() {
+        let now = monotonicNanoseconds()
+        guard now &- lastTick >= tickNanoseconds else { return }
+        lastTick = now
+        for q in table {
+            guard let q else { continue }
+            q.checkLiveness(now: now)
+            if q.isDraining { noteDraining(q) }
+        }
+        if !draining.isEmpty { retireDrained() }
     }
 
     /// At stop: waits (up to 5 s) for io_uring operations still in flight, so no
@@ -275,7 +303,9 @@ final class TargetWorker: @unchecked Sendable {
             table[slot] = q
             generations[slot] &+= 1
             counters.accepted()
-            q.install(index: slot, generation: generations[slot], ring: ring, counters: counters, logger: logger)
+            q.install(index: slot, generation: generations[slot], ring: ring, counters: counters, logger: logger,
+                      liveness: PeerLiveness(keepaliveNanoseconds: keepaliveNanoseconds,
+                                             timeoutNanoseconds: peerTimeoutNanoseconds, now: monotonicNanoseconds()))
             if q.isDraining { noteDraining(q) }
         }
         for q in drops where table[q.tableIndex] === q {

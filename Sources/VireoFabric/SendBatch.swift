@@ -102,6 +102,18 @@ public final class SendBatch: @unchecked Sendable {
         wr.pointee.wr.rdma.rkey = rkey
     }
 
+    /// Appends a zero-length RDMA WRITE: a liveness probe. It names no buffer and no key
+    /// (IBA C9-88: a zero-length RDMA operation needs neither), touches nothing at the peer
+    /// and raises no completion there, yet completes here only once the peer's RNIC has
+    /// acknowledged it; against a peer that is gone it fails (retries exhausted) or never
+    /// completes, which is what the caller's timer is for.
+    @inline(__always)
+    public func probe(wrId: UInt64) {
+        let wr = append(wrId: wrId, opcode: IBV_WR_RDMA_WRITE, local: nil, signaled: true, immediate: nil, inline: false)
+        wr.pointee.wr.rdma.remote_addr = 0
+        wr.pointee.wr.rdma.rkey = 0
+    }
+
     /// Adds one more local segment to the last work request.
     @inline(__always)
     public func appendSegment(_ local: ScatterGatherElement) {

@@ -3,7 +3,7 @@
 /// recognised and ignored), what kind of operation, and which buffer or slot.
 ///
 /// Layout: queue index [36..<52] · generation [20..<36] · kind [16..<20] · index [0..<16].
-/// Shared by the block target (kinds 1-5) and the packet target (kinds 8-10).
+/// Shared by the block target (kinds 1-6) and the packet target (kinds 8-10).
 public enum WorkID {
     /// A receive buffer got a capsule (index: receive buffer).
     public static let receive: UInt64 = 1
@@ -15,6 +15,8 @@ public enum WorkID {
     public static let data: UInt64 = 4
     /// An io_uring storage operation (index: request slot).
     public static let storage: UInt64 = 5
+    /// A zero-length RDMA WRITE probing an idle peer (no buffer; index 0).
+    public static let probe: UInt64 = 6
     /// Packet target: a receive buffer got a frame or a credit message (index: receive buffer).
     public static let packetReceive: UInt64 = 8
     /// Packet target: a frame SEND (index: send buffer).

@@ -53,6 +53,23 @@ struct ConfigTests {
         #expect(throws: ConfigError.self) { try TargetConfig(toml: "stats_interval = -1\n[[export]]\nname = \"a\"\nmemory = true\nsize = \"64M\"\n") }
     }
 
+    /// Peer liveness: defaults 5 s / 15 s, both settable, the timeout longer than the keepalive.
+    @Test func keepaliveAndPeerTimeout() throws {
+        let export = "[[export]]\nname = \"a\"\nmemory = true\nsize = \"64M\"\n"
+        let d = try TargetConfig(toml: export)
+        #expect(d.keepaliveSeconds == 5 && d.peerTimeoutSeconds == 15)
+        let c = try TargetConfig(toml: "keepalive = 0.5\npeer_timeout = 2\n" + export)
+        #expect(c.keepaliveSeconds == 0.5 && c.peerTimeoutSeconds == 2)
+        do {
+            _ = try TargetConfig(toml: "keepalive = 10\npeer_timeout = 10\n" + export)
+            Issue.record("a peer timeout no longer than the keepalive was accepted")
+        } catch {
+            #expect(error.problems == ["peer_timeout 10.0 must be longer than keepalive (10.0) and at most 3600 seconds"])
+        }
+        #expect(throws: ConfigError.self) { try TargetConfig(toml: "keepalive = 0\n" + export) }
+        #expect(throws: ConfigError.self) { try TargetConfig(toml: "peer_timeout = \"soon\"\n" + export) }
+    }
+
     /// Each bad document yields one clear line naming the problem.
     @Test(arguments: [
         ("workers = 0\n[[export]]\nname = \"a\"\nmemory = true\nsize = \"1M\"", "workers 0 must be 1-64"),

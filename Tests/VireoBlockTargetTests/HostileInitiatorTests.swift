@@ -22,8 +22,11 @@ struct HostileInitiatorTests {
 
     /// One worker: the bad and the good connection share it.
     static func daemon(_ exports: [ExportConfig], log: CapturedLog) throws -> TargetDaemon {
-        let d = try TargetDaemon(config: TargetConfig(listen: "\(RDMAEnvironment.address):0", workers: 1, exports: exports),
-                                 logger: log.logger())
+        var config = TargetConfig(listen: "\(RDMAEnvironment.address):0", workers: 1, exports: exports)
+        // Short liveness timers, so a vanished peer is found in seconds (defaults: 5 s and 15 s).
+        config.keepaliveSeconds = 1
+        config.peerTimeoutSeconds = 4
+        let d = try TargetDaemon(config: config, logger: log.logger())
         try d.start()
         return d
     }
@@ -208,29 +211,22 @@ struct HostileInitiatorTests {
         try Self.finish(bystander, daemon: d, export: "bad")
     }
 
-    /// A peer whose QP dies without rdma_disconnect (a crashed host: no DREQ) while a command is
-    /// running: the target's response finds nobody, the connection is dropped, counted and logged,
-    /// and its queue slot (the export allows one) is free for the next initiator.
-    @Test(.disabled("""
-        Fails in the lab (rxe loopback): with the peer's QP in ERROR or RESET and the target's QPs given ACK timeout 18, \
-        the target's response SEND never fails within 120 s, so the vanished peer is never dropped and keeps the \
-        export's queue slot. Open: whether the ACK timeout reaches the passive side's QP, or rxe never times out here.
-        """))
-    func peerVanishingWithoutDisconnectIsDroppedAndFreesItsSlot() throws {
-        let (d, log, bystander) = try Self.arena(Self.memory("one", size: 256 << 20) { $0.maxQueues = 1 })
-        defer { d.stop() }
-        let bad = try BlockTestClient(host: host, port: d.port, name: "one", queueIndex: 5)
-        // 256 MiB of zeroing: still running when the peer dies, right after the target acknowledged the command.
-        try bad.send(size: bad.build(.writeZeroes, tag: 1, offset: 0, length: 256 << 20))
-        try bad.waitForSendCompletion()
-        // Silence the QP the way a crashed host does: in RESET it answers nothing (in ERROR, rxe still
-        // acknowledges SENDs while receive buffers are posted), and there is no rdma_disconnect (no DREQ).
+    /// Silences `client`'s QP the way a crashed host does: in RESET it answers nothing (in ERROR,
+    /// rxe still acknowledges SENDs while receive buffers are posted), and there is no
+    /// rdma_disconnect (no DREQ), so the target hears nothing at all.
+    static func vanish(_ client: BlockTestClient) {
         var attr = ibv_qp_attr()
         attr.qp_state = IBV_QPS_RESET
-        #expect(ibv_modify_qp(bad.connection.queuePair.raw, &attr, Int32(IBV_QP_STATE.rawValue)) == 0)
-        #expect(Self.waitFor({ d.counters.droppedConnections == 1 }, seconds: 120), "the vanished peer was never dropped")
+        #expect(ibv_modify_qp(client.connection.queuePair.raw, &attr, Int32(IBV_QP_STATE.rawValue)) == 0)
+    }
+
+    /// After a vanished peer was dropped: it was counted and logged with its name, the bystander
+    /// is still served, and the export's only queue slot is free for a fresh initiator.
+    static func expectDroppedAndSlotFreed(_ d: TargetDaemon, _ log: CapturedLog, _ bystander: Bystander, queue: Int,
+                                          host: String) throws {
         #expect(d.counters.drops(.peerUnreachable) == 1)
-        #expect(!log.lines(containing: "dropping", host, "export one", "queue 5", "peerUnreachable").isEmpty)
+        #expect(!log.lines(containing: "dropping", host, "export one", "queue \(queue)", "peerUnreachable",
+                           "no completion from the peer").isEmpty)
         #expect(bystander.waitForRounds(1))
         var next: BlockTestClient?
         for _ in 0..<50 where next == nil {
@@ -240,6 +236,40 @@ struct HostileInitiatorTests {
         let fresh = try #require(next, "the vanished peer's queue slot was not released")
         try TargetIntegrationTests.writeReadPattern(fresh, bytes: 1 << 20)
         try Self.finish(bystander, daemon: d, export: nil)
+    }
+
+    /// A peer whose QP dies without rdma_disconnect (a crashed host: no DREQ) while a command is
+    /// running: the target's probe (the connection is silent while it zeroes) and then its response
+    /// find nobody; soft-RoCE retries them for ever (retry count 7), so the peer timeout drops the
+    /// connection, counts and logs it, and frees its queue slot (the export allows one).
+    @Test func peerVanishingWithoutDisconnectIsDroppedAndFreesItsSlot() throws {
+        let (d, log, bystander) = try Self.arena(Self.memory("one", size: 256 << 20) { $0.maxQueues = 1 })
+        defer { d.stop() }
+        let bad = try BlockTestClient(host: host, port: d.port, name: "one", queueIndex: 5)
+        // 256 MiB of zeroing: still running when the peer dies, right after the target acknowledged the command.
+        try bad.send(size: bad.build(.writeZeroes, tag: 1, offset: 0, length: 256 << 20))
+        try bad.waitForSendCompletion()
+        Self.vanish(bad)
+        #expect(Self.waitFor({ d.counters.droppedConnections == 1 }, seconds: 60), "the vanished peer was never dropped")
+        try Self.expectDroppedAndSlotFreed(d, log, bystander, queue: 5, host: host)
         withExtendedLifetime(bad) {}
+    }
+
+    /// An idle peer that vanishes has nothing posted to it for retries to fail: the keepalive
+    /// probe (a zero-length RDMA WRITE) finds it gone, and the connection is dropped.
+    @Test func idlePeerVanishingIsFoundByTheKeepaliveProbe() throws {
+        let (d, log, bystander) = try Self.arena(Self.memory("one", size: 16 << 20) { $0.maxQueues = 1 })
+        defer { d.stop() }
+        let idle = try BlockTestClient(host: host, port: d.port, name: "one", queueIndex: 6)
+        try TargetIntegrationTests.writeReadPattern(idle, bytes: 64 << 10)
+        // A live idle peer answers the probes and stays connected.
+        let probes = d.counters.livenessProbes
+        #expect(Self.waitFor({ d.counters.livenessProbes >= probes + 2 }, seconds: 30), "an idle connection was not probed")
+        #expect(d.counters.droppedConnections == 0)
+        try TargetIntegrationTests.writeReadPattern(idle, bytes: 64 << 10)
+        Self.vanish(idle)
+        #expect(Self.waitFor({ d.counters.droppedConnections == 1 }, seconds: 60), "the vanished idle peer was never dropped")
+        try Self.expectDroppedAndSlotFreed(d, log, bystander, queue: 6, host: host)
+        withExtendedLifetime(idle) {}
     }
 }
