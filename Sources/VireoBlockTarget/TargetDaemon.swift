@@ -82,7 +82,10 @@ public final class TargetDaemon: @unchecked Sendable {
         let retireBox = RetireBox()
         for n in config.networks {
             do {
-                networks[n.name] = try PacketNetwork(config: n, busyPoll: config.busyPoll, logger: logger,
+                networks[n.name] = try PacketNetwork(config: n, busyPoll: config.busyPoll,
+                                                     keepaliveNanoseconds: UInt64(config.keepaliveSeconds * 1e9),
+                                                     peerTimeoutNanoseconds: UInt64(config.peerTimeoutSeconds * 1e9),
+                                                     logger: logger,
                                                      retire: { p in retireBox.daemon?.retirePort(p) })
             } catch {
                 throw .network(name: n.name, error)

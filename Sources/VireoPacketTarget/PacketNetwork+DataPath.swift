@@ -20,7 +20,11 @@ extension PacketNetwork {
             retireDraining()
             return
         }
+        p.liveness.heard()
         switch kind {
+        case WorkID.probe:
+            p.probing = false
+            p.sendQueueFree += 1
         case WorkID.packetSend:
             guard index < p.sendSlots else { return }
             p.freeSends.push(index)

@@ -69,14 +69,25 @@ public final class PacketNetwork: @unchecked Sendable {
 
     /// Device CQ entries per network (capped by the device's maximum).
     static let cqCapacity = 16_384
+    /// Peer liveness (see `PeerLiveness`): probe after this much idle silence, drop after this much
+    /// silence with sends posted; the tick's period, and its last run.
+    let keepaliveNanoseconds: UInt64
+    let peerTimeoutNanoseconds: UInt64
+    private let tickNanoseconds: UInt64
+    private var lastTick: UInt64 = 0
+
     /// Delay after which reposted buffers are announced even when few.
     static let creditDelayNanoseconds: UInt64 = 1_000_000
 
     /// Opens the TAP uplink (if configured). The worker starts with `start(context:)`.
-    public init(config: NetworkConfig, busyPoll: Bool = false, logger: Logger,
-                clock: @escaping @Sendable () -> UInt64 = { monotonicNanoseconds() },
+    public init(config: NetworkConfig, busyPoll: Bool = false,
+                keepaliveNanoseconds: UInt64 = 5_000_000_000, peerTimeoutNanoseconds: UInt64 = 15_000_000_000,
+                logger: Logger, clock: @escaping @Sendable () -> UInt64 = { monotonicNanoseconds() },
                 retire: @escaping @Sendable (PacketPort) -> Void) throws(SystemError) {
         self.config = config
+        self.keepaliveNanoseconds = keepaliveNanoseconds
+        self.peerTimeoutNanoseconds = peerTimeoutNanoseconds
+        tickNanoseconds = min(1_000_000_000, max(keepaliveNanoseconds / 2, 1_000_000))
         self.logger = logger
         self.clock = clock
         self.retire = retire
@@ -277,7 +288,9 @@ public final class PacketNetwork: @unchecked Sendable {
             do { try cq!.requestNotification() } catch { logger.error("network \(name): \(error)") }
             work = pollOnce(forceCredits: true)
             if work > 0 { idle = 0; continue }
-            do { try poller.wait(timeoutMilliseconds: 1000) } catch { logger.error("network \(name): \(error)") }
+            do { try poller.wait(timeoutMilliseconds: Int32(tickNanoseconds / 1_000_000)) } catch {
+                logger.error("network \(name): \(error)")
+            }
             do { try cq!.takeChannelEvents() } catch { logger.error("network \(name): \(error)") }
             wake.drain()
             idle = 0
@@ -310,7 +323,22 @@ public final class PacketNetwork: @unchecked Sendable {
             }
         }
         flush(now: now, force: forceCredits)
+        if now &- lastTick >= tickNanoseconds { livenessTick(now: now) }
         return work
+    }
+
+    /// About once a second: every port probes a silent idle peer or is dropped when its peer
+    /// left posted sends unacknowledged for the peer timeout.
+    private func livenessTick(now: UInt64) {
+        lastTick = now
+        var dropped = false
+        for p in table {
+            guard let p else { continue }
+            let probes = p.counters.livenessProbes
+            if p.checkLiveness(now: now) { dropped = true }
+            if p.counters.livenessProbes != probes { totals.probed() }
+        }
+        if dropped { retireDraining() }
     }
 
     private func takeHandoffs() {
@@ -337,6 +365,7 @@ public final class PacketNetwork: @unchecked Sendable {
                 switching.addPort(group)
                 if let n = p.portKey?.name { switching.setAllowList(config.ports.first { $0.name == n }?.allowedMACs, port: group) }
             }
+            p.liveness = PeerLiveness(keepaliveNanoseconds: keepaliveNanoseconds, timeoutNanoseconds: peerTimeoutNanoseconds, now: now)
             for i in 0..<p.receiveCount { p.repost(i, returnsCredit: false, now: now) }
             do { try p.queuePair.post(p.receiveBatch) } catch { p.drop("posting its receive buffers failed: \(error)") }
             vireo_relaxed_store(livePorts, vireo_relaxed_load(livePorts) + 1)

@@ -61,6 +61,10 @@ public final class PacketPort: @unchecked Sendable {
     var pendingSince: UInt64 = 0
     /// Queued in the worker's list of ports with batched work.
     var isDirty = false
+    /// Whether the peer still answers (the network's liveness tick, `checkLiveness`).
+    var liveness = PeerLiveness(keepaliveNanoseconds: .max, timeoutNanoseconds: .max, now: 0)
+    /// A liveness probe is posted and has not completed.
+    var probing = false
 
     public let counters = PortCounters()
 
@@ -106,6 +110,34 @@ public final class PacketPort: @unchecked Sendable {
     /// Marks the port for removal; the worker retires it at the end of its pass.
     func drop(_ reason: String) {
         if dropReason == nil { dropReason = reason }
+    }
+
+    /// The network's liveness tick (about once a second, never per frame): probes a peer that
+    /// has been idle and silent for the keepalive interval with a zero-length RDMA WRITE, and
+    /// drops one that has left posted sends unacknowledged for the peer timeout (it vanished
+    /// without a DISCONNECT). Returns true when it dropped the port.
+    func checkLiveness(now: UInt64) -> Bool {
+        guard !isDraining else { return false }
+        switch liveness.check(now: now, waiting: sendQueueFree < sendQueueDepth) {
+        case .alive:
+            return false
+        case .probe:
+            guard !probing, sendQueueFree > 0 else { return false }
+            sendBatch.probe(wrId: workID(WorkID.probe, 0))
+            do { try queuePair.post(sendBatch) } catch {
+                drop("posting a liveness probe failed: \(error)")
+                return true
+            }
+            sendQueueFree -= 1
+            probing = true
+            counters.probed()
+            return false
+        case .gone(let silent):
+            drop("peerUnreachable: no completion from the peer for \(silent / 1_000_000) ms with "
+                 + "\(probing ? "a liveness probe" : "posted sends") outstanding (peer timeout "
+                 + "\(liveness.timeoutNanoseconds / 1_000_000) ms): it vanished without a DISCONNECT")
+            return true
+        }
     }
 
     /// Releases in order: the connection (disconnect, QP), then the registered buffers.

@@ -6,7 +6,7 @@
 public final class PortCounters: @unchecked Sendable {
     // SAFETY: one writing thread; readers accept torn or stale values.
     private let storage: UnsafeMutablePointer<UInt64>
-    private static let rxFrames = 0, rxBytes = 1, txFrames = 2, txBytes = 3, creditMessages = 4
+    private static let rxFrames = 0, rxBytes = 1, txFrames = 2, txBytes = 3, creditMessages = 4, probes = 5
     private static let dropBase = 8
     private static let count = dropBase + PortDrop.allCases.count
 
@@ -28,6 +28,7 @@ public final class PortCounters: @unchecked Sendable {
     }
 
     @inline(__always) func sentCredit() { storage[Self.creditMessages] &+= 1 }
+    @inline(__always) func probed() { storage[Self.probes] &+= 1 }
     @inline(__always) func dropped(_ reason: PortDrop) { storage[Self.dropBase + reason.rawValue] &+= 1 }
 
     /// Frames received from the peer (valid or not).
@@ -38,6 +39,8 @@ public final class PortCounters: @unchecked Sendable {
     public var txBytes: UInt64 { storage[Self.txBytes] }
     /// Credit-only messages sent to the peer.
     public var creditMessages: UInt64 { storage[Self.creditMessages] }
+    /// Liveness probes (zero-length RDMA WRITEs) sent to the peer while it was idle and silent.
+    public var livenessProbes: UInt64 { storage[Self.probes] }
     /// Frames dropped for `reason`.
     public func drops(_ reason: PortDrop) -> UInt64 { storage[Self.dropBase + reason.rawValue] }
 

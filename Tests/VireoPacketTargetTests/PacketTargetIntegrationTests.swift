@@ -1,3 +1,4 @@
+import CVireoVerbs
 import CVireoSys
 import Foundation
 import Logging
@@ -18,11 +19,13 @@ struct PacketTargetIntegrationTests {
     let host = RDMAEnvironment.address
     static let macs = (1...4).map { MACAddress(rawValue: 0x5254_0000_0000 | UInt64($0)) }
 
-    static func daemon(_ networks: [NetworkConfig]) throws -> TargetDaemon {
+    static func daemon(_ networks: [NetworkConfig], keepaliveSeconds: Double = 5, peerTimeoutSeconds: Double = 15) throws -> TargetDaemon {
         var logger = Logger(label: "vireo.target.test")
         logger.logLevel = .notice
-        let d = try TargetDaemon(
-            config: TargetConfig(listen: "\(RDMAEnvironment.address):0", workers: 1, networks: networks), logger: logger)
+        var config = TargetConfig(listen: "\(RDMAEnvironment.address):0", workers: 1, networks: networks)
+        config.keepaliveSeconds = keepaliveSeconds
+        config.peerTimeoutSeconds = peerTimeoutSeconds
+        let d = try TargetDaemon(config: config, logger: logger)
         try d.start()
         return d
     }
@@ -158,6 +161,36 @@ struct PacketTargetIntegrationTests {
         #expect(a.send(PacketTestPort.frame(dst: Self.macs[1], src: Self.macs[0], payload: Self.payload(2))))
         #expect(Self.waitUntil { n.totals.rxFrames == 2 })
         #expect(n.totals.txFrames == 1)
+    }
+
+    /// A port whose peer vanishes without a DISCONNECT (its QP silenced, as a crashed host's is):
+    /// a live idle port answers the liveness probes and stays; the vanished one leaves its frame
+    /// and probe unacknowledged, is dropped within the peer timeout, and the network goes on.
+    @Test func vanishedPortIsDroppedByThePeerTimeout() throws {
+        let d = try Self.daemon([NetworkConfig(name: "lan0")], keepaliveSeconds: 1, peerTimeoutSeconds: 4)
+        defer { d.stop() }
+        let n = d.networks["lan0"]!
+        let a = try PacketTestPort(host: host, port: d.port, network: "lan0")
+        let b = try PacketTestPort(host: host, port: d.port, network: "lan0", queueIndex: 1)
+        #expect(Self.waitUntil { n.portCount == 2 })
+        #expect(b.send(PacketTestPort.frame(dst: .broadcast, src: Self.macs[1], payload: Self.payload(1))))
+        #expect(a.receive() != nil)
+        // Both idle: probed, answered, kept.
+        for _ in 0..<60 where n.totals.livenessProbes < 2 { usleep(100_000) }
+        #expect(n.totals.livenessProbes >= 2, "idle ports were not probed")
+        #expect(n.portCount == 2)
+        var attr = ibv_qp_attr()
+        attr.qp_state = IBV_QPS_RESET
+        #expect(ibv_modify_qp(b.connection.queuePair.raw, &attr, Int32(IBV_QP_STATE.rawValue)) == 0)
+        #expect(a.send(PacketTestPort.frame(dst: Self.macs[1], src: Self.macs[0], payload: Self.payload(2))))
+        var gone = false
+        for _ in 0..<300 where !gone { gone = n.portCount == 1; if !gone { usleep(100_000) } }
+        #expect(gone, "the vanished port was never dropped")
+        // The survivor is still switched: its next frame for the departed MAC floods to nobody.
+        #expect(a.waitForCredits(1))
+        #expect(a.send(PacketTestPort.frame(dst: Self.macs[1], src: Self.macs[0], payload: Self.payload(3))))
+        #expect(Self.waitUntil { n.totals.rxFrames == 3 })
+        withExtendedLifetime(b) {}
     }
 
     @Test func tapUplinkReceivesAFrame() throws {
