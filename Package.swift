@@ -143,6 +143,8 @@ let package = Package(
         .executableTarget(name: "FuzzVhostUserSession", dependencies: ["VireoFuzz", "CVireoFuzz"],
                           path: "Fuzz/FuzzVhostUserSession"),
         .executableTarget(name: "FuzzPacketSwitch", dependencies: ["VireoFuzz", "CVireoFuzz"], path: "Fuzz/FuzzPacketSwitch"),
+        // What the test targets share: the RDMA test environment (and, next, a fake verbs layer).
+        .target(name: "VireoTestSupport", dependencies: ["VireoFabric"], path: "Tests/VireoTestSupport"),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
         .testTarget(name: "VireoWireTests", dependencies: ["VireoWire"]),
         .testTarget(name: "VireoFuzzTests", dependencies: ["VireoFuzz"]),
@@ -151,20 +153,20 @@ let package = Package(
             name: "VhostUserTests",
             dependencies: ["VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"]
         ),
-        .testTarget(name: "VireoFabricTests", dependencies: ["VireoFabric", "VireoSys", "CVireoVerbs"]),
+        .testTarget(name: "VireoFabricTests", dependencies: ["VireoTestSupport", "VireoFabric", "VireoSys", "CVireoVerbs"]),
         .testTarget(
             name: "VireoInitiatorTests",
-            dependencies: ["VireoInitiator", "VireoBlockTarget", "VhostUser", "VhostUserFrontend", "Virtio",
+            dependencies: ["VireoTestSupport", "VireoInitiator", "VireoBlockTarget", "VhostUser", "VhostUserFrontend", "Virtio",
                            "VirtioDriver", "VireoFabric", "VireoWire", "VireoSys"]
         ),
         .testTarget(
             name: "VireoBlockTargetTests",
-            dependencies: ["VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys", "CVireoVerbs"]
+            dependencies: ["VireoTestSupport", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys", "CVireoVerbs"]
         ),
         .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "VireoPacketTargetTests",
-            dependencies: ["VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",
+            dependencies: ["VireoTestSupport", "VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",
                            "CVireoVerbs"]
         ),
     ]

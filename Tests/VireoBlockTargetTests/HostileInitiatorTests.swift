@@ -8,6 +8,7 @@ import VireoSys
 import VireoWire
 #if canImport(Glibc)
 import Glibc
+import VireoTestSupport
 #endif
 
 /// A hostile fake initiator against the target (issue 10): malformed capsules,

@@ -4,6 +4,7 @@ import Testing
 import VireoFabric
 import VireoSys
 import VireoWire
+import VireoTestSupport
 
 /// `vireo-target serve` as a process: config file plus flags, serving, SIGTERM.
 @Suite(.serialized, .enabled(if: RDMAEnvironment.enabled, "needs an RDMA device (run in the lab)"))

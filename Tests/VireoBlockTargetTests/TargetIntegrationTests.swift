@@ -8,6 +8,7 @@ import VireoSys
 import VireoWire
 #if canImport(Glibc)
 import Glibc
+import VireoTestSupport
 #endif
 
 /// The target end to end over RDMA (soft-RoCE in the lab): a daemon in this

@@ -6,6 +6,7 @@ import VireoSys
 import VireoWire
 #if canImport(Glibc)
 import Glibc
+import VireoTestSupport
 #endif
 
 /// Defect 8 (issue 10): a memory export's DISCARD / WRITE_ZEROES (up to 1 GiB

@@ -4,6 +4,7 @@ import CVireoVerbs
 import VireoSys
 #if canImport(Glibc)
 import Glibc
+import VireoTestSupport
 #endif
 
 /// Real RDMA over a real device (soft-RoCE in the lab). Skipped only where no

@@ -8,6 +8,7 @@ import VireoFabric
 import VireoSys
 import VireoWire
 @testable import VireoInitiator
+import VireoTestSupport
 
 /// A RemoteNetDevice served by a VhostUserServer, driven by VhostUserFrontend
 /// + SplitDriverQueue as the guest (RX = ring 0, TX = ring 1, control = ring 2).

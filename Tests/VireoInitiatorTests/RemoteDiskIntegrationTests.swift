@@ -9,6 +9,7 @@ import VireoBlockTarget
 import VireoFabric
 import VireoSys
 @testable import VireoInitiator
+import VireoTestSupport
 
 /// The remote disk end to end: an in-process Vireo target (file export), a
 /// RemoteBlockDevice served by a VhostUserServer, and VhostUserFrontend +

@@ -11,6 +11,7 @@ import VireoPacketTarget
 import VireoSys
 import VireoWire
 @testable import VireoInitiator
+import VireoTestSupport
 
 /// The remote NIC end to end over RDMA (soft-RoCE in the lab): RemoteNetDevices
 /// served by VhostUserServers, driven by VhostUserFrontend + SplitDriverQueue

@@ -10,6 +10,7 @@ import VireoSys
 import VireoWire
 #if canImport(Glibc)
 import Glibc
+import VireoTestSupport
 #endif
 
 /// Packet endpoints end to end over RDMA (soft-RoCE in the lab): a daemon in
