@@ -59,11 +59,16 @@ let package = Package(
             ]
         ),
         .target(name: "VireoWire"),
+        // One ConfigError and the configuration readers every daemon shares.
+        .target(
+            name: "VireoConfig",
+            dependencies: ["VireoSys", .product(name: "TOMLKit", package: "TOMLKit")]
+        ),
         .target(name: "VireoTargetCore"),
         .target(
             name: "VireoPacketTarget",
             dependencies: [
-                "VireoFabric", "VireoWire", "VireoSys", "VireoTargetCore", "CVireoSys", "CVireoVerbs",
+                "VireoFabric", "VireoWire", "VireoSys", "VireoConfig", "VireoTargetCore", "CVireoSys", "CVireoVerbs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -71,7 +76,18 @@ let package = Package(
         .target(
             name: "VireoBlockTarget",
             dependencies: [
-                "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoVerbs", "VireoTargetCore", "VireoPacketTarget",
+                "VireoFabric", "VireoWire", "VireoSys", "VireoConfig", "CVireoUring", "CVireoVerbs", "VireoTargetCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        // The target daemon: configuration, admission, the accept path and stats for both
+        // endpoint kinds, which stand side by side below it.
+        .target(
+            name: "VireoTarget",
+            dependencies: [
+                "VireoBlockTarget", "VireoPacketTarget", "VireoTargetCore", "VireoConfig", "VireoFabric", "VireoWire",
+                "VireoSys", "CVireoSys",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -89,7 +105,7 @@ let package = Package(
         .target(
             name: "VireoInitiator",
             dependencies: [
-                "VhostUser", "Virtio", "VireoFabric", "VireoWire", "VireoSys",
+                "VhostUser", "Virtio", "VireoFabric", "VireoWire", "VireoSys", "VireoConfig",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -112,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "vireo-target",
             dependencies: [
-                "VireoFabric", "VireoSys", "VireoBlockTarget", "VireoPacketTarget",
+                "VireoFabric", "VireoSys", "VireoConfig", "VireoTarget", "VireoBlockTarget", "VireoPacketTarget",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -156,17 +172,17 @@ let package = Package(
         .testTarget(name: "VireoFabricTests", dependencies: ["VireoTestSupport", "VireoFabric", "VireoSys", "CVireoVerbs"]),
         .testTarget(
             name: "VireoInitiatorTests",
-            dependencies: ["VireoTestSupport", "VireoInitiator", "VireoBlockTarget", "VhostUser", "VhostUserFrontend", "Virtio",
+            dependencies: ["VireoTestSupport", "VireoTarget", "VireoConfig", "VireoInitiator", "VireoBlockTarget", "VhostUser", "VhostUserFrontend", "Virtio",
                            "VirtioDriver", "VireoFabric", "VireoWire", "VireoSys"]
         ),
         .testTarget(
             name: "VireoBlockTargetTests",
-            dependencies: ["VireoTestSupport", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys", "CVireoVerbs"]
+            dependencies: ["VireoTestSupport", "VireoTarget", "VireoConfig", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys", "CVireoVerbs"]
         ),
         .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "VireoPacketTargetTests",
-            dependencies: ["VireoTestSupport", "VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",
+            dependencies: ["VireoTestSupport", "VireoTarget", "VireoConfig", "VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",
                            "CVireoVerbs"]
         ),
     ]

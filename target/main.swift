@@ -6,6 +6,7 @@ import VireoBlockTarget
 import VireoFabric
 import VireoPacketTarget
 import VireoSys
+import VireoTarget
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -12,8 +12,8 @@ public final class Export: @unchecked Sendable {
     /// The 20-byte identifier GET_ID returns: the export name, NUL padded.
     public let identifier: [UInt8]
     /// Connections open now.
-    var queues = 0
-    var queuesByHost: [[UInt8]: Int] = [:]
+    package var queues = 0
+    package var queuesByHost: [[UInt8]: Int] = [:]
 
     /// Opens the export's store (creating a sparse file when needed).
     public init(config: ExportConfig, logger: Logger) throws(SystemError) {
@@ -28,14 +28,14 @@ public final class Export: @unchecked Sendable {
     static let maxRangeCommand: UInt32 = 1 << 30
 
     /// A grant, or the reject to send.
-    enum Grant {
+    package enum Grant {
         case granted(BlockGeometry)
         case refused(ConnectReject)
     }
 
     /// The geometry granted for `request` (depth, segments and max I/O are the
     /// smaller of asked and configured), or why none can be.
-    func grant(_ r: ConnectRequest) -> Grant {
+    package func grant(_ r: ConnectRequest) -> Grant {
         let c = config
         guard r.queueDepth > 0, r.maxSegments > 0 else {
             return .refused(ConnectReject(.malformed, "queue depth and segments must be at least 1"))

@@ -1,3 +1,4 @@
+import VireoConfig
 import VireoSys
 
 extension ExportConfig {

@@ -50,7 +50,7 @@ public final class TargetCounters: @unchecked Sendable {
     public var livenessProbes: UInt64 { storage[Self.probedIndex] }
 
     /// Adds `other` into this one (totals over workers).
-    func add(_ other: TargetCounters) {
+    package func add(_ other: TargetCounters) {
         for i in 0..<Self.count { storage[i] &+= other.storage[i] }
     }
 

@@ -17,19 +17,19 @@ import Glibc
 /// completions; `process(_:)` drives each request slot through
 /// `TargetRequestState`. Released by the control plane after the worker
 /// retires it: the connection (QP) first, then the registered buffers.
-final class TargetQueue: @unchecked Sendable {
+package final class TargetQueue: @unchecked Sendable {
     // SAFETY: after hand-off only the owning worker thread touches the data path.
     var connection: Connection?
-    let export: Export
+    package let export: Export
     let store: BlockStore
     let limits: CommandLimits
     let geometry: BlockGeometry
-    let depth: Int
+    package let depth: Int
     let maxIO: Int
     let receiveSize: Int
     let sendQueueDepth: Int
     /// Device completion-queue entries this connection may need (receives + every send WR flushed on error).
-    var completionBudget: Int { depth + sendQueueDepth }
+    package var completionBudget: Int { depth + sendQueueDepth }
     let peer: String
     /// The initiator's queue index (from its connect request).
     let queueIndex: UInt16
@@ -77,7 +77,7 @@ final class TargetQueue: @unchecked Sendable {
     var isDraining: Bool { dropReason != nil }
 
     /// Allocates and registers everything for `geometry` on `pd`.
-    init(connection: Connection, export: Export, geometry: BlockGeometry, sendQueueDepth: Int,
+    package init(connection: Connection, export: Export, geometry: BlockGeometry, sendQueueDepth: Int,
          queueIndex: UInt16 = 0) throws(FabricError) {
         self.connection = connection
         self.export = export
@@ -122,7 +122,7 @@ final class TargetQueue: @unchecked Sendable {
     }
 
     /// Releases in order: the connection (disconnect, QP), then the registered buffers.
-    func release(disconnectTimeoutMilliseconds: Int32 = 500) {
+    package func release(disconnectTimeoutMilliseconds: Int32 = 500) {
         connection?.disconnect(timeoutMilliseconds: disconnectTimeoutMilliseconds)
         connection = nil
         receives = nil

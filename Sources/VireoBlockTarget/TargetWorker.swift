@@ -14,15 +14,15 @@ import Glibc
 /// the CQ and sleep on the channel fd, the ring's eventfd and a wake eventfd
 /// (new connections, stop). `busyPoll` never sleeps. Nothing on the per-command
 /// path allocates, locks or logs.
-final class TargetWorker: @unchecked Sendable {
+package final class TargetWorker: @unchecked Sendable {
     // SAFETY: the data-path state is touched only by the worker thread; the
     // hand-off list is guarded by `lock`; `stopFlag`/`handoffHint` are atomics.
-    let index: Int
+    package let index: Int
     let context: VerbsContext
     let channel: CompletionChannel
-    let cq: CompletionQueue
+    package let cq: CompletionQueue
     let ring: IOUring
-    let counters = TargetCounters()
+    package let counters = TargetCounters()
     let logger: Logger
     private let wake: EventFD
     private let completions = CompletionBuffer(capacity: 64)
@@ -40,7 +40,7 @@ final class TargetWorker: @unchecked Sendable {
     private let retire: @Sendable (TargetQueue) -> Void
 
     /// Queue table: index in work ids; generations tell stale completions apart.
-    static let maxQueues = 1024
+    package static let maxQueues = 1024
     private var table: [TargetQueue?]
     private var generations: [UInt16]
     private var draining: [Int] = []
@@ -57,12 +57,12 @@ final class TargetWorker: @unchecked Sendable {
 
     // Control-plane bookkeeping (touched only by the control thread).
     /// CQ entries not yet promised to a connection.
-    var completionBudgetLeft: Int
+    package var completionBudgetLeft: Int
     /// io_uring entries not yet promised (one per request slot).
-    var ringBudgetLeft: Int
-    var queueCount = 0
+    package var ringBudgetLeft: Int
+    package var queueCount = 0
 
-    init(index: Int, context: VerbsContext, cqCapacity: Int, ringEntries: Int, busyPoll: Bool,
+    package init(index: Int, context: VerbsContext, cqCapacity: Int, ringEntries: Int, busyPoll: Bool,
          keepaliveNanoseconds: UInt64 = 5_000_000_000, peerTimeoutNanoseconds: UInt64 = 15_000_000_000,
          logger: Logger, retire: @escaping @Sendable (TargetQueue) -> Void) throws(FabricError) {
         self.keepaliveNanoseconds = keepaliveNanoseconds
@@ -107,12 +107,12 @@ final class TargetWorker: @unchecked Sendable {
     }
 
     /// Starts the thread.
-    func start() throws(SystemError) {
+    package func start() throws(SystemError) {
         thread = try OSThread(name: "vireo-w\(index)") { [self] in run() }
     }
 
     /// Hands a connected queue to this worker (control plane).
-    func adopt(_ q: TargetQueue) {
+    package func adopt(_ q: TargetQueue) {
         pthread_mutex_lock(lock)
         handoff.append(q)
         vireo_relaxed_store(handoffHint, 1)
@@ -121,7 +121,7 @@ final class TargetWorker: @unchecked Sendable {
     }
 
     /// Asks the worker to drop `q` (the peer disconnected); it retires it once its storage I/O is done.
-    func requestDrop(_ q: TargetQueue) {
+    package func requestDrop(_ q: TargetQueue) {
         pthread_mutex_lock(lock)
         dropRequests.append(q)
         vireo_relaxed_store(handoffHint, 1)
@@ -130,7 +130,7 @@ final class TargetWorker: @unchecked Sendable {
     }
 
     /// Stops the thread and returns every queue it still held (for the control plane to release).
-    func stop() -> [TargetQueue] {
+    package func stop() -> [TargetQueue] {
         vireo_relaxed_store(stopFlag, 1)
         wake.signal()
         thread?.join()

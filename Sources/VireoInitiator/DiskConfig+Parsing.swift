@@ -1,3 +1,4 @@
+import VireoConfig
 import TOMLKit
 
 extension DiskConfig {
@@ -39,7 +40,7 @@ extension DiskConfig {
             }
         }
         let cfg = f.validated(context: context, problems: &problems)
-        guard problems.isEmpty, let cfg else { throw ConfigError(problems) }
+        guard problems.isEmpty, let cfg else { throw ConfigError(problems: problems) }
         return cfg
     }
 
@@ -49,20 +50,20 @@ extension DiskConfig {
     public static func parse(toml text: String, source: String = "config") throws(ConfigError) -> [DiskConfig] {
         let table: TOMLTable
         do { table = try TOMLTable(string: text) } catch {
-            throw ConfigError(["\(source): \(error)"])
+            throw ConfigError(problems: ["\(source): \(error)"])
         }
         var problems: [String] = []
         for key in table.keys where key != "disk" {
             problems.append("\(source): unknown top-level key '\(key)' (expected [[disk]] tables)")
         }
         guard let disks = table["disk"] else {
-            throw ConfigError(problems + ["\(source): no [[disk]] table"])
+            throw ConfigError(problems: problems + ["\(source): no [[disk]] table"])
         }
         guard let array = disks.array else {
-            throw ConfigError(problems + ["\(source): 'disk' must be an array of tables ([[disk]])"])
+            throw ConfigError(problems: problems + ["\(source): 'disk' must be an array of tables ([[disk]])"])
         }
         let out = parse(tomlArray: array, source: source, problems: &problems)
-        guard problems.isEmpty else { throw ConfigError(problems) }
+        guard problems.isEmpty else { throw ConfigError(problems: problems) }
         return out
     }
 
@@ -110,6 +111,6 @@ extension DiskConfig {
             problems.append("socket \(d.socket) is used by more than one disk")
         }
         if disks.isEmpty { problems.append("no disk configured: give --disk or --config") }
-        guard problems.isEmpty else { throw ConfigError(problems) }
+        guard problems.isEmpty else { throw ConfigError(problems: problems) }
     }
 }

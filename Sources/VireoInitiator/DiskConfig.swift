@@ -35,13 +35,6 @@ public struct DiskConfig: Equatable, Sendable {
     }
 }
 
-/// Configuration problems, one line each (all of them, not just the first).
-public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
-    public var problems: [String]
-    public init(_ problems: [String]) { self.problems = problems }
-    public var description: String { problems.joined(separator: "\n") }
-}
-
 /// The fields of one disk before validation (shared by `--disk` and TOML).
 struct DiskFields {
     var socket: String?

@@ -1,3 +1,4 @@
+import VireoConfig
 import VireoFabric
 import VireoSys
 import VireoWire

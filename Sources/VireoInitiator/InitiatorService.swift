@@ -1,3 +1,4 @@
+import VireoConfig
 import Logging
 import VhostUser
 import VireoSys

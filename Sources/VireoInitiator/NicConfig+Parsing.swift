@@ -1,3 +1,4 @@
+import VireoConfig
 import TOMLKit
 
 extension NicConfig {
@@ -41,7 +42,7 @@ extension NicConfig {
             }
         }
         let cfg = f.validated(context: context, problems: &problems)
-        guard problems.isEmpty, let cfg else { throw ConfigError(problems) }
+        guard problems.isEmpty, let cfg else { throw ConfigError(problems: problems) }
         return cfg
     }
 

@@ -1,3 +1,4 @@
+import VireoConfig
 import TOMLKit
 
 /// Everything `vireo-initiator serve` serves: remote disks and remote NICs.
@@ -19,7 +20,7 @@ public struct ServeConfig: Equatable, Sendable {
     public static func parse(toml text: String, source: String = "config") throws(ConfigError) -> ServeConfig {
         let table: TOMLTable
         do { table = try TOMLTable(string: text) } catch {
-            throw ConfigError(["\(source): \(error)"])
+            throw ConfigError(problems: ["\(source): \(error)"])
         }
         var problems: [String] = []
         for key in table.keys where !["disk", "nic", "stats_file", "stats_interval"].contains(key) {
@@ -51,7 +52,7 @@ public struct ServeConfig: Equatable, Sendable {
             }
         }
         if table["disk"] == nil && table["nic"] == nil { problems.append("\(source): no [[disk]] or [[nic]] table") }
-        guard problems.isEmpty else { throw ConfigError(problems) }
+        guard problems.isEmpty else { throw ConfigError(problems: problems) }
         return out
     }
 
@@ -67,6 +68,6 @@ public struct ServeConfig: Equatable, Sendable {
             problems.append("mac \(n.mac) is used by more than one nic")
         }
         if disks.isEmpty && nics.isEmpty { problems.append("nothing configured: give --disk, --nic or --config") }
-        guard problems.isEmpty else { throw ConfigError(problems) }
+        guard problems.isEmpty else { throw ConfigError(problems: problems) }
     }
 }

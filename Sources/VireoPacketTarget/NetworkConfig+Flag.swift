@@ -1,3 +1,4 @@
+import VireoConfig
 import VireoWire
 
 extension NetworkConfig {
@@ -8,7 +9,7 @@ extension NetworkConfig {
     /// mac-table-size, allowed-macs (`+`-separated MACs), port (`NAME` or
     /// `NAME:MAC+MAC`, repeatable: a named port and its allow-list). Not validated here
     /// (`problems()`, called by the target's config validation).
-    public init(flag text: String) throws(NetworkConfigError) {
+    public init(flag text: String) throws(ConfigError) {
         var name: String?
         var n = NetworkConfig(name: "")
         var problems: [String] = []
@@ -43,15 +44,8 @@ extension NetworkConfig {
             }
         }
         if name == nil || name!.isEmpty { problems.append("--network \(text): missing name=") }
-        if !problems.isEmpty { throw NetworkConfigError(problems: problems) }
+        if !problems.isEmpty { throw ConfigError(problems: problems) }
         n.name = name!
         self = n
     }
-}
-
-/// A network configuration that cannot be parsed: one line per problem.
-public struct NetworkConfigError: Error, Equatable, CustomStringConvertible, Sendable {
-    public let problems: [String]
-    public init(problems: [String]) { self.problems = problems }
-    public var description: String { problems.joined(separator: "\n") }
 }

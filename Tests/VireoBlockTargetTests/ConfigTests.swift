@@ -1,5 +1,7 @@
 import Testing
 @testable import VireoBlockTarget
+@testable import VireoTarget
+import VireoConfig
 
 struct ConfigTests {
     @Test func fullTOMLParses() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VireoBlockTarget
+@testable import VireoTarget
 
 /// The example configuration shipped in deploy/examples must parse as written.
 @Suite struct ExampleConfigTests {

@@ -9,6 +9,7 @@ import VireoWire
 #if canImport(Glibc)
 import Glibc
 import VireoTestSupport
+@testable import VireoTarget
 #endif
 
 /// A hostile fake initiator against the target (issue 10): malformed capsules,

@@ -7,6 +7,7 @@ import VireoSys
 import VireoWire
 #if canImport(Glibc)
 import Glibc
+@testable import VireoTarget
 #endif
 
 /// Stores, io_uring and admission, without RDMA.

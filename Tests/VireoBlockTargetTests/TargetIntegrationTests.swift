@@ -9,6 +9,7 @@ import VireoWire
 #if canImport(Glibc)
 import Glibc
 import VireoTestSupport
+@testable import VireoTarget
 #endif
 
 /// The target end to end over RDMA (soft-RoCE in the lab): a daemon in this

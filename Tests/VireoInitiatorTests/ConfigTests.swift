@@ -1,6 +1,7 @@
 import Testing
 import VireoFabric
 @testable import VireoInitiator
+import VireoConfig
 
 @Suite struct ConfigTests {
     @Test func diskOptionWithEveryKey() throws {
@@ -84,7 +85,7 @@ import VireoFabric
 
     @Test func duplicateSocketsAndNoDisks() throws {
         let a = try DiskConfig.parse(diskOption: "socket=/tmp/a,target=1.2.3.4:1,export=v")
-        #expect(throws: ConfigError(["socket /tmp/a is used by more than one disk"])) { try DiskConfig.checkUnique([a, a]) }
+        #expect(throws: ConfigError(problems: ["socket /tmp/a is used by more than one disk"])) { try DiskConfig.checkUnique([a, a]) }
         #expect(throws: ConfigError.self) { try DiskConfig.checkUnique([]) }
     }
 

@@ -3,6 +3,7 @@ import Testing
 import VireoFabric
 import VireoWire
 @testable import VireoInitiator
+import VireoConfig
 
 @Suite struct NicConfigTests {
     @Test func nicOption() throws {

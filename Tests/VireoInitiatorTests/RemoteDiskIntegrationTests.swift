@@ -10,6 +10,7 @@ import VireoFabric
 import VireoSys
 @testable import VireoInitiator
 import VireoTestSupport
+import VireoTarget
 
 /// The remote disk end to end: an in-process Vireo target (file export), a
 /// RemoteBlockDevice served by a VhostUserServer, and VhostUserFrontend +

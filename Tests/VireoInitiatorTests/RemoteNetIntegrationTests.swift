@@ -12,6 +12,7 @@ import VireoSys
 import VireoWire
 @testable import VireoInitiator
 import VireoTestSupport
+import VireoTarget
 
 /// The remote NIC end to end over RDMA (soft-RoCE in the lab): RemoteNetDevices
 /// served by VhostUserServers, driven by VhostUserFrontend + SplitDriverQueue

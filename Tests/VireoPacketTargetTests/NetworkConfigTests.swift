@@ -2,6 +2,8 @@ import Testing
 import VireoBlockTarget
 import VireoPacketTarget
 import VireoWire
+import VireoTarget
+import VireoConfig
 
 @Suite struct NetworkConfigTests {
     @Test func tomlWithExportsAndNetworks() throws {
@@ -66,7 +68,7 @@ import VireoWire
 
     @Test(arguments: ["mtu=1500", "name=lan0,mtu=big", "name=lan0,bogus=1", "name=lan0,allowed-macs=nope", "name=lan0,tap="])
     func badFlagsAreRefused(_ text: String) {
-        #expect(throws: NetworkConfigError.self) { _ = try NetworkConfig(flag: text) }
+        #expect(throws: ConfigError.self) { _ = try NetworkConfig(flag: text) }
     }
 
     @Test func flagConfigIsValidated() {
@@ -98,8 +100,8 @@ import VireoWire
     @Test func flagPorts() throws {
         let n = try NetworkConfig(flag: "name=lan0,port=vm1:52:54:00:00:0a:01+52:54:00:00:0a:02,port=vm2")
         #expect(n.ports == [PortConfig(name: "vm1", allowedMACs: [Self.m1, Self.m2]), PortConfig(name: "vm2")])
-        #expect(throws: NetworkConfigError.self) { try NetworkConfig(flag: "name=lan0,port=vm1:nope") }
-        #expect(throws: NetworkConfigError.self) { try NetworkConfig(flag: "name=lan0,port=") }
+        #expect(throws: ConfigError.self) { try NetworkConfig(flag: "name=lan0,port=vm1:nope") }
+        #expect(throws: ConfigError.self) { try NetworkConfig(flag: "name=lan0,port=") }
     }
 
     @Test(arguments: [

@@ -11,6 +11,7 @@ import VireoWire
 #if canImport(Glibc)
 import Glibc
 import VireoTestSupport
+import VireoTarget
 #endif
 
 /// Packet endpoints end to end over RDMA (soft-RoCE in the lab): a daemon in

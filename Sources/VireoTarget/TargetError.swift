@@ -1,3 +1,5 @@
+import VireoBlockTarget
+import VireoConfig
 import VireoFabric
 import VireoSys
 

@@ -1,3 +1,4 @@
+import VireoBlockTarget
 import CVireoSys
 import Logging
 import VireoFabric
@@ -61,8 +62,10 @@ public final class TargetDaemon: @unchecked Sendable {
     /// RDMA READs in flight per connection, each way.
     static let readDepth = 16
     /// Transport ACK timeout exponent for accepted connections: 4.096 µs × 2^18 ≈ 1.07 s per
-    /// retry, so a peer that vanished without disconnecting fails our next work request
-    /// (and its connection is dropped) after about 8 s instead of never.
+    /// retry, so on an RNIC a peer that vanished without disconnecting fails our next work
+    /// request after about 8 s. Soft-RoCE retries for ever at the retry count 7 initiators
+    /// ask for, and an idle connection posts nothing: the workers' liveness tick
+    /// (`PeerLiveness`: keepalive probe, peer timeout) covers both.
     static let ackTimeout: UInt8 = 18
 
     /// Opens every export and binds the listener. Fails on the first export that cannot be opened.

@@ -1,3 +1,4 @@
+import VireoBlockTarget
 import VireoWire
 
 /// The control plane's decision on one connect request: which export, what

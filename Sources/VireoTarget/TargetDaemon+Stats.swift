@@ -1,3 +1,4 @@
+import VireoBlockTarget
 import VireoPacketTarget
 import VireoSys
 import VireoWire

@@ -1,3 +1,5 @@
+import VireoBlockTarget
+import VireoConfig
 import TOMLKit
 import VireoPacketTarget
 import VireoSys

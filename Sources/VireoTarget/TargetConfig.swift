@@ -1,3 +1,5 @@
+import VireoBlockTarget
+import VireoConfig
 import VireoPacketTarget
 
 /// The target daemon's configuration: where it listens, how many workers, its
@@ -65,12 +67,4 @@ public struct TargetConfig: Equatable, Sendable {
         let p = problems()
         if !p.isEmpty { throw ConfigError(problems: p) }
     }
-}
-
-/// A configuration that cannot be used: one line per problem.
-public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
-    public let problems: [String]
-    public init(problems: [String]) { self.problems = problems }
-    public init(_ problem: String) { problems = [problem] }
-    public var description: String { problems.joined(separator: "\n") }
 }
