@@ -59,16 +59,18 @@ let package = Package(
             ]
         ),
         .target(name: "VireoWire"),
-        // One ConfigError and the configuration readers every daemon shares.
+        // Daemon plumbing both daemons share, above the POSIX floor: the one ConfigError,
+        // the stats file (Prometheus text), termination signals.
         .target(
-            name: "VireoConfig",
-            dependencies: ["VireoSys", .product(name: "TOMLKit", package: "TOMLKit")]
+            name: "VireoDaemon",
+            dependencies: ["VireoSys", "CVireoSys", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "TOMLKit", package: "TOMLKit")]
         ),
         .target(name: "VireoTargetCore"),
         .target(
             name: "VireoPacketTarget",
             dependencies: [
-                "VireoFabric", "VireoWire", "VireoSys", "VireoConfig", "VireoTargetCore", "CVireoSys", "CVireoVerbs",
+                "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon", "VireoTargetCore", "CVireoSys", "CVireoVerbs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -76,7 +78,7 @@ let package = Package(
         .target(
             name: "VireoBlockTarget",
             dependencies: [
-                "VireoFabric", "VireoWire", "VireoSys", "VireoConfig", "CVireoUring", "CVireoVerbs", "VireoTargetCore",
+                "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon", "CVireoUring", "CVireoVerbs", "VireoTargetCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -86,7 +88,7 @@ let package = Package(
         .target(
             name: "VireoTarget",
             dependencies: [
-                "VireoBlockTarget", "VireoPacketTarget", "VireoTargetCore", "VireoConfig", "VireoFabric", "VireoWire",
+                "VireoBlockTarget", "VireoPacketTarget", "VireoTargetCore", "VireoDaemon", "VireoFabric", "VireoWire",
                 "VireoSys", "CVireoSys",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -105,7 +107,7 @@ let package = Package(
         .target(
             name: "VireoInitiator",
             dependencies: [
-                "VhostUser", "Virtio", "VireoFabric", "VireoWire", "VireoSys", "VireoConfig",
+                "VhostUser", "Virtio", "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -113,6 +115,7 @@ let package = Package(
         .target(
             name: "VireoBench",
             dependencies: [
+                "VireoDaemon",
                 "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -120,6 +123,7 @@ let package = Package(
         .executableTarget(
             name: "vireo-bench",
             dependencies: [
+                "VireoDaemon",
                 "VireoBench", "VireoSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -128,7 +132,7 @@ let package = Package(
         .executableTarget(
             name: "vireo-target",
             dependencies: [
-                "VireoFabric", "VireoSys", "VireoConfig", "VireoTarget", "VireoBlockTarget", "VireoPacketTarget",
+                "VireoFabric", "VireoSys", "VireoDaemon", "VireoTarget", "VireoBlockTarget", "VireoPacketTarget",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -137,6 +141,7 @@ let package = Package(
         .executableTarget(
             name: "vireo-initiator",
             dependencies: [
+                "VireoDaemon",
                 "VireoFabric", "VireoSys", "VhostUser", "VireoInitiator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -162,6 +167,7 @@ let package = Package(
         // What the test targets share: the RDMA test environment (and, next, a fake verbs layer).
         .target(name: "VireoTestSupport", dependencies: ["VireoFabric"], path: "Tests/VireoTestSupport"),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
+        .testTarget(name: "VireoDaemonTests", dependencies: ["VireoDaemon", "VireoSys"]),
         .testTarget(name: "VireoWireTests", dependencies: ["VireoWire"]),
         .testTarget(name: "VireoFuzzTests", dependencies: ["VireoFuzz"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioDriver", "VireoSys"]),
@@ -172,17 +178,17 @@ let package = Package(
         .testTarget(name: "VireoFabricTests", dependencies: ["VireoTestSupport", "VireoFabric", "VireoSys", "CVireoVerbs"]),
         .testTarget(
             name: "VireoInitiatorTests",
-            dependencies: ["VireoTestSupport", "VireoTarget", "VireoConfig", "VireoInitiator", "VireoBlockTarget", "VhostUser", "VhostUserFrontend", "Virtio",
+            dependencies: ["VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoInitiator", "VireoBlockTarget", "VhostUser", "VhostUserFrontend", "Virtio",
                            "VirtioDriver", "VireoFabric", "VireoWire", "VireoSys"]
         ),
         .testTarget(
             name: "VireoBlockTargetTests",
-            dependencies: ["VireoTestSupport", "VireoTarget", "VireoConfig", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys", "CVireoVerbs"]
+            dependencies: ["VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys", "CVireoVerbs"]
         ),
-        .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VireoDaemon", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "VireoPacketTargetTests",
-            dependencies: ["VireoTestSupport", "VireoTarget", "VireoConfig", "VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",
+            dependencies: ["VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",
                            "CVireoVerbs"]
         ),
     ]

@@ -1,6 +1,6 @@
 // vireo-initiator: the compute host's vhost-user backend. This executable
 // only parses options and runs what the libraries build.
-import VireoConfig
+import VireoDaemon
 import ArgumentParser
 import Foundation
 import Logging

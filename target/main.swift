@@ -7,6 +7,7 @@ import VireoFabric
 import VireoPacketTarget
 import VireoSys
 import VireoTarget
+import VireoDaemon
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -4,6 +4,7 @@ import VhostUserFrontend
 import Virtio
 import VirtioDriver
 import VireoSys
+import VireoDaemon
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import VireoSys
+import VireoDaemon
 
 /// Reads a daemon's stats file (Prometheus text format, see `StatsFile`) and
 /// asks for fresh ones with SIGUSR1. Shared by the load generators.

@@ -1,4 +1,4 @@
-import VireoConfig
+import VireoDaemon
 import TOMLKit
 
 extension DiskConfig {

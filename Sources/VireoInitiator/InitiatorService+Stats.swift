@@ -1,6 +1,7 @@
 import Synchronization
 import VhostUser
 import VireoSys
+import VireoDaemon
 
 extension InitiatorService {
     /// The counters of every disk and NIC for the daemon's stats file

@@ -1,4 +1,4 @@
-import VireoConfig
+import VireoDaemon
 import Logging
 import VhostUser
 import VireoSys

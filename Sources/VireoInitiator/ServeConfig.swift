@@ -1,4 +1,4 @@
-import VireoConfig
+import VireoDaemon
 import TOMLKit
 
 /// Everything `vireo-initiator serve` serves: remote disks and remote NICs.

@@ -1,5 +1,5 @@
 import VireoBlockTarget
-import VireoConfig
+import VireoDaemon
 import TOMLKit
 import VireoPacketTarget
 import VireoSys

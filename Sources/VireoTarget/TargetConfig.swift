@@ -1,5 +1,5 @@
 import VireoBlockTarget
-import VireoConfig
+import VireoDaemon
 import VireoPacketTarget
 
 /// The target daemon's configuration: where it listens, how many workers, its

@@ -2,6 +2,7 @@ import VireoBlockTarget
 import VireoPacketTarget
 import VireoSys
 import VireoWire
+import VireoDaemon
 
 extension TargetDaemon {
     /// The daemon's counters for its stats file: block commands and bytes

@@ -6,6 +6,7 @@ import VireoPacketTarget
 import VireoSys
 import VireoTargetCore
 import VireoWire
+import VireoDaemon
 #if canImport(Glibc)
 import Glibc
 #endif

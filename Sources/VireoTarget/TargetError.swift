@@ -1,5 +1,5 @@
 import VireoBlockTarget
-import VireoConfig
+import VireoDaemon
 import VireoFabric
 import VireoSys
 

@@ -3,6 +3,7 @@ import Testing
 import VhostUser
 import VireoSys
 @testable import VireoBench
+import VireoDaemon
 #if canImport(Glibc)
 import Glibc
 #endif

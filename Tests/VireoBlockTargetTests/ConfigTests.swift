@@ -1,7 +1,7 @@
 import Testing
 @testable import VireoBlockTarget
 @testable import VireoTarget
-import VireoConfig
+import VireoDaemon
 
 struct ConfigTests {
     @Test func fullTOMLParses() throws {

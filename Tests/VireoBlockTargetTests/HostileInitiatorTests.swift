@@ -6,10 +6,10 @@ import Testing
 import VireoFabric
 import VireoSys
 import VireoWire
-#if canImport(Glibc)
-import Glibc
 import VireoTestSupport
 @testable import VireoTarget
+#if canImport(Glibc)
+import Glibc
 #endif
 
 /// A hostile fake initiator against the target (issue 10): malformed capsules,

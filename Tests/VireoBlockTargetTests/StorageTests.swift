@@ -5,9 +5,9 @@ import Testing
 @testable import VireoBlockTarget
 import VireoSys
 import VireoWire
+@testable import VireoTarget
 #if canImport(Glibc)
 import Glibc
-@testable import VireoTarget
 #endif
 
 /// Stores, io_uring and admission, without RDMA.

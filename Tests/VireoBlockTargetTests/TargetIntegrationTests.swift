@@ -6,10 +6,10 @@ import Testing
 import VireoFabric
 import VireoSys
 import VireoWire
-#if canImport(Glibc)
-import Glibc
 import VireoTestSupport
 @testable import VireoTarget
+#if canImport(Glibc)
+import Glibc
 #endif
 
 /// The target end to end over RDMA (soft-RoCE in the lab): a daemon in this

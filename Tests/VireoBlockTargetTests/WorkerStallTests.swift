@@ -4,9 +4,9 @@ import Testing
 import VireoFabric
 import VireoSys
 import VireoWire
+import VireoTestSupport
 #if canImport(Glibc)
 import Glibc
-import VireoTestSupport
 #endif
 
 /// Defect 8 (issue 10): a memory export's DISCARD / WRITE_ZEROES (up to 1 GiB

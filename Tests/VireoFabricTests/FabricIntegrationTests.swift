@@ -2,9 +2,9 @@ import Testing
 import CVireoVerbs
 @testable import VireoFabric
 import VireoSys
+import VireoTestSupport
 #if canImport(Glibc)
 import Glibc
-import VireoTestSupport
 #endif
 
 /// Real RDMA over a real device (soft-RoCE in the lab). Skipped only where no

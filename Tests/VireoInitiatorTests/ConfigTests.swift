@@ -1,7 +1,7 @@
 import Testing
 import VireoFabric
 @testable import VireoInitiator
-import VireoConfig
+import VireoDaemon
 
 @Suite struct ConfigTests {
     @Test func diskOptionWithEveryKey() throws {

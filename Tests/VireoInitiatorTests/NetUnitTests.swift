@@ -3,7 +3,7 @@ import Testing
 import VireoFabric
 import VireoWire
 @testable import VireoInitiator
-import VireoConfig
+import VireoDaemon
 
 @Suite struct NicConfigTests {
     @Test func nicOption() throws {

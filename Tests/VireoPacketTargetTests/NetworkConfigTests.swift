@@ -3,7 +3,7 @@ import VireoBlockTarget
 import VireoPacketTarget
 import VireoWire
 import VireoTarget
-import VireoConfig
+import VireoDaemon
 
 @Suite struct NetworkConfigTests {
     @Test func tomlWithExportsAndNetworks() throws {

@@ -8,10 +8,10 @@ import VireoFabric
 import VireoPacketTarget
 import VireoSys
 import VireoWire
-#if canImport(Glibc)
-import Glibc
 import VireoTestSupport
 import VireoTarget
+#if canImport(Glibc)
+import Glibc
 #endif
 
 /// Packet endpoints end to end over RDMA (soft-RoCE in the lab): a daemon in

@@ -1,3 +1,4 @@
+import VireoSys
 import CVireoSys
 #if canImport(Glibc)
 import Glibc

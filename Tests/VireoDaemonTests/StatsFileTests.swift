@@ -1,5 +1,6 @@
 import Testing
 @testable import VireoSys
+@testable import VireoDaemon
 #if canImport(Glibc)
 import Glibc
 #endif

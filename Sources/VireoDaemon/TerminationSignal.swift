@@ -1,3 +1,4 @@
+import VireoSys
 import CVireoSys
 import Logging
 #if canImport(Glibc)
