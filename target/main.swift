@@ -61,51 +61,20 @@ extension VireoTarget {
 
         func run() throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-            let logger = Logger(label: "vireo.target")
-            var cfg = TargetConfig()
-            if let path = config {
-                guard let f = fopen(path, "r") else {
-                    throw ValidationError("cannot open config \(path): \(String(cString: strerror(errno)))")
-                }
-                var text = [UInt8]()
-                var buf = [UInt8](repeating: 0, count: 65536)
-                while true {
-                    let n = fread(&buf, 1, buf.count, f)
-                    if n <= 0 { break }
-                    text += buf[0..<n]
-                }
-                fclose(f)
-                do { cfg = try TargetConfig(toml: String(decoding: text, as: UTF8.self)) } catch {
-                    throw ValidationError("\(path):\n\(error)")
-                }
-            }
-            if let listen { cfg.listen = listen }
-            if let workers { cfg.workers = workers }
-            if busyPoll { cfg.busyPoll = true }
-            if let statsFile { cfg.statsFile = statsFile }
-            if let keepalive { cfg.keepaliveSeconds = keepalive }
-            if let peerTimeout { cfg.peerTimeoutSeconds = peerTimeout }
-            if let statsInterval {
-                guard statsInterval > 0 else { throw ValidationError("--stats-interval must be positive") }
-                cfg.statsIntervalSeconds = statsInterval
-            }
-            do {
-                for e in exports { cfg.exports.append(try ExportConfig(flag: e)) }
-                for n in networks { cfg.networks.append(try NetworkConfig(flag: n)) }
-                try cfg.validate()
-            } catch {
-                throw ValidationError("\(error)")
-            }
-            TerminationSignal.block()
-            let daemon = try TargetDaemon(config: cfg, logger: logger)
-            try daemon.start()
-            TerminationSignal.wait(
-                stats: cfg.statsFile.map { StatsFile(path: $0) }, intervalSeconds: cfg.statsIntervalSeconds ?? 10,
-                logger: logger, collect: { daemon.statsSnapshot() },
-                stop: { sig in
-                    logger.info("signal \(sig): shutting down")
-                    daemon.stop()
-                })
+            var o = TargetServeOptions()
+            o.configFile = config
+            o.listen = listen
+            o.workers = workers
+            o.busyPoll = busyPoll
+            o.exports = exports
+            o.networks = networks
+            o.statsFile = statsFile
+            o.statsIntervalSeconds = statsInterval
+            o.keepaliveSeconds = keepalive
+            o.peerTimeoutSeconds = peerTimeout
+            let cfg: TargetConfig
+            do { cfg = try o.resolve() } catch { throw ValidationError("\(error)") }
+            try TargetDaemon.serve(cfg, logger: Logger(label: "vireo.target"))
         }
     }
 
