@@ -2,12 +2,14 @@
 // only parses options and runs what the libraries build.
 import VireoDaemon
 import ArgumentParser
-import Foundation
 import Logging
 import VhostUser
 import VireoInitiator
 import VireoFabric
 import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct VireoInitiator: ParsableCommand {
@@ -56,34 +58,11 @@ extension VireoInitiator {
 
         func run() throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-            let total = parseByteCount(bytes)!, blockSize = parseByteCount(block)!
-            let address = try FabricAddress(parsing: connect)
-            let client = try FabricProbeClient(
-                connectTo: address, bufferSize: total, depth: depth, busyPoll: busyPoll)
-            defer { client.close() }
-            let stats = try client.pingPong(count: max(pingpongs, 1), size: size)
-            let local = try RegisteredBuffer(pd: client.connection.pd, count: total)
-            let back = try RegisteredBuffer(pd: client.connection.pd, count: total)
-            fillPattern(local.bytes, seed: 0x76697265)
-            let expected = checksum64(UnsafeRawBufferPointer(local.bytes))
-            let w = try client.write(from: local.region, length: total, block: blockSize, depth: depth)
-            let remote = try client.remoteChecksum()
-            let r = try client.read(into: back.region, length: total, block: blockSize, depth: depth)
-            let readBack = checksum64(UnsafeRawBufferPointer(back.bytes))
-            let ok = remote == expected && readBack == expected
-            if machine {
-                print("fabric-check ok=\(ok ? 1 : 0) pingpong_size=\(stats.messageSize) rtt_p50_ns=\(stats.p50) "
-                      + "rtt_p99_ns=\(stats.p99) rtt_min_ns=\(stats.min) write_MBps=\(w.megabytesPerSecond) "
-                      + "read_MBps=\(r.megabytesPerSecond) block=\(blockSize) bytes=\(total)")
-            } else {
-                print("fabric-check \(client.connection.localAddress) -> \(client.connection.peerAddress)")
-                print("  \(stats)")
-                print("  \(w)")
-                print("  \(r)")
-                print("  data: \(ok ? "verified" : "MISMATCH") (checksum \(String(expected, radix: 16)), "
-                      + "target \(String(remote, radix: 16)), read back \(String(readBack, radix: 16)))")
-            }
-            if !ok { throw ExitCode(1) }
+            let check = try FabricCheckReport.run(
+                connectTo: try FabricAddress(parsing: connect), pingPongs: pingpongs, messageSize: size,
+                bytes: parseByteCount(bytes)!, blockSize: parseByteCount(block)!, depth: depth, busyPoll: busyPoll)
+            print(machine ? check.machineLine : check.report)
+            if !check.ok { throw ExitCode(1) }
         }
     }
 }
@@ -112,15 +91,9 @@ struct VhostSocketOptions: ParsableArguments {
 
 /// Serves `device` on a vhost-user socket until SIGINT/SIGTERM.
 func serveVhostUser(_ device: VhostUserDevice, _ socket: VhostSocketOptions, what: String) throws {
-    TerminationSignal.block()
     LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-    let logger = Logger(label: "vireo.initiator")
-    let server = try VhostUserServer(path: socket.socket, device: device, options: try socket.options(), logger: logger)
-    try server.start()
-    logger.info("\(what) on vhost-user socket \(socket.socket)")
-    let sig = TerminationSignal.wait()
-    logger.info("signal \(sig): stopping")
-    server.stop()
+    try InitiatorService.serveLocal(device, socket: socket.socket, options: try socket.options(), what: what,
+                                    logger: Logger(label: "vireo.initiator"))
 }
 
 extension VireoInitiator {
@@ -229,71 +202,31 @@ extension VireoInitiator {
         var spinUs: Int?
 
         func run() throws {
-            if let statsInterval, !(statsInterval > 0) { throw ValidationError("--stats-interval must be positive") }
-            TerminationSignal.block()
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-            var serve = ServeConfig()
-            var problems: [String] = []
-            for d in disks {
-                do { serve.disks.append(try DiskConfig.parse(diskOption: d)) } catch { problems += error.problems }
-            }
-            for n in nics {
-                do { serve.nics.append(try NicConfig.parse(nicOption: n)) } catch { problems += error.problems }
-            }
-            if let path = config {
-                do {
-                    let text = try String(contentsOfFile: path, encoding: .utf8)
-                    let file = try ServeConfig.parse(toml: text, source: path)
-                    serve.disks += file.disks
-                    serve.nics += file.nics
-                    serve.statsFile = file.statsFile
-                    serve.statsIntervalSeconds = file.statsIntervalSeconds
-                } catch let e as ConfigError { problems += e.problems } catch {
-                    problems.append("\(path): cannot read: \(error)")
-                }
-            }
-            if problems.isEmpty {
-                do { try serve.checkUnique() } catch { problems += error.problems }
-            }
-            guard problems.isEmpty else {
-                for p in problems { printError("vireo-initiator serve: \(p)") }
+            var o = InitiatorServeOptions()
+            o.disks = disks
+            o.nics = nics
+            o.configFile = config
+            o.socketMode = socketMode
+            o.busyPoll = busyPoll
+            o.statsFile = statsFile
+            o.statsIntervalSeconds = statsInterval
+            o.spinIterations = spinIterations
+            o.spinMicroseconds = spinUs
+            let (serve, options): (ServeConfig, VhostUserOptions)
+            do { (serve, options) = try o.resolve() } catch {
+                for p in error.problems { printError("vireo-initiator serve: \(p)") }
                 throw ExitCode(2)
             }
-            var options = VhostUserOptions()
-            if let m = socketMode {
-                guard let mode = UInt32(m, radix: 8) else { throw ValidationError("--socket-mode takes octal, e.g. 660") }
-                options.socketMode = mode
-            }
-            options.polling.busyPoll = busyPoll
-            if let spinIterations {
-                guard spinIterations >= 0 else { throw ValidationError("--spin-iterations must be ≥ 0") }
-                options.polling.spinIterations = spinIterations
-            }
-            if let spinUs {
-                guard spinUs >= 0 else { throw ValidationError("--spin-us must be ≥ 0") }
-                options.polling.spinNanoseconds = UInt64(spinUs) * 1000
-            }
-            let logger = Logger(label: "vireo.initiator")
-            let service: InitiatorService
-            do { service = try InitiatorService(serve, options: options, logger: logger) } catch {
+            do { try InitiatorService.serve(serve, options: options, logger: Logger(label: "vireo.initiator")) } catch {
                 printError("vireo-initiator serve: \(error)")
                 throw ExitCode(1)
             }
-            let statsPath = statsFile ?? serve.statsFile
-            let disks = service.disks.map(\.device), nics = service.nics.map(\.device)
-            let servers = service.disks.map(\.server) + service.nics.map(\.server)
-            TerminationSignal.wait(
-                stats: statsPath.map { StatsFile(path: $0) },
-                intervalSeconds: statsInterval ?? serve.statsIntervalSeconds ?? 10, logger: logger,
-                collect: { InitiatorService.statsSnapshot(disks: disks, nics: nics, servers: servers) },
-                stop: { sig in
-                    logger.info("signal \(sig): stopping")
-                    service.stop()
-                })
         }
     }
 }
 
 func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    var text = line + "\n"
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }
