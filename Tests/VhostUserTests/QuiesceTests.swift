@@ -22,7 +22,7 @@ final class AsyncProbeDevice: VhostUserDevice, @unchecked Sendable {
     private var pending: [(VhostUserQueueRequest, UInt64)] = []
     let outstanding = Atomic<Int>(0)
     let completed = Atomic<Int>(0)
-    let outstandingAtCallbacks = Mutex<[Int]>([])
+    let outstandingAtCallbacks = Locked<[Int]>([])
 
     func handle(_ request: VhostUserQueueRequest) {
         outstanding.add(1, ordering: .relaxed)
