@@ -7,7 +7,7 @@
 //   CVireoVerbs   C module over <infiniband/verbs.h> and <rdma/rdma_cma.h>,
 //                 with shims for what Swift cannot import (macros).
 //   VireoSys      POSIX conventions wrapped once: typed errors, owned fds,
-//                 eventfd, mmap, memfd, poll, OS threads.
+//                 eventfd, mmap, memfd, poll, OS threads, the lock (Locked).
 //   VireoFabric   The Swift verbs layer: devices, PDs, MRs, CQs, rdma_cm
 //                 listener/connector, batched work requests, fabric probe.
 //   Virtio        Split/packed virtqueues over guest memory (no RDMA).

@@ -14,7 +14,9 @@ import Glibc
 /// goes back to accepting, so the front-end can reconnect, and servers of
 /// other devices are unaffected.
 public final class VhostUserServer: @unchecked Sendable {
-    // SAFETY (Sendable): mutable state is behind `state` (Mutex) or atomics.
+    // SAFETY (Sendable): mutable state is behind `current` and `lastEndStorage`
+    // (`Locked`) or atomics; `thread` is set and cleared by the owner
+    // (`start`/`stop`) only.
 
     /// The socket path.
     public let path: String
@@ -24,14 +26,14 @@ public final class VhostUserServer: @unchecked Sendable {
     private let listener: UnixSocket
     private var thread: OSThread?
     private let stopping = Atomic<Bool>(false)
-    private let current = Mutex<VhostUserSession?>(nil)
+    private let current = Locked<VhostUserSession?>(nil)
     /// Connections accepted so far.
     public let connectionsAccepted = Atomic<UInt64>(0)
     /// Connections closed for a protocol error.
     public let protocolErrors = Atomic<UInt64>(0)
     /// Sessions that ended with a wedged queue worker.
     public let wedgedSessions = Atomic<UInt64>(0)
-    private let lastEndStorage = Mutex<VhostUserSession.End?>(nil)
+    private let lastEndStorage = Locked<VhostUserSession.End?>(nil)
 
     /// Binds `path` (a stale socket file is removed; `options.socketMode` is applied).
     public init(path: String, device: VhostUserDevice, options: VhostUserOptions = .init(),

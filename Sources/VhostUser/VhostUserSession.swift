@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 import Virtio
 import VireoSys
 
@@ -8,7 +7,7 @@ import VireoSys
 /// or breaks the protocol, then tears everything down (workers, mappings).
 public final class VhostUserSession: @unchecked Sendable {
     // SAFETY (Sendable): all state is owned by the thread in `run()`, except
-    // `backendChannel` (Mutex) and `channel.shutdown()`.
+    // `backendChannel` (`Locked`) and `channel.shutdown()`.
 
     /// Why `run()` returned.
     public enum End: Sendable, Equatable {
@@ -47,7 +46,7 @@ public final class VhostUserSession: @unchecked Sendable {
     var status: UInt64 = 0
     /// A worker did not park in time; see `quiesced`.
     private(set) var isWedged = false
-    let backendChannel = Mutex<VhostUserChannel?>(nil)
+    let backendChannel = Locked<VhostUserChannel?>(nil)
     /// Tags this connection's mappings of front-end files (`PeerFaultGuard`):
     /// a SIGBUS contained in one of them fails this connection alone.
     let faultOwner = PeerFaultGuard.newOwner()

@@ -2,7 +2,8 @@ import Synchronization
 import Virtio
 import VireoSys
 
-/// Hot-path counters of one ring, read by statistics after the fact.
+/// Hot-path counters of one ring, read by statistics after the fact: the
+/// worker owns them, so read them only while it is parked or joined.
 public struct VhostUserVringCounters: Sendable, Equatable {
     public var requests: UInt64 = 0
     public var completions: UInt64 = 0

@@ -42,14 +42,18 @@ import Musl
 /// write(2) that a call costs anyway; no lock, no allocation.
 final class VringEventSlot: @unchecked Sendable {
     // SAFETY (Sendable): `owner` is touched by the control thread only; the
-    // worker uses the atomics alone.
+    // worker uses the atomics alone; `replaceCount` may be read anywhere.
 
     private let fd = Atomic<Int32>(-1)
     private let seq = Atomic<UInt64>(0)
     /// The owning reference (control thread only).
     private var owner: SharedEventFD?
-    /// Replacements done (tests and statistics).
-    private(set) var replacements: UInt64 = 0
+    /// Replacements done (tests and statistics): atomic, since it is read from
+    /// other threads (a test reads it, then the session's teardown replaces).
+    private let replaceCount = Atomic<UInt64>(0)
+
+    /// Replacements done so far (any thread; relaxed).
+    var replacements: UInt64 { replaceCount.load(ordering: .relaxed) }
 
     init() {}
 
@@ -78,7 +82,7 @@ final class VringEventSlot: @unchecked Sendable {
     func replace(_ new: SharedEventFD?) {
         let old = owner
         owner = new
-        replacements &+= 1
+        replaceCount.wrappingAdd(1, ordering: .relaxed)
         fd.store(new?.rawValue ?? -1, ordering: .sequentiallyConsistent)
         let s = seq.load(ordering: .sequentiallyConsistent)
         if s & 1 == 1 {

@@ -12,7 +12,7 @@ final class BlkRunControl: Sendable {
     /// Monotonic ns at which the measured window ends and no new request starts.
     let end: Atomic<UInt64>
     private let pausing = Atomic<Bool>(false)
-    private let state: Mutex<State>
+    private let state: Locked<State>
     /// How long a parked worker waits for the main thread's verdict before giving up on its own.
     let parkLimitNanoseconds: UInt64
 
@@ -25,7 +25,7 @@ final class BlkRunControl: Sendable {
 
     init(queues: Int, end: UInt64, parkLimitSeconds: Double) {
         self.end = Atomic(end)
-        state = Mutex(State(parked: Array(repeating: false, count: queues), finished: Array(repeating: false, count: queues)))
+        state = Locked(State(parked: Array(repeating: false, count: queues), finished: Array(repeating: false, count: queues)))
         parkLimitNanoseconds = UInt64(max(parkLimitSeconds, 1) * 1e9)
     }
 

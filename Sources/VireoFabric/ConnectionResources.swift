@@ -53,19 +53,17 @@ extension ProtectionDomain {
 }
 
 /// Process-wide PDs by device context (control plane only; a lock is fine here).
-private final class PDCache: @unchecked Sendable {
-    // SAFETY: every access holds `lock`.
-    private var lock = pthread_mutex_t()
-    private var pds: [UnsafeMutablePointer<ibv_context>: ProtectionDomain] = [:]
-
-    init() { pthread_mutex_init(&lock, nil) }
+private final class PDCache: Sendable {
+    /// Keyed by the `ibv_context` address.
+    private let pds = Locked<[UInt: ProtectionDomain]>([:])
 
     func pd(for context: VerbsContext) throws(FabricError) -> ProtectionDomain {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if let pd = pds[context.raw] { return pd }
-        let pd = try ProtectionDomain(context: context)
-        pds[context.raw] = pd
-        return pd
+        let key = UInt(bitPattern: context.raw)
+        return try pds.withLock { pds throws(FabricError) -> ProtectionDomain in
+            if let pd = pds[key] { return pd }
+            let pd = try ProtectionDomain(context: context)
+            pds[key] = pd
+            return pd
+        }
     }
 }

@@ -22,7 +22,7 @@ import VireoWire
 /// marked "(control, parked)". Nothing on the frame path allocates, locks or logs.
 final class NetQueuePair: @unchecked Sendable {
     // SAFETY (Sendable): see the threading note above; cross-thread signals
-    // go through `link` (atomics, a Mutex for the connection handover).
+    // go through `link` (atomics, a `Locked` for the connection handover).
 
     private enum Work: UInt64 { case frame = 0, credit = 1, receive = 2 }
     /// A receive slot: free (no chains), assembled (chains, not posted),

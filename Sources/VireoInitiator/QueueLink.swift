@@ -18,7 +18,7 @@ final class QueueLink<Grant: Sendable>: Sendable {
     let reconnectWanted = Atomic<UInt64>(0)
     /// `pending` holds a connection for the worker.
     let pendingReady = Atomic<Bool>(false)
-    let pending = Mutex<PendingConnection<Grant>?>(nil)
+    let pending = Locked<PendingConnection<Grant>?>(nil)
     /// Receive buffers the worker could post on a new connection right away
     /// (packet queues: announced as initial credits in the connect request).
     let initialCredits = Atomic<Int>(0)
@@ -35,7 +35,7 @@ final class QueueLink<Grant: Sendable>: Sendable {
 
 /// A connection made by the supervisor for a worker to adopt.
 struct PendingConnection<Grant: Sendable>: @unchecked Sendable {
-    // SAFETY: handed over through `QueueLink.pending` (a Mutex); afterwards
+    // SAFETY: handed over through `QueueLink.pending` (a `Locked`); afterwards
     // only the adopting worker posts on it.
     let connection: Connection
     let geometry: Grant

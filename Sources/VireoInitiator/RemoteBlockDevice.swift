@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 import VhostUser
 import Virtio
 import VireoFabric
@@ -19,7 +18,7 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
     // SAFETY (Sendable): `memory` is written by the vhost-user control thread
     // only while every worker is parked (memory callbacks run quiesced) and
     // read by workers otherwise; `queues` and
-    // `supervisor` are set in init; the rest is immutable, atomic or in a Mutex.
+    // `supervisor` are set in init; the rest is immutable, atomic or in a `Locked`.
 
     public let config: DiskConfig
     public let counters = RemoteDiskCounters()
@@ -28,8 +27,8 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
     let memory: GuestMemoryRegistry
     /// Registered guest regions, read by the workers.
     var regions: GuestRegionTable { memory.table }
-    private let geometryState: Mutex<BlockGeometry>
-    private let configChanged = Mutex<(@Sendable () -> Void)?>(nil)
+    private let geometryState: Locked<BlockGeometry>
+    private let configChanged = Locked<(@Sendable () -> Void)?>(nil)
     let pd: ProtectionDomain
     private(set) var queues: [RemoteQueue] = []
     private var supervisor: FabricSupervisor<TargetConnector>?
@@ -45,7 +44,7 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         for q in 0..<config.queues {
             initial.append(try connector.connect(queue: q, cq: nil, timeoutMilliseconds: 5000))
         }
-        geometryState = Mutex(initial[0].1)
+        geometryState = Locked(initial[0].1)
         pd = initial[0].0.pd
         memory = GuestMemoryRegistry(pd: pd, logger: logger, what: "disk \(config.socket)",
                                      access: [.localWrite, .remoteRead, .remoteWrite])

@@ -19,7 +19,7 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
     // SAFETY (Sendable): `memory` and `negotiated` are written by the
     // vhost-user control thread only while every worker is parked and read by
     // workers otherwise; `pairs` and `supervisor` are set in init; the rest
-    // is immutable, atomic or in a Mutex.
+    // is immutable, atomic or in a `Locked`.
 
     public let config: NicConfig
     public let counters = RemoteNetCounters()
@@ -28,8 +28,8 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
     let memory: GuestMemoryRegistry
     /// Registered guest regions, read by the workers.
     var regions: GuestRegionTable { memory.table }
-    private let geometryState: Mutex<PacketGeometry>
-    private let configChanged = Mutex<(@Sendable () -> Void)?>(nil)
+    private let geometryState: Locked<PacketGeometry>
+    private let configChanged = Locked<(@Sendable () -> Void)?>(nil)
     /// Link status as reported to the guest.
     private let linkReported = Atomic<Bool>(true)
     private let connectedPairs: Atomic<Int>
@@ -50,7 +50,7 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
         for q in 0..<config.queuePairs {
             initial.append(try connector.connect(queue: q, cq: nil, initialCredits: NetCredits.announcement(assembled: 0), timeoutMilliseconds: 5000))
         }
-        geometryState = Mutex(initial[0].1)
+        geometryState = Locked(initial[0].1)
         connectedPairs = Atomic(config.queuePairs)
         memory = GuestMemoryRegistry(pd: initial[0].0.pd, logger: logger, what: "nic \(config.socket)",
                                      access: [.localWrite])

@@ -15,7 +15,7 @@ import Glibc
 /// orders those accesses). Nothing on the request path allocates, locks or logs.
 final class RemoteQueue: @unchecked Sendable {
     // SAFETY (Sendable): see the threading note above; cross-thread signals
-    // go through `link` (atomics, a Mutex for the connection handover).
+    // go through `link` (atomics, a `Locked` for the connection handover).
 
     let index: Int
     let slotCount: Int

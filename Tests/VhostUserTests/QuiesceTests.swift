@@ -22,7 +22,7 @@ final class AsyncProbeDevice: VhostUserDevice, @unchecked Sendable {
     private var pending: [(VhostUserQueueRequest, UInt64)] = []
     let outstanding = Atomic<Int>(0)
     let completed = Atomic<Int>(0)
-    let outstandingAtCallbacks = Mutex<[Int]>([])
+    let outstandingAtCallbacks = Locked<[Int]>([])
 
     func handle(_ request: VhostUserQueueRequest) {
         outstanding.add(1, ordering: .relaxed)
@@ -158,6 +158,8 @@ final class AsyncProbeDevice: VhostUserDevice, @unchecked Sendable {
         let inflight = try fe.inflightBuffer(numQueues: 1, queueSize: 16)
         let q = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: false)
         let ring = try fe.setUpRing(0, driver: q)
+        let errFD = try EventFD()
+        try fe.request(.setVringErr, payload: u64(0), fds: [errFD.rawValue])
         rig.device.holdCompletions(true)
         let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0)
         let head = q.add(r, write: true)
@@ -170,9 +172,13 @@ final class AsyncProbeDevice: VhostUserDevice, @unchecked Sendable {
         q.forceAvailIdx(next &+ 1)
         ring.kick.signal()
         let vring = try #require(rig.server.session?.vrings[0])
-        #expect(waitUntil { vring.counters.brokenByDriver == 1 })
+        #expect(waitUntil { errFD.drain() > 0 }, "the broken ring did not signal err")
         #expect(rig.device.heldCount == 1)
         let view = try MemoryMapping(fd: inflight.fd, offset: 0, count: Int(inflight.descriptor.mmapSize))
         #expect(view.baseAddress.load(fromByteOffset: 16 + 16 * Int(head), as: UInt8.self) == 1)
+        // The ring's counters are its worker's: read them once the worker is
+        // joined (stop), not while it runs.
+        rig.server.stop()
+        #expect(vring.counters.brokenByDriver == 1)
     }
 }

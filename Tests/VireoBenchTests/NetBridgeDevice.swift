@@ -13,13 +13,13 @@ import VireoSys
 /// popped by the worker and held until a frame fills them.
 final class NetBridgeDevice: VhostUserDevice, @unchecked Sendable {
     // SAFETY (Sendable): `held` is touched by this device's worker only (and
-    // by the control thread while the worker is parked); the inbox is a Mutex;
+    // by the control thread while the worker is parked); the inbox is a `Locked`;
     // counters are atomic.
 
     let mac: [UInt8]
     let mtu: UInt16
     weak var peer: NetBridgeDevice?
-    private let inbox = Mutex<[[UInt8]]>([])
+    private let inbox = Locked<[[UInt8]]>([])
     private let inboxCapacity: Int
     private let wake: EventFD
     private var held: [VhostUserQueueRequest] = []

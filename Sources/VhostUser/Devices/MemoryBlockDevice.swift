@@ -16,7 +16,7 @@ import Glibc
 public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     // SAFETY (Sendable): `storage` is raw bytes shared by the queue workers the
     // way a disk is shared by concurrent requests; other state is atomic or
-    // behind a Mutex.
+    // behind a `Locked`.
 
     /// Segments per DISCARD / WRITE_ZEROES request (config max_*_seg).
     static let maxRangeSegments: UInt32 = 16
@@ -36,11 +36,11 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     public let maxQueueSize: UInt16
     public let workerCount: Int
     private let holding = Atomic<Bool>(false)
-    private let held = Mutex<[VhostUserQueueRequest]>([])
+    private let held = Locked<[VhostUserQueueRequest]>([])
     /// Requests handled (all types), for tests and statistics.
     public let requestsHandled = Atomic<UInt64>(0)
-    private let regions = Mutex<[GuestMemory.Region]>([])
-    private let regionEvents = Mutex<[(added: Bool, gpa: UInt64, size: UInt64)]>([])
+    private let regions = Locked<[GuestMemory.Region]>([])
+    private let regionEvents = Locked<[(added: Bool, gpa: UInt64, size: UInt64)]>([])
 
     /// A disk of `capacityBytes` (rounded down to 512-byte sectors).
     public convenience init(capacityBytes: Int, blockSize: UInt32 = 512, numQueues: Int = 1, maxQueueSize: UInt16 = 256,
