@@ -66,7 +66,10 @@ let package = Package(
             dependencies: ["VireoSys", "CVireoSys", .product(name: "Logging", package: "swift-log"),
                            .product(name: "TOMLKit", package: "TOMLKit")]
         ),
-        .target(name: "VireoTargetCore"),
+        .target(
+            name: "VireoTargetCore",
+            dependencies: ["VireoSys", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "VireoPacketTarget",
             dependencies: [

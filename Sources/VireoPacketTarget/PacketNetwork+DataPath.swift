@@ -97,7 +97,7 @@ extension PacketNetwork {
     /// Whether connection `slot` can take a frame now (credit and a send slot).
     @inline(__always)
     private func canSend(_ slot: Int) -> Bool {
-        guard slot < table.count, let p = table[slot], !p.isDraining else { return false }
+        guard let p = table[slot], !p.isDraining else { return false }
         return p.credits > 0 && p.sendQueueFree > PacketPort.creditSendSlots / 2 && !p.freeSends.isEmpty
     }
 

@@ -1,5 +1,5 @@
-import CVireoSys
 import Logging
+import Synchronization
 import VireoFabric
 import VireoSys
 import VireoTargetCore
@@ -14,15 +14,15 @@ import Glibc
 /// Threading: every port of a network lives on the network's worker (the
 /// network is pinned to one thread), so forwarding between ports is a copy
 /// between two buffers that thread owns: no cross-thread hand-off, no lock,
-/// no ring on the data path. The worker follows the block target's model: one
-/// completion channel + CQ shared by all its connections, poll-then-sleep on
-/// the channel fd, the TAP fd and a wake eventfd; the control plane hands it
-/// ports (locked list + eventfd) and it retires them back through `retire`.
-public final class PacketNetwork: @unchecked Sendable {
+/// no ring on the data path. The thread, the hand-off from the control plane
+/// and the spin → arm → sleep loop are `EndpointWorker`'s, as for the block
+/// target's workers; this is the engine it runs: one completion channel + CQ
+/// shared by all its ports, the TAP fd; ports it retires go back through `retire`.
+public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     // SAFETY: the data-path state (table, switch, ports, TAP buffer) is touched
-    // only by the worker thread; the hand-off lists are guarded by `lock`;
-    // `stopFlag`/`handoffHint`/`livePorts` are word atomics; the admission
-    // bookkeeping belongs to the control thread.
+    // only by the worker thread; `EndpointWorker` owns the hand-off; `livePorts`
+    // is an atomic; the admission bookkeeping belongs to the control thread.
+    public typealias Connection = PacketPort
     public let config: NetworkConfig
     let logger: Logger
     public let maxFrame: Int
@@ -39,25 +39,16 @@ public final class PacketNetwork: @unchecked Sendable {
     private(set) var channel: CompletionChannel?
     private(set) var cq: CompletionQueue?
     private var completions = CompletionBuffer(capacity: 64)
-    private let poller = Poller(capacity: 3)
-    private let wake: EventFD
-    private let spinBudget: Int
+    private let busyPoll: Bool
+    private var loop: EndpointWorker<PacketNetwork>?
     private let retire: @Sendable (PacketPort) -> Void
 
     var switching: PacketSwitch
     /// Connections (table slots) grouped into switch ports (NIC queue pairs with one key).
     var groups: PortGroups
-    var table: [PacketPort?]
-    private var generations: [UInt16]
+    var table: ConnectionTable<PacketPort>
     var dirty: [Int]
-
-    private let lock: UnsafeMutablePointer<pthread_mutex_t>
-    private var handoff: [PacketPort] = []
-    private var dropRequests: [PacketPort] = []
-    private let handoffHint: UnsafeMutablePointer<Int>
-    private let stopFlag: UnsafeMutablePointer<Int>
-    private let livePorts: UnsafeMutablePointer<Int>
-    private var thread: OSThread?
+    private let livePorts = Atomic<Int>(0)
 
     // Control-plane bookkeeping.
     var completionBudgetLeft = 0
@@ -73,8 +64,7 @@ public final class PacketNetwork: @unchecked Sendable {
     /// silence with sends posted; the tick's period, and its last run.
     let keepaliveNanoseconds: UInt64
     let peerTimeoutNanoseconds: UInt64
-    private let tickNanoseconds: UInt64
-    private var lastTick: UInt64 = 0
+    private var tickNanoseconds: UInt64 { max(keepaliveNanoseconds / 2, 1_000_000) }
 
     /// Delay after which reposted buffers are announced even when few.
     static let creditDelayNanoseconds: UInt64 = 1_000_000
@@ -87,7 +77,6 @@ public final class PacketNetwork: @unchecked Sendable {
         self.config = config
         self.keepaliveNanoseconds = keepaliveNanoseconds
         self.peerTimeoutNanoseconds = peerTimeoutNanoseconds
-        tickNanoseconds = min(1_000_000_000, max(keepaliveNanoseconds / 2, 1_000_000))
         self.logger = logger
         self.clock = clock
         self.retire = retire
@@ -96,53 +85,38 @@ public final class PacketNetwork: @unchecked Sendable {
         tapPort = config.maxPorts
         tapBuffer = .allocate(byteCount: maxFrame, alignment: 64)
         tapBuffer.initializeMemory(as: UInt8.self, repeating: 0, count: maxFrame)
-        wake = try EventFD()
-        spinBudget = busyPoll ? Int.max : 100
+        self.busyPoll = busyPoll
         switching = PacketSwitch(agingSeconds: config.agingSeconds, tableCapacity: config.macTableSize,
                                  maxPorts: config.maxPorts + 1, allowed: config.allowedMACs)
-        table = [PacketPort?](repeating: nil, count: config.maxPorts)
+        table = ConnectionTable(capacity: config.maxPorts)
         groups = PortGroups(capacity: config.maxPorts)
-        generations = [UInt16](repeating: 0, count: config.maxPorts)
         dirty = []
         dirty.reserveCapacity(config.maxPorts)
-        lock = .allocate(capacity: 1)
-        pthread_mutex_init(lock, nil)
-        handoffHint = .allocate(capacity: 1)
-        handoffHint.initialize(to: 0)
-        stopFlag = .allocate(capacity: 1)
-        stopFlag.initialize(to: 0)
-        livePorts = .allocate(capacity: 1)
-        livePorts.initialize(to: 0)
         if tap != nil { switching.addPort(tapPort) }
     }
 
     deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
-        handoffHint.deallocate()
-        stopFlag.deallocate()
-        livePorts.deallocate()
         tapBuffer.deallocate()
     }
 
     public var name: String { config.name }
     /// Connected ports the worker serves (racy live view).
-    public var portCount: Int { vireo_relaxed_load(livePorts) }
-    public var isStarted: Bool { thread != nil }
+    public var portCount: Int { livePorts.load(ordering: .relaxed) }
+    public var isStarted: Bool { loop != nil }
 
     /// Creates the CQ on `context` and starts the worker thread (idempotent).
     public func start(context: VerbsContext, maxCQE: Int) throws(FabricError) {
-        guard thread == nil else { return }
+        guard loop == nil else { return }
         let ch = try CompletionChannel(context: context)
         let capacity = max(1024, min(Self.cqCapacity, maxCQE))
         cq = try CompletionQueue(context: context, capacity: capacity, channel: ch)
         channel = ch
         completionBudgetLeft = capacity
-        poller.add(ch.fd)
-        poller.add(wake.rawValue)
-        if let tap { poller.add(tap.fd) }
         do {
-            thread = try OSThread(name: "vireo-n-\(config.name)") { [self] in run() }
+            let l = try EndpointWorker<PacketNetwork>(name: "vireo-n-\(config.name)", busyPoll: busyPoll,
+                                                      tickNanoseconds: tickNanoseconds, fds: [ch.fd] + (tap.map { [$0.fd] } ?? []))
+            try l.start(self, logger: logger)
+            loop = l
         } catch {
             throw .call(error)
         }
@@ -153,18 +127,11 @@ public final class PacketNetwork: @unchecked Sendable {
 
     /// Stops the worker and returns every port it still held (for the control plane to release).
     public func stop() -> [PacketPort] {
-        vireo_relaxed_store(stopFlag, 1)
-        wake.signal()
-        thread?.join()
-        thread = nil
-        var left = table.compactMap { $0 }
-        table = [PacketPort?](repeating: nil, count: config.maxPorts)
+        let notTaken = loop?.stop() ?? []
+        loop = nil
+        let left = table.removeAll() + notTaken
         groups = PortGroups(capacity: config.maxPorts)
-        pthread_mutex_lock(lock)
-        left += handoff
-        handoff = []
-        pthread_mutex_unlock(lock)
-        vireo_relaxed_store(livePorts, 0)
+        livePorts.store(0, ordering: .relaxed)
         return left
     }
 
@@ -247,11 +214,7 @@ public final class PacketNetwork: @unchecked Sendable {
             let n = keyHolders[k]?.count ?? 0
             keyHolders[k] = (Self.host(of: p.peer), n + 1)
         }
-        pthread_mutex_lock(lock)
-        handoff.append(p)
-        vireo_relaxed_store(handoffHint, 1)
-        pthread_mutex_unlock(lock)
-        wake.signal()
+        loop?.adopt(p)
     }
 
     /// Returns a retired port's resources to the budget (control plane).
@@ -264,42 +227,23 @@ public final class PacketNetwork: @unchecked Sendable {
     }
 
     /// Asks the worker to drop `p` (its peer disconnected).
-    public func requestDrop(_ p: PacketPort) {
-        pthread_mutex_lock(lock)
-        dropRequests.append(p)
-        vireo_relaxed_store(handoffHint, 1)
-        pthread_mutex_unlock(lock)
-        wake.signal()
+    public func requestDrop(_ p: PacketPort) { loop?.requestDrop(p) }
+
+    // MARK: the engine
+
+    public func arm() {
+        do { try cq!.requestNotification() } catch { logger.error("network \(name): \(error)") }
     }
 
-    // MARK: the loop
-
-    private func run() {
-        var idle = 0
-        while vireo_relaxed_load(stopFlag) == 0 {
-            if vireo_relaxed_load(handoffHint) != 0 { takeHandoffs() }
-            var work = pollOnce(forceCredits: false)
-            if work > 0 { idle = 0; continue }
-            idle += 1
-            if idle < spinBudget { continue }
-            // Before sleeping, announce every reposted buffer: nobody may wait on us for credits.
-            work = pollOnce(forceCredits: true)
-            if work > 0 { idle = 0; continue }
-            do { try cq!.requestNotification() } catch { logger.error("network \(name): \(error)") }
-            work = pollOnce(forceCredits: true)
-            if work > 0 { idle = 0; continue }
-            do { try poller.wait(timeoutMilliseconds: Int32(tickNanoseconds / 1_000_000)) } catch {
-                logger.error("network \(name): \(error)")
-            }
-            do { try cq!.takeChannelEvents() } catch { logger.error("network \(name): \(error)") }
-            wake.drain()
-            idle = 0
-        }
+    public func woke() {
+        do { try cq!.takeChannelEvents() } catch { logger.error("network \(name): \(error)") }
     }
+
+    public func finish() {}
 
     /// One pass: CQ, TAP, then batched posts and credit messages. Returns the events handled.
     @inline(__always)
-    private func pollOnce(forceCredits: Bool) -> Int {
+    public func pollOnce(beforeSleep forceCredits: Bool) -> Int {
         let now = clock()
         let n: Int
         do { n = try cq!.poll(into: completions) } catch {
@@ -308,8 +252,7 @@ public final class PacketNetwork: @unchecked Sendable {
         }
         for i in 0..<n {
             let c = completions[i]
-            let qi = WorkID.queue(c.wrId)
-            guard qi < table.count, let p = table[qi], generations[qi] == WorkID.generation(c.wrId) else { continue }
+            guard let p = table.item(for: c.wrId) else { continue }
             completed(c, port: p, now: now)
         }
         var work = n
@@ -323,17 +266,14 @@ public final class PacketNetwork: @unchecked Sendable {
             }
         }
         flush(now: now, force: forceCredits)
-        if now &- lastTick >= tickNanoseconds { livenessTick(now: now) }
         return work
     }
 
     /// About once a second: every port probes a silent idle peer or is dropped when its peer
     /// left posted sends unacknowledged for the peer timeout.
-    private func livenessTick(now: UInt64) {
-        lastTick = now
+    public func tick(now: UInt64) {
         var dropped = false
-        for p in table {
-            guard let p else { continue }
+        for (_, p) in table.occupied {
             let probes = p.counters.livenessProbes
             if p.checkLiveness(now: now) { dropped = true }
             if p.counters.livenessProbes != probes { totals.probed() }
@@ -341,39 +281,31 @@ public final class PacketNetwork: @unchecked Sendable {
         if dropped { retireDraining() }
     }
 
-    private func takeHandoffs() {
-        pthread_mutex_lock(lock)
-        let new = handoff
-        handoff.removeAll(keepingCapacity: true)
-        let drops = dropRequests
-        dropRequests.removeAll(keepingCapacity: true)
-        vireo_relaxed_store(handoffHint, 0)
-        pthread_mutex_unlock(lock)
+    public func take(adopted new: [PacketPort], dropped drops: [PacketPort]) {
         let now = clock()
         for p in new {
-            guard let slot = table.firstIndex(where: { $0 == nil }) else {
+            guard let (slot, generation) = table.insert(p) else {
                 p.drop("network \(name) has no free port slot")
                 retire(p)
                 continue
             }
-            table[slot] = p
-            generations[slot] &+= 1
             p.tableIndex = slot
-            p.generation = generations[slot]
+            p.generation = generation
             let (group, isNew) = groups.join(slot: slot, key: p.portKey)
             if isNew {
                 switching.addPort(group)
                 if let n = p.portKey?.name { switching.setAllowList(config.ports.first { $0.name == n }?.allowedMACs, port: group) }
             }
-            p.liveness = PeerLiveness(keepaliveNanoseconds: keepaliveNanoseconds, timeoutNanoseconds: peerTimeoutNanoseconds, now: now)
+            p.liveness = PeerLiveness(keepaliveNanoseconds: keepaliveNanoseconds, timeoutNanoseconds: peerTimeoutNanoseconds,
+                                      now: monotonicNanoseconds())
             for i in 0..<p.receiveCount { p.repost(i, returnsCredit: false, now: now) }
             do { try p.queuePair.post(p.receiveBatch) } catch { p.drop("posting its receive buffers failed: \(error)") }
-            vireo_relaxed_store(livePorts, vireo_relaxed_load(livePorts) + 1)
+            livePorts.add(1, ordering: .relaxed)
             let member = p.portKey.map { " (\($0), queue pair \(groups.members(of: group).count) of its NIC)" } ?? ""
             logger.info("\(p.peer) joined network \(name) as port \(group)\(member) (connection \(slot), queue \(p.queueIndex), \(p.credits) initial credits)")
             if p.isDraining { retireDraining() }
         }
-        for p in drops where p.tableIndex < table.count && table[p.tableIndex] === p {
+        for p in drops where table.holds(p, at: p.tableIndex) {
             p.drop("disconnected")
         }
         retireDraining()
@@ -381,12 +313,11 @@ public final class PacketNetwork: @unchecked Sendable {
 
     /// Retires every draining port: out of the table and the switch, to the control plane.
     func retireDraining() {
-        for (i, entry) in table.enumerated() {
-            guard let p = entry, let reason = p.dropReason else { continue }
-            table[i] = nil
-            generations[i] &+= 1
+        for (i, p) in table.occupied {
+            guard let reason = p.dropReason else { continue }
+            table.remove(at: i)
             if let (g, empty) = groups.leave(slot: i), empty { switching.removePort(g) }
-            vireo_relaxed_store(livePorts, vireo_relaxed_load(livePorts) - 1)
+            livePorts.subtract(1, ordering: .relaxed)
             if p.isDirty { dirty.removeAll { $0 == i }; p.isDirty = false }
             if reason == "disconnected" {
                 logger.info("\(p.peer) (queue \(p.queueIndex)) left network \(name): \(p.counters.summary)")

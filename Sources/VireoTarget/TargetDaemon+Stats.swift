@@ -10,7 +10,7 @@ extension TargetDaemon {
     /// packet port's counters. Racy reads of single-writer counters: a live,
     /// approximate view (exact once stopped). Safe from any thread.
     public func statsSnapshot() -> StatsSnapshot {
-        let (workerCounters, ports) = withLock { (statsWorkerCounters, Array(statsPorts.values)) }
+        let (workerCounters, ports) = shared.withLock { ($0.workerCounters, Array($0.ports.values)) }
         let total = TargetCounters()
         for c in workerCounters { total.add(c) }
         var s = StatsSnapshot()

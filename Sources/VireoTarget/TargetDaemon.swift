@@ -1,6 +1,6 @@
 import VireoBlockTarget
-import CVireoSys
 import Logging
+import Synchronization
 import VireoFabric
 import VireoPacketTarget
 import VireoSys
@@ -22,7 +22,8 @@ import Glibc
 /// connections the workers retire. Data moves only on the workers.
 public final class TargetDaemon: @unchecked Sendable {
     // SAFETY: after `start`, everything below is touched by the control thread
-    // only, except `retired` (guarded by `lock`) and the workers' hand-off API.
+    // only, except `shared` (behind its lock), `stopFlag` (an atomic) and the
+    // workers' hand-off API.
     public let config: TargetConfig
     let logger: Logger
     /// Exports by name.
@@ -34,17 +35,21 @@ public final class TargetDaemon: @unchecked Sendable {
     private var context: VerbsContext?
     private var deviceInfo: DeviceInfo?
     private let controlWake: EventFD
-    private let stopFlag: UnsafeMutablePointer<Int>
+    private let stopFlag = Atomic<Bool>(false)
     private var thread: OSThread?
-    private let lock: UnsafeMutablePointer<pthread_mutex_t>
-    private var retired: [TargetQueue] = []
-    private var retiredPorts: [PacketPort] = []
+    /// What the workers and the stats writer share with the control thread.
+    struct Shared {
+        /// Queues and ports the workers retired, for the control thread to release.
+        var retired: [TargetQueue] = []
+        var retiredPorts: [PacketPort] = []
+        /// The stats file's view: every worker's counters and the live packet ports.
+        var workerCounters: [TargetCounters] = []
+        var ports: [ObjectIdentifier: (network: String, port: PacketPort)] = [:]
+    }
+    let shared = Locked(Shared())
     /// Live connections by queue identity: the control plane's view.
     private var live: [ObjectIdentifier: Live] = [:]
     private var finalCounters: TargetCounters?
-    /// The stats file's view, guarded by `lock`: every worker's counters and the live packet ports.
-    var statsWorkerCounters: [TargetCounters] = []
-    var statsPorts: [ObjectIdentifier: (network: String, port: PacketPort)] = [:]
 
     /// A block queue (queue + worker) or a packet port (port + network).
     private struct Live {
@@ -102,18 +107,11 @@ public final class TargetDaemon: @unchecked Sendable {
             throw .fabric(error)
         }
         do { controlWake = try EventFD() } catch { throw .system(error) }
-        stopFlag = .allocate(capacity: 1)
-        stopFlag.initialize(to: 0)
-        lock = .allocate(capacity: 1)
-        pthread_mutex_init(lock, nil)
         retireBox.daemon = self
     }
 
     deinit {
         stop()
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
-        stopFlag.deallocate()
     }
 
     /// The bound port (useful with port 0).
@@ -129,7 +127,7 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Stops accepting, stops the workers, releases every connection. Idempotent.
     public func stop() {
         guard finalCounters == nil, thread != nil || !workers.isEmpty else { return }
-        vireo_relaxed_store(stopFlag, 1)
+        stopFlag.store(true, ordering: .releasing)
         controlWake.signal()
         thread?.join()
         thread = nil
@@ -149,7 +147,7 @@ public final class TargetDaemon: @unchecked Sendable {
         }
         for p in takeRetiredPorts() { p.release(disconnectTimeoutMilliseconds: 200) }
         live.removeAll()
-        withLock { statsPorts.removeAll() }
+        shared.withLock { $0.ports.removeAll() }
         finalCounters = total
         logger.info("stopped: \(total.summary)")
     }
@@ -191,7 +189,7 @@ public final class TargetDaemon: @unchecked Sendable {
             }
             do { try w.start() } catch { throw .system(error) }
             workers.append(w)
-            withLock { statsWorkerCounters.append(w.counters) }
+            shared.withLock { $0.workerCounters.append(w.counters) }
         }
         for n in networks.values.sorted(by: { $0.name < $1.name }) {
             do { try n.start(context: ctx, maxCQE: info.maxCQE) } catch { throw .fabric(error) }
@@ -209,43 +207,32 @@ public final class TargetDaemon: @unchecked Sendable {
         return "\(backing), \(e.store.capacity) bytes, block \(c.blockSize)" + (c.readOnly ? ", read-only" : "")
     }
 
-    /// Runs `body` holding `lock`.
-    func withLock<R>(_ body: () -> R) -> R {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return body()
-    }
-
     // MARK: retire hand-off (worker → control plane)
 
     private func retireFromWorker(_ q: TargetQueue) {
-        pthread_mutex_lock(lock)
-        retired.append(q)
-        pthread_mutex_unlock(lock)
+        shared.withLock { $0.retired.append(q) }
         controlWake.signal()
     }
 
     fileprivate func retirePort(_ p: PacketPort) {
-        pthread_mutex_lock(lock)
-        retiredPorts.append(p)
-        pthread_mutex_unlock(lock)
+        shared.withLock { $0.retiredPorts.append(p) }
         controlWake.signal()
     }
 
     private func takeRetiredPorts() -> [PacketPort] {
-        pthread_mutex_lock(lock)
-        let r = retiredPorts
-        retiredPorts = []
-        pthread_mutex_unlock(lock)
-        return r
+        shared.withLock { s in
+            let r = s.retiredPorts
+            s.retiredPorts = []
+            return r
+        }
     }
 
     private func takeRetired() -> [TargetQueue] {
-        pthread_mutex_lock(lock)
-        let r = retired
-        retired = []
-        pthread_mutex_unlock(lock)
-        return r
+        shared.withLock { s in
+            let r = s.retired
+            s.retired = []
+            return r
+        }
     }
 
     // MARK: the control loop
@@ -254,7 +241,7 @@ public final class TargetDaemon: @unchecked Sendable {
         let poller = Poller(capacity: 2 + TargetWorker.maxQueues * 4)
         var watched: [Live] = []
         var dirty = true
-        while vireo_relaxed_load(stopFlag) == 0 {
+        while !stopFlag.load(ordering: .acquiring) {
             if dirty {
                 poller.removeAll()
                 poller.add(listener.eventFD)
@@ -267,7 +254,7 @@ public final class TargetDaemon: @unchecked Sendable {
                 logger.error("control: \(error)")
                 continue
             }
-            if vireo_relaxed_load(stopFlag) != 0 { break }
+            if stopFlag.load(ordering: .acquiring) { break }
             if poller.isReady(1) { controlWake.drain() }
             for q in takeRetired() {
                 release(q)
@@ -318,7 +305,7 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Releases a retired packet port and its budget.
     private func release(_ p: PacketPort) {
         if let entry = live.removeValue(forKey: ObjectIdentifier(p)) { entry.network?.forget(p) }
-        _ = withLock { statsPorts.removeValue(forKey: ObjectIdentifier(p)) }
+        _ = shared.withLock { $0.ports.removeValue(forKey: ObjectIdentifier(p)) }
         p.release()
     }
 
@@ -422,7 +409,7 @@ public final class TargetDaemon: @unchecked Sendable {
             }
             live[ObjectIdentifier(port)] = Live(queue: nil, port: port, connection: connection, worker: nil,
                                                 network: network, hostID: r.hostID)
-            withLock { statsPorts[ObjectIdentifier(port)] = (network.name, port) }
+            shared.withLock { $0.ports[ObjectIdentifier(port)] = (network.name, port) }
             network.adopt(port)
             return true
         }
