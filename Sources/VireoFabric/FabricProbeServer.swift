@@ -2,6 +2,7 @@ import CVireoVerbs
 import CVireoSys
 import Logging
 import VireoSys
+import Synchronization
 
 /// Serves fabric probes: lends each client a registered buffer for RDMA
 /// READ/WRITE, echoes ping-pong messages and answers checksum requests.
@@ -71,14 +72,11 @@ public final class FabricProbeServer: @unchecked Sendable {
 }
 
 /// A one-way flag set from one thread and polled from others.
-final class EventFlag: @unchecked Sendable {
-    // SAFETY: a single word read and written with relaxed ordering suffices
-    // (it only ends loops; no data is published through it).
-    private let word = UnsafeMutablePointer<Int>.allocate(capacity: 1)
-    init() { word.initialize(to: 0) }
-    deinit { word.deallocate() }
-    func set() { vireo_relaxed_store(word, 1) }
-    var isSet: Bool { vireo_relaxed_load(word) != 0 }
+final class EventFlag: Sendable {
+    private let word = Atomic<Bool>(false)
+    init() {}
+    func set() { word.store(true, ordering: .releasing) }
+    var isSet: Bool { word.load(ordering: .acquiring) }
 }
 
 /// One probe client's session on the server.

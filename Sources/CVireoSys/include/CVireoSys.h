@@ -29,9 +29,6 @@ uint64_t vireo_checksum64(const void *buf, size_t len);
 /// Fills a buffer with a deterministic pattern derived from `seed` (xorshift64*).
 void vireo_fill_pattern(void *buf, size_t len, uint64_t seed);
 
-/// Relaxed atomic word access for simple cross-thread flags.
-static inline long vireo_relaxed_load(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void vireo_relaxed_store(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 /// socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC) bound to `path` and listening.
 /// Returns the fd or -1/errno (ENAMETOOLONG when the path does not fit sun_path).
 int vireo_unix_listen(const char *path, int backlog);
