@@ -47,6 +47,8 @@ let package = Package(
         ),
         .target(name: "CVireoSys"),
         .target(name: "CVireoUring", linkerSettings: [.linkedLibrary("uring")]),
+        // The io_uring wrapper and the storage calls beside it (fallocate, O_DIRECT, BLKGETSIZE64).
+        .target(name: "VireoUring", dependencies: ["CVireoUring", "VireoSys"]),
         .target(
             name: "VireoSys",
             dependencies: ["CVireoSys", .product(name: "Logging", package: "swift-log")]
@@ -63,7 +65,7 @@ let package = Package(
         // the stats file (Prometheus text), termination signals.
         .target(
             name: "VireoDaemon",
-            dependencies: ["VireoSys", "CVireoSys", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["VireoSys", .product(name: "Logging", package: "swift-log"),
                            .product(name: "TOMLKit", package: "TOMLKit")]
         ),
         .target(
@@ -73,7 +75,7 @@ let package = Package(
         .target(
             name: "VireoPacketTarget",
             dependencies: [
-                "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon", "VireoTargetCore", "CVireoSys", "CVireoVerbs",
+                "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon", "VireoTargetCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -81,7 +83,7 @@ let package = Package(
         .target(
             name: "VireoBlockTarget",
             dependencies: [
-                "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon", "CVireoUring", "CVireoVerbs", "VireoTargetCore",
+                "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon", "VireoUring", "VireoTargetCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -92,7 +94,7 @@ let package = Package(
             name: "VireoTarget",
             dependencies: [
                 "VireoBlockTarget", "VireoPacketTarget", "VireoTargetCore", "VireoDaemon", "VireoFabric", "VireoWire",
-                "VireoSys", "CVireoSys",
+                "VireoSys",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -186,7 +188,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VireoBlockTargetTests",
-            dependencies: ["VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoUring", "CVireoSys", "CVireoVerbs"]
+            dependencies: ["VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoBlockTarget", "VireoUring", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys", "CVireoVerbs"]
         ),
         .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VireoDaemon", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"], resources: [.copy("Fixtures")]),
         .testTarget(

@@ -1,4 +1,4 @@
-import CVireoUring
+import VireoUring
 import Logging
 import VireoSys
 #if canImport(Glibc)
@@ -79,9 +79,9 @@ public final class BlockStore: @unchecked Sendable {
         case .device(let path):
             let access = config.readOnly ? O_RDONLY : O_RDWR
             let (box, direct) = try Self.openPreferringDirect(path, flags: access, logger: logger)
-            var bytes: UInt64 = 0
-            if vireo_blkgetsize64(box.fd.rawValue, &bytes) != 0 {
-                throw SystemError(call: "ioctl(\(path), BLKGETSIZE64)", errno: errno)
+            let bytes: UInt64
+            do { bytes = try StorageFile.blockDeviceSize(box.fd.rawValue) } catch {
+                throw SystemError(call: "ioctl(\(path), BLKGETSIZE64)", errno: error.errno)
             }
             owned = box
             fd = box.fd.rawValue
@@ -100,7 +100,7 @@ public final class BlockStore: @unchecked Sendable {
         _ path: String, flags: Int32, logger: Logger
     ) throws(SystemError) -> (FileDescriptorBox, Bool) {
         do {
-            return (FileDescriptorBox(try FileDescriptor.open(path, flags: flags | vireo_o_direct(), mode: 0o600)), true)
+            return (FileDescriptorBox(try FileDescriptor.open(path, flags: flags | StorageFile.directIO, mode: 0o600)), true)
         } catch where error.errno == EINVAL || error.errno == EOPNOTSUPP {
             logger.notice("\(path): the filesystem refuses O_DIRECT; using buffered I/O")
         } catch {

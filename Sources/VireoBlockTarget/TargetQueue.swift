@@ -1,5 +1,4 @@
-import CVireoUring
-import CVireoVerbs
+import VireoUring
 import Logging
 import VireoFabric
 import VireoSys
@@ -152,7 +151,7 @@ package final class TargetQueue: @unchecked Sendable {
         if isDraining { return }
         let kind = WorkID.kind(c.wrId), index = WorkID.index(c.wrId)
         guard c.isSuccess else {
-            if c.status == IBV_WC_WR_FLUSH_ERR { return drop("disconnected", fault: nil) }
+            if c.status == .flushed { return drop("disconnected", fault: nil) }
             let what: String
             var fault: ConnectionFault
             switch kind {
@@ -162,8 +161,8 @@ package final class TargetQueue: @unchecked Sendable {
             case WorkID.probe: (what, fault) = ("liveness probe (zero-length RDMA WRITE)", .peerUnreachable)
             default: (what, fault) = ("receive", .receiveFailed)
             }
-            if c.status == IBV_WC_RETRY_EXC_ERR || c.status == IBV_WC_RNR_RETRY_EXC_ERR { fault = .peerUnreachable }
-            drop("\(what) failed: \(String(cString: ibv_wc_status_str(c.status)))", fault: fault)
+            if c.status.peerUnreachable { fault = .peerUnreachable }
+            drop("\(what) failed: \(c.status)", fault: fault)
             return
         }
         liveness.heard()
@@ -442,15 +441,15 @@ package final class TargetQueue: @unchecked Sendable {
         case .flush:
             queued = ring.fsync(fd: fd, datasync: true, userData: ud)
         case .discard:
-            queued = ring.fallocate(fd: fd, mode: vireo_falloc_punch_hole() | vireo_falloc_keep_size(),
+            queued = ring.fallocate(fd: fd, mode: [.punchHole, .keepSize],
                                     offset: cap.offset, length: UInt64(cap.length), userData: ud)
         case .writeZeroes:
             switch r.pointee.zeroing {
             case .zeroRange:
-                queued = ring.fallocate(fd: fd, mode: vireo_falloc_zero_range() | vireo_falloc_keep_size(),
+                queued = ring.fallocate(fd: fd, mode: [.zeroRange, .keepSize],
                                         offset: cap.offset, length: UInt64(cap.length), userData: ud)
             case .punchHole:
-                queued = ring.fallocate(fd: fd, mode: vireo_falloc_punch_hole() | vireo_falloc_keep_size(),
+                queued = ring.fallocate(fd: fd, mode: [.punchHole, .keepSize],
                                         offset: cap.offset, length: UInt64(cap.length), userData: ud)
             case .writeZeroes:
                 let chunk = min(remaining, maxIO)

@@ -2,6 +2,7 @@ import Logging
 import VireoFabric
 import VireoSys
 import VireoTargetCore
+import VireoUring
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,4 @@
 import VireoSys
-import CVireoSys
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,8 +25,7 @@ public final class StatsFile {
 
     /// The process's allocation count, when the malloc counter is preloaded.
     public static var processAllocations: UInt64? {
-        var n: UInt64 = 0
-        return vireo_process_allocations(&n) != 0 ? n : nil
+        processAllocationCount()
     }
 
     /// Renders `snapshot` plus the sequence and allocation count.

@@ -1,5 +1,4 @@
 import VireoSys
-import CVireoSys
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -58,7 +57,7 @@ public enum TerminationSignal {
         while true {
             let now = monotonicNanoseconds()
             let left = next > now ? Int((next - now + 999_999) / 1_000_000) : 0
-            let got = vireo_wait_signal(left)
+            let got = waitForSignal(timeoutMilliseconds: left)
             if got == SIGUSR1 {
                 write()
                 continue

@@ -7,10 +7,10 @@ import Glibc
 /// One rdma_cm event, copied out of librdmacm's struct and already acknowledged.
 public struct CMEvent: @unchecked Sendable {
     // SAFETY: `id` is a handle used only by the control-plane thread that took the event.
-    public let type: rdma_cm_event_type
+    package let type: rdma_cm_event_type
     public let status: Int32
     /// The id the event is about (for CONNECT_REQUEST: the new id).
-    public let id: UnsafeMutablePointer<rdma_cm_id>?
+    package let id: UnsafeMutablePointer<rdma_cm_id>?
     /// Private data carried by CONNECT_REQUEST, ESTABLISHED or REJECTED.
     /// Over IB/RoCE its length is the transport maximum, zero padded.
     public let privateData: [UInt8]
@@ -25,7 +25,7 @@ public struct CMEvent: @unchecked Sendable {
 /// An rdma_cm event channel with a non-blocking fd.
 public final class CMEventChannel: @unchecked Sendable {
     // SAFETY: events are taken by one control-plane thread at a time.
-    public let raw: UnsafeMutablePointer<rdma_event_channel>
+    package let raw: UnsafeMutablePointer<rdma_event_channel>
 
     public init() throws(FabricError) {
         guard let channel = rdma_create_event_channel() else {

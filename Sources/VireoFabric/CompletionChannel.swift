@@ -4,7 +4,7 @@ import VireoSys
 /// A completion channel: the fd a worker sleeps on when its CQs are empty.
 public final class CompletionChannel: @unchecked Sendable {
     // SAFETY: used by the single worker thread that owns the CQs on it.
-    public let raw: UnsafeMutablePointer<ibv_comp_channel>
+    package let raw: UnsafeMutablePointer<ibv_comp_channel>
     public let context: VerbsContext
 
     /// Creates a channel with a non-blocking fd.

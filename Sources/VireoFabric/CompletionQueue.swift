@@ -6,7 +6,7 @@ import VireoSys
 public final class CompletionQueue: @unchecked Sendable {
     // SAFETY: a CQ is polled by exactly one thread (its worker); the class is
     // Sendable only so the worker can be handed the CQ at start.
-    public let raw: UnsafeMutablePointer<ibv_cq>
+    package let raw: UnsafeMutablePointer<ibv_cq>
     public let context: VerbsContext
     public let channel: CompletionChannel?
     /// Capacity in completions.
@@ -134,11 +134,60 @@ public final class CompletionBuffer: @unchecked Sendable {
     }
 }
 
+/// How a work request ended: the verbs completion status as a Swift value, so no
+/// module above `VireoFabric` needs the C headers to tell a flush from a dead peer.
+public enum CompletionStatus: Sendable, Equatable, CustomStringConvertible {
+    case success
+    /// Flushed: the QP went to the error state (a disconnect, a drop) before it ran.
+    case flushed
+    /// Transport retries exhausted: the peer never acknowledged (it vanished).
+    case retryExceeded
+    /// Receiver-not-ready retries exhausted: the peer never posted a receive.
+    case receiverNotReadyRetryExceeded
+    /// The peer refused an RDMA READ/WRITE (bad key, address or access).
+    case remoteAccessError
+    /// The peer failed the operation (e.g. its receive buffer was too small).
+    case remoteOperationError
+    /// Any other status; `description` names it.
+    case other(UInt32)
+
+    @inline(__always)
+    init(_ s: ibv_wc_status) {
+        switch s {
+        case IBV_WC_SUCCESS: self = .success
+        case IBV_WC_WR_FLUSH_ERR: self = .flushed
+        case IBV_WC_RETRY_EXC_ERR: self = .retryExceeded
+        case IBV_WC_RNR_RETRY_EXC_ERR: self = .receiverNotReadyRetryExceeded
+        case IBV_WC_REM_ACCESS_ERR: self = .remoteAccessError
+        case IBV_WC_REM_OP_ERR: self = .remoteOperationError
+        default: self = .other(s.rawValue)
+        }
+    }
+
+    var raw: ibv_wc_status {
+        switch self {
+        case .success: return IBV_WC_SUCCESS
+        case .flushed: return IBV_WC_WR_FLUSH_ERR
+        case .retryExceeded: return IBV_WC_RETRY_EXC_ERR
+        case .receiverNotReadyRetryExceeded: return IBV_WC_RNR_RETRY_EXC_ERR
+        case .remoteAccessError: return IBV_WC_REM_ACCESS_ERR
+        case .remoteOperationError: return IBV_WC_REM_OP_ERR
+        case .other(let v): return ibv_wc_status(rawValue: v)
+        }
+    }
+
+    /// The verbs library's name for it ("transport retry counter exceeded", ...).
+    public var description: String { String(cString: ibv_wc_status_str(raw)) }
+
+    /// The peer is gone or never answers (retries of either kind exhausted).
+    public var peerUnreachable: Bool { self == .retryExceeded || self == .receiverNotReadyRetryExceeded }
+}
+
 /// One work completion, copied out of `ibv_wc`.
 public struct Completion: Sendable {
     public let wrId: UInt64
-    public let status: ibv_wc_status
-    public let opcode: ibv_wc_opcode
+    public let status: CompletionStatus
+    let opcode: ibv_wc_opcode
     public let byteLength: UInt32
     /// Immediate data in host order, when `hasImmediate`.
     public let immediate: UInt32
@@ -148,7 +197,7 @@ public struct Completion: Sendable {
     @inline(__always)
     init(_ wc: ibv_wc) {
         wrId = wc.wr_id
-        status = wc.status
+        status = CompletionStatus(wc.status)
         opcode = wc.opcode
         byteLength = wc.byte_len
         hasImmediate = (wc.wc_flags & UInt32(IBV_WC_WITH_IMM.rawValue)) != 0
@@ -156,13 +205,16 @@ public struct Completion: Sendable {
         qpNumber = wc.qp_num
     }
 
-    public var isSuccess: Bool { status == IBV_WC_SUCCESS }
+    @inline(__always)
+    public var isSuccess: Bool { status == .success }
     /// True for completions of receives (RECV, RECV_RDMA_WITH_IMM).
     public var isReceive: Bool { opcode.rawValue & IBV_WC_RECV.rawValue != 0 }
+    /// The operation's name (SEND, RDMA_READ, ...), for logs.
+    public var operation: String { Self.name(opcode) }
 
     /// The error this completion represents (for logs and typed failures).
     public var error: FabricError {
-        .workCompletion(status: String(cString: ibv_wc_status_str(status)), opcode: Self.name(opcode), wrId: wrId)
+        .workCompletion(status: status.description, opcode: Self.name(opcode), wrId: wrId)
     }
 
     static func name(_ op: ibv_wc_opcode) -> String {

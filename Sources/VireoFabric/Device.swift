@@ -41,7 +41,7 @@ public struct PortInfo: Sendable {
 public final class VerbsContext: @unchecked Sendable {
     // SAFETY: the pointer is immutable after init and ibv_context calls used
     // here (query, alloc_pd, create_cq) are thread safe per rdma-core.
-    public let raw: UnsafeMutablePointer<ibv_context>
+    package let raw: UnsafeMutablePointer<ibv_context>
     private let owned: Bool
 
     init(adopting raw: UnsafeMutablePointer<ibv_context>) {

@@ -135,7 +135,7 @@ final class ProbeSession: @unchecked Sendable {
             for i in 0..<n {
                 let c = wc[i]
                 guard c.isSuccess else {
-                    if c.status == IBV_WC_WR_FLUSH_ERR { throw .disconnected }
+                    if c.status == .flushed { throw .disconnected }
                     throw c.error
                 }
                 if c.wrId & sendTag != 0 {

@@ -18,7 +18,7 @@ public struct AccessFlags: OptionSet, Sendable {
 /// the memory is unmapped; `owner` can hold the memory's owner alive meanwhile.
 public final class MemoryRegion: @unchecked Sendable {
     // SAFETY: immutable after init; keys and addresses are plain values.
-    public let raw: UnsafeMutablePointer<ibv_mr>
+    package let raw: UnsafeMutablePointer<ibv_mr>
     public let pd: ProtectionDomain
     /// Keeps the backing memory alive for as long as the registration exists.
     private let owner: AnyObject?

@@ -5,7 +5,7 @@ import VireoSys
 /// it is deallocated only after every object created on it is gone.
 public final class ProtectionDomain: @unchecked Sendable {
     // SAFETY: immutable pointer; ibv_reg_mr/ibv_create_qp on one PD are thread safe.
-    public let raw: UnsafeMutablePointer<ibv_pd>
+    package let raw: UnsafeMutablePointer<ibv_pd>
     /// The device context this PD belongs to (kept alive by the PD).
     public let context: VerbsContext
 

@@ -33,7 +33,7 @@ public struct QueuePairConfig: Sendable {
 /// so it is destroyed first, then the CQs and PD, then the id.
 public final class QueuePair: @unchecked Sendable {
     // SAFETY: posting from one thread per QP (the worker that owns the connection).
-    public let raw: UnsafeMutablePointer<ibv_qp>
+    package let raw: UnsafeMutablePointer<ibv_qp>
     public let pd: ProtectionDomain
     public let sendCQ: CompletionQueue
     public let receiveCQ: CompletionQueue

@@ -1,4 +1,3 @@
-import CVireoVerbs
 import VireoFabric
 import VireoSys
 import VireoTargetCore
@@ -14,8 +13,8 @@ extension PacketNetwork {
         if p.isDraining { return }
         let kind = WorkID.kind(c.wrId), index = WorkID.index(c.wrId)
         guard c.isSuccess else {
-            if c.status == IBV_WC_WR_FLUSH_ERR { p.drop("disconnected") } else {
-                p.drop("work completion failed: \(String(cString: ibv_wc_status_str(c.status)))")
+            if c.status == .flushed { p.drop("disconnected") } else {
+                p.drop("work completion failed: \(c.status)")
             }
             retireDraining()
             return

@@ -1,5 +1,5 @@
 import CVireoSys
-import CVireoUring
+import VireoUring
 import Logging
 import Testing
 @testable import VireoBlockTarget
@@ -92,17 +92,17 @@ struct StorageTests {
         #expect(ring.write(fd: store.fd, from: buf.baseAddress, count: 2 << 20, offset: 0, userData: 1))
         try ring.submit()
         #expect(try ring.waitCompletion().result == 2 << 20)
-        let punch = vireo_falloc_punch_hole() | vireo_falloc_keep_size()
+        let punch: FallocateMode = [.punchHole, .keepSize]
         #expect(ring.fallocate(fd: store.fd, mode: punch, offset: 0, length: 1 << 20, userData: 2))
         try ring.submit()
         #expect(try ring.waitCompletion().result == 0)
-        #expect(ring.fallocate(fd: store.fd, mode: vireo_falloc_zero_range() | vireo_falloc_keep_size(),
+        #expect(ring.fallocate(fd: store.fd, mode: [.zeroRange, .keepSize],
                                offset: 1 << 20, length: 512 << 10, userData: 3))
         try ring.submit()
         let z = try ring.waitCompletion().result
         #expect(z == 0 || z == -EOPNOTSUPP, "zero range: \(z)")
         if z == -EOPNOTSUPP {  // e.g. tmpfs: the engine falls back to punching a hole
-            #expect(vireo_fallocate(store.fd, punch, 1 << 20, 512 << 10) == 0)
+            #expect(throws: Never.self) { try StorageFile.fallocate(store.fd, mode: punch, offset: 1 << 20, length: 512 << 10) }
         }
         memset(buf.baseAddress, 0xFF, 2 << 20)
         #expect(ring.read(fd: store.fd, into: buf.baseAddress, count: 2 << 20, offset: 0, userData: 4))

@@ -133,6 +133,6 @@ struct FabricIntegrationTests {
         let n = try client.connection.queuePair.sendCQ.wait(into: wc, timeoutMilliseconds: 5000)
         try #require(n >= 1)
         #expect(!wc[0].isSuccess)
-        #expect(wc[0].status == IBV_WC_REM_ACCESS_ERR)
+        #expect(wc[0].status == .remoteAccessError)
     }
 }

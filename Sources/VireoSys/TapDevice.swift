@@ -1,5 +1,4 @@
 import CVireoSys
-import VireoSys
 #if canImport(Glibc)
 import Glibc
 #endif

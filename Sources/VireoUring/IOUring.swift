@@ -57,10 +57,10 @@ public final class IOUring: @unchecked Sendable {
         queued(vireo_uring_prep_fsync(ring, fd, datasync ? 1 : 0, userData))
     }
 
-    /// Queues an fallocate with `mode` (FALLOC_FL_* bits). False: the submission queue is full.
+    /// Queues an fallocate with `mode`. False: the submission queue is full.
     @inline(__always)
-    public func fallocate(fd: Int32, mode: Int32, offset: UInt64, length: UInt64, userData: UInt64) -> Bool {
-        queued(vireo_uring_prep_fallocate(ring, fd, mode, offset, length, userData))
+    public func fallocate(fd: Int32, mode: FallocateMode, offset: UInt64, length: UInt64, userData: UInt64) -> Bool {
+        queued(vireo_uring_prep_fallocate(ring, fd, mode.rawValue, offset, length, userData))
     }
 
     @inline(__always)
