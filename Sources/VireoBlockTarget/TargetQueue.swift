@@ -203,21 +203,21 @@ package final class TargetQueue: @unchecked Sendable {
                     r.pointee.zeroing = .writeZeroes
                 }
                 r.pointee.progress = 0
-                submitStorage(index)
-                return
+                if submitStorage(index) { return }
+            } else {
+                // A device without discard support answers "unsupported", not an I/O error.
+                r.pointee.status = cap.opcode == .discard && (result == -EOPNOTSUPP || result == -ENOTTY) ? .unsupported : .ioError
             }
-            // A device without discard support answers "unsupported", not an I/O error.
-            r.pointee.status = cap.opcode == .discard && (result == -EOPNOTSUPP || result == -ENOTTY) ? .unsupported : .ioError
         } else {
             switch cap.opcode {
             case .read, .write:
                 if result == 0 { r.pointee.status = .ioError; break }
                 r.pointee.progress += UInt32(result)
-                if r.pointee.progress < cap.length { submitStorage(index); return }
+                if r.pointee.progress < cap.length, submitStorage(index) { return }
             case .writeZeroes where r.pointee.zeroing == .writeZeroes:
                 if result == 0 { r.pointee.status = .ioError; break }
                 r.pointee.progress += UInt32(result)
-                if r.pointee.progress < cap.length { submitStorage(index); return }
+                if r.pointee.progress < cap.length, submitStorage(index) { return }
             default:
                 break
             }
@@ -299,41 +299,27 @@ package final class TargetQueue: @unchecked Sendable {
             }
             r.pointee.tag = tag
             r.pointee.status = f.status
-            r.pointee.state = .readyToComplete
         case .success(let cap):
             r.pointee.capsule = cap
             r.pointee.tag = cap.tag
-            let writes = cap.opcode == .write || cap.opcode == .discard || cap.opcode == .writeZeroes
-            if writes && export.config.readOnly {
-                r.pointee.status = .readOnly
-                r.pointee.state = .readyToComplete
-                break
-            }
-            switch cap.opcode {
-            case .write where cap.flags.contains(.inlineData):
-                // SAFETY: inline data is ≤ max inline ≤ max I/O, the bounce slot's size.
-                bounceBase(slot).copyMemory(from: cap.inlineData.baseAddress!, byteCount: cap.inlineLength)
-                r.pointee.state = .readyToExecute
-            case .write:
-                r.pointee.state = .readyToTransfer
-            case .getID:
-                // SAFETY: parse limits GET_ID to 1-20 bytes; the identifier has 20.
-                let n = Int(cap.length)
-                export.identifier.withUnsafeBytes { id in bounceBase(slot).copyMemory(from: id.baseAddress!, byteCount: n) }
-                r.pointee.hasData = true
-                r.pointee.state = .readyToComplete
-            default:
-                r.pointee.state = .readyToExecute
-            }
         }
+        r.pointee.state = .received
         process(slot)
     }
 
-    /// Moves request `slot` forward until it has to wait.
+    /// Moves request `slot` forward until it has to wait. Every decision of a command's
+    /// life is here, one case per state; the completion handlers only record what
+    /// happened (a transfer, a storage operation, a zeroing or a response ended) by
+    /// moving the slot to its next state, then call this.
     private func process(_ slot: Int, fromWaiters: Bool = false) {
         let r = requests + slot
         while !isDraining {
             switch r.pointee.state {
+            case .free, .transferringFromHost, .executing, .zeroing, .completing:
+                // Nothing to decide: the slot waits for an event (see each state's comment).
+                return
+            case .received:
+                r.pointee.state = route(slot)
             case .readyToTransfer:
                 let cap = r.pointee.capsule!
                 let n = cap.segmentCount
@@ -351,21 +337,51 @@ package final class TargetQueue: @unchecked Sendable {
                 sendQueueFree -= n
                 r.pointee.sendQueueHeld = n
                 r.pointee.state = .transferringFromHost
-                return
             case .readyToExecute:
-                execute(slot)
-                if r.pointee.state == .executing || r.pointee.state == .zeroing { return }
+                r.pointee.state = execute(slot)
             case .readyToComplete:
-                complete(slot, fromWaiters: fromWaiters)
-                return
-            case .free, .transferringFromHost, .executing, .zeroing, .completing:
-                return
+                if (!fromWaiters && !waiters.isEmpty) || sendQueueFree < completionWorkRequests(slot) {
+                    waiters.push(slot)
+                    return
+                }
+                guard complete(slot) else { return }
+                r.pointee.state = .completing
             }
         }
     }
 
-    /// Starts the storage operation: memory exports finish here; files and devices go to io_uring.
-    private func execute(_ slot: Int) {
+    /// A parsed (or refused) capsule: what it needs first. READ-ONLY exports refuse writes;
+    /// an inline WRITE's data and GET_ID's identifier are copied into the bounce buffer here.
+    private func route(_ slot: Int) -> TargetRequestState {
+        let r = requests + slot
+        guard let cap = r.pointee.capsule, r.pointee.status == .ok else { return .readyToComplete }
+        let writes = cap.opcode == .write || cap.opcode == .discard || cap.opcode == .writeZeroes
+        if writes && export.config.readOnly {
+            r.pointee.status = .readOnly
+            return .readyToComplete
+        }
+        switch cap.opcode {
+        case .write where cap.flags.contains(.inlineData):
+            // SAFETY: inline data is ≤ max inline ≤ max I/O, the bounce slot's size.
+            bounceBase(slot).copyMemory(from: cap.inlineData.baseAddress!, byteCount: cap.inlineLength)
+            return .readyToExecute
+        case .write:
+            return .readyToTransfer
+        case .getID:
+            // SAFETY: parse limits GET_ID to 1-20 bytes; the identifier has 20.
+            let n = Int(cap.length)
+            export.identifier.withUnsafeBytes { id in bounceBase(slot).copyMemory(from: id.baseAddress!, byteCount: n) }
+            r.pointee.hasData = true
+            return .readyToComplete
+        default:
+            return .readyToExecute
+        }
+    }
+
+    /// Starts the storage operation and says where the slot goes: memory exports finish
+    /// here (`readyToComplete`, or `zeroing` for a large range); files and devices go to
+    /// io_uring (`executing`).
+    private func execute(_ slot: Int) -> TargetRequestState {
         let r = requests + slot
         let cap = r.pointee.capsule!
         if let mem = store.memory {
@@ -383,18 +399,15 @@ package final class TargetQueue: @unchecked Sendable {
                 }
                 // Up to 1 GiB: zeroed a chunk per worker loop turn, so other connections keep being served.
                 r.pointee.progress = 0
-                r.pointee.state = .zeroing
                 zeroingSlots.push(slot)
                 counters.chunked()
-                return
+                return .zeroing
             case .flush, .getID: break
             }
             r.pointee.hasData = cap.opcode == .read
-            r.pointee.state = .readyToComplete
-            return
+            return .readyToComplete
         }
-        r.pointee.state = .executing
-        submitStorage(slot)
+        return submitStorage(slot) ? .executing : .readyToComplete
     }
 
     /// Whether slots are waiting for `stepZeroing()`.
@@ -423,7 +436,8 @@ package final class TargetQueue: @unchecked Sendable {
     }
 
     /// Queues the (next part of the) storage operation of `slot` on the worker's ring.
-    private func submitStorage(_ slot: Int) {
+    /// False: it could not be queued, and the slot's status says so (I/O error).
+    private func submitStorage(_ slot: Int) -> Bool {
         let r = requests + slot
         let cap = r.pointee.capsule!
         let ud = WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.storage, index: slot)
@@ -462,20 +476,20 @@ package final class TargetQueue: @unchecked Sendable {
         }
         if queued {
             storageInFlight += 1
-        } else {
-            // The ring is sized for every slot of every queue; this is a bug, not load.
-            r.pointee.status = .ioError
-            r.pointee.state = .readyToComplete
+            return true
         }
+        // The ring is sized for every slot of every queue; this is a bug, not load.
+        r.pointee.status = .ioError
+        return false
     }
 
     /// Posts READ/GET_ID data (one RDMA WRITE per segment, unsignaled) and the
     /// response SEND (signaled) in one chain, after reposting the receive buffer.
-    private func complete(_ slot: Int, fromWaiters: Bool) {
+    /// False: posting failed and the connection is going.
+    private func complete(_ slot: Int) -> Bool {
         let r = requests + slot
-        let dataWRs = r.pointee.hasData && r.pointee.status == .ok ? r.pointee.capsule!.segmentCount : 0
-        let need = dataWRs + 1
-        if (!fromWaiters && !waiters.isEmpty) || sendQueueFree < need { waiters.push(slot); return }
+        let need = completionWorkRequests(slot)
+        let dataWRs = need - 1
         if dataWRs > 0 {
             let cap = r.pointee.capsule!
             var offset = 0
@@ -509,10 +523,17 @@ package final class TargetQueue: @unchecked Sendable {
         r.pointee.capsule = nil
         // The receive goes back before the response leaves, so a new command never meets an empty queue.
         appendReceive(r.pointee.receiveIndex)
-        guard postReceives(), post(sendBatch) else { return }
+        guard postReceives(), post(sendBatch) else { return false }
         sendQueueFree -= need
         r.pointee.sendQueueHeld = need
-        r.pointee.state = .completing
+        return true
+    }
+
+    /// Send-queue entries completing `slot` takes: its data WRITEs (READ, GET_ID) and the response.
+    @inline(__always)
+    private func completionWorkRequests(_ slot: Int) -> Int {
+        let r = requests + slot
+        return (r.pointee.hasData && r.pointee.status == .ok ? r.pointee.capsule!.segmentCount : 0) + 1
     }
 
     /// The response SEND of `slot` completed: the slot (and its bounce buffer) is free again.
@@ -536,7 +557,7 @@ package final class TargetQueue: @unchecked Sendable {
             let need: Int
             switch r.pointee.state {
             case .readyToTransfer: need = r.pointee.capsule!.segmentCount
-            case .readyToComplete: need = (r.pointee.hasData && r.pointee.status == .ok ? r.pointee.capsule!.segmentCount : 0) + 1
+            case .readyToComplete: need = completionWorkRequests(slot)
             default: need = 0
             }
             guard sendQueueFree >= need else { return }

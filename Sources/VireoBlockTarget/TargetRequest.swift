@@ -6,6 +6,8 @@ import VireoWire
 enum TargetRequestState: UInt8 {
     /// No command: the slot is on the free list.
     case free
+    /// A capsule was parsed into the slot (or refused: its status says why); nothing is decided yet.
+    case received
     /// A WRITE with segments whose RDMA READs are not posted yet (waits: send-queue room).
     case readyToTransfer
     /// RDMA READs of the guest's segments into the bounce buffer are in flight (waits: last READ's completion).
