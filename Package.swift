@@ -59,8 +59,8 @@ let package = Package(
             ]
         ),
         .target(name: "VireoWire"),
-        // Daemon plumbing both daemons share, above the POSIX floor: the one ConfigError,
-        // the stats file (Prometheus text), termination signals.
+        // Daemon plumbing both daemons share, above the POSIX floor: the one ConfigError and
+        // the configuration readers (flags, TOML), the stats file (Prometheus text), termination signals.
         .target(
             name: "VireoDaemon",
             dependencies: ["VireoSys", "CVireoSys", .product(name: "Logging", package: "swift-log"),
@@ -80,7 +80,6 @@ let package = Package(
             dependencies: [
                 "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon", "CVireoUring", "CVireoVerbs", "VireoTargetCore",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         // The target daemon: configuration, admission, the accept path and stats for both
@@ -91,7 +90,6 @@ let package = Package(
                 "VireoBlockTarget", "VireoPacketTarget", "VireoTargetCore", "VireoDaemon", "VireoFabric", "VireoWire",
                 "VireoSys", "CVireoSys",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         .target(name: "Virtio", dependencies: ["VireoSys"]),
@@ -109,7 +107,6 @@ let package = Package(
             dependencies: [
                 "VhostUser", "Virtio", "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         .target(
@@ -164,8 +161,9 @@ let package = Package(
         .executableTarget(name: "FuzzVhostUserSession", dependencies: ["VireoFuzz", "CVireoFuzz"],
                           path: "Fuzz/FuzzVhostUserSession"),
         .executableTarget(name: "FuzzPacketSwitch", dependencies: ["VireoFuzz", "CVireoFuzz"], path: "Fuzz/FuzzPacketSwitch"),
-        // What the test targets share: the RDMA test environment (and, next, a fake verbs layer).
-        .target(name: "VireoTestSupport", dependencies: ["VireoFabric"], path: "Tests/VireoTestSupport"),
+        // What the test targets share: the RDMA test environment, the check for refused configurations
+        // (and, next, a fake verbs layer).
+        .target(name: "VireoTestSupport", dependencies: ["VireoFabric", "VireoDaemon"], path: "Tests/VireoTestSupport"),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
         .testTarget(name: "VireoDaemonTests", dependencies: ["VireoDaemon", "VireoSys"]),
         .testTarget(name: "VireoWireTests", dependencies: ["VireoWire"]),
