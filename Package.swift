@@ -61,8 +61,8 @@ let package = Package(
             ]
         ),
         .target(name: "VireoWire"),
-        // Daemon plumbing both daemons share, above the POSIX floor: the one ConfigError,
-        // the stats file (Prometheus text), termination signals.
+        // Daemon plumbing both daemons share, above the POSIX floor: the one ConfigError and
+        // the configuration readers (flags, TOML), the stats file (Prometheus text), termination signals.
         .target(
             name: "VireoDaemon",
             dependencies: ["VireoSys", .product(name: "Logging", package: "swift-log"),
@@ -85,7 +85,6 @@ let package = Package(
             dependencies: [
                 "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon", "VireoUring", "VireoTargetCore",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         // The target daemon: configuration, admission, the accept path and stats for both
@@ -96,7 +95,6 @@ let package = Package(
                 "VireoBlockTarget", "VireoPacketTarget", "VireoTargetCore", "VireoDaemon", "VireoFabric", "VireoWire",
                 "VireoSys",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         .target(name: "Virtio", dependencies: ["VireoSys"]),
@@ -114,7 +112,6 @@ let package = Package(
             dependencies: [
                 "VhostUser", "Virtio", "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         .target(
@@ -169,8 +166,9 @@ let package = Package(
         .executableTarget(name: "FuzzVhostUserSession", dependencies: ["VireoFuzz", "CVireoFuzz"],
                           path: "Fuzz/FuzzVhostUserSession"),
         .executableTarget(name: "FuzzPacketSwitch", dependencies: ["VireoFuzz", "CVireoFuzz"], path: "Fuzz/FuzzPacketSwitch"),
-        // What the test targets share: the RDMA test environment (and, next, a fake verbs layer).
-        .target(name: "VireoTestSupport", dependencies: ["VireoFabric"], path: "Tests/VireoTestSupport"),
+        // What the test targets share: the RDMA test environment, the check for refused configurations
+        // (and, next, a fake verbs layer).
+        .target(name: "VireoTestSupport", dependencies: ["VireoFabric", "VireoDaemon"], path: "Tests/VireoTestSupport"),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
         .testTarget(name: "VireoDaemonTests", dependencies: ["VireoDaemon", "VireoSys"]),
         .testTarget(name: "VireoWireTests", dependencies: ["VireoWire"]),

@@ -1,83 +1,36 @@
 import VireoDaemon
-import TOMLKit
+import VireoWire
 
 extension NicConfig {
     /// Parses one `--nic` value:
     /// `socket=PATH,target=HOST:PORT,network=NAME,mac=52:54:00:00:00:01[,queue-pairs=N][,queue-size=N][,port=NAME]`.
     public static func parse(nicOption text: String) throws(ConfigError) -> NicConfig {
-        var problems: [String] = []
-        var f = NicFields()
-        let context = "--nic \(text)"
-        for item in text.split(separator: ",", omittingEmptySubsequences: true) {
-            let kv = item.split(separator: "=", maxSplits: 1)
-            let key = String(kv[0])
-            let value = kv.count > 1 ? String(kv[1]) : nil
-            func need() -> String? {
-                if value == nil || value!.isEmpty {
-                    problems.append("\(context): \(key) needs a value (\(key)=...)")
-                    f.reported.insert(key)
-                    return nil
-                }
-                return value
-            }
-            func int() -> Int? {
-                guard let v = need() else { return nil }
-                guard let n = Int(v) else {
-                    problems.append("\(context): \(key) takes a number, not '\(v)'")
-                    f.reported.insert(key)
-                    return nil
-                }
-                return n
-            }
-            switch key {
-            case "socket": f.socket = need()
-            case "target": f.target = need()
-            case "network": f.network = need()
-            case "mac": f.mac = need()
-            case "queue-pairs", "queue_pairs": f.queuePairs = int()
-            case "queue-size", "queue_size": f.queueSize = int()
-            case "port": f.port = need()
-            default:
-                problems.append("\(context): unknown key '\(key)' (known: socket, target, network, mac, queue-pairs, queue-size, port)")
-            }
-        }
-        let cfg = f.validated(context: context, problems: &problems)
-        guard problems.isEmpty, let cfg else { throw ConfigError(problems: problems) }
-        return cfg
+        let r = FlagReader(flag: "--nic", text: text)
+        return try r.result(NicConfig(reading: r))
     }
 
-    /// The NICs of one `[[nic]]` array (`socket`, `target`, `network`, `mac`,
-    /// `queue_pairs`, `queue_size`, `port`); problems are appended, one line each.
-    static func parse(tomlArray array: TOMLArray, source: String, problems: inout [String]) -> [NicConfig] {
-        var out: [NicConfig] = []
-        for (i, element) in array.enumerated() {
-            let context = "\(source): nic #\(i + 1)"
-            guard let t = element.table else { problems.append("\(context): not a table"); continue }
-            var f = NicFields()
-            for key in t.keys {
-                let v = t[key]!
-                func str() -> String? {
-                    if let s = v.string { return s }
-                    problems.append("\(context): \(key) must be a string"); f.reported.insert(key); return nil
-                }
-                func int() -> Int? {
-                    if let n = v.int { return n }
-                    problems.append("\(context): \(key) must be an integer"); f.reported.insert(key); return nil
-                }
-                switch key {
-                case "socket": f.socket = str()
-                case "target": f.target = str()
-                case "network": f.network = str()
-                case "mac": f.mac = str()
-                case "queue_pairs": f.queuePairs = int()
-                case "queue_size": f.queueSize = int()
-                case "port": f.port = str()
-                default:
-                    problems.append("\(context): unknown key '\(key)' (known: socket, target, network, mac, queue_pairs, queue_size, port)")
-                }
+    /// One NIC's keys, from a `--nic` value or a `[[nic]]` table (`socket`, `target`,
+    /// `network`, `mac`, `queue_pairs`, `queue_size`, `port`), checked; every problem is
+    /// recorded in `r` (nil: a required key is missing or wrong).
+    init?(reading r: some ConfigReader) {
+        let endpoint = r.deviceEndpoint(socketExample: "/run/vireo/vm1-net0.sock")
+        let network = r.targetName("network", example: "lan0")
+        var mac: MACAddress?
+        if let text = r.requiredString("mac", example: "52:54:00:00:00:01") {
+            if let a = MACAddress(text) {
+                if a.isMulticast { r.problem("mac \(text) is a multicast address (the first octet must be even)") }
+                else if a.isZero { r.problem("mac \(text) is all zero") }
+                else { mac = a }
+            } else {
+                r.problem("mac '\(text)' is not six hex octets such as 52:54:00:00:00:01")
             }
-            if let c = f.validated(context: context, problems: &problems) { out.append(c) }
         }
-        return out
+        let pairs = r.count("queue_pairs", in: 1...32, default: 1)
+        let size = r.count("queue_size", in: 16...1024, default: NicConfig.defaultQueueSize, powerOfTwo: true)
+        let port = r.string("port")
+        if let port, !PortKey.isValidName(port) { r.problem("port '\(port)' must be 1-15 characters of A-Z a-z 0-9 . _ -") }
+        guard let endpoint, let network, let mac else { return nil }
+        self.init(socket: endpoint.socket, target: endpoint.target, network: network, mac: mac, queuePairs: pairs,
+                  queueSize: size, port: port)
     }
 }

@@ -122,3 +122,16 @@ import Glibc
     @Test(arguments: ["", "K", "-1", "1.5M", "12Q", "99999999999999T", "0x10"])
     func rejectsMalformed(text: String) { #expect(parseByteCount(text) == nil) }
 }
+
+@Suite struct DurationTextTests {
+    @Test func parsesUnitsAndRefusesOverflow() {
+        #expect(parseDuration("120s") == 120_000_000_000)
+        #expect(parseDuration("500ms") == 500_000_000)
+        #expect(parseDuration("2m") == 120_000_000_000)
+        #expect(parseDuration("1h") == 3_600_000_000_000)
+        #expect(parseDuration("7") == 7_000_000_000)
+        #expect(parseDuration("x") == nil)
+        #expect(parseDuration("99999999999999999999h") == nil)
+        #expect(parseDuration("9999999999999h") == nil)   // overflows UInt64 nanoseconds
+    }
+}

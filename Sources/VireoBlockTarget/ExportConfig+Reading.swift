@@ -1,0 +1,30 @@
+import VireoDaemon
+
+extension ExportConfig {
+    /// One export's keys, from a `--export` value (`ExportConfig(flag:)`) or an
+    /// `[[export]]` table (`TargetConfig(toml:)`): `name`, exactly one of `file`, `device`
+    /// or `memory = true`, and `size`, `block_size`, `read_only`, `max_queues`,
+    /// `max_queues_per_host`, `queue_depth`, `max_io`, `max_segments`, `inline_max`.
+    /// Every problem is recorded in `r` (nil: no name, or not exactly one backing). Not
+    /// validated here (`problems()`).
+    public init?(reading r: some ConfigReader) {
+        let name = r.requiredString("name", example: "vol0")
+        var backings: [Backing] = []
+        if let path = r.string("file", what: "a path") { backings.append(.file(path)) }
+        if let path = r.string("device", what: "a path") { backings.append(.device(path)) }
+        if r.bool("memory") == true { backings.append(.memory) }
+        var e = ExportConfig(name: name ?? "", backing: backings.first ?? .memory)
+        if let n = r.byteCount("size") { e.size = UInt64(n) }
+        if let n = r.int("block_size") { e.blockSize = UInt32(clamping: n) }
+        if let b = r.bool("read_only", aliases: "ro", "readonly") { e.readOnly = b }
+        if let n = r.int("max_queues") { e.maxQueues = n }
+        if let n = r.int("max_queues_per_host") { e.maxQueuesPerHost = n }
+        if let n = r.int("queue_depth") { e.queueDepth = n }
+        if let n = r.byteCount("max_io") { e.maxIO = n }
+        if let n = r.int("max_segments") { e.maxSegments = n }
+        if let n = r.byteCount("inline_max") { e.inlineMax = n }
+        if backings.count != 1 { r.problem("needs exactly one of file, device or memory") }
+        guard name != nil, backings.count == 1 else { return nil }
+        self = e
+    }
+}
