@@ -1,17 +1,62 @@
 import VireoFabric
+import VireoWire
+
+/// What a target's accept carries for one endpoint kind, decoded and checked
+/// against the request (`BlockGeometry`, `PacketGeometry`).
+protocol EndpointGrant: Sendable {
+    init(decoding bytes: [UInt8], requested: ConnectRequest) throws(WireError)
+}
+
+extension BlockGeometry: EndpointGrant {}
+extension PacketGeometry: EndpointGrant {}
 
 /// Opens one queue's connection to a target endpoint and decodes what the
 /// target granted (its accept data). Shared by block and packet endpoints:
-/// `FabricSupervisor` reconnects through it with backoff.
+/// `FabricSupervisor` reconnects through it with backoff. A kind supplies
+/// the request, the queue pair's shape and the names; `connect` is written once.
 protocol EndpointConnector: Sendable {
-    /// What the target's accept carries (`BlockGeometry`, `PacketGeometry`).
-    associatedtype Grant: Sendable
+    associatedtype Grant: EndpointGrant
+    /// The target's address.
+    var target: FabricAddress { get }
+    /// The endpoint, for messages ("export vol0", "network lan0").
+    var endpointDescription: String { get }
+    /// The connect request for queue `queue`; `initialCredits` is what the worker can post
+    /// at once (packet endpoints announce it; block endpoints ignore it).
+    func request(queue: Int, initialCredits: Int) -> ConnectRequest
+    /// The queue pair's shape.
+    var queuePairConfig: QueuePairConfig { get }
+}
+
+extension EndpointConnector {
     /// The target, for messages ("10.99.0.1:4420").
-    var targetDescription: String { get }
+    var targetDescription: String { "\(target)" }
+
     /// Connects queue `queue`; with `cq`, the new queue pair completes into it
-    /// (a queue keeps its CQ, and so its wake fd, across reconnects).
-    /// `initialCredits` is what the worker can post at once (packet
-    /// endpoints announce it in the connect request; block endpoints ignore it).
-    func connect(queue: Int, cq: CompletionQueue?, initialCredits: Int, timeoutMilliseconds: Int32)
-        throws(InitiatorError) -> (Connection, Grant)
+    /// (a queue keeps its CQ, and so its wake fd, across reconnects). A reject
+    /// carries the target's reason and message; an accept the target's grant,
+    /// checked against what was asked.
+    func connect(queue: Int, cq: CompletionQueue?, initialCredits: Int = 0, timeoutMilliseconds: Int32)
+        throws(InitiatorError) -> (Connection, Grant) {
+        let req = request(queue: queue, initialCredits: initialCredits)
+        let data: [UInt8]
+        do throws(WireError) { data = try req.encoded() } catch { throw .geometry(target: targetDescription, queue: queue, error) }
+        let resources = ConnectionResources(sendCQ: cq, receiveCQ: cq, queuePair: queuePairConfig)
+        let conn: Connection
+        do throws(FabricError) {
+            conn = try Connection.connect(to: target, resources: resources, privateData: data,
+                                          timeoutMilliseconds: timeoutMilliseconds)
+        } catch {
+            if case .rejected(_, let pd) = error, let reject = ConnectReject(decoding: pd) {
+                throw .rejected(target: targetDescription, export: endpointDescription, queue: queue,
+                                reason: reject.reason, message: reject.message)
+            }
+            throw .connect(target: targetDescription, queue: queue, error)
+        }
+        do throws(WireError) {
+            return (conn, try Grant(decoding: conn.peerPrivateData, requested: req))
+        } catch {
+            conn.disconnect(timeoutMilliseconds: 100)
+            throw .geometry(target: targetDescription, queue: queue, error)
+        }
+    }
 }

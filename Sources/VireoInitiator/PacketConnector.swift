@@ -6,6 +6,7 @@ import VireoWire
 /// SGEs per frame, largest frame), the accept's `PacketGeometry`, the
 /// reject's message.
 struct PacketConnector: EndpointConnector {
+    typealias Grant = PacketGeometry
     let config: NicConfig
     let hostID: [UInt8]
     /// The switch port every pair of this NIC claims: its named port, or for
@@ -30,7 +31,9 @@ struct PacketConnector: EndpointConnector {
         }
     }
 
-    var targetDescription: String { "\(config.target)" }
+    var target: FabricAddress { config.target }
+    var endpointDescription: String { "network \(config.network)" }
+    var queuePairConfig: QueuePairConfig { Self.queuePairConfig(queueSize: config.queueSize) }
 
     /// The queue pair shape: a send per TX ring slot plus credit messages,
     /// a receive per RX ring slot.
@@ -46,32 +49,5 @@ struct PacketConnector: EndpointConnector {
         ConnectRequest(kind: .packet, name: config.network, queueIndex: UInt16(queue),
                        queueDepth: UInt16(clamping: max(0, initialCredits)), maxSegments: UInt16(Self.maxSendSegments),
                        maxIOBytes: Self.wantedFrameBytes, hostID: hostID, wantsWrite: false, port: portKey)
-    }
-
-    func connect(queue: Int, cq: CompletionQueue?, initialCredits: Int, timeoutMilliseconds: Int32)
-        throws(InitiatorError) -> (Connection, PacketGeometry) {
-        let req = request(queue: queue, initialCredits: initialCredits)
-        let data: [UInt8]
-        do throws(WireError) { data = try req.encoded() } catch { throw .geometry(target: "\(config.target)", queue: queue, error) }
-        let resources = ConnectionResources(sendCQ: cq, receiveCQ: cq,
-                                            queuePair: Self.queuePairConfig(queueSize: config.queueSize))
-        let conn: Connection
-        do throws(FabricError) {
-            conn = try Connection.connect(to: config.target, resources: resources, privateData: data,
-                                          timeoutMilliseconds: timeoutMilliseconds)
-        } catch {
-            if case .rejected(_, let pd) = error, let reject = ConnectReject(decoding: pd) {
-                throw .rejected(target: "\(config.target)", export: "network \(config.network)", queue: queue,
-                                reason: reject.reason, message: reject.message)
-            }
-            throw .connect(target: "\(config.target)", queue: queue, error)
-        }
-        do throws(WireError) {
-            let g = try PacketGeometry(decoding: conn.peerPrivateData, requested: req)
-            return (conn, g)
-        } catch {
-            conn.disconnect(timeoutMilliseconds: 100)
-            throw .geometry(target: "\(config.target)", queue: queue, error)
-        }
     }
 }

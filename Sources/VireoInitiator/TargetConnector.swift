@@ -7,6 +7,7 @@ import Glibc
 /// Opens one queue's connection to a block target: the connect request (export,
 /// queue index, what we want), the accept's geometry, the reject's message.
 struct TargetConnector: EndpointConnector {
+    typealias Grant = BlockGeometry
     let config: DiskConfig
     let hostID: [UInt8]
     /// Segments per command asked for.
@@ -27,41 +28,14 @@ struct TargetConnector: EndpointConnector {
                         maxReceiveSegments: 1, maxInlineData: 0, readDepth: 16)
     }
 
-    func request(queue: Int) -> ConnectRequest {
+    var target: FabricAddress { config.target }
+    var endpointDescription: String { "export \(config.export)" }
+    var queuePairConfig: QueuePairConfig { Self.queuePairConfig(slots: config.queueDepth) }
+
+    func request(queue: Int, initialCredits: Int = 0) -> ConnectRequest {
         ConnectRequest(kind: .block, name: config.export, queueIndex: UInt16(queue),
                        queueDepth: UInt16(config.queueDepth), maxSegments: Self.wantedSegments,
                        maxIOBytes: Self.wantedIOBytes, hostID: hostID, wantsWrite: !config.readOnly)
-    }
-
-    /// Connects queue `queue`; with `cq`, the new queue pair completes into it
-    /// (a queue keeps its CQ, and so its wake fd, across reconnects).
-    var targetDescription: String { "\(config.target)" }
-
-    func connect(queue: Int, cq: CompletionQueue?, initialCredits: Int = 0, timeoutMilliseconds: Int32)
-        throws(InitiatorError) -> (Connection, BlockGeometry) {
-        let req = request(queue: queue)
-        let data: [UInt8]
-        do throws(WireError) { data = try req.encoded() } catch { throw .geometry(target: "\(config.target)", queue: queue, error) }
-        let resources = ConnectionResources(sendCQ: cq, receiveCQ: cq,
-                                            queuePair: Self.queuePairConfig(slots: config.queueDepth))
-        let conn: Connection
-        do throws(FabricError) {
-            conn = try Connection.connect(to: config.target, resources: resources, privateData: data,
-                                          timeoutMilliseconds: timeoutMilliseconds)
-        } catch {
-            if case .rejected(_, let pd) = error, let reject = ConnectReject(decoding: pd) {
-                throw .rejected(target: "\(config.target)", export: "export \(config.export)", queue: queue,
-                                reason: reject.reason, message: reject.message)
-            }
-            throw .connect(target: "\(config.target)", queue: queue, error)
-        }
-        do throws(WireError) {
-            let g = try BlockGeometry(decoding: conn.peerPrivateData, requested: req)
-            return (conn, g)
-        } catch {
-            conn.disconnect(timeoutMilliseconds: 100)
-            throw .geometry(target: "\(config.target)", queue: queue, error)
-        }
     }
 
     /// 16 bytes identifying this host in the target's logs: FNV-1a of the host name, twice.
