@@ -70,7 +70,7 @@ let package = Package(
         ),
         .target(
             name: "VireoTargetCore",
-            dependencies: ["VireoSys", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VireoSys", "VireoFabric", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "VireoPacketTarget",

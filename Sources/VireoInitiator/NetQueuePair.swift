@@ -24,7 +24,8 @@ final class NetQueuePair: @unchecked Sendable {
     // SAFETY (Sendable): see the threading note above; cross-thread signals
     // go through `link` (atomics, a `Locked` for the connection handover).
 
-    private enum Work: UInt64 { case frame = 0, credit = 1, receive = 2 }
+    /// Work-request kinds (the id layout is `WorkID`'s; the generation is the epoch).
+    private enum Work: UInt64 { case frame = 1, credit = 2, receive = 3 }
     /// A receive slot: free (no chains), assembled (chains, not posted),
     /// posted (a receive of the current connection), flushing (a receive of
     /// a connection moved to error whose completion has not been reaped yet:
@@ -68,7 +69,7 @@ final class NetQueuePair: @unchecked Sendable {
     private var rxAssembled: SlotFIFO
     private var rxPosted = 0
     /// Epoch (`wrID` bits 63..32) each slot's receive was posted with.
-    private var rxPostEpoch: [UInt32]
+    private var rxPostEpoch: [UInt16]
     /// Slots in state flushing, and when to stop waiting for them.
     private var rxFlushing = 0
     private var flushDeadline: UInt64 = 0
@@ -90,7 +91,7 @@ final class NetQueuePair: @unchecked Sendable {
     private var connection: Connection?
     private var generation: UInt64 = 1
     /// Tags work requests of the current connection (bits 63..32 of wr_id).
-    private var epoch: UInt32 = 1
+    private var epoch: UInt16 = 1
     private(set) var maxFrameBytes: UInt32
     /// Several pairs (MQ) that the target did not join into one port (an
     /// older target): filter floods and the NIC's own frames on receive.
@@ -125,7 +126,7 @@ final class NetQueuePair: @unchecked Sendable {
         rxSGEs = .allocate(capacity: rxSlotCount * maxRxSegments)
         rxSGECount = [Int](repeating: 0, count: rxSlotCount)
         rxState = [RxSlotState](repeating: .free, count: rxSlotCount)
-        rxPostEpoch = [UInt32](repeating: 0, count: rxSlotCount)
+        rxPostEpoch = [UInt16](repeating: 0, count: rxSlotCount)
         rxFree = SlotFIFO(capacity: rxSlotCount)
         for s in 0..<rxSlotCount { rxFree.push(s) }
         rxAssembled = SlotFIFO(capacity: rxSlotCount)
@@ -267,19 +268,19 @@ final class NetQueuePair: @unchecked Sendable {
             if n == 0 { break }
             for k in 0..<n {
                 let c = completions[k]
-                let i = Int(truncatingIfNeeded: c.wrId & 0x0fff_ffff)
-                guard UInt32(truncatingIfNeeded: c.wrId >> 32) == epoch, connection != nil else {
+                let i = WorkID.index(c.wrId)
+                guard WorkID.generation(c.wrId) == epoch, connection != nil else {
                     // A lost connection's work request: a receive it flushed (or
                     // filled before the flush) gives its buffers back now.
-                    if rxFlushing > 0, Work(rawValue: (c.wrId >> 28) & 0xf) == .receive, i < rxSlotCount,
-                       rxState[i] == .flushing, rxPostEpoch[i] == UInt32(truncatingIfNeeded: c.wrId >> 32) {
+                    if rxFlushing > 0, Work(rawValue: WorkID.kind(c.wrId)) == .receive, i < rxSlotCount,
+                       rxState[i] == .flushing, rxPostEpoch[i] == WorkID.generation(c.wrId) {
                         retireFlushed(slot: i)
                         done += 1
                     }
                     continue
                 }
                 guard c.isSuccess else { lose("\(c.error)"); break drain }
-                switch Work(rawValue: (c.wrId >> 28) & 0xf) {
+                switch Work(rawValue: WorkID.kind(c.wrId)) {
                 case .frame:
                     guard i < txSlotCount, let r = txRequests[i] else { lose("send completion for unknown slot \(i)"); break drain }
                     txRequests[i] = nil
@@ -439,7 +440,7 @@ final class NetQueuePair: @unchecked Sendable {
 
     @inline(__always)
     private func wrID(_ w: Work, _ i: Int) -> UInt64 {
-        UInt64(epoch) << 32 | w.rawValue << 28 | UInt64(i)
+        WorkID.make(queue: 0, generation: epoch, kind: w.rawValue, index: i)
     }
 
     // MARK: Fabric loss and reconnect (worker; rare path: may log)

@@ -42,7 +42,7 @@ final class RemoteQueue: @unchecked Sendable {
     private var generation: UInt64
     /// Tags work requests of the current connection (high 32 bits of wr_id);
     /// completions of older connections are ignored.
-    private var epoch: UInt32 = 1
+    private var epoch: UInt16 = 1
     private var limits: CapsuleLimits
     private var blkLimits: BlkDeviceLimits
     /// Commands allowed in flight (granted depth).
@@ -57,7 +57,8 @@ final class RemoteQueue: @unchecked Sendable {
     /// The loss timeout passed: requests fail with IOERR until a reconnect.
     private var failingFast = false
 
-    private static let receiveFlag: UInt64 = 1 << 31
+    /// Work-request kinds (the id layout is `WorkID`'s; the generation is the epoch).
+    private static let sendKind: UInt64 = 1, receiveKind: UInt64 = 2
 
     /// Bytes per slot of the capsule buffer: a command with every segment
     /// this initiator asks for (`TargetConnector.wantedSegments`), 64-byte aligned.
@@ -191,11 +192,11 @@ final class RemoteQueue: @unchecked Sendable {
             if n == 0 { break }
             for k in 0..<n {
                 let c = completions[k]
-                guard UInt32(truncatingIfNeeded: c.wrId >> 32) == epoch, connection != nil else { continue }
+                guard WorkID.generation(c.wrId) == epoch, connection != nil else { continue }
                 postedWorkRequests -= 1
                 guard c.isSuccess else { lose("\(c.error)"); break }
-                guard c.wrId & Self.receiveFlag != 0 else { continue }   // a SEND went out
-                let i = Int(truncatingIfNeeded: c.wrId & 0xffff)
+                guard WorkID.kind(c.wrId) == Self.receiveKind else { continue }   // a SEND went out
+                let i = WorkID.index(c.wrId)
                 if response(buffer: i, byteLength: Int(c.byteLength)) { done += 1 } else { break }
             }
         }
@@ -293,7 +294,7 @@ final class RemoteQueue: @unchecked Sendable {
 
     @inline(__always)
     private func wrID(_ i: Int, receive: Bool) -> UInt64 {
-        UInt64(epoch) << 32 | (receive ? Self.receiveFlag : 0) | UInt64(i)
+        WorkID.make(queue: 0, generation: epoch, kind: receive ? Self.receiveKind : Self.sendKind, index: i)
     }
 
     private func postAllReceives() throws(FabricError) {
@@ -420,7 +421,7 @@ final class RemoteQueue: @unchecked Sendable {
             let deadline = monotonicNanoseconds() &+ 1_000_000_000
             while postedWorkRequests > 0, monotonicNanoseconds() < deadline {
                 guard let n = try? cq.poll(into: completions) else { break }
-                for k in 0..<n where UInt32(truncatingIfNeeded: completions[k].wrId >> 32) == epoch {
+                for k in 0..<n where WorkID.generation(completions[k].wrId) == epoch {
                     postedWorkRequests -= 1
                 }
                 if n == 0 { sched_yield() }

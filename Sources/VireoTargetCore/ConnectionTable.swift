@@ -1,3 +1,5 @@
+import VireoFabric
+
 /// The connections one target thread serves, by slot: the slot and a
 /// generation go into every work-request id (`WorkID`), so a completion that
 /// arrives after its connection left (and its slot was reused) is recognised

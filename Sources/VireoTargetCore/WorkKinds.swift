@@ -1,0 +1,24 @@
+import VireoFabric
+
+/// The target's work-request kinds (the id layout is `VireoFabric.WorkID`'s):
+/// the block target uses 1-6, the packet target 8-10.
+extension WorkID {
+    /// A receive buffer got a capsule (index: receive buffer).
+    public static let receive: UInt64 = 1
+    /// The last RDMA READ of a WRITE's segments (index: request slot).
+    public static let transfer: UInt64 = 2
+    /// A response SEND (index: request slot).
+    public static let response: UInt64 = 3
+    /// An unsignaled RDMA WRITE of READ data (index: request slot; completes only on error).
+    public static let data: UInt64 = 4
+    /// An io_uring storage operation (index: request slot).
+    public static let storage: UInt64 = 5
+    /// A zero-length RDMA WRITE probing an idle peer (no buffer; index 0).
+    public static let probe: UInt64 = 6
+    /// Packet target: a receive buffer got a frame or a credit message (index: receive buffer).
+    public static let packetReceive: UInt64 = 8
+    /// Packet target: a frame SEND (index: send buffer).
+    public static let packetSend: UInt64 = 9
+    /// Packet target: a credit-only SEND (no buffer).
+    public static let packetCredit: UInt64 = 10
+}
