@@ -31,6 +31,17 @@ final class NetQueuePair: @unchecked Sendable {
     /// a connection moved to error whose completion has not been reaped yet:
     /// the RNIC may still write into its buffers, so they stay with the device).
     private enum RxSlotState: UInt8 { case free, assembled, posted, flushing }
+    /// One receive slot (one frame): its state and what it holds. Its chains and
+    /// SGEs live in `rxChains` and `rxSGEs` at `slot * maxRxSegments`.
+    private struct RxSlot {
+        var state: RxSlotState = .free
+        /// Guest chains gathered into the slot.
+        var chains = 0
+        /// SGEs their buffers make.
+        var segments = 0
+        /// The epoch the slot's receive was posted with.
+        var postEpoch: UInt16 = 0
+    }
     /// How long a lost connection's receives may take to flush before their
     /// buffers are reclaimed anyway (a device that never flushes).
     static let flushTimeoutNanoseconds: UInt64 = 2_000_000_000
@@ -61,15 +72,11 @@ final class NetQueuePair: @unchecked Sendable {
     // RX: chains held but in no receive, and receive slots (one per frame).
     private var rxSpare: RequestFIFO
     private var rxChains: [VhostUserQueueRequest?]
-    private var rxChainCount: [Int]
     private let rxSGEs: UnsafeMutablePointer<ScatterGatherElement>
-    private var rxSGECount: [Int]
-    private var rxState: [RxSlotState]
+    private var rx: [RxSlot]
     private var rxFree: SlotFIFO
     private var rxAssembled: SlotFIFO
     private var rxPosted = 0
-    /// Epoch (`wrID` bits 63..32) each slot's receive was posted with.
-    private var rxPostEpoch: [UInt16]
     /// Slots in state flushing, and when to stop waiting for them.
     private var rxFlushing = 0
     private var flushDeadline: UInt64 = 0
@@ -90,7 +97,7 @@ final class NetQueuePair: @unchecked Sendable {
     // Connection
     private var connection: Connection?
     private var generation: UInt64 = 1
-    /// Tags work requests of the current connection (bits 63..32 of wr_id).
+    /// Tags work requests of the current connection (the generation field of `WorkID`).
     private var epoch: UInt16 = 1
     private(set) var maxFrameBytes: UInt32
     /// Several pairs (MQ) that the target did not join into one port (an
@@ -122,11 +129,8 @@ final class NetQueuePair: @unchecked Sendable {
         txScratch = .allocate(capacity: maxTxSegments)
         rxSpare = RequestFIFO(capacity: rxSlotCount)
         rxChains = [VhostUserQueueRequest?](repeating: nil, count: rxSlotCount * maxRxSegments)
-        rxChainCount = [Int](repeating: 0, count: rxSlotCount)
         rxSGEs = .allocate(capacity: rxSlotCount * maxRxSegments)
-        rxSGECount = [Int](repeating: 0, count: rxSlotCount)
-        rxState = [RxSlotState](repeating: .free, count: rxSlotCount)
-        rxPostEpoch = [UInt16](repeating: 0, count: rxSlotCount)
+        rx = [RxSlot](repeating: RxSlot(), count: rxSlotCount)
         rxFree = SlotFIFO(capacity: rxSlotCount)
         for s in 0..<rxSlotCount { rxFree.push(s) }
         rxAssembled = SlotFIFO(capacity: rxSlotCount)
@@ -273,7 +277,7 @@ final class NetQueuePair: @unchecked Sendable {
                     // A lost connection's work request: a receive it flushed (or
                     // filled before the flush) gives its buffers back now.
                     if rxFlushing > 0, Work(rawValue: WorkID.kind(c.wrId)) == .receive, i < rxSlotCount,
-                       rxState[i] == .flushing, rxPostEpoch[i] == WorkID.generation(c.wrId) {
+                       rx[i].state == .flushing, rx[i].postEpoch == WorkID.generation(c.wrId) {
                         retireFlushed(slot: i)
                         done += 1
                     }
@@ -302,7 +306,7 @@ final class NetQueuePair: @unchecked Sendable {
 
     /// A message from the target landed in receive slot `slot`; false when the peer is broken.
     private func received(slot i: Int, _ c: Completion) -> Bool {
-        guard i < rxSlotCount, rxState[i] == .posted else {
+        guard i < rxSlotCount, rx[i].state == .posted else {
             lose("receive completion for unknown buffer \(i)")
             return false
         }
@@ -324,7 +328,7 @@ final class NetQueuePair: @unchecked Sendable {
         guard length >= NetFramePlan.minFrameBytes else {
             // The target spent a credit on it: posting the buffers again grants it back.
             counters.bump(counters.rxRunts)
-            rxState[i] = .assembled
+            rx[i].state = .assembled
             rxAssembled.push(i)
             return true
         }
@@ -336,11 +340,11 @@ final class NetQueuePair: @unchecked Sendable {
             // on pair 0 only and never the NIC's own frames (the buffers are
             // posted again, which grants the credit back).
             counters.bump(counters.rxFiltered)
-            rxState[i] = .assembled
+            rx[i].state = .assembled
             rxAssembled.push(i)
             return true
         }
-        let n = rxChainCount[i]
+        let n = rx[i].chains
         // SAFETY: n ≤ maxRxSegments, the capacity of `capacities` and `lengths`.
         for j in 0..<n { capacities[j] = rxChains[base + j]!.chain.writableBytes }
         let used = NetFramePlan.spread(byteLength: length, capacities: UnsafeBufferPointer(start: capacities, count: n),
@@ -355,9 +359,9 @@ final class NetQueuePair: @unchecked Sendable {
             if j < used { r.complete(writtenLength: lengths[j]) } else { rxSpare.push(r) }  // unused: posted again later
         }
         held.subtract(used, ordering: .relaxed)
-        rxChainCount[i] = 0
-        rxSGECount[i] = 0
-        rxState[i] = .free
+        rx[i].chains = 0
+        rx[i].segments = 0
+        rx[i].state = .free
         rxFree.push(i)
         return true
     }
@@ -401,9 +405,9 @@ final class NetQueuePair: @unchecked Sendable {
                 rxChains[base + j] = r
                 sges += m
             }
-            rxChainCount[slot] = k
-            rxSGECount[slot] = sges
-            rxState[slot] = .assembled
+            rx[slot].chains = k
+            rx[slot].segments = sges
+            rx[slot].state = .assembled
             rxAssembled.push(slot)
             made += 1
         }
@@ -414,11 +418,11 @@ final class NetQueuePair: @unchecked Sendable {
     @inline(__always)
     private func addReceive(slot i: Int) {
         let base = i * maxRxSegments
-        // SAFETY: i < rxSlotCount; the slot's SGEs are rxSGEs[base ..< base + rxSGECount[i]].
+        // SAFETY: i < rxSlotCount; the slot's SGEs are rxSGEs[base ..< base + rx[i].segments].
         recvBatch.receive(wrId: wrID(.receive, i), local: rxSGEs[base])
-        for k in 1..<max(1, rxSGECount[i]) { recvBatch.appendSegment(rxSGEs[base + k]) }
-        rxState[i] = .posted
-        rxPostEpoch[i] = epoch
+        for k in 1..<max(1, rx[i].segments) { recvBatch.appendSegment(rxSGEs[base + k]) }
+        rx[i].state = .posted
+        rx[i].postEpoch = epoch
         rxPosted += 1
     }
 
@@ -473,8 +477,8 @@ final class NetQueuePair: @unchecked Sendable {
         }
         txInFlight = 0
         counters.bump(counters.txLostInFlight, UInt64(lost))
-        for s in 0..<rxSlotCount where rxState[s] == .posted {
-            rxState[s] = .flushing
+        for s in 0..<rxSlotCount where rx[s].state == .posted {
+            rx[s].state = .flushing
             rxFlushing += 1
         }
         if rxFlushing > 0 {
@@ -536,7 +540,7 @@ final class NetQueuePair: @unchecked Sendable {
         if returningReceives {
             counters.bump(counters.rxBuffersReturned, UInt64(returnSlot(i)))
         } else {
-            rxState[i] = .assembled
+            rx[i].state = .assembled
             rxAssembled.push(i)
         }
         if rxFlushing == 0 { finishFlush() }
@@ -546,7 +550,7 @@ final class NetQueuePair: @unchecked Sendable {
     /// the buffers are taken back anyway.
     private func abandonFlush() {
         logger.warning("nic \(nic.config.socket) pair \(index): \(rxFlushing) receive(s) of the lost connection not flushed after \(Self.flushTimeoutNanoseconds / 1_000_000) ms; taking their buffers back")
-        for s in 0..<rxSlotCount where rxState[s] == .flushing { retireFlushed(slot: s) }
+        for s in 0..<rxSlotCount where rx[s].state == .flushing { retireFlushed(slot: s) }
     }
 
     private func finishFlush() {
@@ -560,15 +564,15 @@ final class NetQueuePair: @unchecked Sendable {
     /// Completes slot `i`'s chains empty and frees it; returns how many.
     private func returnSlot(_ s: Int) -> Int {
         let base = s * maxRxSegments
-        let n = rxChainCount[s]
+        let n = rx[s].chains
         for j in 0..<n {
             rxChains[base + j]?.complete(writtenLength: 0)
             rxChains[base + j] = nil
         }
         held.subtract(n, ordering: .relaxed)
-        rxChainCount[s] = 0
-        rxSGECount[s] = 0
-        rxState[s] = .free
+        rx[s].chains = 0
+        rx[s].segments = 0
+        rx[s].state = .free
         rxFree.push(s)
         return n
     }
@@ -581,8 +585,8 @@ final class NetQueuePair: @unchecked Sendable {
         held.subtract(n, ordering: .relaxed)
         rxAssembled.removeAll()
         for s in 0..<rxSlotCount {
-            precondition(rxState[s] != .posted, "returning posted receive buffers")
-            if rxState[s] == .assembled { n += returnSlot(s) }
+            precondition(rx[s].state != .posted, "returning posted receive buffers")
+            if rx[s].state == .assembled { n += returnSlot(s) }
         }
         returningReceives = rxFlushing > 0
         counters.bump(counters.rxBuffersReturned, UInt64(n))

@@ -62,10 +62,12 @@ extension PacketNetwork {
             // No offload is negotiated: nothing of the sender's header (DATA_VALID, csum_*, gso_*,
             // hdr_len, num_buffers) may reach another port. The buffer is ours until reposted below.
             memset(frame, 0, Wire.netHeaderSize)
-            let verdict = switching.forward(summary, ingress: groups.group(ofSlot: p.tableIndex), now: now) { dst in
-                deliver(frame, byteCount: byteCount, to: dst)
+            let ingress = groups.group(ofSlot: p.tableIndex)
+            switch switching.route(summary, ingress: ingress, now: now) {
+            case .port(let dst): deliver(frame, byteCount: byteCount, to: dst)
+            case .flood: flood(frame, byteCount: byteCount, from: ingress)
+            case .dropped(let reason): count(reason, on: p.counters)
             }
-            if case .dropped(let reason) = verdict { count(reason, on: p.counters) }
         }
         p.repost(index, returnsCredit: true, now: now)
         markDirty(p)
@@ -80,10 +82,11 @@ extension PacketNetwork {
         case .failure(let reason):
             count(PortDrop(reason), on: nil)
         case .success(let summary):
-            let verdict = switching.forward(summary, ingress: tapPort, now: now, checkAllowList: false) { dst in
-                deliver(frame, byteCount: byteCount, to: dst)
+            switch switching.route(summary, ingress: tapPort, now: now, checkAllowList: false) {
+            case .port(let dst): deliver(frame, byteCount: byteCount, to: dst)
+            case .flood: flood(frame, byteCount: byteCount, from: tapPort)
+            case .dropped(let reason): count(reason, on: nil)
             }
-            if case .dropped(let reason) = verdict { count(reason, on: nil) }
         }
     }
 
@@ -98,6 +101,12 @@ extension PacketNetwork {
     private func canSend(_ slot: Int) -> Bool {
         guard let p = table[slot], !p.isDraining else { return false }
         return p.credits > 0 && p.sendQueueFree > PacketPort.creditSendSlots / 2 && !p.freeSends.isEmpty
+    }
+
+    /// Sends one frame to every switch port but `ingress`.
+    @inline(__always)
+    private func flood(_ frame: UnsafeMutableRawPointer, byteCount: Int, from ingress: Int) {
+        for dst in switching.ports where dst != ingress { deliver(frame, byteCount: byteCount, to: dst) }
     }
 
     /// Sends one frame to switch port `dst` (the TAP uplink, or a group of

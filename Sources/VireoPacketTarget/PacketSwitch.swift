@@ -15,13 +15,6 @@ import VireoWire
 /// `floodBudget` copies per `floodWindowNanoseconds`; a flood past that is
 /// dropped whole (`.floodLimited`) and one sender cannot starve the others.
 public struct PacketSwitch {
-    /// What happened to one frame.
-    public enum Verdict: Equatable, Sendable {
-        /// Handed to `count` destinations (0 when the frame was flooded and no other port exists).
-        case delivered(Int)
-        case dropped(PortDrop)
-    }
-
     struct Entry {
         var port: Int
         var lastSeen: UInt64
@@ -128,31 +121,32 @@ public struct PacketSwitch {
         table.reserveCapacity(tableCapacity)
     }
 
+    /// Where one frame goes.
+    public enum Destination: Equatable, Sendable {
+        /// The port that learned the destination address.
+        case port(Int)
+        /// Every port but the ingress one (`ports`): broadcast, multicast, unknown unicast.
+        /// The ingress port's flood budget has been charged.
+        case flood
+        case dropped(PortDrop)
+    }
+
     /// Switches one validated frame that arrived on `ingress`: checks the
-    /// allow-list (when `checkAllowList`), learns the source, then calls
-    /// `deliver` for each destination port: the learned port for known
-    /// unicast, every other port for broadcast, multicast and unknown unicast
-    /// (within `ingress`'s flood budget, else `.dropped(.floodLimited)`).
-    /// Never delivers back to `ingress`.
+    /// allow-list (when `checkAllowList`), learns the source, and says where the
+    /// frame goes: the learned port for known unicast (never back to `ingress`:
+    /// `.dropped(.filtered)`), a flood for broadcast, multicast and unknown
+    /// unicast (within `ingress`'s flood budget, else `.dropped(.floodLimited)`).
+    /// The caller moves the frame; the switch never calls back.
     @inline(__always)
-    public mutating func forward(
-        _ frame: PacketFrame.Summary, ingress: Int, now: UInt64, checkAllowList: Bool = true,
-        _ deliver: (Int) -> Void
-    ) -> Verdict {
+    public mutating func route(
+        _ frame: PacketFrame.Summary, ingress: Int, now: UInt64, checkAllowList: Bool = true
+    ) -> Destination {
         if checkAllowList, !isAllowed(frame.source, port: ingress) { return .dropped(.notAllowed) }
         learn(frame.source, port: ingress, now: now)
         if let port = lookup(frame.destination, now: now) {
-            if port == ingress { return .dropped(.filtered) }
-            deliver(port)
-            return .delivered(1)
+            return port == ingress ? .dropped(.filtered) : .port(port)
         }
-        if !spendFloodBudget(ingress: ingress, now: now) { return .dropped(.floodLimited) }
-        var n = 0
-        for p in ports where p != ingress {
-            deliver(p)
-            n += 1
-        }
-        return .delivered(n)
+        return spendFloodBudget(ingress: ingress, now: now) ? .flood : .dropped(.floodLimited)
     }
 
     /// Charges one flood from `ingress` (a copy per other port) to its budget; false when the window's budget is spent.

@@ -22,6 +22,14 @@ import VireoWire
         return (v, out)
     }
 
+    /// The switch answers where a frame goes and never calls back: a flood, then the learned port.
+    @Test func routeAnswersADestination() {
+        var s = fourPorts()
+        #expect(s.route(Self.frame(Self.b, Self.a), ingress: 1, now: 1) == .flood)
+        #expect(s.route(Self.frame(Self.a, Self.b), ingress: 2, now: 2) == .port(1))
+        #expect(s.route(Self.frame(Self.a, Self.b), ingress: 1, now: 3) == .dropped(.filtered))
+    }
+
     @Test func unknownUnicastFloodsToAllButIngress() {
         var s = fourPorts()
         let (v, out) = route(&s, Self.frame(Self.b, Self.a), from: 1)
