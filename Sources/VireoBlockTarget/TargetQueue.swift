@@ -57,8 +57,6 @@ package final class TargetQueue: @unchecked Sendable {
     private var sendQueueFree: Int
     /// Whether the peer still answers (checked on the worker's tick, see `checkLiveness`).
     private var liveness = PeerLiveness(keepaliveNanoseconds: .max, timeoutNanoseconds: .max, now: 0)
-    /// A liveness probe is posted and has not completed.
-    private var probing = false
     private let sendBatch: SendBatch
     private let receiveBatch: RecvBatch
 
@@ -180,7 +178,7 @@ package final class TargetQueue: @unchecked Sendable {
         case WorkID.response:
             finished(index)
         case WorkID.probe:
-            probing = false
+            liveness.probeAnswered()
             sendQueueFree += 1
             serveWaiters()
         default:
@@ -237,17 +235,14 @@ package final class TargetQueue: @unchecked Sendable {
         case .alive:
             return
         case .probe:
-            guard !probing, sendQueueFree > 0 else { return }
+            guard sendQueueFree > 0 else { return }
             sendBatch.probe(wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.probe, index: 0))
             guard post(sendBatch) else { return }
             sendQueueFree -= 1
-            probing = true
+            liveness.probePosted()
             counters.probed()
         case .gone(let silent):
-            let what = probing ? "a liveness probe" : "posted work"
-            drop("no completion from the peer for \(silent / 1_000_000) ms with \(what) outstanding "
-                 + "(peer timeout \(liveness.timeoutNanoseconds / 1_000_000) ms): it vanished without a DISCONNECT",
-                 fault: .peerUnreachable)
+            drop(liveness.vanishedReason(silentNanoseconds: silent, work: "posted work"), fault: .peerUnreachable)
         }
     }
 

@@ -22,7 +22,7 @@ extension PacketNetwork {
         p.liveness.heard()
         switch kind {
         case WorkID.probe:
-            p.probing = false
+            p.liveness.probeAnswered()
             p.sendQueueFree += 1
         case WorkID.packetSend:
             guard index < p.sendSlots else { return }

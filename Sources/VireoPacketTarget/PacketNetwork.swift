@@ -61,10 +61,9 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     /// Device CQ entries per network (capped by the device's maximum).
     static let cqCapacity = 16_384
     /// Peer liveness (see `PeerLiveness`): probe after this much idle silence, drop after this much
-    /// silence with sends posted; the tick's period, and its last run.
+    /// silence with sends posted.
     let keepaliveNanoseconds: UInt64
     let peerTimeoutNanoseconds: UInt64
-    private var tickNanoseconds: UInt64 { max(keepaliveNanoseconds / 2, 1_000_000) }
 
     /// Delay after which reposted buffers are announced even when few.
     static let creditDelayNanoseconds: UInt64 = 1_000_000
@@ -114,7 +113,7 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
         completionBudgetLeft = capacity
         do {
             let l = try EndpointWorker<PacketNetwork>(name: "vireo-n-\(config.name)", busyPoll: busyPoll,
-                                                      tickNanoseconds: tickNanoseconds, fds: [ch.fd] + (tap.map { [$0.fd] } ?? []))
+                                                      tickNanoseconds: keepaliveNanoseconds / 2, fds: [ch.fd] + (tap.map { [$0.fd] } ?? []))
             try l.start(self, logger: logger)
             loop = l
         } catch {

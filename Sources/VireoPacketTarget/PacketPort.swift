@@ -63,8 +63,6 @@ public final class PacketPort: @unchecked Sendable {
     var isDirty = false
     /// Whether the peer still answers (the network's liveness tick, `checkLiveness`).
     var liveness = PeerLiveness(keepaliveNanoseconds: .max, timeoutNanoseconds: .max, now: 0)
-    /// A liveness probe is posted and has not completed.
-    var probing = false
 
     public let counters = PortCounters()
 
@@ -122,20 +120,18 @@ public final class PacketPort: @unchecked Sendable {
         case .alive:
             return false
         case .probe:
-            guard !probing, sendQueueFree > 0 else { return false }
+            guard sendQueueFree > 0 else { return false }
             sendBatch.probe(wrId: workID(WorkID.probe, 0))
             do { try queuePair.post(sendBatch) } catch {
                 drop("posting a liveness probe failed: \(error)")
                 return true
             }
             sendQueueFree -= 1
-            probing = true
+            liveness.probePosted()
             counters.probed()
             return false
         case .gone(let silent):
-            drop("peerUnreachable: no completion from the peer for \(silent / 1_000_000) ms with "
-                 + "\(probing ? "a liveness probe" : "posted sends") outstanding (peer timeout "
-                 + "\(liveness.timeoutNanoseconds / 1_000_000) ms): it vanished without a DISCONNECT")
+            drop("peerUnreachable: " + liveness.vanishedReason(silentNanoseconds: silent, work: "posted sends"))
             return true
         }
     }

@@ -24,6 +24,8 @@ public struct PeerLiveness: Sendable {
     public var activity: UInt32 = 0
     private var seen: UInt32 = 0
     private var silentSince: UInt64
+    /// A probe is posted and has not completed (at most one at a time).
+    public private(set) var probing = false
 
     /// What the tick found.
     public enum Verdict: Equatable, Sendable {
@@ -46,6 +48,19 @@ public struct PeerLiveness: Sendable {
     @inline(__always)
     public mutating func heard() { activity &+= 1 }
 
+    /// The probe asked for by `.probe` is posted.
+    public mutating func probePosted() { probing = true }
+
+    /// The probe completed (a sign of life is recorded with `heard()` as for any completion).
+    public mutating func probeAnswered() { probing = false }
+
+    /// The drop reason for a `.gone` verdict: how long the peer was silent with `work`
+    /// ("posted work", "posted sends") or the probe outstanding.
+    public func vanishedReason(silentNanoseconds silent: UInt64, work: String) -> String {
+        "no completion from the peer for \(silent / 1_000_000) ms with \(probing ? "a liveness probe" : work) outstanding "
+            + "(peer timeout \(timeoutNanoseconds / 1_000_000) ms): it vanished without a DISCONNECT"
+    }
+
     /// The tick: `waiting` is whether anything the peer must acknowledge is posted
     /// (sends, RDMA READs, a probe).
     public mutating func check(now: UInt64, waiting: Bool) -> Verdict {
@@ -55,7 +70,7 @@ public struct PeerLiveness: Sendable {
             return .alive
         }
         let silent = now >= silentSince ? now - silentSince : 0
-        if waiting { return silent >= timeoutNanoseconds ? .gone(silentNanoseconds: silent) : .alive }
+        if waiting || probing { return silent >= timeoutNanoseconds ? .gone(silentNanoseconds: silent) : .alive }
         return silent >= keepaliveNanoseconds ? .probe : .alive
     }
 }

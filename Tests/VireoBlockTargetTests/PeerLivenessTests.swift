@@ -25,6 +25,23 @@ struct PeerLivenessTests {
         #expect(l.check(now: 115 * Self.s, waiting: true) == .gone(silentNanoseconds: 15 * Self.s))
     }
 
+    /// One probe at a time: while it is out the connection is waiting on it, and the reason
+    /// for dropping names it.
+    @Test func anOutstandingProbeIsWaitedOnNotRepeated() {
+        var l = PeerLiveness(keepaliveNanoseconds: 5 * Self.s, timeoutNanoseconds: 15 * Self.s, now: 0)
+        #expect(l.check(now: 5 * Self.s, waiting: false) == .probe)
+        l.probePosted()
+        #expect(l.check(now: 10 * Self.s, waiting: false) == .alive)
+        #expect(l.check(now: 15 * Self.s, waiting: false) == .gone(silentNanoseconds: 15 * Self.s))
+        #expect(l.vanishedReason(silentNanoseconds: 15 * Self.s, work: "posted work")
+            == "no completion from the peer for 15000 ms with a liveness probe outstanding (peer timeout 15000 ms): "
+            + "it vanished without a DISCONNECT")
+        l.probeAnswered()
+        l.heard()
+        #expect(l.check(now: 16 * Self.s, waiting: false) == .alive)
+        #expect(l.vanishedReason(silentNanoseconds: 1, work: "posted sends").contains("with posted sends outstanding"))
+    }
+
     /// Busy connections are never probed: any completion between ticks keeps them alive,
     /// however long the work has been outstanding overall.
     @Test func steadyCompletionsKeepABusyPeerAlive() {
