@@ -168,7 +168,7 @@ let package = Package(
         .executableTarget(name: "FuzzPacketSwitch", dependencies: ["VireoFuzz", "CVireoFuzz"], path: "Fuzz/FuzzPacketSwitch"),
         // What the test targets share: the RDMA test environment, the check for refused configurations
         // (and, next, a fake verbs layer).
-        .target(name: "VireoTestSupport", dependencies: ["VireoFabric", "VireoDaemon"], path: "Tests/VireoTestSupport"),
+        .target(name: "VireoTestSupport", dependencies: ["VireoFabric", "VireoDaemon", "VireoSys"], path: "Tests/VireoTestSupport"),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
         .testTarget(name: "VireoDaemonTests", dependencies: ["VireoDaemon", "VireoSys"]),
         .testTarget(name: "VireoWireTests", dependencies: ["VireoWire"]),

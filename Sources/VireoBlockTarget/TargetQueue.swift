@@ -18,7 +18,10 @@ import Glibc
 /// retires it: the connection (QP) first, then the registered buffers.
 package final class TargetQueue: @unchecked Sendable {
     // SAFETY: after hand-off only the owning worker thread touches the data path.
-    var connection: Connection?
+    /// The connection: a device's `Connection`, or a test's fake (nil once released).
+    private var link: (any FabricLink)?
+    /// Where this queue posts (the link's work queue, cached for the data path).
+    private let workQueue: any WorkQueue
     package let export: Export
     let store: BlockStore
     let limits: CommandLimits
@@ -68,15 +71,16 @@ package final class TargetQueue: @unchecked Sendable {
     /// io_uring operations in flight: the bounce buffers stay alive until this is 0.
     private(set) var storageInFlight = 0
     /// Set when the connection must go; the worker retires it once no storage I/O is in flight.
-    private(set) var dropReason: String?
+    package private(set) var dropReason: String?
     /// Why, when it was an error (nil: an orderly disconnect or none yet).
-    private(set) var dropFault: ConnectionFault?
+    package private(set) var dropFault: ConnectionFault?
     var isDraining: Bool { dropReason != nil }
 
-    /// Allocates and registers everything for `geometry` on `pd`.
-    package init(connection: Connection, export: Export, geometry: BlockGeometry, sendQueueDepth: Int,
+    /// Allocates and registers everything for `geometry` with the connection's registrar (its PD).
+    package init(connection: any FabricLink, export: Export, geometry: BlockGeometry, sendQueueDepth: Int,
          queueIndex: UInt16 = 0) throws(FabricError) {
-        self.connection = connection
+        link = connection
+        workQueue = connection.workQueue
         self.export = export
         store = export.store
         self.geometry = geometry
@@ -88,7 +92,7 @@ package final class TargetQueue: @unchecked Sendable {
         peer = connection.peerAddress
         self.queueIndex = queueIndex
         peerName = "\(connection.peerAddress) export \(export.config.name) queue \(queueIndex)"
-        let pd = connection.pd
+        let pd = connection.registrar
         // Each bounce buffer starts on a page (O_DIRECT alignment).
         let slotBytes = (maxIO + pageSize - 1) / pageSize * pageSize
         receives = try RegisteredBuffer(pd: pd, count: depth * receiveSize, access: [.localWrite])
@@ -120,8 +124,8 @@ package final class TargetQueue: @unchecked Sendable {
 
     /// Releases in order: the connection (disconnect, QP), then the registered buffers.
     package func release(disconnectTimeoutMilliseconds: Int32 = 500) {
-        connection?.disconnect(timeoutMilliseconds: disconnectTimeoutMilliseconds)
-        connection = nil
+        link?.disconnect(timeoutMilliseconds: disconnectTimeoutMilliseconds)
+        link = nil
         receives = nil
         bounce = nil
         responses = nil
@@ -129,8 +133,8 @@ package final class TargetQueue: @unchecked Sendable {
 
     /// Called by the worker that now owns this queue: records its ids, starts watching the
     /// peer's liveness, and posts every receive.
-    func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters, logger: Logger,
-                 liveness: PeerLiveness) {
+    package func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters, logger: Logger,
+                         liveness: PeerLiveness) {
         self.logger = logger
         self.liveness = liveness
         tableIndex = index
@@ -145,7 +149,7 @@ package final class TargetQueue: @unchecked Sendable {
 
     /// A device completion for this queue (already matched by index and generation).
     @inline(__always)
-    func completed(_ c: Completion) {
+    package func completed(_ c: Completion) {
         if isDraining { return }
         let kind = WorkID.kind(c.wrId), index = WorkID.index(c.wrId)
         guard c.isSuccess else {
@@ -229,7 +233,7 @@ package final class TargetQueue: @unchecked Sendable {
     /// that has been silent and idle for the keepalive interval, and drops one that has
     /// left posted work unacknowledged for the peer timeout (it vanished without a
     /// DISCONNECT: crashed, powered off, cut off).
-    func checkLiveness(now: UInt64) {
+    package func checkLiveness(now: UInt64) {
         guard !isDraining else { return }
         switch liveness.check(now: now, waiting: sendQueueFree < sendQueueDepth) {
         case .alive:
@@ -578,7 +582,7 @@ package final class TargetQueue: @unchecked Sendable {
     @inline(__always) @discardableResult
     private func postReceives() -> Bool {
         do {
-            try connection!.queuePair.post(receiveBatch)
+            try workQueue.post(receiveBatch)
             return true
         } catch {
             receiveBatch.reset()
@@ -590,7 +594,7 @@ package final class TargetQueue: @unchecked Sendable {
     @inline(__always)
     private func post(_ batch: SendBatch) -> Bool {
         do {
-            try connection!.queuePair.post(batch)
+            try workQueue.post(batch)
             return true
         } catch {
             batch.reset()

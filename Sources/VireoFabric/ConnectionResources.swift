@@ -29,7 +29,7 @@ public struct ConnectionResources: @unchecked Sendable {
         let pd: ProtectionDomain
         if let given = self.pd { pd = given } else { pd = try ProtectionDomain.shared(for: ctx) }
         guard pd.context.raw == ctx.raw else {
-            throw .call(SystemError(call: "rdma_create_qp (PD of another device)", errno: EINVAL))
+            throw .invalidArgument(call: "rdma_create_qp", "the PD belongs to another device")
         }
         var send = sendCQ, recv = receiveCQ
         if send == nil || recv == nil {

@@ -30,6 +30,8 @@ public enum FabricError: Error, CustomStringConvertible, Sendable, Equatable {
     case workCompletion(status: String, opcode: String, wrId: UInt64)
     /// Private data longer than the transport carries.
     case privateDataTooLong(Int, max: Int)
+    /// A caller's argument was refused before any verbs call: `call` is what would have run, `why` what was wrong.
+    case invalidArgument(call: String, String)
 
     public var description: String {
         switch self {
@@ -50,6 +52,7 @@ public enum FabricError: Error, CustomStringConvertible, Sendable, Equatable {
         case .workCompletion(let status, let opcode, let wrId):
             return "work request \(wrId) (\(opcode)) completed with \(status)"
         case .privateDataTooLong(let n, let max): return "private data of \(n) bytes exceeds \(max)"
+        case .invalidArgument(let call, let why): return "\(call): invalid argument: \(why)"
         }
     }
 }

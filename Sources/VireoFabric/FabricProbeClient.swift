@@ -137,7 +137,10 @@ public final class FabricProbeClient: @unchecked Sendable {
         guard length > 0, block > 0, localOffset >= 0, remoteOffset >= 0,
               localOffset <= local.length, length <= local.length - localOffset,
               remoteOffset <= remoteLength, length <= remoteLength - remoteOffset
-        else { throw .call(SystemError(call: write ? "probe write" : "probe read", errno: 22)) }
+        else {
+            throw .invalidArgument(call: write ? "probe write" : "probe read",
+                                   "\(length) bytes at local \(localOffset) / remote \(remoteOffset) in blocks of \(block) do not fit the \(local.length)-byte local and \(remoteLength)-byte remote buffers")
+        }
         let depth = max(1, min(depth, sends.capacity, connection.queuePair.config.sendDepth - 2))
         var posted = 0, completed = 0, inFlight = 0
         let t0 = monotonicNanoseconds()

@@ -18,8 +18,10 @@ public struct AccessFlags: OptionSet, Sendable {
 /// the memory is unmapped; `owner` can hold the memory's owner alive meanwhile.
 public final class MemoryRegion: @unchecked Sendable {
     // SAFETY: immutable after init; keys and addresses are plain values.
-    package let raw: UnsafeMutablePointer<ibv_mr>
-    public let pd: ProtectionDomain
+    /// The verbs registration; nil for a region a test fake made (`init(unregistered:…)`).
+    package let raw: UnsafeMutablePointer<ibv_mr>?
+    /// Who registered it: the PD (or the fake); kept alive as long as the region.
+    public let registrar: any MemoryRegistrar
     /// Keeps the backing memory alive for as long as the registration exists.
     private let owner: AnyObject?
 
@@ -30,11 +32,12 @@ public final class MemoryRegion: @unchecked Sendable {
     /// The address remote peers use for this region: the local address, or the
     /// `iova` given at registration (e.g. a guest-physical address).
     public let remoteBase: UInt64
-
     /// Key for local scatter/gather entries.
-    public var lkey: UInt32 { raw.pointee.lkey }
+    public let lkey: UInt32
     /// Key remote peers put in RDMA READ/WRITE requests.
-    public var rkey: UInt32 { raw.pointee.rkey }
+    public let rkey: UInt32
+    /// What the peer (and the local side) may do with it.
+    public let access: AccessFlags
 
     /// Registers `[address, address+length)`.
     /// - Parameters:
@@ -44,14 +47,15 @@ public final class MemoryRegion: @unchecked Sendable {
         pd: ProtectionDomain, address: UnsafeMutableRawPointer, length: Int,
         access: AccessFlags, iova: UInt64? = nil, owner: AnyObject? = nil
     ) throws(FabricError) {
-        guard length > 0 else { throw .call(SystemError(call: "ibv_reg_mr", errno: 22)) }
-        self.pd = pd
+        guard length > 0 else { throw .invalidArgument(call: "ibv_reg_mr", "a memory region of 0 bytes") }
+        registrar = pd
         self.owner = owner
         self.address = address
         self.length = length
+        self.access = access
         let base = iova ?? UInt64(UInt(bitPattern: address))
         remoteBase = base
-        raw = try FabricError.wrap { () throws(SystemError) in
+        let mr = try FabricError.wrap { () throws(SystemError) in
             if let iova {
                 return try nonNull("ibv_reg_mr_iova") {
                     vireo_ibv_reg_mr_iova(pd.raw, address, length, iova, access.rawValue)
@@ -59,9 +63,29 @@ public final class MemoryRegion: @unchecked Sendable {
             }
             return try nonNull("ibv_reg_mr") { vireo_ibv_reg_mr(pd.raw, address, length, access.rawValue) }
         }
+        raw = mr
+        lkey = mr.pointee.lkey
+        rkey = mr.pointee.rkey
     }
 
-    deinit { ibv_dereg_mr(raw) }
+    /// A region no device knows: the keys are whatever a fake registrar hands out, so a
+    /// fake work queue can check and resolve them. For tests (`VireoTestSupport`) only.
+    package init(
+        unregistered registrar: any MemoryRegistrar, address: UnsafeMutableRawPointer, length: Int,
+        access: AccessFlags, iova: UInt64?, owner: AnyObject?, lkey: UInt32, rkey: UInt32
+    ) {
+        raw = nil
+        self.registrar = registrar
+        self.owner = owner
+        self.address = address
+        self.length = length
+        self.access = access
+        remoteBase = iova ?? UInt64(UInt(bitPattern: address))
+        self.lkey = lkey
+        self.rkey = rkey
+    }
+
+    deinit { if let raw { ibv_dereg_mr(raw) } }
 
     /// A scatter/gather entry for `[offset, offset+length)` of this region.
     /// Traps if the range is outside the region: callers compute it from sizes they own.
@@ -99,12 +123,13 @@ public final class RegisteredBuffer: @unchecked Sendable {
     public let region: MemoryRegion
     private let storage: MappingBox
 
-    /// Allocates `count` bytes (rounded up to pages) and registers them.
-    public init(pd: ProtectionDomain, count: Int, access: AccessFlags = .all) throws(FabricError) {
+    /// Allocates `count` bytes (rounded up to pages) and registers them with `pd`
+    /// (a protection domain, or a test's fake registrar).
+    public init(pd: any MemoryRegistrar, count: Int, access: AccessFlags = .all) throws(FabricError) {
         let rounded = (count + pageSize - 1) / pageSize * pageSize
         let box = try FabricError.wrap { () throws(SystemError) in try MappingBox(count: max(rounded, pageSize)) }
         storage = box
-        region = try MemoryRegion(pd: pd, address: box.mapping.baseAddress, length: count, access: access, owner: box)
+        region = try pd.register(address: box.mapping.baseAddress, length: count, access: access, iova: nil, owner: box)
     }
 
     /// The registered bytes.

@@ -1,0 +1,99 @@
+import CVireoVerbs
+
+/// A send work request as Swift values: what a fake work queue reads out of a
+/// `SendBatch` to carry it out, and what tests assert on. Not used on the data path.
+public struct WorkRequest: Sendable, Equatable {
+    /// The verbs operation.
+    public enum Operation: Sendable, Equatable {
+        case send, sendWithImmediate, write, writeWithImmediate, read
+    }
+    public var wrId: UInt64
+    public var operation: Operation
+    /// Local buffers, in order (gathered for a SEND/WRITE, scattered into for a READ).
+    public var segments: [ScatterGatherElement]
+    /// Remote address and key (RDMA READ/WRITE only).
+    public var remoteAddress: UInt64
+    public var rkey: UInt32
+    public var immediate: UInt32?
+    /// Whether it raises a completion when it succeeds (errors always do).
+    public var signaled: Bool
+    public var inline: Bool
+
+    /// Bytes its local segments add up to.
+    public var byteCount: Int { segments.reduce(0) { $0 + Int($1.length) } }
+}
+
+/// A posted receive as Swift values (see `WorkRequest`).
+public struct ReceiveRequest: Sendable, Equatable {
+    public var wrId: UInt64
+    public var segments: [ScatterGatherElement]
+    public var byteCount: Int { segments.reduce(0) { $0 + Int($1.length) } }
+}
+
+extension SendBatch {
+    /// Work request `i` (< `count`) of the batch, as Swift values.
+    package func workRequest(at i: Int) -> WorkRequest {
+        precondition(i >= 0 && i < count)
+        let wr = wrs[i]
+        let op: WorkRequest.Operation = switch wr.opcode {
+        case IBV_WR_SEND: .send
+        case IBV_WR_SEND_WITH_IMM: .sendWithImmediate
+        case IBV_WR_RDMA_WRITE: .write
+        case IBV_WR_RDMA_WRITE_WITH_IMM: .writeWithImmediate
+        default: .read
+        }
+        let hasImmediate = op == .sendWithImmediate || op == .writeWithImmediate
+        let rdma = op == .write || op == .writeWithImmediate || op == .read
+        return WorkRequest(
+            wrId: wr.wr_id, operation: op,
+            segments: (0..<Int(wr.num_sge)).map { k in
+                let s = sges[i * maxSegments + k]
+                return ScatterGatherElement(address: s.addr, length: s.length, lkey: s.lkey)
+            },
+            remoteAddress: rdma ? wr.wr.rdma.remote_addr : 0, rkey: rdma ? wr.wr.rdma.rkey : 0,
+            immediate: hasImmediate ? UInt32(bigEndian: wr.imm_data) : nil,
+            signaled: wr.send_flags & IBV_SEND_SIGNALED.rawValue != 0,
+            inline: wr.send_flags & IBV_SEND_INLINE.rawValue != 0)
+    }
+}
+
+extension RecvBatch {
+    /// Receive `i` (< `count`) of the batch, as Swift values.
+    package func receiveRequest(at i: Int) -> ReceiveRequest {
+        precondition(i >= 0 && i < count)
+        let wr = wrs[i]
+        return ReceiveRequest(wrId: wr.wr_id, segments: (0..<Int(wr.num_sge)).map { k in
+            let s = sges[i * maxSegments + k]
+            return ScatterGatherElement(address: s.addr, length: s.length, lkey: s.lkey)
+        })
+    }
+}
+
+extension Completion {
+    /// What completed, for a fake's completions.
+    public enum Kind: Sendable, Equatable {
+        case send, rdmaWrite, rdmaRead, receive, receiveWithImmediate
+    }
+
+    /// A completion made by a fake work queue (tests): the same value a device's CQ poll yields.
+    package init(wrId: UInt64, status: CompletionStatus, kind: Kind, byteLength: UInt32 = 0,
+                 immediate: UInt32? = nil, qpNumber: UInt32 = 0) {
+        var wc = ibv_wc()
+        wc.wr_id = wrId
+        wc.status = status.raw
+        wc.opcode = switch kind {
+        case .send: IBV_WC_SEND
+        case .rdmaWrite: IBV_WC_RDMA_WRITE
+        case .rdmaRead: IBV_WC_RDMA_READ
+        case .receive: IBV_WC_RECV
+        case .receiveWithImmediate: IBV_WC_RECV_RDMA_WITH_IMM
+        }
+        wc.byte_len = byteLength
+        if let immediate {
+            wc.imm_data = immediate.bigEndian
+            wc.wc_flags = UInt32(IBV_WC_WITH_IMM.rawValue)
+        }
+        wc.qp_num = qpNumber
+        self.init(wc)
+    }
+}
