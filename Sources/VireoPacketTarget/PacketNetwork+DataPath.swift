@@ -9,7 +9,7 @@ import Glibc
 extension PacketNetwork {
     /// A device completion for port `p` (matched by index and generation).
     @inline(__always)
-    func completed(_ c: Completion, port p: PacketPort, now: UInt64) {
+    package func completed(_ c: Completion, port p: PacketPort, now: UInt64) {
         if p.isDraining { return }
         let kind = WorkID.kind(c.wrId), index = WorkID.index(c.wrId)
         guard c.isSuccess else {
@@ -154,7 +154,7 @@ extension PacketNetwork {
     /// Posts every batched receive (first: credits piggybacked on sends refer to them) and send,
     /// then announces reposted buffers with credit-only messages where due.
     @inline(__always)
-    func flush(now: UInt64, force: Bool) {
+    package func flush(now: UInt64, force: Bool) {
         var broken = false
         for i in dirty {
             guard let p = table[i] else { continue }

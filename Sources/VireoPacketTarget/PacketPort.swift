@@ -27,8 +27,10 @@ public final class PacketPort: @unchecked Sendable {
     /// Send-queue entries kept for credit-only messages.
     static let creditSendSlots = 8
 
-    var connection: Connection?
-    let queuePair: QueuePair
+    /// The connection: a device's `Connection`, or a test's fake (nil once released).
+    private var link: (any FabricLink)?
+    /// Where this port posts (the link's work queue).
+    let queuePair: any WorkQueue
     public let peer: String
     public let queueIndex: UInt16
     /// The switch port this connection belongs to (nil: a port of its own).
@@ -69,16 +71,16 @@ public final class PacketPort: @unchecked Sendable {
     // Set by the worker at install.
     var tableIndex = 0
     var generation: UInt16 = 0
-    private(set) var dropReason: String?
+    package private(set) var dropReason: String?
     var isDraining: Bool { dropReason != nil }
 
     /// Upper bound on credits a peer can accumulate (it cannot have more buffers than this).
     static let maxCredits = 1 << 20
 
     /// Allocates and registers the port's buffers for `connection`.
-    public init(connection: Connection, request: ConnectRequest, geometry: PacketGeometry, sendSlots: Int) throws(FabricError) {
-        self.connection = connection
-        queuePair = connection.queuePair
+    public init(connection: any FabricLink, request: ConnectRequest, geometry: PacketGeometry, sendSlots: Int) throws(FabricError) {
+        link = connection
+        queuePair = connection.workQueue
         peer = connection.peerAddress
         queueIndex = request.queueIndex
         portKey = request.port
@@ -88,8 +90,8 @@ public final class PacketPort: @unchecked Sendable {
         self.sendSlots = sendSlots
         sendQueueDepth = sendSlots + Self.creditSendSlots
         credits = Int(request.queueDepth)
-        let r = try RegisteredBuffer(pd: connection.pd, count: receiveCount * maxFrame, access: [.localWrite])
-        let s = try RegisteredBuffer(pd: connection.pd, count: max(sendSlots, 1) * maxFrame, access: [.localWrite])
+        let r = try RegisteredBuffer(pd: connection.registrar, count: receiveCount * maxFrame, access: [.localWrite])
+        let s = try RegisteredBuffer(pd: connection.registrar, count: max(sendSlots, 1) * maxFrame, access: [.localWrite])
         receives = r
         sends = s
         receiveRegion = r.region
@@ -138,8 +140,8 @@ public final class PacketPort: @unchecked Sendable {
 
     /// Releases in order: the connection (disconnect, QP), then the registered buffers.
     public func release(disconnectTimeoutMilliseconds: Int32 = 500) {
-        connection?.disconnect(timeoutMilliseconds: disconnectTimeoutMilliseconds)
-        connection = nil
+        link?.disconnect(timeoutMilliseconds: disconnectTimeoutMilliseconds)
+        link = nil
         receives = nil
         sends = nil
     }

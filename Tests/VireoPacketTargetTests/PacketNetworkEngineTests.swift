@@ -1,0 +1,176 @@
+import Logging
+import Testing
+import VireoFabric
+import VireoPacketTarget
+import VireoSys
+import VireoTestSupport
+import VireoWire
+
+/// The packet network's engine (`PacketNetwork` with its `PacketPort`s) driven
+/// through the fake verbs layer, on the host: the test plays every initiator,
+/// delivers their frames into the ports' posted receives, runs the SENDs the
+/// network posts and feeds the completions back, on the test's thread (the
+/// network's worker is never started).
+@Suite struct PacketNetworkEngineTests {
+    static let a = MACAddress("52:54:00:00:00:0a")!, b = MACAddress("52:54:00:00:00:0b")!
+    static let c = MACAddress("52:54:00:00:00:0c")!
+
+    final class Rig {
+        let network: PacketNetwork
+        var ports: [PacketPort] = []
+        var links: [FakeLink] = []
+        /// Peers the network retired (called on the test's thread: the worker never runs).
+        final class Retired: @unchecked Sendable { var peers: [String] = [] }
+        let retired = Retired()
+        var retiredPeers: [String] { retired.peers }
+        let now: UInt64 = 1_000_000_000
+
+        init(mtu: Int = 1500) throws {
+            let retired = self.retired
+            network = try PacketNetwork(config: NetworkConfig(name: "lan0", mtu: mtu), logger: Logger(label: "test"),
+                                        clock: { 1_000_000_000 }, retire: { p in retired.peers.append(p.peer) })
+        }
+
+        /// Connects a port whose initiator announced `credits` receive buffers.
+        @discardableResult
+        func connect(credits: UInt16, sendSlots: Int = 16, receiveBuffers: UInt16 = 32) throws -> Int {
+            let request = ConnectRequest(kind: .packet, name: "lan0", queueIndex: 0, queueDepth: credits, maxSegments: 1,
+                                         maxIOBytes: UInt32(network.maxFrame), hostID: Array(repeating: 1, count: 16),
+                                         wantsWrite: true)
+            let geometry = PacketGeometry(mtu: UInt32(network.config.mtu), receiveBuffers: receiveBuffers)
+            let link = FakeLink(sendDepth: sendSlots + 8, receiveDepth: Int(receiveBuffers) + PacketPort.creditMargin,
+                                peerAddress: "10.0.0.\(ports.count + 1):5000")
+            let port = try PacketPort(connection: link, request: request, geometry: geometry, sendSlots: sendSlots)
+            network.take(adopted: [port], dropped: [])
+            ports.append(port)
+            links.append(link)
+            return ports.count - 1
+        }
+
+        /// Initiator `i` SENDs `frame` (piggybacking `credits`); the network handles it and flushes.
+        func send(from i: Int, _ frame: [UInt8], credits: UInt16 = 0) {
+            guard let c = links[i].queue.deliver(frame, immediate: PacketImmediate.frame(credits: credits)) else {
+                Issue.record("port \(i) has no receive posted")
+                return
+            }
+            network.completed(c, port: ports[i], now: now)
+            network.flush(now: now, force: false)
+        }
+
+        /// Initiator `i` returns `credits` receive buffers with a credit-only message.
+        func grant(from i: Int, _ credits: UInt16) {
+            guard let c = links[i].queue.deliver([], immediate: PacketImmediate.credit(credits)) else { return }
+            network.completed(c, port: ports[i], now: now)
+            network.flush(now: now, force: false)
+        }
+
+        /// Runs what the network posted to port `i`; returns the frames it carried and the credits
+        /// its immediates returned; feeds completions back.
+        func drain(_ i: Int) -> (frames: [[UInt8]], credits: Int) {
+            var frames: [[UInt8]] = []
+            var credits = 0
+            links[i].queue.runAllSends { o in
+                if let imm = o.request.immediate.flatMap(PacketImmediate.init(rawValue:)) {
+                    credits += Int(imm.credits)
+                    if imm.kind == .frame { frames.append(o.payload) }
+                }
+                if let c = o.completion { network.completed(c, port: ports[i], now: now) }
+            }
+            network.flush(now: now, force: false)
+            return (frames, credits)
+        }
+
+        static func frame(_ dst: MACAddress, _ src: MACAddress, _ payload: [UInt8] = Array(repeating: 0x5a, count: 64)) -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: 12 + 14 + payload.count)
+            bytes.withUnsafeMutableBytes { raw in
+                dst.store(to: raw.baseAddress!, offset: 12)
+                src.store(to: raw.baseAddress!, offset: 18)
+                raw.storeBytes(of: UInt16(0x88b5).bigEndian, toByteOffset: 24, as: UInt16.self)
+            }
+            bytes.replaceSubrange(26..., with: payload)
+            return bytes
+        }
+    }
+
+    @Test func adoptedPortPostsEveryReceiveInOneCall() throws {
+        let rig = try Rig()
+        try rig.connect(credits: 8, receiveBuffers: 32)
+        #expect(rig.links[0].queue.receives.count == 32 + PacketPort.creditMargin)
+        #expect(rig.links[0].queue.receivePostCalls == 1)
+    }
+
+    /// Normal flow: an unknown destination floods, the reply is switched to the learned port
+    /// alone, and the bytes arrive intact (header zeroed, nothing else touched).
+    @Test func floodThenLearnedUnicast() throws {
+        let rig = try Rig()
+        for _ in 0..<3 { try rig.connect(credits: 8) }
+        let payload = (0..<100).map { UInt8($0) }
+        rig.send(from: 0, Rig.frame(Self.b, Self.a, payload))
+        let toB = rig.drain(1), toC = rig.drain(2)
+        #expect(toB.frames.count == 1 && toC.frames.count == 1, "unknown destination: flooded to both others")
+        #expect(toB.frames.first == Rig.frame(Self.b, Self.a, payload))
+        #expect(rig.drain(0).frames.isEmpty, "never back to the ingress port")
+        rig.send(from: 1, Rig.frame(Self.a, Self.b))
+        #expect(rig.drain(0).frames.count == 1)
+        #expect(rig.drain(2).frames.isEmpty, "a learned destination is not flooded")
+        #expect(rig.ports[0].counters.txFrames == 1 && rig.ports[1].counters.txFrames == 1)
+    }
+
+    /// Credit exhaustion: a port whose initiator announced 2 buffers gets 2 frames; the third
+    /// is dropped and counted `noCredit` (the engine never posts beyond the peer's buffers);
+    /// a credit message from it lets frames through again.
+    @Test func creditExhaustionDropsAndCountsUntilCreditsReturn() throws {
+        let rig = try Rig()
+        try rig.connect(credits: 8)
+        try rig.connect(credits: 2)
+        rig.send(from: 1, Rig.frame(Self.a, Self.b))  // learn b on port 1
+        _ = rig.drain(0)
+        for _ in 0..<3 { rig.send(from: 0, Rig.frame(Self.b, Self.a)) }
+        #expect(rig.drain(1).frames.count == 2)
+        #expect(rig.ports[1].counters.drops(.noCredit) == 1)
+        rig.grant(from: 1, 1)
+        rig.send(from: 0, Rig.frame(Self.b, Self.a))
+        #expect(rig.drain(1).frames.count == 1, "the returned credit is used")
+        #expect(rig.links[1].queue.mostSendQueueUsed <= rig.links[1].queue.sendDepth)
+    }
+
+    /// The receive buffers a frame arrived in go back to the sender as credits: piggybacked
+    /// on frames to it, or in a credit-only message once enough are pending.
+    @Test func consumedBuffersReturnAsCredits() throws {
+        let rig = try Rig()
+        try rig.connect(credits: 64, receiveBuffers: 8)
+        try rig.connect(credits: 64, receiveBuffers: 8)
+        for _ in 0..<4 { rig.send(from: 0, Rig.frame(Self.b, Self.a)) }
+        _ = rig.drain(1)
+        let back = rig.drain(0)
+        #expect(back.frames.isEmpty)
+        #expect(back.credits == 4, "4 buffers reposted: announced in one credit message (half of 8 were pending)")
+        #expect(rig.ports[0].counters.creditMessages == 1)
+        #expect(rig.links[0].queue.receives.count == 8 + PacketPort.creditMargin, "every buffer reposted")
+    }
+
+    /// A flushed completion (the QP went to error) retires that port alone.
+    @Test func flushedPortIsRetiredAlone() throws {
+        let rig = try Rig()
+        try rig.connect(credits: 8)
+        try rig.connect(credits: 8)
+        for c in rig.links[0].queue.flushAll().prefix(1) { rig.network.completed(c, port: rig.ports[0], now: rig.now) }
+        #expect(rig.ports[0].dropReason == "disconnected")
+        #expect(rig.retiredPeers == [rig.ports[0].peer])
+        #expect(rig.network.portCount == 1)
+        rig.send(from: 1, Rig.frame(Self.a, Self.b))
+        #expect(rig.drain(0).frames.isEmpty, "a retired port gets nothing")
+    }
+
+    /// A SEND without a packet immediate is a protocol error: that port is dropped, never the network.
+    @Test func sendWithoutImmediateDropsThePort() throws {
+        let rig = try Rig()
+        try rig.connect(credits: 8)
+        try rig.connect(credits: 8)
+        let c = try #require(rig.links[0].queue.deliver(Rig.frame(Self.b, Self.a)))
+        rig.network.completed(c, port: rig.ports[0], now: rig.now)
+        #expect(rig.ports[0].dropReason?.contains("protocol error") == true)
+        #expect(rig.ports[1].dropReason == nil)
+        #expect(rig.network.portCount == 1)
+    }
+}
