@@ -42,8 +42,15 @@ public protocol FabricLink: AnyObject, Sendable {
     var workQueue: any WorkQueue { get }
     /// Where the engine registers its buffers.
     var registrar: any MemoryRegistrar { get }
+    /// Where its completions arrive (the receive CQ; an initiator queue's send and receive CQ are one).
+    var completions: any CompletionSource { get }
     /// "host:port" of the peer, for logs.
     var peerAddress: String { get }
+    /// Readable when a connection event (a disconnect) is pending: see `pollEvent`.
+    var eventFD: Int32 { get }
+    /// A pending connection event without blocking: `.disconnected` or `.deviceRemoved`
+    /// when the connection is gone, nil otherwise.
+    func pollEvent(timeoutMilliseconds: Int32) throws(FabricError) -> FabricError?
     /// Ends the connection (idempotent), waiting up to `timeoutMilliseconds` for the peer to see it.
     func disconnect(timeoutMilliseconds: Int32)
 }
@@ -51,4 +58,27 @@ public protocol FabricLink: AnyObject, Sendable {
 extension Connection: FabricLink {
     public var workQueue: any WorkQueue { queuePair }
     public var registrar: any MemoryRegistrar { queuePair.pd }
+    public var completions: any CompletionSource { queuePair.receiveCQ }
+}
+
+/// Where an engine's completions come from, and how its thread sleeps on them:
+/// a device's `CompletionQueue`, or a test's fake.
+public protocol CompletionSource: AnyObject, Sendable {
+    /// Drains up to `completions.capacity` completions into the buffer; returns how many (0: empty).
+    func poll(into completions: CompletionBuffer) throws(FabricError) -> Int
+    /// Arms the source: the next completion makes `wakeFD` readable.
+    func requestNotification(solicitedOnly: Bool) throws(FabricError)
+    /// After waking: takes (and acknowledges) the pending wake events without blocking.
+    func takeChannelEvents() throws(FabricError)
+    /// The descriptor a sleeping thread polls (nil: the source cannot wake anyone; poll it).
+    var wakeFD: Int32? { get }
+}
+
+extension CompletionQueue: CompletionSource {
+    public var wakeFD: Int32? { channel?.fd }
+}
+
+extension CompletionSource {
+    /// Arms the source for any completion.
+    public func requestNotification() throws(FabricError) { try requestNotification(solicitedOnly: false) }
 }

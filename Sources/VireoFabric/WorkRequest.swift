@@ -97,3 +97,26 @@ extension Completion {
         self.init(wc)
     }
 }
+
+extension CompletionBuffer {
+    /// Loads `items` (at most `capacity`) as if a device's CQ poll had returned them; returns how many.
+    /// For fake completion sources (tests).
+    package func load(_ items: ArraySlice<Completion>) -> Int {
+        let n = min(items.count, capacity)
+        for (k, c) in items.prefix(n).enumerated() {
+            var wc = ibv_wc()
+            wc.wr_id = c.wrId
+            wc.status = c.status.raw
+            wc.opcode = c.opcode
+            wc.byte_len = c.byteLength
+            if c.hasImmediate {
+                wc.imm_data = c.immediate.bigEndian
+                wc.wc_flags = UInt32(IBV_WC_WITH_IMM.rawValue)
+            }
+            wc.qp_num = c.qpNumber
+            raw[k] = wc
+        }
+        count = n
+        return n
+    }
+}

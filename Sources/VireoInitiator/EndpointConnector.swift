@@ -25,6 +25,10 @@ protocol EndpointConnector: Sendable {
     func request(queue: Int, initialCredits: Int) -> ConnectRequest
     /// The queue pair's shape.
     var queuePairConfig: QueuePairConfig { get }
+    /// Connects queue `queue` (see the extension's fabric implementation, which every
+    /// production connector uses; tests supply connectors over the fake verbs layer).
+    func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
+        throws(InitiatorError) -> (any FabricLink, Grant)
 }
 
 extension EndpointConnector {
@@ -35,12 +39,14 @@ extension EndpointConnector {
     /// (a queue keeps its CQ, and so its wake fd, across reconnects). A reject
     /// carries the target's reason and message; an accept the target's grant,
     /// checked against what was asked.
-    func connect(queue: Int, cq: CompletionQueue?, initialCredits: Int = 0, timeoutMilliseconds: Int32)
-        throws(InitiatorError) -> (Connection, Grant) {
+    func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
+        throws(InitiatorError) -> (any FabricLink, Grant) {
         let req = request(queue: queue, initialCredits: initialCredits)
         let data: [UInt8]
         do throws(WireError) { data = try req.encoded() } catch { throw .geometry(target: targetDescription, queue: queue, error) }
-        let resources = ConnectionResources(sendCQ: cq, receiveCQ: cq, queuePair: queuePairConfig)
+        // A queue keeps the CQ its first connection made; only a device's CQ can back a device's QP.
+        let deviceCQ = cq as? CompletionQueue
+        let resources = ConnectionResources(sendCQ: deviceCQ, receiveCQ: deviceCQ, queuePair: queuePairConfig)
         let conn: Connection
         do throws(FabricError) {
             conn = try Connection.connect(to: target, resources: resources, privateData: data,

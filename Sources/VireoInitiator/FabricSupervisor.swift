@@ -23,11 +23,11 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
 
     private let connector: Connector
     private let links: [QueueLink<Connector.Grant>]
-    private let cqs: [CompletionQueue]
+    private let cqs: [any CompletionSource]
     private let onGeometry: @Sendable (Connector.Grant, Int) -> Void
     let wake: EventBox
     private let logger: Logger
-    private var watched: [Connection?]
+    private var watched: [(any FabricLink)?]
     private var generations: [UInt64]
     private var needsConnect: [Bool]
     private var backoff: [UInt64]
@@ -36,7 +36,7 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
     private let stopping = Atomic<Bool>(false)
     private var thread: OSThread?
 
-    init(connector: Connector, links: [QueueLink<Connector.Grant>], cqs: [CompletionQueue], initial: [Connection],
+    init(connector: Connector, links: [QueueLink<Connector.Grant>], cqs: [any CompletionSource], initial: [any FabricLink],
          wake: EventBox, logger: Logger, onGeometry: @escaping @Sendable (Connector.Grant, Int) -> Void) {
         self.connector = connector
         self.links = links

@@ -13,7 +13,7 @@ final class GuestMemoryRegistry: @unchecked Sendable {
     // SAFETY (Sendable): see the note above (the vhost-user pause handshake
     // orders the control thread's writes before the workers' reads).
 
-    let pd: ProtectionDomain
+    let pd: any MemoryRegistrar
     /// Registered regions, sorted, for lookups on the request path.
     private(set) var table = GuestRegionTable()
     private var regions: [UInt64: MemoryRegion] = [:]
@@ -26,7 +26,7 @@ final class GuestMemoryRegistry: @unchecked Sendable {
     /// `access`: local write for RDMA receives into guest memory; add remote
     /// read/write only when the target must reach guest memory itself (block
     /// READ/WRITE). A NIC hands out no rkey and registers local access only.
-    init(pd: ProtectionDomain, logger: Logger, what: String, access: AccessFlags) {
+    init(pd: any MemoryRegistrar, logger: Logger, what: String, access: AccessFlags) {
         self.pd = pd
         self.access = access
         self.logger = logger
@@ -38,8 +38,8 @@ final class GuestMemoryRegistry: @unchecked Sendable {
     func add(_ added: [GuestMemory.Region]) {
         for r in added {
             do {
-                let mr = try MemoryRegion(pd: pd, address: r.hostAddress, length: Int(r.size),
-                                          access: access, iova: r.guestPhysAddr)
+                let mr = try pd.register(address: r.hostAddress, length: Int(r.size), access: access,
+                                         iova: r.guestPhysAddr, owner: nil)
                 regions[r.guestPhysAddr] = mr
                 table.insert(.init(guestPhysAddr: r.guestPhysAddr, size: r.size, rkey: mr.rkey, lkey: mr.lkey))
             } catch {

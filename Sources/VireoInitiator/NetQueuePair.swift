@@ -54,7 +54,7 @@ final class NetQueuePair: @unchecked Sendable {
     let logger: Logger
     let counters: RemoteNetCounters
     /// Completion queue shared by every connection of this pair (stable wake fd).
-    let cq: CompletionQueue
+    let cq: any CompletionSource
     private let completions = CompletionBuffer(capacity: 64)
     private let maxTxSegments = PacketConnector.maxSendSegments
     private let maxRxSegments = PacketConnector.maxReceiveSegments
@@ -82,7 +82,7 @@ final class NetQueuePair: @unchecked Sendable {
     private var flushDeadline: UInt64 = 0
     /// The connection whose receives are flushing: kept alive (its QP not
     /// destroyed) until every one of them completed.
-    private var flushingConnection: Connection?
+    private var flushingConnection: (any FabricLink)?
     /// Parking: flushed receive buffers go back to the guest (empty) instead
     /// of being posted again.
     private var returningReceives = false
@@ -95,7 +95,7 @@ final class NetQueuePair: @unchecked Sendable {
     private let lengths: UnsafeMutablePointer<UInt32>
 
     // Connection
-    private var connection: Connection?
+    private var connection: (any FabricLink)?
     private var generation: UInt64 = 1
     /// Tags work requests of the current connection (the generation field of `WorkID`).
     private var epoch: UInt16 = 1
@@ -106,7 +106,7 @@ final class NetQueuePair: @unchecked Sendable {
     private(set) var credits = NetCredits()
     private var creditMessagesInFlight = 0
 
-    init(index: Int, nic: RemoteNetDevice, connection: Connection, geometry: PacketGeometry,
+    init(index: Int, nic: RemoteNetDevice, connection: any FabricLink, geometry: PacketGeometry,
          link: QueueLink<PacketGeometry>, logger: Logger) {
         self.index = index
         rxQueue = 2 * index
@@ -115,7 +115,7 @@ final class NetQueuePair: @unchecked Sendable {
         self.link = link
         self.logger = logger
         counters = nic.counters
-        cq = connection.queuePair.receiveCQ
+        cq = connection.completions
         self.connection = connection
         maxFrameBytes = geometry.maxFrameBytes
         filtersFloods = nic.config.queuePairs > 1 && !geometry.portJoined
@@ -150,7 +150,7 @@ final class NetQueuePair: @unchecked Sendable {
     }
 
     /// The descriptors the worker sleeps on: the CQ's channel and the link's wake eventfd.
-    var wakeDescriptors: [Int32] { [cq.channel?.fd, link.workerWake.fd].compactMap { $0 } }
+    var wakeDescriptors: [Int32] { [cq.wakeFD, link.workerWake.fd].compactMap { $0 } }
     var isConnected: Bool { connection != nil }
 
     // MARK: Guest chains (worker)
@@ -238,7 +238,7 @@ final class NetQueuePair: @unchecked Sendable {
             }
             if !sendBatch.isEmpty {
                 did += 1
-                do { try conn.queuePair.post(sendBatch) } catch { lose("ibv_post_send: \(error)") }
+                do { try conn.workQueue.post(sendBatch) } catch { lose("ibv_post_send: \(error)") }
             }
         } else {
             let announce = NetCredits.announcement(assembled: rxAssembled.count)
@@ -427,7 +427,7 @@ final class NetQueuePair: @unchecked Sendable {
     }
 
     /// Posts every assembled slot (each a credit owed to the target) and any re-posts.
-    private func postReceives(_ conn: Connection) -> Int {
+    private func postReceives(_ conn: any FabricLink) -> Int {
         var n = 0
         while let s = rxAssembled.pop() {
             addReceive(slot: s)
@@ -435,7 +435,7 @@ final class NetQueuePair: @unchecked Sendable {
             n += 1
         }
         guard !recvBatch.isEmpty else { return n }
-        do { try conn.queuePair.post(recvBatch) } catch { lose("ibv_post_recv: \(error)"); return n }
+        do { try conn.workQueue.post(recvBatch) } catch { lose("ibv_post_recv: \(error)"); return n }
         credits.posted(batchGrants)
         counters.bump(counters.receivesPosted, UInt64(batchGrants))
         batchGrants = 0
@@ -460,7 +460,7 @@ final class NetQueuePair: @unchecked Sendable {
     /// guest (nothing is announced to the next connection).
     func lose(_ reason: String, quiet: Bool = false, keepReceives: Bool = true) {
         guard let conn = connection else { return }
-        try? conn.queuePair.moveToError()
+        try? conn.workQueue.moveToError()
         connection = nil
         epoch &+= 1
         sendBatch.reset()

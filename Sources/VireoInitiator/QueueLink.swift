@@ -37,7 +37,7 @@ final class QueueLink<Grant: Sendable>: Sendable {
 struct PendingConnection<Grant: Sendable>: @unchecked Sendable {
     // SAFETY: handed over through `QueueLink.pending` (a `Locked`); afterwards
     // only the adopting worker posts on it.
-    let connection: Connection
+    let connection: any FabricLink
     let geometry: Grant
     let generation: UInt64
     /// Initial credits announced in the connect request.

@@ -29,23 +29,29 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
     var regions: GuestRegionTable { memory.table }
     private let geometryState: Locked<BlockGeometry>
     private let configChanged = Locked<(@Sendable () -> Void)?>(nil)
-    let pd: ProtectionDomain
+    let pd: any MemoryRegistrar
     private(set) var queues: [RemoteQueue] = []
-    private var supervisor: FabricSupervisor<TargetConnector>?
+    /// Stops the fabric supervisor (whatever connector it runs).
+    private var stopSupervisor: (@Sendable () -> Void)?
 
     /// Connects every queue to the target and prepares the per-queue buffers.
     /// Errors: the target's reject (message verbatim), connect failures, an
     /// unusable geometry, buffer registration.
-    public init(config: DiskConfig, logger: Logger = Logger(label: "vireo.initiator")) throws(InitiatorError) {
+    public convenience init(config: DiskConfig, logger: Logger = Logger(label: "vireo.initiator")) throws(InitiatorError) {
+        try self.init(config: config, connector: TargetConnector(config: config), logger: logger)
+    }
+
+    /// The same over any connector: the fabric's (`TargetConnector`), or a test's over the fake verbs layer.
+    init<Connector: EndpointConnector>(config: DiskConfig, connector: Connector, logger: Logger) throws(InitiatorError)
+        where Connector.Grant == BlockGeometry {
         self.config = config
         self.logger = logger
-        let connector = TargetConnector(config: config)
-        var initial: [(Connection, BlockGeometry)] = []
+        var initial: [(any FabricLink, BlockGeometry)] = []
         for q in 0..<config.queues {
-            initial.append(try connector.connect(queue: q, cq: nil, timeoutMilliseconds: 5000))
+            initial.append(try connector.connect(queue: q, cq: nil, initialCredits: 0, timeoutMilliseconds: 5000))
         }
         geometryState = Locked(initial[0].1)
-        pd = initial[0].0.pd
+        pd = initial[0].0.registrar
         memory = GuestMemoryRegistry(pd: pd, logger: logger, what: "disk \(config.socket)",
                                      access: [.localWrite, .remoteRead, .remoteWrite])
         let wake: EventBox
@@ -65,14 +71,15 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
             // guest while the queue still checks requests against the old capacity.
             logger: logger, onGeometry: { _, _ in })
         do throws(SystemError) { try sup.start(name: "vireo-fab") } catch { throw .system("pthread_create (fabric supervisor)", error) }
-        supervisor = sup
+        stopSupervisor = { sup.stop() }
         let g = initial[0].1
         logger.info("disk \(config.socket): target \(config.target) export \(config.export): \(g.capacityBytes) bytes, block \(g.blockSize), \(config.queues) queue(s), depth \(g.queueDepth), \(g.maxSegments) segments, max I/O \(g.maxIOBytes), inline \(g.maxInlineBytes)\(g.flags.contains(.readOnly) || config.readOnly ? ", read-only" : "")")
     }
 
     /// Stops the fabric side. Call after the vhost-user server has stopped.
     public func stop() {
-        supervisor?.stop()
+        stopSupervisor?()
+        stopSupervisor = nil
         for q in queues { q.close() }
     }
 

@@ -46,13 +46,13 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
         self.config = config
         self.logger = logger
         let connector = PacketConnector(config: config)
-        var initial: [(Connection, PacketGeometry)] = []
+        var initial: [(any FabricLink, PacketGeometry)] = []
         for q in 0..<config.queuePairs {
             initial.append(try connector.connect(queue: q, cq: nil, initialCredits: NetCredits.announcement(assembled: 0), timeoutMilliseconds: 5000))
         }
         geometryState = Locked(initial[0].1)
         connectedPairs = Atomic(config.queuePairs)
-        memory = GuestMemoryRegistry(pd: initial[0].0.pd, logger: logger, what: "nic \(config.socket)",
+        memory = GuestMemoryRegistry(pd: initial[0].0.registrar, logger: logger, what: "nic \(config.socket)",
                                      access: [.localWrite])
         let wake: EventBox
         var links: [QueueLink<PacketGeometry>] = []

@@ -25,7 +25,7 @@ final class RemoteQueue: @unchecked Sendable {
     let counters: RemoteDiskCounters
     /// Completion queue shared by every connection this queue makes (its
     /// channel fd is a stable wake descriptor for the worker).
-    let cq: CompletionQueue
+    let cq: any CompletionSource
     private let completions = CompletionBuffer(capacity: 64)
     /// Capsule buffers, one per slot, `capsuleStride` apart.
     private let capsules: RegisteredBuffer
@@ -37,7 +37,7 @@ final class RemoteQueue: @unchecked Sendable {
     private let slots: UnsafeMutablePointer<RequestSlot>
     private var fifo: SlotFIFO
 
-    private var connection: Connection?
+    private var connection: (any FabricLink)?
     /// Generation of `connection` (as numbered by the supervisor).
     private var generation: UInt64
     /// Tags work requests of the current connection (high 32 bits of wr_id);
@@ -68,7 +68,7 @@ final class RemoteQueue: @unchecked Sendable {
     /// was asked is refused by the geometry check; this is the last line).
     static func capsuleFits(_ limits: CapsuleLimits) -> Bool { limits.capsuleBufferSize <= capsuleStride }
 
-    init(index: Int, disk: RemoteBlockDevice, connection: Connection, geometry: BlockGeometry, link: QueueLink<BlockGeometry>,
+    init(index: Int, disk: RemoteBlockDevice, connection: any FabricLink, geometry: BlockGeometry, link: QueueLink<BlockGeometry>,
          logger: Logger) throws(InitiatorError) {
         self.index = index
         self.disk = disk
@@ -76,7 +76,7 @@ final class RemoteQueue: @unchecked Sendable {
         self.logger = logger
         counters = disk.counters
         slotCount = disk.config.queueDepth
-        cq = connection.queuePair.receiveCQ
+        cq = connection.completions
         self.connection = connection
         generation = 1
         limits = CapsuleLimits(geometry: geometry, maxInlinePieces: TargetConnector.inlinePieces)
@@ -91,8 +91,8 @@ final class RemoteQueue: @unchecked Sendable {
                             WireError("granted \(geometry.maxSegments) segments: capsule exceeds its \(Self.capsuleStride)-byte slot"))
         }
         do throws(FabricError) {
-            capsules = try RegisteredBuffer(pd: connection.pd, count: capsuleStride * slotCount, access: .localWrite)
-            responses = try RegisteredBuffer(pd: connection.pd, count: Wire.responseSize * slotCount, access: .localWrite)
+            capsules = try RegisteredBuffer(pd: connection.registrar, count: capsuleStride * slotCount, access: .localWrite)
+            responses = try RegisteredBuffer(pd: connection.registrar, count: Wire.responseSize * slotCount, access: .localWrite)
         } catch {
             throw .fabric("ibv_reg_mr (queue \(index) capsule/response buffers)", error)
         }
@@ -110,7 +110,7 @@ final class RemoteQueue: @unchecked Sendable {
     }
 
     /// The descriptors the worker sleeps on: the CQ's channel and the link's wake eventfd.
-    var wakeDescriptors: [Int32] { [cq.channel?.fd, link.workerWake.fd].compactMap { $0 } }
+    var wakeDescriptors: [Int32] { [cq.wakeFD, link.workerWake.fd].compactMap { $0 } }
 
     // MARK: Requests (worker)
 
@@ -166,7 +166,7 @@ final class RemoteQueue: @unchecked Sendable {
         if let conn = connection {
             if !recvBatch.isEmpty {
                 postedWorkRequests += recvBatch.count
-                do { try conn.queuePair.post(recvBatch) } catch { lose("ibv_post_recv: \(error)") }
+                do { try conn.workQueue.post(recvBatch) } catch { lose("ibv_post_recv: \(error)") }
             }
             did += pump()
         } else if lostSince != 0, !failingFast {
@@ -269,11 +269,11 @@ final class RemoteQueue: @unchecked Sendable {
         return true
     }
 
-    private func post(_ conn: Connection) -> Int {
+    private func post(_ conn: any FabricLink) -> Int {
         guard !sendBatch.isEmpty else { return 0 }
         let n = sendBatch.count
         postedWorkRequests += n
-        do { try conn.queuePair.post(sendBatch) } catch { lose("ibv_post_send: \(error)"); return 0 }
+        do { try conn.workQueue.post(sendBatch) } catch { lose("ibv_post_send: \(error)"); return 0 }
         counters.bump(counters.commandsSent, UInt64(n))
         return 0
     }
@@ -305,7 +305,7 @@ final class RemoteQueue: @unchecked Sendable {
                               local: responses.region.segment(offset: i * Wire.responseSize, length: Wire.responseSize))
         }
         postedWorkRequests = slotCount
-        try conn.queuePair.post(recvBatch)
+        try conn.workQueue.post(recvBatch)
     }
 
     // MARK: Fabric loss and reconnect (worker; rare path: may log)
@@ -318,7 +318,7 @@ final class RemoteQueue: @unchecked Sendable {
         // from here on the target can no longer read or write guest memory
         // through it, so a late RDMA for the old command cannot land after
         // (or over) the resubmitted one. Its flushes are discarded (epoch).
-        try? conn.queuePair.moveToError()
+        try? conn.workQueue.moveToError()
         var held = 0
         for s in 0..<slotCount where slots[s].state == .inFlight {
             slots[s].state = .queued
@@ -417,7 +417,7 @@ final class RemoteQueue: @unchecked Sendable {
     /// asked for as after any loss.
     func abortOutstanding() {
         if let conn = connection {
-            try? conn.queuePair.moveToError()
+            try? conn.workQueue.moveToError()
             let deadline = monotonicNanoseconds() &+ 1_000_000_000
             while postedWorkRequests > 0, monotonicNanoseconds() < deadline {
                 guard let n = try? cq.poll(into: completions) else { break }

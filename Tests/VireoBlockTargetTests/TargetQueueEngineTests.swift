@@ -37,7 +37,7 @@ import VireoWire
                                          wantsWrite: !readOnly)
             guard case .granted(let g) = export.grant(request) else { throw FabricError.invalidArgument(call: "grant", "refused") }
             geometry = g
-            link = FakeLink(sendDepth: sendQueueDepth, receiveDepth: Int(g.queueDepth))
+            link = try FakeLink(sendDepth: sendQueueDepth, receiveDepth: Int(g.queueDepth))
             guest = try RegisteredBuffer(pd: host, count: 1 << 20, access: .all)
             queue = try TargetQueue(connection: link, export: export, geometry: g, sendQueueDepth: sendQueueDepth)
             queue.install(index: 0, generation: 1, ring: try IOUring(entries: 8), counters: counters,

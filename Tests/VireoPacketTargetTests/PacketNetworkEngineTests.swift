@@ -38,7 +38,7 @@ import VireoWire
                                          maxIOBytes: UInt32(network.maxFrame), hostID: Array(repeating: 1, count: 16),
                                          wantsWrite: true)
             let geometry = PacketGeometry(mtu: UInt32(network.config.mtu), receiveBuffers: receiveBuffers)
-            let link = FakeLink(sendDepth: sendSlots + 8, receiveDepth: Int(receiveBuffers) + PacketPort.creditMargin,
+            let link = try FakeLink(sendDepth: sendSlots + 8, receiveDepth: Int(receiveBuffers) + PacketPort.creditMargin,
                                 peerAddress: "10.0.0.\(ports.count + 1):5000")
             let port = try PacketPort(connection: link, request: request, geometry: geometry, sendSlots: sendSlots)
             network.take(adopted: [port], dropped: [])

@@ -42,12 +42,14 @@ public final class FakeRegistrar: MemoryRegistrar, @unchecked Sendable {
     public var liveRegions: Int { state.withLock { s in s.entries.values.filter { $0.region != nil }.count } }
 
     /// The local bytes `sge` names, or nil when its lkey is unknown or released, or its range
-    /// is outside the region (an RNIC's local protection error).
+    /// is outside the region (an RNIC's local protection error). As with `ibv_reg_mr_iova`,
+    /// SGE addresses are in the region's iova space (its local address unless an iova was given).
     public func local(_ sge: ScatterGatherElement) -> UnsafeMutableRawBufferPointer? {
         state.withLock { s -> UnsafeMutableRawBufferPointer? in
-            guard let e = s.entries[sge.lkey], e.region != nil, sge.address >= e.address,
-                  UInt64(sge.length) <= UInt64(e.length) - (sge.address - e.address) else { return nil }
-            return UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: UInt(sge.address)),
+            guard let e = s.entries[sge.lkey], e.region != nil, sge.address >= e.remoteBase else { return nil }
+            let offset = sge.address - e.remoteBase
+            guard offset <= UInt64(e.length), UInt64(sge.length) <= UInt64(e.length) - offset else { return nil }
+            return UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: UInt(e.address + offset)),
                                                  count: Int(sge.length))
         }
     }

@@ -16,9 +16,11 @@ import Glibc
 /// a later signaled one completes, as on hardware. After `moveToError`, or after a
 /// work request fails, everything completes as flushed.
 ///
-/// Driven from one thread (the test's), like a queue pair is by its worker.
+/// Thread safe: an engine's worker may post while the test's thread runs the
+/// posted work (every entry point takes one lock; none calls out while holding it).
 public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
-    // SAFETY: used from one thread at a time (the test drives the engine synchronously).
+    // SAFETY: every mutable field is touched only inside `lock.withLock`.
+    private let lock = Locked<Int>(0)
     public let sendDepth: Int
     public let receiveDepth: Int
     /// This side's memory: local keys in posted work resolve here.
@@ -51,28 +53,39 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
     // MARK: WorkQueue (the engine's side)
 
     public func post(_ batch: SendBatch) throws(FabricError) {
-        sendPostCalls += 1
         defer { batch.reset() }
-        if let e = failNextPost { failNextPost = nil; throw e }
-        guard sendQueueUsed + batch.count <= sendDepth else {
-            throw .call(SystemError(call: "ibv_post_send", errno: ENOMEM))
+        let refused = lock.withLock { _ -> FabricError? in
+            sendPostCalls += 1
+            if let e = failNextPost { failNextPost = nil; return e }
+            guard sendQueueUsed + batch.count <= sendDepth else {
+                return .call(SystemError(call: "ibv_post_send", errno: ENOMEM))
+            }
+            for i in 0..<batch.count { sends.append(batch.workRequest(at: i)) }
+            sendQueueUsed += batch.count
+            mostSendQueueUsed = max(mostSendQueueUsed, sendQueueUsed)
+            return nil
         }
-        for i in 0..<batch.count { sends.append(batch.workRequest(at: i)) }
-        sendQueueUsed += batch.count
-        mostSendQueueUsed = max(mostSendQueueUsed, sendQueueUsed)
+        if let refused { throw refused }
     }
 
     public func post(_ batch: RecvBatch) throws(FabricError) {
-        receivePostCalls += 1
         defer { batch.reset() }
-        if let e = failNextPost { failNextPost = nil; throw e }
-        guard receives.count + batch.count <= receiveDepth else {
-            throw .call(SystemError(call: "ibv_post_recv", errno: ENOMEM))
+        let refused = lock.withLock { _ -> FabricError? in
+            receivePostCalls += 1
+            if let e = failNextPost { failNextPost = nil; return e }
+            guard receives.count + batch.count <= receiveDepth else {
+                return .call(SystemError(call: "ibv_post_recv", errno: ENOMEM))
+            }
+            for i in 0..<batch.count { receives.append(batch.receiveRequest(at: i)) }
+            return nil
         }
-        for i in 0..<batch.count { receives.append(batch.receiveRequest(at: i)) }
+        if let refused { throw refused }
     }
 
-    public func moveToError() throws(FabricError) { isInError = true }
+    public func moveToError() throws(FabricError) { lock.withLock { _ in isInError = true } }
+
+    /// Sends posted and not yet run.
+    public var pendingSends: Int { lock.withLock { _ in sends.count } }
 
     // MARK: the test's side
 
@@ -89,6 +102,10 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
     /// memory and `peer`'s (the remote key resolves there); a SEND gathers its payload,
     /// which the test delivers or decodes. Nil when nothing is posted.
     public func runNextSend(peer: FakeRegistrar? = nil) -> Outcome? {
+        lock.withLock { _ in runLocked(peer: peer) }
+    }
+
+    private func runLocked(peer: FakeRegistrar?) -> Outcome? {
         guard !sends.isEmpty else { return nil }
         let wr = sends.removeFirst()
         if isInError { return finish(wr, .flushed) }
@@ -139,6 +156,10 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
     /// engine would poll, or nil when no receive is posted (the peer would see
     /// receiver-not-ready). Too long a message fails the receive (IBV_WC_LOC_LEN_ERR).
     public func deliver(_ bytes: [UInt8], immediate: UInt32? = nil) -> Completion? {
+        lock.withLock { _ in deliverLocked(bytes, immediate: immediate) }
+    }
+
+    private func deliverLocked(_ bytes: [UInt8], immediate: UInt32?) -> Completion? {
         guard !receives.isEmpty else { return nil }
         let rr = receives.removeFirst()
         if isInError { return Completion(wrId: rr.wrId, status: .flushed, kind: .receive) }
@@ -165,11 +186,13 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
     /// Moves the queue to error and completes everything posted as flushed, receives
     /// first (what the engine polls after a disconnect).
     public func flushAll() -> [Completion] {
-        isInError = true
-        var out = receives.map { Completion(wrId: $0.wrId, status: .flushed, kind: .receive) }
-        receives.removeAll()
-        while let o = runNextSend() { if let c = o.completion { out.append(c) } }
-        return out
+        lock.withLock { _ in
+            isInError = true
+            var out = receives.map { Completion(wrId: $0.wrId, status: .flushed, kind: .receive) }
+            receives.removeAll()
+            while let o = runLocked(peer: nil) { if let c = o.completion { out.append(c) } }
+            return out
+        }
     }
 
     private func finish(_ wr: WorkRequest, _ status: CompletionStatus, payload: [UInt8] = []) -> Outcome {
