@@ -38,14 +38,20 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
     /// Features the driver accepted.
     private(set) var negotiated: UInt64 = 0
     private(set) var pairs: [NetQueuePair] = []
-    private var supervisor: FabricSupervisor<PacketConnector>?
+    /// Stops the fabric supervisor (whatever connector it runs).
+    private var stopSupervisor: (@Sendable () -> Void)?
 
     /// Connects every queue pair to the target network. Errors: the target's
     /// reject (message verbatim), connect failures, an unusable geometry.
-    public init(config: NicConfig, logger: Logger = Logger(label: "vireo.initiator")) throws(InitiatorError) {
+    public convenience init(config: NicConfig, logger: Logger = Logger(label: "vireo.initiator")) throws(InitiatorError) {
+        try self.init(config: config, connector: PacketConnector(config: config), logger: logger)
+    }
+
+    /// The same over any connector: the fabric's (`PacketConnector`), or a test's over the fake verbs layer.
+    init<Connector: EndpointConnector>(config: NicConfig, connector: Connector, logger: Logger) throws(InitiatorError)
+        where Connector.Grant == PacketGeometry {
         self.config = config
         self.logger = logger
-        let connector = PacketConnector(config: config)
         var initial: [(any FabricLink, PacketGeometry)] = []
         for q in 0..<config.queuePairs {
             initial.append(try connector.connect(queue: q, cq: nil, initialCredits: NetCredits.announcement(assembled: 0), timeoutMilliseconds: 5000))
@@ -67,14 +73,15 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
             connector: connector, links: links, cqs: pairs.map(\.cq), initial: initial.map(\.0), wake: wake,
             logger: logger, onGeometry: { [weak self] g, q in self?.geometryArrived(g, pair: q) })
         do throws(SystemError) { try sup.start(name: "vireo-nfab") } catch { throw .system("pthread_create (fabric supervisor)", error) }
-        supervisor = sup
+        stopSupervisor = { sup.stop() }
         let g = initial[0].1
         logger.info("nic \(config.socket): target \(config.target) network \(config.network): mac \(config.mac), MTU \(g.mtu), max frame \(g.maxFrameBytes), \(g.receiveBuffers) target buffers, \(config.queuePairs) queue pair(s)")
     }
 
     /// Stops the fabric side. Call after the vhost-user server has stopped.
     public func stop() {
-        supervisor?.stop()
+        stopSupervisor?()
+        stopSupervisor = nil
         for p in pairs { p.close() }
     }
 

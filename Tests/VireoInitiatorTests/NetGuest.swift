@@ -32,8 +32,10 @@ final class NetGuest {
     private var txSent = 0
     private(set) var txDone = 0
 
+    /// `fabric`: connect through this fake fabric instead of RDMA (host unit tests).
     init(tag: String, port: UInt16, network: String = "lan0", mac: MACAddress, bufferSize: Int = 2048,
-         features: UInt64 = NetGuest.defaultFeatures, pairs: Int = 1, portName: String? = nil) throws {
+         features: UInt64 = NetGuest.defaultFeatures, pairs: Int = 1, portName: String? = nil,
+         fabric: FakePacketFabric? = nil) throws {
         self.mac = mac
         self.pairs = pairs
         rxBuffers = Array(repeating: [:], count: pairs)
@@ -43,7 +45,11 @@ final class NetGuest {
         logger.logLevel = .notice
         let cfg = NicConfig(socket: path, target: FabricAddress(host: RDMAEnvironment.address, port: port),
                             network: network, mac: mac, queuePairs: pairs, queueSize: 64, port: portName)
-        device = try RemoteNetDevice(config: cfg, logger: logger)
+        if let fabric {
+            device = try RemoteNetDevice(config: cfg, connector: fabric.connector(for: cfg), logger: logger)
+        } else {
+            device = try RemoteNetDevice(config: cfg, logger: logger)
+        }
         server = try VhostUserServer(path: path, device: device,
                                      options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200)),
                                      logger: logger)

@@ -1,0 +1,145 @@
+import Logging
+import Synchronization
+@testable import VireoInitiator
+import VireoFabric
+import VireoPacketTarget
+import VireoSys
+import VireoTestSupport
+import VireoWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A packet network and the fabric to it, with no RDMA device: NICs connect
+/// through `connector(for:)` to ports of a real `PacketNetwork` (its switch,
+/// credits and ports) over the fake verbs layer. A pump thread carries each
+/// side's SENDs, immediates included, into the other side's posted receives and
+/// delivers the completions to both engines, then runs the network's flush (its
+/// batched posts and credit messages), as the network's worker would.
+final class FakePacketFabric: @unchecked Sendable {
+    // SAFETY: `pairs` and the network's engine are touched only under `lock` (pump thread or test).
+    struct Pair {
+        let initiator: FakeLink
+        let target: FakeLink
+        let port: PacketPort
+    }
+
+    let network: PacketNetwork
+    private let lock = Locked<[Pair]>([])
+    private let targetMemory = FakeRegistrar(firstKey: 0x80_0000)
+    /// SENDs that found no receive posted on the other side (either side beyond its credits).
+    let receiverNotReady = Atomic<Int>(0)
+    let refusing = Atomic<Bool>(false)
+    let connects = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private var thread: OSThread?
+
+    init(config: NetworkConfig = NetworkConfig(name: "lan0")) throws {
+        var logger = Logger(label: "fake.network")
+        logger.logLevel = .warning
+        network = try PacketNetwork(config: config, logger: logger, retire: { _ in })
+        thread = try OSThread(name: "fake-net-fabric") { [self] in pump() }
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        thread?.join()
+        thread = nil
+        lock.withLock { $0.removeAll() }
+    }
+
+    /// A connector for one NIC (its links share one registrar, as one PD).
+    func connector(for config: NicConfig) -> Connector {
+        Connector(fabric: self, real: PacketConnector(config: config), memory: FakeRegistrar(firstKey: 0x1000))
+    }
+
+    struct Connector: EndpointConnector {
+        typealias Grant = PacketGeometry
+        let fabric: FakePacketFabric
+        let real: PacketConnector
+        let memory: FakeRegistrar
+        var target: FabricAddress { real.target }
+        var endpointDescription: String { real.endpointDescription }
+        var queuePairConfig: QueuePairConfig { real.queuePairConfig }
+        func request(queue: Int, initialCredits: Int) -> ConnectRequest { real.request(queue: queue, initialCredits: initialCredits) }
+        func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
+            throws(InitiatorError) -> (any FabricLink, PacketGeometry) {
+            try fabric.attach(request(queue: queue, initialCredits: initialCredits), shape: queuePairConfig,
+                              memory: memory, cq: cq, description: targetDescription)
+        }
+    }
+
+    private func attach(_ req: ConnectRequest, shape: QueuePairConfig, memory: FakeRegistrar, cq: (any CompletionSource)?,
+                        description: String) throws(InitiatorError) -> (any FabricLink, PacketGeometry) {
+        let queue = Int(req.queueIndex)
+        if refusing.load(ordering: .acquiring) { throw .connect(target: description, queue: queue, .noListener(description)) }
+        let config = network.config
+        let geometry = PacketGeometry(mtu: UInt32(config.mtu), receiveBuffers: UInt16(config.receiveBuffers),
+                                      flags: req.port != nil ? PacketGeometry.flagPortJoined : 0)
+        let sendSlots = max(Int(req.queueDepth), config.receiveBuffers, 16)
+        do {
+            let initiator = try FakeLink(sendDepth: shape.sendDepth, receiveDepth: shape.receiveDepth, registrar: memory,
+                                         completions: cq as? FakeCompletionQueue, peerAddress: "fake-target:4420")
+            let target = try FakeLink(sendDepth: sendSlots + 8, receiveDepth: config.receiveBuffers + PacketPort.creditMargin,
+                                      registrar: targetMemory, peerAddress: "fake-nic-\(connects.load(ordering: .relaxed)):\(queue)")
+            let port = try PacketPort(connection: target, request: req, geometry: geometry, sendSlots: sendSlots)
+            lock.withLock { pairs in
+                network.take(adopted: [port], dropped: [])
+                pairs.append(Pair(initiator: initiator, target: target, port: port))
+            }
+            connects.add(1, ordering: .relaxed)
+            return (initiator, geometry)
+        } catch {
+            throw .connect(target: description, queue: queue, .invalidArgument(call: "fake connect", "\(error)"))
+        }
+    }
+
+    /// Cuts every connection (the target went away): what was posted flushes and the events fire.
+    func cutAll() {
+        lock.withLock { pairs in
+            for p in pairs {
+                p.initiator.cut()
+                for c in p.target.queue.flushAll() { network.completed(c, port: p.port, now: monotonicNanoseconds()) }
+            }
+            pairs.removeAll()
+        }
+    }
+
+    private func pump() {
+        while !stopping.load(ordering: .acquiring) {
+            let moved = lock.withLock { pairs in
+                let now = monotonicNanoseconds()
+                let n = pairs.reduce(0) { $0 + step($1, now: now) }
+                network.flush(now: now, force: n == 0)
+                return n
+            }
+            if moved == 0 { usleep(200) }
+        }
+    }
+
+    private func step(_ p: Pair, now: UInt64) -> Int {
+        var moved = 0
+        while let o = p.initiator.queue.runNextSend() {
+            moved += 1
+            if let c = o.completion { p.initiator.completionQueue.push(c) }
+            guard o.completion?.isSuccess ?? true else { continue }
+            if let rc = p.target.queue.deliver(o.payload, immediate: o.request.immediate) {
+                network.completed(rc, port: p.port, now: now)
+            } else {
+                receiverNotReady.add(1, ordering: .relaxed)
+            }
+        }
+        while let o = p.target.queue.runNextSend() {
+            moved += 1
+            if o.completion?.isSuccess ?? true {
+                if let rc = p.initiator.queue.deliver(o.payload, immediate: o.request.immediate) {
+                    p.initiator.completionQueue.push(rc)
+                } else {
+                    receiverNotReady.add(1, ordering: .relaxed)
+                }
+            }
+            if let c = o.completion { network.completed(c, port: p.port, now: now) }
+        }
+        return moved
+    }
+}
