@@ -152,5 +152,16 @@ final class NetGuest {
         return b
     }
 
+    /// A broadcast from `a` reaches `b` and `b`'s unicast answer reaches `a`, both intact (after a
+    /// reconnect: the switch learns both again).
+    static func broadcastAndReply(from a: NetGuest, to b: NetGuest, seed: Int) -> Bool {
+        let hello = frame(dst: .broadcast, src: a.mac, payload: payload(seed, 300))
+        a.send(hello)
+        guard b.receive().map({ Array($0[12...]) }) == Array(hello[12...]) else { return false }
+        let reply = frame(dst: a.mac, src: b.mac, payload: payload(seed + 1, 1400))
+        b.send(reply)
+        return a.receive().map { Array($0[12...]) } == Array(reply[12...])
+    }
+
     static func payload(_ seed: Int, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ seed) } }
 }

@@ -103,12 +103,7 @@ import VireoWire
         fabric.refusing.store(false, ordering: .releasing)
         #expect(Self.waitFor(15) { a.device.isLinkUp && b.device.isLinkUp })
         #expect(Self.waitFor { fabric.network.portCount == 2 })
-        let hello = NetGuest.frame(dst: .broadcast, src: Self.macA, payload: NetGuest.payload(8, 300))
-        a.send(hello)
-        #expect(b.receive().map { Array($0[12...]) } == Array(hello[12...]))
-        let reply = NetGuest.frame(dst: Self.macA, src: Self.macB, payload: NetGuest.payload(9, 1400))
-        b.send(reply)
-        #expect(a.receive().map { Array($0[12...]) } == Array(reply[12...]))
+        #expect(NetGuest.broadcastAndReply(from: a, to: b, seed: 8))
         #expect(a.device.counters.reconnects.load(ordering: .relaxed) == 1)
         #expect(fabric.receiverNotReady.load(ordering: .relaxed) == 0)
     }

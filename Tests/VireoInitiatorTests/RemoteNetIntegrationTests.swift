@@ -350,12 +350,7 @@ struct RemoteNetIntegrationTests {
         #expect(Self.waitFor { [a, b].allSatisfy { $0.device.counters.reconnects.load(ordering: .relaxed) == 1 } })
         #expect(Self.waitFor { d!.networks["lan0"]!.portCount == 2 })
         usleep(200_000)
-        let hello = NetGuest.frame(dst: .broadcast, src: Self.macA, payload: NetGuest.payload(8, 300))
-        a.send(hello)
-        #expect(b.receive().map { Array($0[12...]) } == Array(hello[12...]))
-        let reply = NetGuest.frame(dst: Self.macA, src: Self.macB, payload: NetGuest.payload(9, 1400))
-        b.send(reply)
-        #expect(a.receive().map { Array($0[12...]) } == Array(reply[12...]))
+        #expect(NetGuest.broadcastAndReply(from: a, to: b, seed: 8))
         #expect(a.device.counters.reconnects.load(ordering: .relaxed) == 1)
         #expect(a.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
     }

@@ -61,25 +61,7 @@ import Glibc
         @discardableResult
         func add(_ q: Int, type: VirtioBlk.RequestType, sector: UInt64, data: [UInt8] = [], readLength: Int = 0)
             -> (data: UInt64, status: UInt64) {
-            let h = memory.allocate(16, alignment: 16)
-            memory.write(VirtioBlk.RequestHeader(type: type.rawValue, sector: sector).bytes, at: h)
-            let s = memory.allocate(1, alignment: 1)
-            memory.fill(s, count: 1, byte: 0xee)
-            var readable = [DriverBuffer(gpa: h, length: 16)]
-            var writable: [DriverBuffer] = []
-            var d: UInt64 = 0
-            if !data.isEmpty {
-                d = memory.allocate(data.count, alignment: 512)
-                memory.write(data, at: d)
-                readable.append(DriverBuffer(gpa: d, length: UInt32(data.count)))
-            } else if readLength > 0 {
-                d = memory.allocate(readLength, alignment: 512)
-                memory.fill(d, count: readLength, byte: 0x5a)
-                writable.append(DriverBuffer(gpa: d, length: UInt32(readLength)))
-            }
-            writable.append(DriverBuffer(gpa: s, length: 1))
-            _ = queues[q].add(readable: readable, writable: writable)!
-            return (d, s)
+            BlkGuestRequest.add(to: queues[q], in: memory, type: type, sector: sector, data: data, readLength: readLength)
         }
 
         func status(_ s: UInt64) -> UInt8 { memory.read(s, count: 1)[0] }
