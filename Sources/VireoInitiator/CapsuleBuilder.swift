@@ -98,7 +98,7 @@ public enum CapsuleBuilder {
         var n = 0
         while let s = slice.next() {
             n += 1
-            guard n <= limit, regions.lookup(address: s.guestAddr, length: UInt64(s.length)) != nil else { return nil }
+            guard n <= limit, regions.lookup(address: s.guestAddr, length: UInt64(s.length), hint: s.region) != nil else { return nil }
         }
         return n
     }
@@ -112,7 +112,7 @@ public enum CapsuleBuilder {
         var n = 0
         while let s = slice.next() {
             // A chain segment never crosses a region (the chain walker splits at boundaries).
-            guard n < limits.maxSegments, let w = regions.wireSegment(guestAddr: s.guestAddr, length: s.length) else {
+            guard n < limits.maxSegments, let w = regions.wireSegment(guestAddr: s.guestAddr, length: s.length, hint: s.region) else {
                 return .complete(.ioError)
             }
             CommandWriter.setSegment(capsule, n, w)

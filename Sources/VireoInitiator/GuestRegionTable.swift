@@ -49,7 +49,29 @@ public struct GuestRegionTable: Sendable {
     public mutating func removeAll() { entries.removeAll() }
 
     /// The region holding all of `[address, address+length)`, or nil (unknown
-    /// address, or a range running past its region). Binary search; overflow-safe.
+    /// address, or a range running past its region). Overflow-safe.
+    ///
+    /// `hint`: the index the chain walker found the buffer's guest memory region at
+    /// (`Chain.Segment.region`). The table holds the same regions in the same
+    /// (guest-physical) order as the guest memory table, so the hint names the entry:
+    /// one containment check, O(1). A hint that does not hold the range (a region
+    /// that failed to register, a table being changed) falls back to binary search,
+    /// so a wrong hint costs time, never a wrong key.
+    @inline(__always)
+    public func lookup(address: UInt64, length: UInt64, hint: UInt16) -> Entry? {
+        let h = Int(hint)
+        if h < entries.count, let e = Self.contains(entries[h], address, length) { return e }
+        return lookup(address: address, length: length)
+    }
+
+    @inline(__always)
+    private static func contains(_ e: Entry, _ address: UInt64, _ length: UInt64) -> Entry? {
+        guard address >= e.guestPhysAddr else { return nil }
+        let offset = address - e.guestPhysAddr
+        return offset < e.size && length <= e.size - offset ? e : nil
+    }
+
+    /// `lookup(address:length:hint:)` without a hint: binary search.
     @inline(__always)
     public func lookup(address: UInt64, length: UInt64) -> Entry? {
         var lo = 0, hi = entries.count
@@ -59,17 +81,15 @@ public struct GuestRegionTable: Sendable {
             if entries[mid].guestPhysAddr <= address { lo = mid + 1 } else { hi = mid }
         }
         guard lo > 0 else { return nil }
-        let e = entries[lo - 1]
-        let offset = address - e.guestPhysAddr          // address >= start
-        guard offset < e.size, length <= e.size - offset else { return nil }
-        return e
+        return Self.contains(entries[lo - 1], address, length)   // address >= its start
     }
 
     /// The wire segment for guest buffer `[guestAddr, guestAddr+length)`, or
     /// nil when it is not inside one registered region (the request fails with IOERR).
+    /// `hint` as for `lookup`.
     @inline(__always)
-    public func wireSegment(guestAddr: UInt64, length: UInt32) -> WireSegment? {
-        guard length > 0, let e = lookup(address: guestAddr, length: UInt64(length)) else { return nil }
+    public func wireSegment(guestAddr: UInt64, length: UInt32, hint: UInt16 = 0) -> WireSegment? {
+        guard length > 0, let e = lookup(address: guestAddr, length: UInt64(length), hint: hint) else { return nil }
         return WireSegment(address: guestAddr, length: length, rkey: e.rkey)
     }
 }

@@ -43,7 +43,7 @@ enum NetFramePlan {
         guard bytes <= maxFrameBytes else { return .drop(.tooLong) }
         guard chain.count <= maxSegments else { return .drop(.tooManySegments) }
         for (i, s) in chain.readableSegments.enumerated() {
-            guard let e = regions.lookup(address: s.guestAddr, length: UInt64(s.length)) else { return .drop(.unregistered) }
+            guard let e = regions.lookup(address: s.guestAddr, length: UInt64(s.length), hint: s.region) else { return .drop(.unregistered) }
             // SAFETY: i < chain.count <= maxSegments, the capacity of `sges`.
             sges[i] = ScatterGatherElement(address: s.guestAddr, length: s.length, lkey: e.lkey)
         }
@@ -59,7 +59,7 @@ enum NetFramePlan {
         guard chain.readableSegmentCount == 0, chain.count > 0, chain.count <= maxSegments,
               chain.writableBytes >= UInt32(Wire.netHeaderSize) else { return nil }
         for (i, s) in chain.writableSegments.enumerated() {
-            guard let e = regions.lookup(address: s.guestAddr, length: UInt64(s.length)) else { return nil }
+            guard let e = regions.lookup(address: s.guestAddr, length: UInt64(s.length), hint: s.region) else { return nil }
             // SAFETY: i < chain.count <= maxSegments, the capacity of `sges`.
             sges[i] = ScatterGatherElement(address: s.guestAddr, length: s.length, lkey: e.lkey)
         }

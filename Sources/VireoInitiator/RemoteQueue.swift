@@ -249,7 +249,7 @@ final class RemoteQueue: @unchecked Sendable {
                 // from guest memory (the MR's iova is the guest address).
                 var slice = blk.dataSlice(in: req.chain)
                 while let piece = slice.next() {
-                    let e = disk.regions.lookup(address: piece.guestAddr, length: UInt64(piece.length))!
+                    let e = disk.regions.lookup(address: piece.guestAddr, length: UInt64(piece.length), hint: piece.region)!
                     sendBatch.appendSegment(ScatterGatherElement(address: piece.guestAddr, length: piece.length, lkey: e.lkey))
                 }
                 counters.bump(counters.inlineWrites)
@@ -264,7 +264,7 @@ final class RemoteQueue: @unchecked Sendable {
     private func inlinePiecesRegistered(_ blk: BlkRequest, _ chain: Chain) -> Bool {
         var slice = blk.dataSlice(in: chain)
         while let piece = slice.next() {
-            if disk.regions.lookup(address: piece.guestAddr, length: UInt64(piece.length)) == nil { return false }
+            if disk.regions.lookup(address: piece.guestAddr, length: UInt64(piece.length), hint: piece.region) == nil { return false }
         }
         return true
     }

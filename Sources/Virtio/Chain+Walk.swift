@@ -40,7 +40,7 @@ extension Chain {
             // segment lies inside the region's host mapping.
             storage[count] = Segment(
                 hostPointer: r.hostAddress.advanced(by: Int(offset)),
-                guestAddr: a, length: UInt32(take), isWritable: writable)
+                guestAddr: a, length: UInt32(take), isWritable: writable, region: UInt16(truncatingIfNeeded: i))
             count += 1
             if !writable { readableSegmentCount = count }
             remaining -= take

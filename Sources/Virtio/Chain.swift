@@ -21,12 +21,17 @@ public final class Chain: @unchecked Sendable {
         public var length: UInt32
         /// Device-writable (the driver set VIRTQ_DESC_F_WRITE).
         public var isWritable: Bool
+        /// Index of the guest memory region (in guest-physical order) the walker found it in:
+        /// a hint that lets a device find its own per-region data (a memory key) in O(1).
+        public var region: UInt16
 
-        public init(hostPointer: UnsafeMutableRawPointer, guestAddr: UInt64, length: UInt32, isWritable: Bool) {
+        public init(hostPointer: UnsafeMutableRawPointer, guestAddr: UInt64, length: UInt32, isWritable: Bool,
+                    region: UInt16 = 0) {
             self.hostPointer = hostPointer
             self.guestAddr = guestAddr
             self.length = length
             self.isWritable = isWritable
+            self.region = region
         }
     }
 

@@ -69,6 +69,17 @@ final class FakeGuest {
         #expect(GuestRegionTable().lookup(address: 0, length: 1) == nil)
     }
 
+    /// The walker's region index names the entry in O(1); a wrong or stale hint falls back
+    /// to the search and still finds the right key, or none.
+    @Test func regionHintIsUsedAndNeverTrusted() {
+        #expect(table.lookup(address: 0x10_0200, length: 512, hint: 1)?.rkey == 2)
+        #expect(table.lookup(address: 0x10_0200, length: 512, hint: 0)?.rkey == 2, "wrong hint: found by search")
+        #expect(table.lookup(address: 0x10_0200, length: 512, hint: 999)?.rkey == 2, "hint out of range: found by search")
+        #expect(table.lookup(address: 0x9_0000, length: 512, hint: 0) == nil, "a hint never widens a region")
+        #expect(table.lookup(address: 0x7_ff00, length: 0x200, hint: 0) == nil, "nor lets a range run past it")
+        #expect(table.wireSegment(guestAddr: 0x1_0000_0000, length: 16, hint: 2)?.rkey == 3)
+    }
+
     @Test func removeAndReplace() {
         var t = table
         t.remove(guestPhysAddr: 0x10_0000)

@@ -95,6 +95,7 @@ func readableBytes(_ chain: Chain) -> [UInt8] {
         #expect(chain.count == 2)
         #expect(chain[0].length == 100 && chain[0].guestAddr == gpa)
         #expect(chain[1].length == 200 && chain[1].guestAddr == 0x20_0000)
+        #expect(chain[0].region == 0 && chain[1].region == 1, "each piece names the region it was found in")
         #expect(readableBytes(chain) == bytes)
     }
 
