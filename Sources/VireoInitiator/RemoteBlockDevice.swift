@@ -46,33 +46,21 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         where Connector.Grant == BlockGeometry {
         self.config = config
         self.logger = logger
-        var initial: [(any FabricLink, BlockGeometry)] = []
-        for q in 0..<config.queues {
-            initial.append(try connector.connect(queue: q, cq: nil, initialCredits: 0, timeoutMilliseconds: 5000))
-        }
-        geometryState = Locked(initial[0].1)
-        pd = initial[0].0.registrar
+        let fabric = try FabricQueues(connector: connector, queues: config.queues, initialCredits: 0)
+        geometryState = Locked(fabric.firstGrant)
+        pd = fabric.registrar
         memory = GuestMemoryRegistry(pd: pd, logger: logger, what: "disk \(config.socket)",
                                      access: [.localWrite, .remoteRead, .remoteWrite])
-        let wake: EventBox
-        var links: [QueueLink<BlockGeometry>] = []
-        do throws(SystemError) {
-            wake = try EventBox()
-            for _ in 0..<config.queues { links.append(try QueueLink(supervisorWake: wake)) }
-        } catch { throw .system("eventfd", error) }
-        for (q, (conn, g)) in initial.enumerated() {
-            queues.append(try RemoteQueue(index: q, disk: self, connection: conn, geometry: g, link: links[q],
+        for (q, (conn, g)) in fabric.initial.enumerated() {
+            queues.append(try RemoteQueue(index: q, disk: self, connection: conn, geometry: g, link: fabric.links[q],
                                           logger: logger))
         }
-        let sup = FabricSupervisor(
-            connector: connector, links: links, cqs: queues.map(\.cq), initial: initial.map(\.0), wake: wake,
-            // A new geometry is acted on when the queue adopts the connection
-            // (`geometryAdopted`), not here: CONFIG_CHANGE must not reach the
-            // guest while the queue still checks requests against the old capacity.
-            logger: logger, onGeometry: { _, _ in })
-        do throws(SystemError) { try sup.start(name: "vireo-fab") } catch { throw .system("pthread_create (fabric supervisor)", error) }
-        stopSupervisor = { sup.stop() }
-        let g = initial[0].1
+        // A new geometry is acted on when the queue adopts the connection
+        // (`geometryAdopted`), not in `onGeometry`: CONFIG_CHANGE must not reach the
+        // guest while the queue still checks requests against the old capacity.
+        stopSupervisor = try fabric.startSupervisor(cqs: queues.map(\.cq), name: "vireo-fab", logger: logger,
+                                                    onGeometry: { _, _ in })
+        let g = fabric.firstGrant
         logger.info("disk \(config.socket): target \(config.target) export \(config.export): \(g.capacityBytes) bytes, block \(g.blockSize), \(config.queues) queue(s), depth \(g.queueDepth), \(g.maxSegments) segments, max I/O \(g.maxIOBytes), inline \(g.maxInlineBytes)\(g.flags.contains(.readOnly) || config.readOnly ? ", read-only" : "")")
     }
 

@@ -52,29 +52,18 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
         where Connector.Grant == PacketGeometry {
         self.config = config
         self.logger = logger
-        var initial: [(any FabricLink, PacketGeometry)] = []
-        for q in 0..<config.queuePairs {
-            initial.append(try connector.connect(queue: q, cq: nil, initialCredits: NetCredits.announcement(assembled: 0), timeoutMilliseconds: 5000))
-        }
-        geometryState = Locked(initial[0].1)
+        let fabric = try FabricQueues(connector: connector, queues: config.queuePairs,
+                                      initialCredits: NetCredits.announcement(assembled: 0))
+        geometryState = Locked(fabric.firstGrant)
         connectedPairs = Atomic(config.queuePairs)
-        memory = GuestMemoryRegistry(pd: initial[0].0.registrar, logger: logger, what: "nic \(config.socket)",
+        memory = GuestMemoryRegistry(pd: fabric.registrar, logger: logger, what: "nic \(config.socket)",
                                      access: [.localWrite])
-        let wake: EventBox
-        var links: [QueueLink<PacketGeometry>] = []
-        do throws(SystemError) {
-            wake = try EventBox()
-            for _ in 0..<config.queuePairs { links.append(try QueueLink(supervisorWake: wake)) }
-        } catch { throw .system("eventfd", error) }
-        for (q, (conn, g)) in initial.enumerated() {
-            pairs.append(NetQueuePair(index: q, nic: self, connection: conn, geometry: g, link: links[q], logger: logger))
+        for (q, (conn, g)) in fabric.initial.enumerated() {
+            pairs.append(NetQueuePair(index: q, nic: self, connection: conn, geometry: g, link: fabric.links[q], logger: logger))
         }
-        let sup = FabricSupervisor(
-            connector: connector, links: links, cqs: pairs.map(\.cq), initial: initial.map(\.0), wake: wake,
-            logger: logger, onGeometry: { [weak self] g, q in self?.geometryArrived(g, pair: q) })
-        do throws(SystemError) { try sup.start(name: "vireo-nfab") } catch { throw .system("pthread_create (fabric supervisor)", error) }
-        stopSupervisor = { sup.stop() }
-        let g = initial[0].1
+        stopSupervisor = try fabric.startSupervisor(cqs: pairs.map(\.cq), name: "vireo-nfab", logger: logger,
+                                                    onGeometry: { [weak self] g, q in self?.geometryArrived(g, pair: q) })
+        let g = fabric.firstGrant
         logger.info("nic \(config.socket): target \(config.target) network \(config.network): mac \(config.mac), MTU \(g.mtu), max frame \(g.maxFrameBytes), \(g.receiveBuffers) target buffers, \(config.queuePairs) queue pair(s)")
     }
 
