@@ -95,10 +95,11 @@ final class NetQueuePair: @unchecked Sendable {
     private let lengths: UnsafeMutablePointer<UInt32>
 
     // Connection
-    private var connection: (any FabricLink)?
-    private var generation: UInt64 = 1
+    /// The connection and its lifecycle (loss, reconnect, epochs).
+    private var fabric: QueueConnection<PacketGeometry>
+    private var connection: (any FabricLink)? { fabric.current }
     /// Tags work requests of the current connection (the generation field of `WorkID`).
-    private var epoch: UInt16 = 1
+    private var epoch: UInt16 { fabric.epoch }
     private(set) var maxFrameBytes: UInt32
     /// Several pairs (MQ) that the target did not join into one port (an
     /// older target): filter floods and the NIC's own frames on receive.
@@ -116,7 +117,7 @@ final class NetQueuePair: @unchecked Sendable {
         self.logger = logger
         counters = nic.counters
         cq = connection.completions
-        self.connection = connection
+        fabric = QueueConnection(link: link, first: connection)
         maxFrameBytes = geometry.maxFrameBytes
         filtersFloods = nic.config.queuePairs > 1 && !geometry.portJoined
         txSlotCount = nic.config.queueSize
@@ -221,8 +222,8 @@ final class NetQueuePair: @unchecked Sendable {
         var did = 0
         if rxFlushing > 0, monotonicNanoseconds() > flushDeadline { abandonFlush() }
         // A new connection waits until the old one's receives are flushed.
-        if rxFlushing == 0, link.pendingReady.load(ordering: .relaxed) { adopt(); did += 1 }
-        if connection != nil, link.lostGeneration.load(ordering: .relaxed) == generation {
+        if rxFlushing == 0, fabric.hasPending { adopt(); did += 1 }
+        if fabric.lossSignalled {
             lose("the target disconnected")
             did += 1
         }
@@ -251,8 +252,7 @@ final class NetQueuePair: @unchecked Sendable {
 
     /// Whether a signal from the supervisor is waiting (checked before sleeping).
     var hasSignals: Bool {
-        link.pendingReady.load(ordering: .relaxed)
-            || (connection != nil && link.lostGeneration.load(ordering: .relaxed) == generation)
+        fabric.hasPending || fabric.lossSignalled
     }
 
     func prepareToSleep() -> Bool {
@@ -273,7 +273,7 @@ final class NetQueuePair: @unchecked Sendable {
             for k in 0..<n {
                 let c = completions[k]
                 let i = WorkID.index(c.wrId)
-                guard WorkID.generation(c.wrId) == epoch, connection != nil else {
+                guard fabric.isCurrent(c.wrId), connection != nil else {
                     // A lost connection's work request: a receive it flushed (or
                     // filled before the flush) gives its buffers back now.
                     if rxFlushing > 0, Work(rawValue: WorkID.kind(c.wrId)) == .receive, i < rxSlotCount,
@@ -444,7 +444,7 @@ final class NetQueuePair: @unchecked Sendable {
 
     @inline(__always)
     private func wrID(_ w: Work, _ i: Int) -> UInt64 {
-        WorkID.make(queue: 0, generation: epoch, kind: w.rawValue, index: i)
+        fabric.workID(kind: w.rawValue, index: i)
     }
 
     // MARK: Fabric loss and reconnect (worker; rare path: may log)
@@ -459,10 +459,9 @@ final class NetQueuePair: @unchecked Sendable {
     /// `keepReceives`: false when every RX chain is about to go back to the
     /// guest (nothing is announced to the next connection).
     func lose(_ reason: String, quiet: Bool = false, keepReceives: Bool = true) {
-        guard let conn = connection else { return }
-        try? conn.workQueue.moveToError()
-        connection = nil
-        epoch &+= 1
+        guard connection != nil else { return }
+        fabric.stopTraffic()
+        let conn = fabric.forget()
         sendBatch.reset()
         recvBatch.reset()
         batchGrants = 0
@@ -493,23 +492,20 @@ final class NetQueuePair: @unchecked Sendable {
         nic.pairDisconnected(index, quiet: quiet)
         let level: Logger.Level = quiet ? .info : .warning
         logger.log(level: level, "nic \(nic.config.socket) pair \(index): connection to \(nic.config.target) network \(nic.config.network) dropped (\(reason)); \(lost) frame(s) in flight lost, holding \(rxAssembled.count + rxSpare.count) receive buffer(s), \(rxFlushing) receive(s) flushing; reconnecting")
-        link.reconnectWanted.store(generation, ordering: .releasing)
-        link.supervisorWake.signal()
+        fabric.requestReconnect()
     }
 
     /// Takes the supervisor's new connection: receives are posted on the next poll.
     private func adopt() {
-        link.pendingReady.store(false, ordering: .relaxed)
-        guard let p = link.pending.withLock({ v -> PendingConnection<PacketGeometry>? in defer { v = nil }; return v }) else { return }
-        epoch &+= 1
+        guard let p = fabric.takePending() else { return }
+        fabric.beginEpoch()
         _ = reap()          // discard what the old connection left in the shared CQ
         if p.geometry.maxFrameBytes != maxFrameBytes {
             logger.notice("nic \(nic.config.socket) pair \(index): max frame changed from \(maxFrameBytes) to \(p.geometry.maxFrameBytes) bytes; giving receive buffers back")
             returnAllReceives()
             maxFrameBytes = p.geometry.maxFrameBytes
         }
-        connection = p.connection
-        generation = p.generation
+        fabric.adopt(p)
         filtersFloods = nic.config.queuePairs > 1 && !p.geometry.portJoined
         credits.reset(targetBuffers: Int(p.geometry.receiveBuffers), announced: p.announcedCredits)
         creditMessagesInFlight = 0
@@ -595,8 +591,7 @@ final class NetQueuePair: @unchecked Sendable {
 
     /// (Control, after the worker stopped) Drops the connection for shutdown.
     func close() {
-        connection?.disconnect(timeoutMilliseconds: 200)
-        connection = nil
+        fabric.close()
     }
 
     /// RX chains the pair holds (any thread).

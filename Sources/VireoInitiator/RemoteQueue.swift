@@ -37,12 +37,9 @@ final class RemoteQueue: @unchecked Sendable {
     private let slots: UnsafeMutablePointer<RequestSlot>
     private var fifo: SlotFIFO
 
-    private var connection: (any FabricLink)?
-    /// Generation of `connection` (as numbered by the supervisor).
-    private var generation: UInt64
-    /// Tags work requests of the current connection (high 32 bits of wr_id);
-    /// completions of older connections are ignored.
-    private var epoch: UInt16 = 1
+    /// The connection and its lifecycle (loss, reconnect, epochs).
+    private var fabric: QueueConnection<BlockGeometry>
+    private var connection: (any FabricLink)? { fabric.current }
     private var limits: CapsuleLimits
     private var blkLimits: BlkDeviceLimits
     /// Commands allowed in flight (granted depth).
@@ -77,8 +74,7 @@ final class RemoteQueue: @unchecked Sendable {
         counters = disk.counters
         slotCount = disk.config.queueDepth
         cq = connection.completions
-        self.connection = connection
-        generation = 1
+        fabric = QueueConnection(link: link, first: connection)
         limits = CapsuleLimits(geometry: geometry, maxInlinePieces: TargetConnector.inlinePieces)
         blkLimits = RemoteBlockDevice.blkLimits(geometry, readOnly: disk.config.readOnly)
         credits = min(Int(geometry.queueDepth), slotCount)
@@ -117,7 +113,7 @@ final class RemoteQueue: @unchecked Sendable {
     /// Takes a popped request: parse, build the capsule, queue it for sending.
     func submit(_ req: VhostUserQueueRequest) {
         counters.bump(counters.requests)
-        if link.pendingReady.load(ordering: .relaxed) { adopt() }   // parse with the newest geometry
+        if fabric.hasPending { adopt() }   // parse with the newest geometry
         let chain = req.chain
         let head = Int(chain.head)
         guard head < slotCount, slots[head].state == .free else {
@@ -157,8 +153,8 @@ final class RemoteQueue: @unchecked Sendable {
     /// is queued, check the loss timeout. Returns how much work it did.
     func poll() -> Int {
         var did = 0
-        if link.pendingReady.load(ordering: .relaxed) { adopt(); did += 1 }
-        if connection != nil, link.lostGeneration.load(ordering: .relaxed) == generation {
+        if fabric.hasPending { adopt(); did += 1 }
+        if fabric.lossSignalled {
             lose("the target disconnected")
             did += 1
         }
@@ -177,8 +173,7 @@ final class RemoteQueue: @unchecked Sendable {
 
     /// Whether a signal from the supervisor is waiting (checked before sleeping).
     var hasSignals: Bool {
-        link.pendingReady.load(ordering: .relaxed)
-            || (connection != nil && link.lostGeneration.load(ordering: .relaxed) == generation)
+        fabric.hasPending || fabric.lossSignalled
     }
 
     /// Drains the CQ; completes requests whose responses arrived. Also runs
@@ -192,7 +187,7 @@ final class RemoteQueue: @unchecked Sendable {
             if n == 0 { break }
             for k in 0..<n {
                 let c = completions[k]
-                guard WorkID.generation(c.wrId) == epoch, connection != nil else { continue }
+                guard fabric.isCurrent(c.wrId), connection != nil else { continue }
                 postedWorkRequests -= 1
                 guard c.isSuccess else { lose("\(c.error)"); break }
                 guard WorkID.kind(c.wrId) == Self.receiveKind else { continue }   // a SEND went out
@@ -294,7 +289,7 @@ final class RemoteQueue: @unchecked Sendable {
 
     @inline(__always)
     private func wrID(_ i: Int, receive: Bool) -> UInt64 {
-        WorkID.make(queue: 0, generation: epoch, kind: receive ? Self.receiveKind : Self.sendKind, index: i)
+        fabric.workID(kind: receive ? Self.receiveKind : Self.sendKind, index: i)
     }
 
     private func postAllReceives() throws(FabricError) {
@@ -313,12 +308,12 @@ final class RemoteQueue: @unchecked Sendable {
     /// The connection is unusable: hold every in-flight request (back to the
     /// FIFO, resubmitted after a reconnect) and ask the supervisor for a new one.
     func lose(_ reason: String) {
-        guard let conn = connection else { return }
+        guard connection != nil else { return }
         // Cut the old queue pair before its requests are held for resubmission:
         // from here on the target can no longer read or write guest memory
         // through it, so a late RDMA for the old command cannot land after
         // (or over) the resubmitted one. Its flushes are discarded (epoch).
-        try? conn.workQueue.moveToError()
+        fabric.stopTraffic()
         var held = 0
         for s in 0..<slotCount where slots[s].state == .inFlight {
             slots[s].state = .queued
@@ -334,35 +329,29 @@ final class RemoteQueue: @unchecked Sendable {
     /// completions belong to the old epoch from here on, the loss clock starts
     /// (if not running), and the supervisor is asked for a new one.
     private func dropConnection() {
-        connection = nil
+        fabric.forget()
         postedWorkRequests = 0
-        epoch &+= 1
         sendBatch.reset()
         recvBatch.reset()
         if lostSince == 0 { lostSince = monotonicNanoseconds() }
         counters.bump(counters.connectionsLost)
-        link.reconnectWanted.store(generation, ordering: .releasing)
-        link.supervisorWake.signal()
+        fabric.requestReconnect()
     }
 
     /// Takes the supervisor's new connection and resubmits everything held.
     private func adopt() {
-        link.pendingReady.store(false, ordering: .relaxed)
-        guard let p = link.pending.withLock({ v -> PendingConnection<BlockGeometry>? in defer { v = nil }; return v }) else { return }
+        guard let p = fabric.takePending() else { return }
         let newLimits = CapsuleLimits(geometry: p.geometry, maxInlinePieces: TargetConnector.inlinePieces)
         guard Self.capsuleFits(newLimits) else {
             // A hostile or misconfigured target: never let capsules overrun their slots.
             logger.error("disk \(disk.config.socket) queue \(index): target \(disk.config.target) granted \(p.geometry.maxSegments) segments, more than a \(Self.capsuleStride)-byte capsule slot holds; connection refused")
             counters.bump(counters.badResponses)
-            p.connection.disconnect(timeoutMilliseconds: 100)
-            link.reconnectWanted.store(p.generation, ordering: .releasing)
-            link.supervisorWake.signal()
+            fabric.refuse(p)
             return
         }
-        epoch &+= 1
+        fabric.beginEpoch()
         _ = reap()          // discard what the old connection left in the shared CQ
-        connection = p.connection
-        generation = p.generation
+        fabric.adopt(p)
         limits = newLimits
         blkLimits = RemoteBlockDevice.blkLimits(p.geometry, readOnly: disk.config.readOnly)
         credits = min(Int(p.geometry.queueDepth), slotCount)
@@ -416,12 +405,12 @@ final class RemoteQueue: @unchecked Sendable {
     /// park the guest's memory may mean something else. A new connection is
     /// asked for as after any loss.
     func abortOutstanding() {
-        if let conn = connection {
-            try? conn.workQueue.moveToError()
+        if connection != nil {
+            fabric.stopTraffic()
             let deadline = monotonicNanoseconds() &+ 1_000_000_000
             while postedWorkRequests > 0, monotonicNanoseconds() < deadline {
                 guard let n = try? cq.poll(into: completions) else { break }
-                for k in 0..<n where WorkID.generation(completions[k].wrId) == epoch {
+                for k in 0..<n where fabric.isCurrent(completions[k].wrId) {
                     postedWorkRequests -= 1
                 }
                 if n == 0 { sched_yield() }
@@ -447,8 +436,7 @@ final class RemoteQueue: @unchecked Sendable {
 
     /// (Control, after the worker stopped) Drops the connection for shutdown.
     func close() {
-        connection?.disconnect(timeoutMilliseconds: 200)
-        connection = nil
+        fabric.close()
     }
 
     /// Requests held or waiting for a credit (tests, stats; worker or parked).
