@@ -1,3 +1,4 @@
+import VireoSys
 import VireoWire
 
 /// Per-worker statistics, bumped on the data path without locks or
@@ -5,18 +6,16 @@ import VireoWire
 /// racily for a rough live view.
 public final class TargetCounters: @unchecked Sendable {
     // SAFETY: one writing thread; readers accept torn/stale values.
-    private let storage: UnsafeMutablePointer<UInt64>
+    private let counts: FixedArray<UInt64>
+    private var storage: UnsafeMutablePointer<UInt64> { counts.base }
     private static let opcodeBase = 0, statusBase = 8, bytesReadIndex = 16, bytesWrittenIndex = 17
     private static let droppedIndex = 18, acceptedIndex = 19, chunkedIndex = 20, probedIndex = 21
     private static let badCommandBase = 22, faultBase = badCommandBase + CapsuleCheck.allCases.count
     private static let count = faultBase + ConnectionFault.allCases.count
 
     public init() {
-        storage = .allocate(capacity: Self.count)
-        storage.initialize(repeating: 0, count: Self.count)
+        counts = FixedArray(repeating: 0, count: Self.count)
     }
-
-    deinit { storage.deallocate() }
 
     @inline(__always) func command(_ opcode: UInt8) { storage[Self.opcodeBase + Int(opcode & 7)] &+= 1 }
     @inline(__always) func status(_ s: UInt8) { storage[Self.statusBase + Int(s & 7)] &+= 1 }

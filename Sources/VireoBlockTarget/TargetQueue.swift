@@ -45,14 +45,14 @@ package final class TargetQueue: @unchecked Sendable {
     private var receives: RegisteredBuffer?
     private var bounce: RegisteredBuffer?
     private var responses: RegisteredBuffer?
-    private let requests: UnsafeMutablePointer<TargetRequest>
-    private var freeSlots: IndexRing
+    private let requests: FixedArray<TargetRequest>
+    private var freeSlots: FixedRing<Int>
     /// Receives that arrived while every slot was busy (receive index << 20 | byte count).
-    private var pendingReceives: IndexRing
+    private var pendingReceives: FixedRing<Int>
     /// Slots waiting for send-queue room, in arrival order.
-    private var waiters: IndexRing
+    private var waiters: FixedRing<Int>
     /// Slots zeroing a memory export's range chunk by chunk, oldest first.
-    private var zeroingSlots: IndexRing
+    private var zeroingSlots: FixedRing<Int>
     /// Set by the worker while this queue is on its list of queues with chunked work.
     var isOnZeroingList = false
     /// Most bytes a memory export zeroes in one go on the worker; larger ranges go in chunks of this.
@@ -99,28 +99,18 @@ package final class TargetQueue: @unchecked Sendable {
         bounce = try RegisteredBuffer(pd: pd, count: depth * slotBytes, access: [.localWrite])
         responses = try RegisteredBuffer(pd: pd, count: depth * Wire.responseSize, access: [.localWrite])
         bounceStride = slotBytes
-        requests = .allocate(capacity: depth)
-        requests.initialize(repeating: TargetRequest(), count: depth)
-        freeSlots = IndexRing(capacity: depth)
+        requests = FixedArray(repeating: TargetRequest(), count: depth)
+        freeSlots = FixedRing(capacity: depth)
         for i in 0..<depth { freeSlots.push(i) }
-        pendingReceives = IndexRing(capacity: depth)
-        waiters = IndexRing(capacity: depth)
-        zeroingSlots = IndexRing(capacity: depth)
+        pendingReceives = FixedRing(capacity: depth)
+        waiters = FixedRing(capacity: depth)
+        zeroingSlots = FixedRing(capacity: depth)
         sendQueueFree = sendQueueDepth
         sendBatch = SendBatch(capacity: Int(geometry.maxSegments) + 1)
         receiveBatch = RecvBatch(capacity: depth)
     }
 
     private let bounceStride: Int
-
-    deinit {
-        requests.deinitialize(count: depth)
-        requests.deallocate()
-        freeSlots.deallocate()
-        pendingReceives.deallocate()
-        waiters.deallocate()
-        zeroingSlots.deallocate()
-    }
 
     /// Releases in order: the connection (disconnect, QP), then the registered buffers.
     package func release(disconnectTimeoutMilliseconds: Int32 = 500) {
@@ -173,7 +163,7 @@ package final class TargetQueue: @unchecked Sendable {
         case WorkID.receive:
             received(index, byteCount: Int(c.byteLength))
         case WorkID.transfer:
-            let r = requests + index
+            let r = requests.base + index
             sendQueueFree += r.pointee.sendQueueHeld
             r.pointee.sendQueueHeld = 0
             r.pointee.state = .readyToExecute
@@ -195,7 +185,7 @@ package final class TargetQueue: @unchecked Sendable {
     func storageCompleted(_ index: Int, result: Int32) {
         storageInFlight -= 1
         if isDraining || index < 0 || index >= depth { return }
-        let r = requests + index
+        let r = requests.base + index
         guard let cap = r.pointee.capsule else { return }
         if result < 0 {
             if cap.opcode == .writeZeroes, result == -EOPNOTSUPP || result == -EINVAL || result == -ENOTTY,
@@ -283,7 +273,7 @@ package final class TargetQueue: @unchecked Sendable {
 
     /// Parses the capsule in `receiveIndex` into request `slot` and runs it.
     private func start(_ slot: Int, receiveIndex: Int, byteCount: Int) {
-        let r = requests + slot
+        let r = requests.base + slot
         r.pointee = TargetRequest()
         r.pointee.receiveIndex = receiveIndex
         // SAFETY: the receive buffer is registered, `receiveSize` long, and not
@@ -311,7 +301,7 @@ package final class TargetQueue: @unchecked Sendable {
     /// happened (a transfer, a storage operation, a zeroing or a response ended) by
     /// moving the slot to its next state, then call this.
     private func process(_ slot: Int, fromWaiters: Bool = false) {
-        let r = requests + slot
+        let r = requests.base + slot
         while !isDraining {
             switch r.pointee.state {
             case .free, .transferringFromHost, .executing, .zeroing, .completing:
@@ -352,7 +342,7 @@ package final class TargetQueue: @unchecked Sendable {
     /// A parsed (or refused) capsule: what it needs first. READ-ONLY exports refuse writes;
     /// an inline WRITE's data and GET_ID's identifier are copied into the bounce buffer here.
     private func route(_ slot: Int) -> TargetRequestState {
-        let r = requests + slot
+        let r = requests.base + slot
         guard let cap = r.pointee.capsule, r.pointee.status == .ok else { return .readyToComplete }
         let writes = cap.opcode == .write || cap.opcode == .discard || cap.opcode == .writeZeroes
         if writes && export.config.readOnly {
@@ -381,7 +371,7 @@ package final class TargetQueue: @unchecked Sendable {
     /// here (`readyToComplete`, or `zeroing` for a large range); files and devices go to
     /// io_uring (`executing`).
     private func execute(_ slot: Int) -> TargetRequestState {
-        let r = requests + slot
+        let r = requests.base + slot
         let cap = r.pointee.capsule!
         if let mem = store.memory {
             // SAFETY: parse checked offset + length ≤ capacity ≤ the mapping's size (no overflow: it
@@ -416,7 +406,7 @@ package final class TargetQueue: @unchecked Sendable {
     /// it when its range is done. Returns false when no zeroing is left (or the queue is going).
     func stepZeroing() -> Bool {
         guard !isDraining, let slot = zeroingSlots.peek(), let mem = store.memory else { return false }
-        let r = requests + slot
+        let r = requests.base + slot
         guard let cap = r.pointee.capsule else {
             _ = zeroingSlots.pop()
             return !zeroingSlots.isEmpty
@@ -437,7 +427,7 @@ package final class TargetQueue: @unchecked Sendable {
     /// Queues the (next part of the) storage operation of `slot` on the worker's ring.
     /// False: it could not be queued, and the slot's status says so (I/O error).
     private func submitStorage(_ slot: Int) -> Bool {
-        let r = requests + slot
+        let r = requests.base + slot
         let cap = r.pointee.capsule!
         let ud = WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.storage, index: slot)
         let done = Int(r.pointee.progress)
@@ -486,7 +476,7 @@ package final class TargetQueue: @unchecked Sendable {
     /// response SEND (signaled) in one chain, after reposting the receive buffer.
     /// False: posting failed and the connection is going.
     private func complete(_ slot: Int) -> Bool {
-        let r = requests + slot
+        let r = requests.base + slot
         let need = completionWorkRequests(slot)
         let dataWRs = need - 1
         if dataWRs > 0 {
@@ -531,13 +521,13 @@ package final class TargetQueue: @unchecked Sendable {
     /// Send-queue entries completing `slot` takes: its data WRITEs (READ, GET_ID) and the response.
     @inline(__always)
     private func completionWorkRequests(_ slot: Int) -> Int {
-        let r = requests + slot
+        let r = requests.base + slot
         return (r.pointee.hasData && r.pointee.status == .ok ? r.pointee.capsule!.segmentCount : 0) + 1
     }
 
     /// The response SEND of `slot` completed: the slot (and its bounce buffer) is free again.
     private func finished(_ slot: Int) {
-        let r = requests + slot
+        let r = requests.base + slot
         sendQueueFree += r.pointee.sendQueueHeld
         r.pointee.sendQueueHeld = 0
         r.pointee.state = .free
@@ -552,7 +542,7 @@ package final class TargetQueue: @unchecked Sendable {
     /// Lets waiting slots post while the send queue has room, oldest first.
     private func serveWaiters() {
         while !isDraining, let slot = waiters.peek() {
-            let r = requests + slot
+            let r = requests.base + slot
             let need: Int
             switch r.pointee.state {
             case .readyToTransfer: need = r.pointee.capsule!.segmentCount

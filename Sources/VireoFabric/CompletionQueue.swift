@@ -112,7 +112,8 @@ public final class CompletionQueue: @unchecked Sendable {
 /// A preallocated array of `ibv_wc` that CQ polls drain into.
 public final class CompletionBuffer: @unchecked Sendable {
     // SAFETY: owned and used by one worker thread.
-    let raw: UnsafeMutablePointer<ibv_wc>
+    private let storage: FixedArray<ibv_wc>
+    var raw: UnsafeMutablePointer<ibv_wc> { storage.base }
     public let capacity: Int
     /// Valid entries after the last poll.
     public internal(set) var count = 0
@@ -120,11 +121,8 @@ public final class CompletionBuffer: @unchecked Sendable {
     public init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
-        raw = .allocate(capacity: capacity)
-        raw.initialize(repeating: ibv_wc(), count: capacity)
+        storage = FixedArray(repeating: ibv_wc(), count: capacity)
     }
-
-    deinit { raw.deallocate() }
 
     /// Completion `i` of the last poll.
     @inline(__always)

@@ -10,8 +10,10 @@ import VireoSys
 public final class SendBatch: @unchecked Sendable {
     // SAFETY: owned by one worker thread; the arrays live as long as the batch
     // and ibv_post_send copies everything it needs before returning.
-    let wrs: UnsafeMutablePointer<ibv_send_wr>
-    let sges: UnsafeMutablePointer<ibv_sge>
+    private let wrStorage: FixedArray<ibv_send_wr>
+    private let sgeStorage: FixedArray<ibv_sge>
+    var wrs: UnsafeMutablePointer<ibv_send_wr> { wrStorage.base }
+    var sges: UnsafeMutablePointer<ibv_sge> { sgeStorage.base }
     /// Maximum work requests in one batch.
     public let capacity: Int
     /// Maximum local segments per work request.
@@ -23,15 +25,8 @@ public final class SendBatch: @unchecked Sendable {
         precondition(capacity > 0 && maxSegments > 0)
         self.capacity = capacity
         self.maxSegments = maxSegments
-        wrs = .allocate(capacity: capacity)
-        wrs.initialize(repeating: ibv_send_wr(), count: capacity)
-        sges = .allocate(capacity: capacity * maxSegments)
-        sges.initialize(repeating: ibv_sge(), count: capacity * maxSegments)
-    }
-
-    deinit {
-        wrs.deallocate()
-        sges.deallocate()
+        wrStorage = FixedArray(repeating: ibv_send_wr(), count: capacity)
+        sgeStorage = FixedArray(repeating: ibv_sge(), count: capacity * maxSegments)
     }
 
     public var isEmpty: Bool { count == 0 }
@@ -144,8 +139,10 @@ public final class SendBatch: @unchecked Sendable {
 /// A preallocated chain of receive work requests posted with one `ibv_post_recv`.
 public final class RecvBatch: @unchecked Sendable {
     // SAFETY: owned by one thread; see SendBatch.
-    let wrs: UnsafeMutablePointer<ibv_recv_wr>
-    let sges: UnsafeMutablePointer<ibv_sge>
+    private let wrStorage: FixedArray<ibv_recv_wr>
+    private let sgeStorage: FixedArray<ibv_sge>
+    var wrs: UnsafeMutablePointer<ibv_recv_wr> { wrStorage.base }
+    var sges: UnsafeMutablePointer<ibv_sge> { sgeStorage.base }
     public let capacity: Int
     public let maxSegments: Int
     public private(set) var count = 0
@@ -154,15 +151,8 @@ public final class RecvBatch: @unchecked Sendable {
         precondition(capacity > 0 && maxSegments > 0)
         self.capacity = capacity
         self.maxSegments = maxSegments
-        wrs = .allocate(capacity: capacity)
-        wrs.initialize(repeating: ibv_recv_wr(), count: capacity)
-        sges = .allocate(capacity: capacity * maxSegments)
-        sges.initialize(repeating: ibv_sge(), count: capacity * maxSegments)
-    }
-
-    deinit {
-        wrs.deallocate()
-        sges.deallocate()
+        wrStorage = FixedArray(repeating: ibv_recv_wr(), count: capacity)
+        sgeStorage = FixedArray(repeating: ibv_sge(), count: capacity * maxSegments)
     }
 
     public var isEmpty: Bool { count == 0 }

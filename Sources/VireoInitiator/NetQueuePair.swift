@@ -65,17 +65,17 @@ final class NetQueuePair: @unchecked Sendable {
 
     // TX
     private var txRequests: [VhostUserQueueRequest?]
-    private var txFree: SlotFIFO
+    private var txFree: FixedRing<Int>
     private var txInFlight = 0
-    private let txScratch: UnsafeMutablePointer<ScatterGatherElement>
+    private let txScratch: FixedArray<ScatterGatherElement>
 
     // RX: chains held but in no receive, and receive slots (one per frame).
-    private var rxSpare: RequestFIFO
+    private var rxSpare: FixedRing<VhostUserQueueRequest>
     private var rxChains: [VhostUserQueueRequest?]
-    private let rxSGEs: UnsafeMutablePointer<ScatterGatherElement>
+    private let rxSGEs: FixedArray<ScatterGatherElement>
     private var rx: [RxSlot]
-    private var rxFree: SlotFIFO
-    private var rxAssembled: SlotFIFO
+    private var rxFree: FixedRing<Int>
+    private var rxAssembled: FixedRing<Int>
     private var rxPosted = 0
     /// Slots in state flushing, and when to stop waiting for them.
     private var rxFlushing = 0
@@ -90,9 +90,9 @@ final class NetQueuePair: @unchecked Sendable {
     private let held = Atomic<Int>(0)
     /// Receives in `recvBatch` that grant a credit when posted.
     private var batchGrants = 0
-    private let capacities: UnsafeMutablePointer<UInt32>
-    private let rxScratch: UnsafeMutablePointer<ScatterGatherElement>
-    private let lengths: UnsafeMutablePointer<UInt32>
+    private let capacities: FixedArray<UInt32>
+    private let rxScratch: FixedArray<ScatterGatherElement>
+    private let lengths: FixedArray<UInt32>
 
     // Connection
     /// The connection and its lifecycle (loss, reconnect, epochs).
@@ -125,30 +125,24 @@ final class NetQueuePair: @unchecked Sendable {
         sendBatch = SendBatch(capacity: txSlotCount + PacketConnector.creditMessageSlots, maxSegments: maxTxSegments)
         recvBatch = RecvBatch(capacity: rxSlotCount, maxSegments: maxRxSegments)
         txRequests = [VhostUserQueueRequest?](repeating: nil, count: txSlotCount)
-        txFree = SlotFIFO(capacity: txSlotCount)
+        txFree = FixedRing(capacity: txSlotCount)
         for s in 0..<txSlotCount { txFree.push(s) }
-        txScratch = .allocate(capacity: maxTxSegments)
-        rxSpare = RequestFIFO(capacity: rxSlotCount)
+        txScratch = FixedArray(repeating: Self.noSGE, count: maxTxSegments)
+        rxSpare = FixedRing(capacity: rxSlotCount)
         rxChains = [VhostUserQueueRequest?](repeating: nil, count: rxSlotCount * maxRxSegments)
-        rxSGEs = .allocate(capacity: rxSlotCount * maxRxSegments)
+        rxSGEs = FixedArray(repeating: Self.noSGE, count: rxSlotCount * maxRxSegments)
         rx = [RxSlot](repeating: RxSlot(), count: rxSlotCount)
-        rxFree = SlotFIFO(capacity: rxSlotCount)
+        rxFree = FixedRing(capacity: rxSlotCount)
         for s in 0..<rxSlotCount { rxFree.push(s) }
-        rxAssembled = SlotFIFO(capacity: rxSlotCount)
-        capacities = .allocate(capacity: maxRxSegments)
-        rxScratch = .allocate(capacity: maxRxSegments)
-        lengths = .allocate(capacity: maxRxSegments)
+        rxAssembled = FixedRing(capacity: rxSlotCount)
+        capacities = FixedArray(repeating: 0, count: maxRxSegments)
+        rxScratch = FixedArray(repeating: Self.noSGE, count: maxRxSegments)
+        lengths = FixedArray(repeating: 0, count: maxRxSegments)
         credits.reset(targetBuffers: Int(geometry.receiveBuffers), announced: NetCredits.announcement(assembled: 0))
         link.initialCredits.store(NetCredits.announcement(assembled: 0), ordering: .releasing)
     }
 
-    deinit {
-        txScratch.deallocate()
-        rxSGEs.deallocate()
-        capacities.deallocate()
-        rxScratch.deallocate()
-        lengths.deallocate()
-    }
+    private static let noSGE = ScatterGatherElement(address: 0, length: 0, lkey: 0)
 
     /// The descriptors the worker sleeps on: the CQ's channel and the link's wake eventfd.
     var wakeDescriptors: [Int32] { [cq.wakeFD, link.workerWake.fd].compactMap { $0 } }
@@ -182,7 +176,7 @@ final class NetQueuePair: @unchecked Sendable {
             return
         }
         switch NetFramePlan.transmit(req.chain, regions: nic.regions, maxSegments: maxTxSegments,
-                                     maxFrameBytes: maxFrameBytes, into: txScratch) {
+                                     maxFrameBytes: maxFrameBytes, into: txScratch.base) {
         case .drop:
             txFree.push(slot)
             counters.bump(counters.txDroppedInvalid)
@@ -204,7 +198,7 @@ final class NetQueuePair: @unchecked Sendable {
     /// is part of a receive work request.
     private func acceptReceiveBuffer(_ req: VhostUserQueueRequest) {
         guard !rxSpare.isFull,
-              NetFramePlan.receive(req.chain, regions: nic.regions, maxSegments: maxRxSegments, into: rxScratch) != nil
+              NetFramePlan.receive(req.chain, regions: nic.regions, maxSegments: maxRxSegments, into: rxScratch.base) != nil
         else {
             counters.bump(counters.rxBuffersRejected)
             req.complete(writtenLength: 0)
@@ -347,8 +341,8 @@ final class NetQueuePair: @unchecked Sendable {
         let n = rx[i].chains
         // SAFETY: n ≤ maxRxSegments, the capacity of `capacities` and `lengths`.
         for j in 0..<n { capacities[j] = rxChains[base + j]!.chain.writableBytes }
-        let used = NetFramePlan.spread(byteLength: length, capacities: UnsafeBufferPointer(start: capacities, count: n),
-                                       lengths: lengths)
+        let used = NetFramePlan.spread(byteLength: length, capacities: UnsafeBufferPointer(start: capacities.base, count: n),
+                                       lengths: lengths.base)
         NetFramePlan.writeReceiveHeader(numBuffers: UInt16(truncatingIfNeeded: used), into: rxChains[base]!.chain)
         counters.bump(counters.rxFrames)           // before the guest can see the frame
         counters.bump(counters.rxBytes, UInt64(length))
@@ -401,7 +395,7 @@ final class NetQueuePair: @unchecked Sendable {
                 // Checked on arrival; memory cannot change while chains are held (quiesce gives them back).
                 // SAFETY: sges + remaining ≤ maxRxSegments: slot `slot` owns rxSGEs[base ..< base + maxRxSegments].
                 let m = NetFramePlan.receive(r.chain, regions: nic.regions, maxSegments: maxRxSegments - sges,
-                                             into: rxSGEs + base + sges) ?? 0
+                                             into: rxSGEs.base + base + sges) ?? 0
                 rxChains[base + j] = r
                 sges += m
             }

@@ -34,8 +34,8 @@ final class RemoteQueue: @unchecked Sendable {
     private let responses: RegisteredBuffer
     private let sendBatch: SendBatch
     private let recvBatch: RecvBatch
-    private let slots: UnsafeMutablePointer<RequestSlot>
-    private var fifo: SlotFIFO
+    private let slots: FixedArray<RequestSlot>
+    private var fifo: FixedRing<Int>
 
     /// The connection and its lifecycle (loss, reconnect, epochs).
     private var fabric: QueueConnection<BlockGeometry>
@@ -94,15 +94,9 @@ final class RemoteQueue: @unchecked Sendable {
         }
         sendBatch = SendBatch(capacity: slotCount, maxSegments: 1 + TargetConnector.inlinePieces)
         recvBatch = RecvBatch(capacity: slotCount)
-        slots = .allocate(capacity: slotCount)
-        slots.initialize(repeating: RequestSlot(), count: slotCount)
-        fifo = SlotFIFO(capacity: slotCount)
+        slots = FixedArray(repeating: RequestSlot(), count: slotCount)
+        fifo = FixedRing(capacity: slotCount)
         do throws(FabricError) { try postAllReceives() } catch { throw .fabric("ibv_post_recv (queue \(index))", error) }
-    }
-
-    deinit {
-        slots.deinitialize(count: slotCount)
-        slots.deallocate()
     }
 
     /// The descriptors the worker sleeps on: the CQ's channel and the link's wake eventfd.

@@ -29,33 +29,3 @@ struct RequestSlot {
     /// Guest data pieces gathered after the capsule (inline WRITE), 0 otherwise.
     var inlinePieces = 0
 }
-
-/// A fixed-capacity FIFO of slot indices (submission order). No allocation after init.
-struct SlotFIFO {
-    private var items: [UInt16]
-    private var head = 0
-    private(set) var count = 0
-
-    init(capacity: Int) { items = [UInt16](repeating: 0, count: max(1, capacity)) }
-
-    var isEmpty: Bool { count == 0 }
-
-    mutating func push(_ slot: Int) {
-        precondition(count < items.count, "slot FIFO overflow")
-        items[(head + count) % items.count] = UInt16(truncatingIfNeeded: slot)
-        count += 1
-    }
-
-    mutating func pop() -> Int? {
-        guard count > 0 else { return nil }
-        let s = items[head]
-        head = (head + 1) % items.count
-        count -= 1
-        return Int(s)
-    }
-
-    mutating func removeAll() {
-        head = 0
-        count = 0
-    }
-}

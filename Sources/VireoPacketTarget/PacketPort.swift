@@ -50,7 +50,7 @@ public final class PacketPort: @unchecked Sendable {
     let sendBase: UnsafeMutableRawPointer
     let receiveRegion: MemoryRegion
     let sendRegion: MemoryRegion
-    var freeSends: IndexRing
+    var freeSends: FixedRing<Int>
     var sendQueueFree: Int
     let sendBatch: SendBatch
     let receiveBatch: RecvBatch
@@ -98,14 +98,12 @@ public final class PacketPort: @unchecked Sendable {
         sendRegion = s.region
         receiveBase = r.bytes.baseAddress!
         sendBase = s.bytes.baseAddress!
-        freeSends = IndexRing(capacity: max(sendSlots, 1))
+        freeSends = FixedRing(capacity: max(sendSlots, 1))
         for i in 0..<sendSlots { freeSends.push(i) }
         sendQueueFree = sendQueueDepth
         sendBatch = SendBatch(capacity: sendQueueDepth)
         receiveBatch = RecvBatch(capacity: receiveCount)
     }
-
-    deinit { freeSends.deallocate() }
 
     /// Marks the port for removal; the worker retires it at the end of its pass.
     func drop(_ reason: String) {

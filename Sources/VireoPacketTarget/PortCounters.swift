@@ -1,3 +1,4 @@
+import VireoSys
 /// Frame statistics of one port or of a whole network, bumped on the data
 /// path without locks or allocation (one writer: the network's worker).
 /// Other threads may read them racily for a rough live view.
@@ -5,17 +6,15 @@
 /// "rx" is what the target received from the port's peer, "tx" what it sent to it.
 public final class PortCounters: @unchecked Sendable {
     // SAFETY: one writing thread; readers accept torn or stale values.
-    private let storage: UnsafeMutablePointer<UInt64>
+    private let counts: FixedArray<UInt64>
+    private var storage: UnsafeMutablePointer<UInt64> { counts.base }
     private static let rxFrames = 0, rxBytes = 1, txFrames = 2, txBytes = 3, creditMessages = 4, probes = 5
     private static let dropBase = 8
     private static let count = dropBase + PortDrop.allCases.count
 
     public init() {
-        storage = .allocate(capacity: Self.count)
-        storage.initialize(repeating: 0, count: Self.count)
+        counts = FixedArray(repeating: 0, count: Self.count)
     }
-
-    deinit { storage.deallocate() }
 
     @inline(__always) func received(bytes: Int) {
         storage[Self.rxFrames] &+= 1
