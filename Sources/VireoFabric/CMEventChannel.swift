@@ -51,7 +51,10 @@ public final class CMEventChannel: @unchecked Sendable {
             : monotonicNanoseconds() &+ UInt64(timeoutMilliseconds) * 1_000_000
         while true {
             var ev: UnsafeMutablePointer<rdma_cm_event>?
-            if rdma_get_cm_event(raw, &ev) == 0, let ev {
+            let taken = try FabricError.wrap { () throws(SystemError) in
+                try takenOrWouldBlock("rdma_get_cm_event") { rdma_get_cm_event(raw, &ev) }
+            }
+            if taken, let ev {
                 let e = ev.pointee
                 var pdata: [UInt8] = []
                 var rr: UInt8 = 0, idepth: UInt8 = 0
@@ -70,10 +73,6 @@ public final class CMEventChannel: @unchecked Sendable {
                                    responderResources: rr, initiatorDepth: idepth)
                 rdma_ack_cm_event(ev)
                 return copy
-            }
-            let err = errno
-            guard err == EAGAIN || err == EWOULDBLOCK || err == EINTR else {
-                throw .call(SystemError(call: "rdma_get_cm_event", errno: err))
             }
             let now = monotonicNanoseconds()
             if now >= deadline { return nil }

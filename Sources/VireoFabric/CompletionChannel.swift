@@ -28,12 +28,10 @@ public final class CompletionChannel: @unchecked Sendable {
     func takeEvent() throws(FabricError) -> OpaquePointer? {
         var cq: UnsafeMutablePointer<ibv_cq>?
         var ctx: UnsafeMutableRawPointer?
-        if ibv_get_cq_event(raw, &cq, &ctx) != 0 {
-            let err = errno
-            if err == EAGAIN || err == EWOULDBLOCK || err == EINTR { return nil }
-            throw .call(SystemError(call: "ibv_get_cq_event", errno: err))
+        let taken = try FabricError.wrap { () throws(SystemError) in
+            try takenOrWouldBlock("ibv_get_cq_event") { ibv_get_cq_event(raw, &cq, &ctx) }
         }
-        return cq.map { OpaquePointer($0) }
+        return taken ? cq.map { OpaquePointer($0) } : nil
     }
 }
 

@@ -36,10 +36,11 @@ public final class CompletionQueue: @unchecked Sendable {
     /// Returns how many were written (0 when the CQ is empty).
     @inline(__always)
     public func poll(into completions: CompletionBuffer) throws(FabricError) -> Int {
-        let n = vireo_ibv_poll_cq(raw, Int32(completions.capacity), completions.raw)
-        if n < 0 { throw .call(SystemError(call: "ibv_poll_cq", errno: -n)) }
-        completions.count = Int(n)
-        return Int(n)
+        let n = try FabricError.wrap { () throws(SystemError) in
+            try countOrNegativeErrno("ibv_poll_cq") { vireo_ibv_poll_cq(raw, Int32(completions.capacity), completions.raw) }
+        }
+        completions.count = n
+        return n
     }
 
     /// Arms the CQ so the next completion raises a channel event.

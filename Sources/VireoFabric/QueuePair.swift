@@ -77,8 +77,9 @@ public final class QueuePair: @unchecked Sendable {
     public func moveToError() throws(FabricError) {
         var attr = ibv_qp_attr()
         attr.qp_state = IBV_QPS_ERR
-        let rc = ibv_modify_qp(raw, &attr, Int32(IBV_QP_STATE.rawValue))
-        if rc != 0 { throw .call(SystemError(call: "ibv_modify_qp(ERR)", errno: rc < 0 ? -rc : rc)) }
+        try FabricError.wrap { () throws(SystemError) in
+            try zeroOrErrno("ibv_modify_qp(ERR)") { ibv_modify_qp(raw, &attr, Int32(IBV_QP_STATE.rawValue)) }
+        }
     }
 
     /// Posts every work request in `batch` with one `ibv_post_send`, then empties it.
@@ -87,9 +88,10 @@ public final class QueuePair: @unchecked Sendable {
     public func post(_ batch: SendBatch) throws(FabricError) {
         guard let head = batch.linked() else { return }
         var bad: UnsafeMutablePointer<ibv_send_wr>?
-        let rc = vireo_ibv_post_send(raw, head, &bad)
-        batch.reset()
-        if rc != 0 { throw .call(SystemError(call: "ibv_post_send", errno: rc < 0 ? -rc : rc)) }
+        defer { batch.reset() }
+        try FabricError.wrap { () throws(SystemError) in
+            try zeroOrErrno("ibv_post_send") { vireo_ibv_post_send(raw, head, &bad) }
+        }
     }
 
     /// Posts every receive in `batch` with one `ibv_post_recv`, then empties it.
@@ -97,8 +99,9 @@ public final class QueuePair: @unchecked Sendable {
     public func post(_ batch: RecvBatch) throws(FabricError) {
         guard let head = batch.linked() else { return }
         var bad: UnsafeMutablePointer<ibv_recv_wr>?
-        let rc = vireo_ibv_post_recv(raw, head, &bad)
-        batch.reset()
-        if rc != 0 { throw .call(SystemError(call: "ibv_post_recv", errno: rc < 0 ? -rc : rc)) }
+        defer { batch.reset() }
+        try FabricError.wrap { () throws(SystemError) in
+            try zeroOrErrno("ibv_post_recv") { vireo_ibv_post_recv(raw, head, &bad) }
+        }
     }
 }

@@ -47,6 +47,25 @@ public func zeroOrMinusOne(_ call: StaticString, _ body: () -> Int32) throws(Sys
     throw SystemError(call: "\(call)", errno: err == 0 ? EIO : err)
 }
 
+/// Convention "a count, or a negative error number" (ibv_poll_cq).
+@inline(__always)
+public func countOrNegativeErrno(_ call: StaticString, _ body: () -> Int32) throws(SystemError) -> Int {
+    let n = body()
+    if n >= 0 { return Int(n) }
+    throw SystemError(call: "\(call)", errno: n == Int32.min ? EIO : -n)
+}
+
+/// Convention "0 when something was taken, else -1 and errno, EAGAIN meaning
+/// nothing is there" on a non-blocking channel (ibv_get_cq_event,
+/// rdma_get_cm_event). True: taken; false: nothing yet (EAGAIN, EWOULDBLOCK, EINTR).
+@inline(never)
+public func takenOrWouldBlock(_ call: StaticString, _ body: () -> Int32) throws(SystemError) -> Bool {
+    if body() == 0 { return true }
+    let err = errno
+    if err == EAGAIN || err == EWOULDBLOCK || err == EINTR { return false }
+    throw SystemError(call: "\(call)", errno: err == 0 ? EIO : err)
+}
+
 /// Convention "NULL and errno" (ibv_alloc_pd, ibv_reg_mr, rdma_create_event_channel...).
 @inline(never)
 public func nonNull<T>(_ call: StaticString, _ body: () -> T?) throws(SystemError) -> T {

@@ -48,7 +48,9 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private var thread: OSThread?
 
-    /// Capsules that found no receive posted at the target (an initiator beyond its credits).
+    /// Times a capsule found no receive posted at the target (receiver-not-ready: it
+    /// waits and is retried, as with an RNR retry count of 7; an initiator within its
+    /// credits never causes one).
     let receiverNotReady = Atomic<Int>(0)
 
     /// `exportQueueDepth`: the most commands the target grants per queue (the initiator's credits).
@@ -140,13 +142,17 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
     private func step(_ p: Pair) -> Int {
         var moved = 0
         // Initiator → target: capsules (SENDs, possibly gathering inline guest pieces).
-        while let o = p.initiator.queue.runNextSend(peer: targetMemory) {
+        while let next = p.initiator.queue.nextSend {
+            if next.operation == .send, !p.target.queue.hasReceivePosted {
+                receiverNotReady.add(1, ordering: .relaxed)
+                break
+            }
+            guard let o = p.initiator.queue.runNextSend(peer: targetMemory) else { break }
             moved += 1
             if let c = o.completion { p.initiator.completionQueue.push(c) }
-            guard o.completion?.isSuccess ?? true, o.request.operation == .send else { continue }
-            if let rc = p.target.queue.deliver(o.payload) { p.queue.completed(rc) } else {
-                receiverNotReady.add(1, ordering: .relaxed)
-            }
+            guard o.completion?.isSuccess ?? true, o.request.operation == .send,
+                  let rc = p.target.queue.deliver(o.payload) else { continue }
+            p.queue.completed(rc)
         }
         // Target → initiator: RDMA READs/WRITEs of guest memory, responses.
         while let o = p.target.queue.runNextSend(peer: initiatorMemory) {

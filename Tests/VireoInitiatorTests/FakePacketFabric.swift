@@ -27,7 +27,8 @@ final class FakePacketFabric: @unchecked Sendable {
     let network: PacketNetwork
     private let lock = Locked<[Pair]>([])
     private let targetMemory = FakeRegistrar(firstKey: 0x80_0000)
-    /// SENDs that found no receive posted on the other side (either side beyond its credits).
+    /// Times a SEND found no receive posted on the other side (receiver-not-ready: it waits
+    /// and is retried, as with an RNR retry count of 7).
     let receiverNotReady = Atomic<Int>(0)
     let refusing = Atomic<Bool>(false)
     let connects = Atomic<Int>(0)
@@ -119,27 +120,36 @@ final class FakePacketFabric: @unchecked Sendable {
 
     private func step(_ p: Pair, now: UInt64) -> Int {
         var moved = 0
-        while let o = p.initiator.queue.runNextSend() {
+        while let next = p.initiator.queue.nextSend {
+            if next.operation != .write, !p.target.queue.hasReceivePosted {
+                receiverNotReady.add(1, ordering: .relaxed)
+                break
+            }
+            guard let o = p.initiator.queue.runNextSend() else { break }
             moved += 1
             if let c = o.completion { p.initiator.completionQueue.push(c) }
-            guard o.completion?.isSuccess ?? true else { continue }
-            if let rc = p.target.queue.deliver(o.payload, immediate: o.request.immediate) {
-                network.completed(rc, port: p.port, now: now)
-            } else {
-                receiverNotReady.add(1, ordering: .relaxed)
-            }
+            guard o.completion?.isSuccess ?? true,
+                  let rc = p.target.queue.deliver(o.payload, immediate: o.request.immediate) else { continue }
+            network.completed(rc, port: p.port, now: now)
         }
-        while let o = p.target.queue.runNextSend() {
+        while let next = p.target.queue.nextSend {
+            if next.operation != .write, !p.initiator.queue.hasReceivePosted {
+                receiverNotReady.add(1, ordering: .relaxed)
+                break
+            }
+            guard let o = p.target.queue.runNextSend() else { break }
             moved += 1
-            if o.completion?.isSuccess ?? true {
-                if let rc = p.initiator.queue.deliver(o.payload, immediate: o.request.immediate) {
-                    p.initiator.completionQueue.push(rc)
-                } else {
-                    receiverNotReady.add(1, ordering: .relaxed)
-                }
+            if o.completion?.isSuccess ?? true, let rc = p.initiator.queue.deliver(o.payload, immediate: o.request.immediate) {
+                p.initiator.completionQueue.push(rc)
             }
             if let c = o.completion { network.completed(c, port: p.port, now: now) }
         }
         return moved
+    }
+
+    /// Nothing posted waits to be carried either way (what a test waits for before it
+    /// relies on credits having reached the other side).
+    var isIdle: Bool {
+        lock.withLock { pairs in pairs.allSatisfy { $0.initiator.queue.pendingSends == 0 && $0.target.queue.pendingSends == 0 } }
     }
 }

@@ -23,6 +23,22 @@ import Glibc
         #expect(throws: Never.self) { try zeroOrErrno("z") { 0 } }
     }
 
+    @Test func countOrNegativeErrnoReturnsTheCountOrNamesTheError() throws {
+        #expect(try countOrNegativeErrno("poll") { 7 } == 7)
+        #expect(try countOrNegativeErrno("poll") { 0 } == 0)
+        #expect(throws: SystemError(call: "poll", errno: EINVAL)) { try countOrNegativeErrno("poll") { -EINVAL } }
+    }
+
+    @Test func takenOrWouldBlockTellsNothingYetFromAnError() throws {
+        #expect(try takenOrWouldBlock("take") { 0 })
+        errno = EAGAIN
+        #expect(try !takenOrWouldBlock("take") { -1 })
+        errno = EINTR
+        #expect(try !takenOrWouldBlock("take") { -1 })
+        errno = EBADF
+        #expect(throws: SystemError(call: "take", errno: EBADF)) { try takenOrWouldBlock("take") { -1 } }
+    }
+
     @Test func nonNullThrowsWithErrno() {
         errno = EACCES
         #expect(throws: SystemError(call: "thing", errno: EACCES)) {

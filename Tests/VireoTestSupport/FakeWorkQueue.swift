@@ -87,6 +87,14 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
     /// Sends posted and not yet run.
     public var pendingSends: Int { lock.withLock { _ in sends.count } }
 
+    /// The oldest posted send, not yet run.
+    public var nextSend: WorkRequest? { lock.withLock { _ in sends.first } }
+
+    /// Whether a receive is posted for the peer's next SEND. When none is, a real
+    /// RC queue pair answers receiver-not-ready and the sender retries (retry
+    /// count 7: for ever): the SEND waits, in order, and nothing is lost.
+    public var hasReceivePosted: Bool { lock.withLock { _ in !receives.isEmpty || isInError } }
+
     // MARK: the test's side
 
     /// What running one send did.
