@@ -14,10 +14,16 @@ import Glibc
 /// Either way `--write-seeds DIR` writes the harness's seed inputs to DIR.
 public enum FuzzDriver {
     nonisolated(unsafe) static var current: FuzzHarness?
+    /// Set by `main`: the harness has the process to itself (libFuzzer or
+    /// replay), so it may check process-wide state between inputs, such as
+    /// the count of open descriptors. False in the test run, where other
+    /// tests open and close descriptors concurrently.
+    nonisolated(unsafe) static var ownsProcess = false
 
     /// Runs `harness` as this process's program; returns the exit status.
     public static func main(_ harness: FuzzHarness) -> Int32 {
         let args = Array(CommandLine.arguments.dropFirst())
+        ownsProcess = true
         if args.first == "--write-seeds" {
             guard args.count == 2 else {
                 print("usage: \(harness.name) --write-seeds DIR")

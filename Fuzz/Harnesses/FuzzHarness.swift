@@ -61,8 +61,10 @@ public struct FuzzInput {
     /// The next `count` bytes (fewer at the end).
     public mutating func take(_ count: Int) -> UnsafeRawBufferPointer {
         let n = max(0, min(count, remaining))
+        // `offset` may be past the end (a read took zeros there): slice from the end then.
+        let start = min(offset, bytes.count)
         defer { offset += n }
-        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + n)])
     }
 
     /// Everything not read yet.

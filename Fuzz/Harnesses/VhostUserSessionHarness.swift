@@ -7,15 +7,30 @@ import VireoSys
 import Glibc
 #endif
 
-// Input: messages sent over a socketpair to a live `VhostUserSession` serving
-// a `MemoryBlockDevice` (2 queues of up to 64, one worker thread). Each is
-//   fd spec u8 · header (request u32, flags u32, size u32) · payload (`size` bytes)
+// Input: messages applied to a `VhostUserSession` serving a `MemoryBlockDevice`
+// (2 queues of up to 64, one worker's worth of rings), in-process: the
+// session's stepping seam (`VhostUserSession.stepping`) validates, parses and
+// handles each message on this thread, and the rings' queue work runs here
+// too (`stepQueues`) after every message and every kick. Each message is
+//   fd spec u8 · header (request u32, flags u32, size u32) · payload (`size` bytes, at most 8192 taken)
 // The fd spec attaches (bits 0-2) 0-7 descriptors to the message: eventfds
 // when bit 3 is set, else memfds of (bits 4-5) 0, 4 KiB, 64 KiB or 1 MiB.
+// A payload shorter than `size` (the input ran out, or `size` > 8192) is a
+// truncated frame, as at a front-end's end of stream.
 // Two request codes are the harness's own, not sent:
 //   0x7f00_0001 writes the payload (offset u32, then bytes) into the newest memfd;
-//   0x7f00_0002 signals the newest eventfd (a kick) and waits 200 µs.
-// After the last message the front-end hangs up; the session must end.
+//   0x7f00_0002 signals the newest eventfd (a kick) and runs the queue work.
+// After the last message (or the first one the session refuses) the session
+// is torn down; it must then hold nothing, and (under FuzzDriver) the process
+// must have the same open descriptors as before the input.
+//
+// Descriptors are not created per input: memfds (8 per size class) and
+// eventfds (8) come from a pool made once, in turn, and each attachment is a
+// dup (the session owns and closes what it receives). After each input the
+// used memfds are truncated to 0 and back to their size (zero again), the
+// used eventfds are drained, and the turns restart, so an input replays the
+// same way. Replies go to one socketpair made once (send buffer 1 MiB) and
+// are read and dropped, with any descriptors they carry, after each input.
 
 extension FuzzHarness {
     /// A vhost-user session's state machine fed message sequences with fds.
@@ -36,23 +51,133 @@ enum VhostUserSessionHarness {
 
     static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN); return () }()
 
+    /// Descriptors made once and handed out (dup'ed) to every input.
+    final class Pool: @unchecked Sendable {
+        // SAFETY (Sendable): used by one harness run at a time (libFuzzer and
+        // replay run inputs one after another; the tests run this harness in
+        // one test case).
+        /// Memfds per size class: one SET_MEM_TABLE attaches at most 7
+        /// (spec bits 0-2), each region then its own file. Fewer empty ones:
+        /// they differ only once the harness writes past their end.
+        static let perClass = [2, 7, 7, 7]
+        static let eventfdCount = 7
+        static let shared = Pool()
+
+        var memfds: [[Int32]]
+        var eventfds: [Int32]
+        var nextMemfd = [Int](repeating: 0, count: memfdSizes.count)
+        var nextEventfd = 0
+        /// The front-end's end of the reply socket, and the end each session gets a dup of.
+        let frontend: Int32, backend: Int32
+        var reply = [UInt8](repeating: 0, count: 65536)
+
+        init() {
+            memfds = zip(memfdSizes, Self.perClass).map { (size, n) in
+                (0..<n).map { _ in (try? FileDescriptor.memfd(name: "fuzz-guest", size: size))?.release() ?? -1 }
+            }
+            eventfds = (0..<Self.eventfdCount).map { _ in vireo_eventfd(0, 1) }
+            var pair: [Int32] = [-1, -1]
+            _ = pair.withUnsafeMutableBufferPointer { vireo_socketpair($0.baseAddress) }
+            frontend = pair[0]
+            backend = pair[1]
+            if frontend >= 0 { _ = fcntl(frontend, F_SETFL, fcntl(frontend, F_GETFL) | O_NONBLOCK) }
+            // Replies are read once per input: room for 32 of the largest
+            // (4 KiB payloads) without a send ever blocking.
+            var size: Int32 = 1 << 20
+            if backend >= 0 { _ = setsockopt(backend, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
+        }
+
+        /// The next memfd of size class `sizeClass` (the pool's own; dup it to send).
+        func memfd(_ sizeClass: Int) -> Int32 {
+            defer { nextMemfd[sizeClass] += 1 }
+            return memfds[sizeClass][nextMemfd[sizeClass] % Self.perClass[sizeClass]]
+        }
+
+        func eventfd() -> Int32 {
+            defer { nextEventfd += 1 }
+            return eventfds[nextEventfd % Self.eventfdCount]
+        }
+
+        /// Reads and drops every reply waiting (closing descriptors that came with them).
+        func drainReplies() {
+            var fds = [Int32](repeating: -1, count: VhostUserChannel.maxFDs)
+            while true {
+                var nfds: Int32 = 0, truncated: Int32 = 0
+                let n = reply.withUnsafeMutableBytes { b in
+                    fds.withUnsafeMutableBufferPointer { f in
+                        vireo_recvmsg_fds(frontend, b.baseAddress, b.count, f.baseAddress, Int32(f.count), &nfds, &truncated)
+                    }
+                }
+                for i in 0..<Int(max(0, nfds)) { close(fds[i]) }
+                if n <= 0 { return }
+            }
+        }
+
+        /// Makes the descriptors used by the last input as new: memfds zeroed
+        /// at their size, eventfds at 0; the turns restart.
+        func reset() {
+            for c in memfds.indices {
+                for i in 0..<min(nextMemfd[c], Self.perClass[c]) where memfds[c][i] >= 0 {
+                    _ = ftruncate(memfds[c][i], 0)
+                    _ = ftruncate(memfds[c][i], off_t(memfdSizes[c]))
+                }
+                nextMemfd[c] = 0
+            }
+            for i in 0..<min(nextEventfd, Self.eventfdCount) where eventfds[i] >= 0 {
+                var v: UInt64 = 0
+                _ = read(eventfds[i], &v, 8)
+            }
+            nextEventfd = 0
+            drainReplies()
+        }
+    }
+
+    /// Open descriptors after the previous input (nil: not listed yet).
+    nonisolated(unsafe) static var descriptorsBefore: [Int32]?
+
     static func run(_ data: UnsafeRawBufferPointer) {
         _ = ignoreSIGPIPE
+        let pool = Pool.shared
+        let checkFDs = FuzzDriver.ownsProcess
+        if checkFDs, descriptorsBefore == nil { descriptorsBefore = openDescriptors() }
+        serve(data, pool: pool)
+        pool.reset()
+        if checkFDs, let before = descriptorsBefore {
+            // Listed once per input (a /proc listing costs as much as a short
+            // input), so what libFuzzer opened between inputs shows up here
+            // too: the pipes to llvm-symbolizer it starts to print NEW_FUNC.
+            // The session never makes a pipe; any other difference is a leak,
+            // or a descriptor of the harness's closed by the session.
+            let after = openDescriptors()
+            if after != before {
+                let opened = after.filter { !before.contains($0) }, closed = before.filter { !after.contains($0) }
+                let leaked = opened.filter { !isPipe($0) }
+                FuzzCheck.require(leaked.isEmpty && closed.isEmpty,
+                                  "descriptors \(leaked) left open, \(closed) closed by the input")
+                descriptorsBefore = after
+            }
+        }
+    }
+
+    static func isPipe(_ fd: Int32) -> Bool {
+        var st = stat()
+        return fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFIFO
+    }
+
+    /// One input against one session, torn down before returning.
+    static func serve(_ data: UnsafeRawBufferPointer, pool: Pool) {
         var input = FuzzInput(data)
         let device = MemoryBlockDevice(capacityBytes: 64 << 10, numQueues: 2, maxQueueSize: 64, workerCount: 1)
-        var pair: UnixSocketPair
-        do { pair = try UnixSocket.pair() } catch { return }
-        let frontend = pair.first.take()!
-        let session = VhostUserSession(
-            socket: pair.second.take()!, device: device,
+        let raw = fcntl(pool.backend, F_DUPFD_CLOEXEC, 0)
+        guard raw >= 0 else { return }
+        let session = VhostUserSession.stepping(
+            socket: UnixSocket(fd: FileDescriptor(owning: raw)), device: device,
             options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 10, spinNanoseconds: 1000),
                                       drainTimeoutNanoseconds: 100_000_000),
             logger: logger)
-        guard let thread = try? OSThread(name: "fuzz-session", { session.run() }) else { return }
-        var memfds: [Int32] = [], eventfds: [Int32] = []
-        defer {
-            for fd in memfds + eventfds { close(fd) }
-        }
+        var newestMemfd: Int32 = -1, newestEventfd: Int32 = -1
+        var frame: [UInt8] = []
+        frame.reserveCapacity(VhostUserHeader.size + 8192)
         var messages = 0
         send: while !input.isEmpty, messages < 32 {
             messages += 1
@@ -64,42 +189,62 @@ enum VhostUserSessionHarness {
                 var p = FuzzInput(payload)
                 let offset = Int(p.read(UInt32.self) % (1 << 20))
                 let bytes = p.rest()
-                if let fd = memfds.last, bytes.count > 0 { _ = pwrite(fd, bytes.baseAddress, bytes.count, off_t(offset)) }
+                if newestMemfd >= 0, bytes.count > 0 { _ = pwrite(newestMemfd, bytes.baseAddress, bytes.count, off_t(offset)) }
                 continue send
             case kick:
-                if let fd = eventfds.last {
+                if newestEventfd >= 0 {
                     var one: UInt64 = 1
-                    _ = write(fd, &one, 8)
-                    usleep(200)   // let the worker see it before the hang-up
+                    _ = write(newestEventfd, &one, 8)
+                    runQueues(session)
                 }
                 continue send
             default: break
             }
-            var fds: [Int32] = []
+            let fds = ReceivedFileDescriptors()
             for _ in 0..<Int(spec & 7) {
-                if spec & 8 != 0 {
-                    let fd = vireo_eventfd(0, 1)
-                    if fd >= 0 { eventfds.append(fd); fds.append(fd) }
-                } else if let fd = try? FileDescriptor.memfd(name: "fuzz-guest", size: memfdSizes[Int(spec >> 4) & 3]) {
-                    let raw = fd.release()
-                    memfds.append(raw)
-                    fds.append(raw)
-                }
+                let own = spec & 8 != 0 ? pool.eventfd() : pool.memfd(Int(spec >> 4) & 3)
+                guard own >= 0 else { continue }
+                if spec & 8 != 0 { newestEventfd = own } else { newestMemfd = own }
+                let fd = fcntl(own, F_DUPFD_CLOEXEC, 0)
+                if fd >= 0 { fds.append(fd) }
             }
-            var frame: [UInt8] = []
+            frame.removeAll(keepingCapacity: true)
             VhostUserHeader(request: request, flags: flags, size: size).encode(into: &frame)
-            frame += payload
-            // A refused message closes the connection; later sends fail and end the input.
-            do { try send(frame, fds: fds, on: frontend) } catch { break send }
+            frame.append(contentsOf: payload)
+            let end = frame.withUnsafeBytes { session.step(frame: $0, fds: fds) }
+            // A refused message closes the connection: the input ends there.
+            if end != nil { break send }
+            runQueues(session)
         }
-        // Hang up (writing side only: replies still land in our receive buffer,
-        // unread); run() must return (teardown stops the workers and unmaps).
-        _ = shutdown(frontend.rawValue, Int32(SHUT_WR))
-        thread.join()
+        session.finishStepping()
+        FuzzCheck.require(session.holdsNothing, "session holds memory, rings or eventfds after its teardown")
     }
 
-    static func send(_ frame: [UInt8], fds: [Int32], on socket: borrowing UnixSocket) throws {
-        try frame.withUnsafeBytes { (b) in try socket.send(b, fds: fds) }
+    /// The worker's loop while it has work (bounded: a ring the guest keeps
+    /// refilling cannot hold the input forever).
+    static func runQueues(_ session: VhostUserSession) {
+        var rounds = 0
+        while rounds < 8, session.stepQueues() > 0 { rounds += 1 }
+    }
+
+    /// The process's open descriptors, from /proc/self/fd (without the
+    /// listing's own), in the order listed.
+    static func openDescriptors() -> [Int32] {
+        guard let d = opendir("/proc/self/fd") else { return [] }
+        let own = dirfd(d)
+        var fds: [Int32] = []
+        fds.reserveCapacity(64)
+        while let e = readdir(d) {
+            let fd = withUnsafeBytes(of: e.pointee.d_name) { name -> Int32 in
+                guard name[0] != UInt8(ascii: ".") else { return -1 }
+                var v: Int32 = 0
+                for c in name { if c == 0 { break }; v = v &* 10 &+ Int32(c &- 48) }
+                return v
+            }
+            if fd >= 0, fd != own { fds.append(fd) }
+        }
+        closedir(d)
+        return fds.sorted()
     }
 
     static func message(_ request: VhostUserRequest, spec: UInt8 = 0, flags: UInt32 = VhostUserHeader.version,

@@ -80,12 +80,39 @@ public final class VhostUserChannel: @unchecked Sendable {
     /// Reads and validates one request; `nil` at a clean end of stream.
     public func readMessage() throws(VhostUserChannelError) -> VhostUserReceivedMessage? {
         guard let (header, payload, fds) = try readFrame() else { return nil }
+        return try Self.message(header: header, payload: payload, fds: fds)
+    }
+
+    /// Parses a framed request (`readMessage`'s last step).
+    static func message(header: VhostUserHeader, payload: UnsafeRawBufferPointer,
+                        fds: ReceivedFileDescriptors) throws(VhostUserChannelError) -> VhostUserReceivedMessage {
         do {
             let message = try VhostUserMessage.parse(header: header, payload: payload, fdCount: fds.count)
             return VhostUserReceivedMessage(header: header, message: message, fds: fds)
         } catch {
             throw .protocolError(error)
         }
+    }
+
+    /// Test seam (`VhostUserSession.step`): validates and parses one whole
+    /// frame, header then payload, that did not come through a socket, with
+    /// the checks `readFrame` and `readMessage` apply to one that did (header
+    /// length, payload size limit, payload complete, at most `maxFDs` fds).
+    package static func message(frame: UnsafeRawBufferPointer,
+                                fds: ReceivedFileDescriptors) throws(VhostUserChannelError) -> VhostUserReceivedMessage {
+        let header: VhostUserHeader
+        do { header = try VhostUserHeader(decoding: frame) } catch { throw .protocolError(error) }
+        let request = VhostUserRequest(rawValue: header.request)
+        let size = Int(header.size)
+        guard size <= VhostUserHeader.maxPayloadSize else {
+            throw .protocolError(VhostUserProtocolError(request: request, .payloadTooLarge(size: size, max: VhostUserHeader.maxPayloadSize)))
+        }
+        let got = frame.count - VhostUserHeader.size
+        guard got == size else {
+            throw .protocolError(VhostUserProtocolError(request: request, .truncatedPayload(expected: size, received: got)))
+        }
+        guard !fds.truncated, fds.count <= maxFDs else { throw .protocolError(VhostUserProtocolError(request: request, .tooManyFDs)) }
+        return try message(header: header, payload: UnsafeRawBufferPointer(rebasing: frame[VhostUserHeader.size...]), fds: fds)
     }
 
     /// Sends a message: header with `flags`, then `payload`, with `fds` attached.

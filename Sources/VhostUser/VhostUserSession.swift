@@ -44,6 +44,9 @@ public final class VhostUserSession: @unchecked Sendable {
     var inflight: InflightRegion?
     var logFD: FileDescriptor?
     var status: UInt64 = 0
+    /// Set by `stepping(...)`: no worker threads; the caller runs the queue
+    /// work with `stepQueues()`. The rings of each would-be worker, by worker id.
+    var steppedGroups: [[VhostUserVring]]?
     /// A worker did not park in time; see `quiesced`.
     private(set) var isWedged = false
     let backendChannel = Locked<VhostUserChannel?>(nil)
@@ -93,14 +96,7 @@ public final class VhostUserSession: @unchecked Sendable {
             do {
                 received = try channel.readMessage()
             } catch {
-                switch error {
-                case .protocolError(let e):
-                    logger.error("vhost-user: closing connection: \(e)")
-                    return .protocolError(e)
-                case .system(let e):
-                    logger.error("vhost-user: socket error: \(e)")
-                    return .socketError(e)
-                }
+                return ended(by: error)
             }
             guard let received else {
                 if let e = peerFault() { return .protocolError(e) }
@@ -108,22 +104,41 @@ public final class VhostUserSession: @unchecked Sendable {
                 return .disconnected
             }
             if let e = peerFault() { return .protocolError(e) }
-            let m = received.message
-            let wantsAck = received.header.needsReply && protocolFeatures.contains(.replyAck) && !m.hasReply
-            do {
-                logger.trace("vhost-user: \(m.request)")
-                try handle(m, fds: received.fds)
-                if wantsAck { try channel.reply(to: m.request, payload: u64(0)) }
-            } catch let e as VhostUserProtocolError {
-                logger.error("vhost-user: closing connection: \(e)")
-                if wantsAck { try? channel.reply(to: m.request, payload: u64(1)) }
-                return .protocolError(e)
-            } catch let e as SystemError {
-                logger.error("vhost-user: \(m.request): reply failed: \(e)")
-                return .socketError(e)
-            } catch {
-                return .socketError(SystemError(call: "vhost-user", errno: 5))
-            }
+            if let end = apply(received) { return end }
+        }
+    }
+
+    /// The end of a connection whose next request could not be read.
+    func ended(by error: VhostUserChannelError) -> End {
+        switch error {
+        case .protocolError(let e):
+            logger.error("vhost-user: closing connection: \(e)")
+            return .protocolError(e)
+        case .system(let e):
+            logger.error("vhost-user: socket error: \(e)")
+            return .socketError(e)
+        }
+    }
+
+    /// Handles one request and acks it (REPLY_ACK); the connection's end when
+    /// it was refused or its reply failed, else nil.
+    func apply(_ received: VhostUserReceivedMessage) -> End? {
+        let m = received.message
+        let wantsAck = received.header.needsReply && protocolFeatures.contains(.replyAck) && !m.hasReply
+        do {
+            logger.trace("vhost-user: \(m.request)")
+            try handle(m, fds: received.fds)
+            if wantsAck { try channel.reply(to: m.request, payload: u64(0)) }
+            return nil
+        } catch let e as VhostUserProtocolError {
+            logger.error("vhost-user: closing connection: \(e)")
+            if wantsAck { try? channel.reply(to: m.request, payload: u64(1)) }
+            return .protocolError(e)
+        } catch let e as SystemError {
+            logger.error("vhost-user: \(m.request): reply failed: \(e)")
+            return .socketError(e)
+        } catch {
+            return .socketError(SystemError(call: "vhost-user", errno: 5))
         }
     }
 
@@ -159,6 +174,7 @@ public final class VhostUserSession: @unchecked Sendable {
     /// not park in time (wedged in a write to a blocking, saturated call fd)
     /// fails the connection: nothing is answered while it may still run.
     func quiesced<T>(_ body: () throws(VhostUserProtocolError) -> T) throws(VhostUserProtocolError) -> T {
+        if let groups = steppedGroups { drainStepped(groups) }
         defer { for w in workers { w.resume() } }
         for w in workers where !w.pause() {
             isWedged = true

@@ -196,12 +196,7 @@ final class VhostUserWorker: @unchecked Sendable {
                 idle = 0
                 continue
             }
-            var did = 0
-            for r in rings where r.isRunning && !r.pulledOnDemand && !faulted {
-                let budget = min(options.batch, device.admissionBudget(queue: r.index))
-                if budget > 0 { did += r.process(device: device, budget: budget) }
-            }
-            did += device.poll(worker: id)
+            let did = Self.serviceRound(rings, device: device, worker: id, batch: options.batch, faulted: faulted)
             if did > 0 { idle = 0; continue }
             if idle == 0 { idleSince = monotonicNanoseconds() }
             idle += 1
@@ -230,6 +225,22 @@ final class VhostUserWorker: @unchecked Sendable {
             for r in rings where r.isRunning { r.queue?.disableKickNotifications() }
             idle = 0
         }
+    }
+
+    /// One round of queue work: pops up to `batch` (and the device's
+    /// admission budget) from each running ring the worker pops, unless the
+    /// connection `faulted`, then polls the device. Returns how much was done.
+    /// The worker loop's body, and `VhostUserSession.stepQueues()`'s.
+    @inline(__always)
+    static func serviceRound(_ rings: [VhostUserVring], device: VhostUserDevice, worker id: Int, batch: Int,
+                             faulted: Bool) -> Int {
+        var did = 0
+        for r in rings where r.isRunning && !r.pulledOnDemand && !faulted {
+            let budget = min(batch, device.admissionBudget(queue: r.index))
+            if budget > 0 { did += r.process(device: device, budget: budget) }
+        }
+        did += device.poll(worker: id)
+        return did
     }
 
     private func park(generation gen: UInt64) {

@@ -164,7 +164,10 @@ public final class ReceivedFileDescriptors: @unchecked Sendable {
     /// How many descriptors are held (taken or not).
     public var count: Int { fds.count }
 
-    func append(_ fd: Int32) { fds.append(fd) }
+    /// Adds `fd` (owned from now on) as if it had arrived with a message;
+    /// `receive` uses it, and so do tests that feed a vhost-user session
+    /// without a socket (`VhostUserSession.step`).
+    package func append(_ fd: Int32) { fds.append(fd) }
 
     /// Takes ownership of descriptor `index`; `nil` if out of range or already taken.
     public func take(_ index: Int) -> FileDescriptor? {
