@@ -96,6 +96,24 @@ public struct FileDescriptor: ~Copyable, Sendable {
         return st
     }
 
+    /// What `fstat(2)` says of the open file, as Swift values.
+    public struct Status: Sendable, Equatable {
+        /// A regular file (not a directory, device, FIFO or socket).
+        public var isRegularFile: Bool
+        /// The permission bits (`mode & 0o7777`).
+        public var permissions: UInt32
+        /// The owner's user id.
+        public var owner: UInt32
+        public var size: Int
+    }
+
+    /// `fstat(2)`, as Swift values.
+    public func fileStatus() throws(SystemError) -> Status {
+        let st = try status()
+        return Status(isRegularFile: st.st_mode & S_IFMT == S_IFREG, permissions: UInt32(st.st_mode & 0o7777),
+                      owner: UInt32(st.st_uid), size: Int(st.st_size))
+    }
+
     /// Size of the open file (`fstat`).
     public func size() throws(SystemError) -> Int {
         Int(try status().st_size)
