@@ -131,10 +131,16 @@ let package = Package(
             ],
             path: "bench"
         ),
+        // What the executables share on the command line: the gen-key subcommand.
+        .target(
+            name: "VireoCommandLine",
+            dependencies: ["VireoDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "vireo-target",
             dependencies: [
                 "VireoFabric", "VireoSys", "VireoDaemon", "VireoTarget", "VireoBlockTarget", "VireoPacketTarget",
+                "VireoCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -144,7 +150,7 @@ let package = Package(
             name: "vireo-initiator",
             dependencies: [
                 "VireoDaemon",
-                "VireoFabric", "VireoSys", "VhostUser", "VireoInitiator",
+                "VireoFabric", "VireoSys", "VhostUser", "VireoInitiator", "VireoCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -166,8 +172,8 @@ let package = Package(
         .executableTarget(name: "FuzzVhostUserSession", dependencies: ["VireoFuzz", "CVireoFuzz"],
                           path: "Fuzz/FuzzVhostUserSession"),
         .executableTarget(name: "FuzzPacketSwitch", dependencies: ["VireoFuzz", "CVireoFuzz"], path: "Fuzz/FuzzPacketSwitch"),
-        // What the test targets share: the RDMA test environment, the check for refused configurations
-        // (and, next, a fake verbs layer).
+        // What the test targets share: the RDMA test environment, the check for refused configurations,
+        // and the fake verbs layer.
         .target(name: "VireoTestSupport", dependencies: ["VireoFabric", "VireoDaemon", "VireoSys"], path: "Tests/VireoTestSupport"),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
         .testTarget(name: "VireoDaemonTests", dependencies: ["VireoDaemon", "VireoSys"]),

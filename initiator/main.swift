@@ -1,6 +1,7 @@
 // vireo-initiator: the compute host's vhost-user backend. This executable
 // only parses options and runs what the libraries build.
 import VireoDaemon
+import VireoCommandLine
 import ArgumentParser
 import Logging
 import VhostUser
@@ -16,7 +17,7 @@ struct VireoInitiator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vireo-initiator",
         abstract: "Vireo initiator: vhost-user disks and NICs backed by a remote target over RDMA.",
-        subcommands: [Serve.self, FabricCheck.self, LocalDisk.self, LoopbackNet.self, GenKey.self])
+        subcommands: [Serve.self, FabricCheck.self, LocalDisk.self, LoopbackNet.self, GenKeyCommand.self])
 }
 
 extension VireoInitiator {
@@ -229,25 +230,4 @@ extension VireoInitiator {
 func printError(_ line: String) {
     var text = line + "\n"
     text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-}
-
-extension VireoInitiator {
-    struct GenKey: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "gen-key",
-            abstract: "Make a secret key for this host's authentication (VIREO-1 format; docs/security.md).")
-
-        @Option(help: "Write the key to this new file, mode 600 (an existing file is never overwritten); without it, print the key.")
-        var out: String?
-
-        @Option(help: "Secret length in bytes: 32, 48 or 64.")
-        var bytes: Int = 32
-
-        func run() throws {
-            do { print(try SecretKey.genKeyCommand(path: out, length: bytes)) } catch {
-                printError("vireo-initiator: \(error)")
-                throw ExitCode(64)
-            }
-        }
-    }
 }

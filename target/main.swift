@@ -8,6 +8,7 @@ import VireoPacketTarget
 import VireoSys
 import VireoTarget
 import VireoDaemon
+import VireoCommandLine
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,7 +18,7 @@ struct VireoTarget: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vireo-target",
         abstract: "Vireo target: serves block and packet endpoints over RDMA.",
-        subcommands: [Serve.self, FabricCheck.self, Devices.self, GenKey.self])
+        subcommands: [Serve.self, FabricCheck.self, Devices.self, GenKeyCommand.self])
 }
 
 extension VireoTarget {
@@ -110,25 +111,4 @@ extension VireoTarget {
             for name in names { print(try VerbsContext(deviceName: name).query()) }
         }
     }
-
-    struct GenKey: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "gen-key",
-            abstract: "Make a secret key for this host's authentication (VIREO-1 format; docs/security.md).")
-
-        @Option(help: "Write the key to this new file, mode 600 (an existing file is never overwritten); without it, print the key.")
-        var out: String?
-
-        @Option(help: "Secret length in bytes: 32, 48 or 64.")
-        var bytes: Int = 32
-
-        func run() throws {
-            do { print(try SecretKey.genKeyCommand(path: out, length: bytes)) } catch {
-                var text = "vireo-target: \(error)\n"
-                text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-                throw ExitCode(64)
-            }
-        }
-    }
-
 }

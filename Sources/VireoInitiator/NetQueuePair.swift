@@ -260,7 +260,7 @@ final class NetQueuePair: @unchecked Sendable {
     /// connections are discarded, so they never crowd the shared CQ).
     private func reap() -> Int {
         var done = 0
-        drain: while true {
+        while true {
             let n: Int
             do { n = try cq.poll(into: completions) } catch { lose("ibv_poll_cq: \(error)"); break }
             if n == 0 { break }
@@ -270,17 +270,20 @@ final class NetQueuePair: @unchecked Sendable {
                 guard fabric.isCurrent(c.wrId), connection != nil else {
                     // A lost connection's work request: a receive it flushed (or
                     // filled before the flush) gives its buffers back now.
-                    if rxFlushing > 0, Work(rawValue: WorkID.kind(c.wrId)) == .receive, i < rxSlotCount,
-                       rx[i].state == .flushing, rx[i].postEpoch == WorkID.generation(c.wrId) {
-                        retireFlushed(slot: i)
-                        done += 1
-                    }
+                    if retireIfFlushed(c) { done += 1 }
                     continue
                 }
-                guard c.isSuccess else { lose("\(c.error)"); break drain }
+                // A failure ends the connection; the rest of this batch (the other
+                // receives' flushes, typically) is still taken below, as the lost
+                // connection's, and so is this completion if it was a receive.
+                guard c.isSuccess else {
+                    lose("\(c.error)")
+                    if retireIfFlushed(c) { done += 1 }
+                    continue
+                }
                 switch Work(rawValue: WorkID.kind(c.wrId)) {
                 case .frame:
-                    guard i < txSlotCount, let r = txRequests[i] else { lose("send completion for unknown slot \(i)"); break drain }
+                    guard i < txSlotCount, let r = txRequests[i] else { lose("send completion for unknown slot \(i)"); continue }
                     txRequests[i] = nil
                     txFree.push(i)
                     txInFlight -= 1
@@ -288,7 +291,10 @@ final class NetQueuePair: @unchecked Sendable {
                 case .credit:
                     creditMessagesInFlight -= 1
                 case .receive:
-                    guard received(slot: i, c) else { break drain }
+                    guard received(slot: i, c) else {
+                        if retireIfFlushed(c) { done += 1 }   // its buffers: the peer broke the connection on them
+                        continue
+                    }
                 case nil:
                     continue
                 }
@@ -296,6 +302,17 @@ final class NetQueuePair: @unchecked Sendable {
             }
         }
         return done
+    }
+
+    /// A completion of a lost connection's receive whose slot is flushing: the RNIC is
+    /// done with its buffers, which go back (or are kept for the next connection). True
+    /// when it was one.
+    private func retireIfFlushed(_ c: Completion) -> Bool {
+        let i = WorkID.index(c.wrId)
+        guard rxFlushing > 0, Work(rawValue: WorkID.kind(c.wrId)) == .receive, i < rxSlotCount,
+              rx[i].state == .flushing, rx[i].postEpoch == WorkID.generation(c.wrId) else { return false }
+        retireFlushed(slot: i)
+        return true
     }
 
     /// A message from the target landed in receive slot `slot`; false when the peer is broken.

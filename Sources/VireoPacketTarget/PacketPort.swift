@@ -57,6 +57,8 @@ public final class PacketPort: @unchecked Sendable {
 
     /// Frames the target may still send to this port.
     var credits: Int
+    /// `credits`, for tests and the stats (worker thread, or racy).
+    package var availableCredits: Int { credits }
     /// Receive buffers reposted and not yet announced to the peer.
     var pendingReturn = 0
     /// When the oldest unannounced repost happened (monotonic ns).

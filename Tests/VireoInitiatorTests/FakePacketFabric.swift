@@ -31,6 +31,9 @@ final class FakePacketFabric: @unchecked Sendable {
     /// and is retried, as with an RNR retry count of 7).
     let receiverNotReady = Atomic<Int>(0)
     let refusing = Atomic<Bool>(false)
+    /// The receive buffers each connect request announced, in connect order.
+    private let announcements = Locked<[Int]>([])
+    var announced: [Int] { announcements.withLock { $0 } }
     let connects = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private var thread: OSThread?
@@ -74,6 +77,7 @@ final class FakePacketFabric: @unchecked Sendable {
                         description: String) throws(InitiatorError) -> (any FabricLink, PacketGeometry) {
         let queue = Int(req.queueIndex)
         if refusing.load(ordering: .acquiring) { throw .connect(target: description, queue: queue, .noListener(description)) }
+        announcements.withLock { $0.append(Int(req.queueDepth)) }
         let config = network.config
         let geometry = PacketGeometry(mtu: UInt32(config.mtu), receiveBuffers: UInt16(config.receiveBuffers),
                                       flags: req.port != nil ? PacketGeometry.flagPortJoined : 0)
@@ -146,6 +150,9 @@ final class FakePacketFabric: @unchecked Sendable {
         }
         return moved
     }
+
+    /// Every port may send its NIC at least one frame (its NIC announced or granted buffers).
+    var everyPortHasCredit: Bool { lock.withLock { pairs in pairs.allSatisfy { $0.port.availableCredits > 0 } } }
 
     /// Nothing posted waits to be carried either way (what a test waits for before it
     /// relies on credits having reached the other side).

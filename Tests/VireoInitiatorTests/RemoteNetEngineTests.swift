@@ -116,7 +116,10 @@ import VireoWire
         // posted them again and the fabric carried everything.
         #expect(Self.waitFor { a.device.counters.reconnects.load(ordering: .relaxed) == 1
             && b.device.counters.reconnects.load(ordering: .relaxed) == 1 })
-        #expect(Self.waitFor { fabric.isIdle })
+        #expect(Self.waitFor { fabric.isIdle && fabric.everyPortHasCredit })
+        // Every posted buffer of the lost connection flushed at once and was announced to the
+        // new one (8 posted, 2 kept in reserve): none waited for the 2 s flush timeout.
+        #expect(Array(fabric.announced.suffix(2)) == [6, 6])
         #expect(NetGuest.broadcastAndReply(from: a, to: b, seed: 8))
         #expect(a.device.counters.reconnects.load(ordering: .relaxed) == 1)
     }
