@@ -21,6 +21,9 @@ public struct WorkRequest: Sendable, Equatable {
 
     /// Bytes its local segments add up to.
     public var byteCount: Int { segments.reduce(0) { $0 + Int($1.length) } }
+
+    /// Whether it lands in one of the peer's posted receives (a SEND, or a WRITE with immediate).
+    public var consumesReceive: Bool { operation == .send || operation == .sendWithImmediate || operation == .writeWithImmediate }
 }
 
 /// A posted receive as Swift values (see `WorkRequest`).
@@ -78,23 +81,31 @@ extension Completion {
     /// A completion made by a fake work queue (tests): the same value a device's CQ poll yields.
     package init(wrId: UInt64, status: CompletionStatus, kind: Kind, byteLength: UInt32 = 0,
                  immediate: UInt32? = nil, qpNumber: UInt32 = 0) {
-        var wc = ibv_wc()
-        wc.wr_id = wrId
-        wc.status = status.raw
-        wc.opcode = switch kind {
+        let opcode = switch kind {
         case .send: IBV_WC_SEND
         case .rdmaWrite: IBV_WC_RDMA_WRITE
         case .rdmaRead: IBV_WC_RDMA_READ
         case .receive: IBV_WC_RECV
         case .receiveWithImmediate: IBV_WC_RECV_RDMA_WITH_IMM
         }
+        self.init(Self.wc(wrId: wrId, status: status, opcode: opcode, byteLength: byteLength, immediate: immediate,
+                          qpNumber: qpNumber))
+    }
+
+    /// The `ibv_wc` a device would have written for these values (the inverse of `init(_:)`).
+    static func wc(wrId: UInt64, status: CompletionStatus, opcode: ibv_wc_opcode, byteLength: UInt32,
+                   immediate: UInt32?, qpNumber: UInt32) -> ibv_wc {
+        var wc = ibv_wc()
+        wc.wr_id = wrId
+        wc.status = status.raw
+        wc.opcode = opcode
         wc.byte_len = byteLength
         if let immediate {
             wc.imm_data = immediate.bigEndian
             wc.wc_flags = UInt32(IBV_WC_WITH_IMM.rawValue)
         }
         wc.qp_num = qpNumber
-        self.init(wc)
+        return wc
     }
 }
 
@@ -104,17 +115,8 @@ extension CompletionBuffer {
     package func load(_ items: ArraySlice<Completion>) -> Int {
         let n = min(items.count, capacity)
         for (k, c) in items.prefix(n).enumerated() {
-            var wc = ibv_wc()
-            wc.wr_id = c.wrId
-            wc.status = c.status.raw
-            wc.opcode = c.opcode
-            wc.byte_len = c.byteLength
-            if c.hasImmediate {
-                wc.imm_data = c.immediate.bigEndian
-                wc.wc_flags = UInt32(IBV_WC_WITH_IMM.rawValue)
-            }
-            wc.qp_num = c.qpNumber
-            raw[k] = wc
+            raw[k] = Completion.wc(wrId: c.wrId, status: c.status, opcode: c.opcode, byteLength: c.byteLength,
+                                   immediate: c.hasImmediate ? c.immediate : nil, qpNumber: c.qpNumber)
         }
         count = n
         return n

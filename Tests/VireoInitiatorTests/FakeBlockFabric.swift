@@ -140,29 +140,22 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
 
     /// Moves everything one pair has posted, both ways; returns how many work requests ran.
     private func step(_ p: Pair) -> Int {
-        var moved = 0
         // Initiator → target: capsules (SENDs, possibly gathering inline guest pieces).
-        while let next = p.initiator.queue.nextSend {
-            if next.operation == .send, !p.target.queue.hasReceivePosted {
-                receiverNotReady.add(1, ordering: .relaxed)
-                break
-            }
-            guard let o = p.initiator.queue.runNextSend(peer: targetMemory) else { break }
-            moved += 1
+        let toTarget = p.initiator.queue.runAllSends(peer: targetMemory, receiver: p.target.queue) { o in
             if let c = o.completion { p.initiator.completionQueue.push(c) }
             guard o.completion?.isSuccess ?? true, o.request.operation == .send,
-                  let rc = p.target.queue.deliver(o.payload) else { continue }
+                  let rc = p.target.queue.deliver(o.payload) else { return }
             p.queue.completed(rc)
         }
+        if toTarget.receiverNotReady { receiverNotReady.add(1, ordering: .relaxed) }
         // Target → initiator: RDMA READs/WRITEs of guest memory, responses.
-        while let o = p.target.queue.runNextSend(peer: initiatorMemory) {
-            moved += 1
+        let toInitiator = p.target.queue.runAllSends(peer: initiatorMemory) { o in
             if o.request.operation == .send, o.completion?.isSuccess ?? true,
                let rc = p.initiator.queue.deliver(o.payload) {
                 p.initiator.completionQueue.push(rc)
             }
             if let c = o.completion { p.queue.completed(c) }
         }
-        return moved
+        return toTarget.ran + toInitiator.ran
     }
 }

@@ -123,32 +123,23 @@ final class FakePacketFabric: @unchecked Sendable {
     }
 
     private func step(_ p: Pair, now: UInt64) -> Int {
-        var moved = 0
-        while let next = p.initiator.queue.nextSend {
-            if next.operation != .write, !p.target.queue.hasReceivePosted {
-                receiverNotReady.add(1, ordering: .relaxed)
-                break
-            }
-            guard let o = p.initiator.queue.runNextSend() else { break }
-            moved += 1
+        let toTarget = p.initiator.queue.runAllSends(receiver: p.target.queue) { o in
             if let c = o.completion { p.initiator.completionQueue.push(c) }
-            guard o.completion?.isSuccess ?? true,
-                  let rc = p.target.queue.deliver(o.payload, immediate: o.request.immediate) else { continue }
+            guard o.completion?.isSuccess ?? true, o.request.consumesReceive,
+                  let rc = p.target.queue.deliver(o.payload, immediate: o.request.immediate) else { return }
             network.completed(rc, port: p.port, now: now)
         }
-        while let next = p.target.queue.nextSend {
-            if next.operation != .write, !p.initiator.queue.hasReceivePosted {
-                receiverNotReady.add(1, ordering: .relaxed)
-                break
-            }
-            guard let o = p.target.queue.runNextSend() else { break }
-            moved += 1
-            if o.completion?.isSuccess ?? true, let rc = p.initiator.queue.deliver(o.payload, immediate: o.request.immediate) {
+        let toInitiator = p.target.queue.runAllSends(receiver: p.initiator.queue) { o in
+            if o.completion?.isSuccess ?? true, o.request.consumesReceive,
+               let rc = p.initiator.queue.deliver(o.payload, immediate: o.request.immediate) {
                 p.initiator.completionQueue.push(rc)
             }
             if let c = o.completion { network.completed(c, port: p.port, now: now) }
         }
-        return moved
+        for stalled in [toTarget.receiverNotReady, toInitiator.receiverNotReady] where stalled {
+            receiverNotReady.add(1, ordering: .relaxed)
+        }
+        return toTarget.ran + toInitiator.ran
     }
 
     /// Every port may send its NIC at least one frame (its NIC announced or granted buffers).

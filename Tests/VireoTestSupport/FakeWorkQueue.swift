@@ -154,10 +154,24 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
         }
     }
 
-    /// Runs every posted send (and any the `handle` callback makes the engine post) until none is left.
-    /// `handle` gets each outcome, typically to feed its completion to the engine.
-    public func runAllSends(peer: FakeRegistrar? = nil, _ handle: (Outcome) -> Void) {
-        while let o = runNextSend(peer: peer) { handle(o) }
+    /// Runs every posted send (and any the `handle` callback makes the engine post) until none is
+    /// left. `handle` gets each outcome, typically to feed its completion to the engine.
+    ///
+    /// With a `receiver` (the peer's queue pair), a send that would land in one of its receives
+    /// waits while it has none posted: receiver-not-ready, which RC retries for ever (retry count
+    /// 7), so it and everything after it wait, in order. Returns how many ran, and whether the
+    /// run stopped at such a send.
+    @discardableResult
+    public func runAllSends(peer: FakeRegistrar? = nil, receiver: FakeWorkQueue? = nil,
+                            _ handle: (Outcome) -> Void) -> (ran: Int, receiverNotReady: Bool) {
+        var ran = 0
+        while let next = nextSend {
+            if let receiver, next.consumesReceive, !receiver.hasReceivePosted { return (ran, true) }
+            guard let o = runNextSend(peer: peer) else { break }
+            ran += 1
+            handle(o)
+        }
+        return (ran, false)
     }
 
     /// Delivers a peer's SEND into the oldest posted receive: the receive completion the
