@@ -39,7 +39,8 @@ public protocol VhostUserDevice: AnyObject, Sendable {
     func configSpace() -> [UInt8]
     /// SET_CONFIG: the front-end writes `data` at `offset`. Throw to refuse.
     func writeConfig(offset: UInt32, data: [UInt8]) throws(VhostUserProtocolError)
-    /// SET_FEATURES accepted these bits.
+    /// SET_FEATURES accepted these bits. Called while every queue worker is parked,
+    /// so a device may keep them in a plain field its workers read.
     func featuresNegotiated(_ features: UInt64)
     /// A popped request (worker thread). Complete it exactly once.
     func handle(_ request: VhostUserQueueRequest)

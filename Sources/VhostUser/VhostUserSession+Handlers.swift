@@ -49,8 +49,9 @@ extension VhostUserSession {
                     r.rules = ChainRules(indirectAllowed: v & VirtioFeatures.indirectDesc != 0)
                     r.log = v & VhostFeature.logAll != 0 ? log : nil
                 }
+                // Inside the quiesce: devices keep the bits in plain fields their workers read.
+                device.featuresNegotiated(v)
             }
-            device.featuresNegotiated(v)
         case .getProtocolFeatures:
             try channel.reply(to: req, payload: u64(offeredProtocolFeatures.rawValue))
         case .setProtocolFeatures(let v):
