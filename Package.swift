@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(
@@ -61,21 +62,27 @@ let package = Package(
             ]
         ),
         .target(name: "VireoWire"),
+        // The connection handshake's cryptography: names, HMAC-SHA-256 proofs over both nonces
+        // and the connect parameters, the target's access policy (docs/security.md).
+        .target(
+            name: "VireoAuth",
+            dependencies: ["VireoWire", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Daemon plumbing both daemons share, above the POSIX floor: the one ConfigError and
         // the configuration readers (flags, TOML), the stats file (Prometheus text), termination signals.
         .target(
             name: "VireoDaemon",
-            dependencies: ["VireoSys", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["VireoSys", "VireoWire", "VireoAuth", .product(name: "Logging", package: "swift-log"),
                            .product(name: "TOMLKit", package: "TOMLKit")]
         ),
         .target(
             name: "VireoTargetCore",
-            dependencies: ["VireoSys", "VireoFabric", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VireoSys", "VireoFabric", "VireoWire", "VireoAuth", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "VireoPacketTarget",
             dependencies: [
-                "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon", "VireoTargetCore",
+                "VireoFabric", "VireoWire", "VireoAuth", "VireoSys", "VireoDaemon", "VireoTargetCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -83,7 +90,7 @@ let package = Package(
         .target(
             name: "VireoBlockTarget",
             dependencies: [
-                "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon", "VireoUring", "VireoTargetCore",
+                "VireoFabric", "VireoWire", "VireoAuth", "VireoSys", "VireoDaemon", "VireoUring", "VireoTargetCore",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -93,7 +100,7 @@ let package = Package(
             name: "VireoTarget",
             dependencies: [
                 "VireoBlockTarget", "VireoPacketTarget", "VireoTargetCore", "VireoDaemon", "VireoFabric", "VireoWire",
-                "VireoSys",
+                "VireoAuth", "VireoSys",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -110,7 +117,7 @@ let package = Package(
         .target(
             name: "VireoInitiator",
             dependencies: [
-                "VhostUser", "Virtio", "VireoFabric", "VireoWire", "VireoSys", "VireoDaemon",
+                "VhostUser", "Virtio", "VireoFabric", "VireoWire", "VireoAuth", "VireoSys", "VireoDaemon",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -174,10 +181,12 @@ let package = Package(
         .executableTarget(name: "FuzzPacketSwitch", dependencies: ["VireoFuzz", "CVireoFuzz"], path: "Fuzz/FuzzPacketSwitch"),
         // What the test targets share: the RDMA test environment, the check for refused configurations,
         // and the fake verbs layer.
-        .target(name: "VireoTestSupport", dependencies: ["VireoFabric", "VireoDaemon", "VireoSys"], path: "Tests/VireoTestSupport"),
+        .target(name: "VireoTestSupport", dependencies: ["VireoFabric", "VireoDaemon", "VireoSys", "VireoAuth", "VireoWire"],
+                path: "Tests/VireoTestSupport"),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
         .testTarget(name: "VireoDaemonTests", dependencies: ["VireoDaemon", "VireoSys"]),
         .testTarget(name: "VireoWireTests", dependencies: ["VireoWire"]),
+        .testTarget(name: "VireoAuthTests", dependencies: ["VireoAuth", "VireoWire"]),
         .testTarget(name: "VireoFuzzTests", dependencies: ["VireoFuzz"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "VirtioDriver", "VireoSys"]),
         .testTarget(
@@ -187,17 +196,17 @@ let package = Package(
         .testTarget(name: "VireoFabricTests", dependencies: ["VireoTestSupport", "VireoFabric", "VireoSys", "CVireoVerbs"]),
         .testTarget(
             name: "VireoInitiatorTests",
-            dependencies: ["VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoInitiator", "VireoBlockTarget", "VhostUser", "VhostUserFrontend", "Virtio",
+            dependencies: ["VireoAuth", "VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoInitiator", "VireoBlockTarget", "VhostUser", "VhostUserFrontend", "Virtio",
                            "VirtioDriver", "VireoFabric", "VireoWire", "VireoSys"]
         ),
         .testTarget(
             name: "VireoBlockTargetTests",
-            dependencies: ["VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoBlockTarget", "VireoUring", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys", "CVireoVerbs"]
+            dependencies: ["VireoInitiator", "VireoAuth", "VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoBlockTarget", "VireoUring", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys", "CVireoVerbs"]
         ),
         .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VireoDaemon", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "VireoPacketTargetTests",
-            dependencies: ["VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",
+            dependencies: ["VireoInitiator", "VireoAuth", "VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoPacketTarget", "VireoBlockTarget", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys",
                            "CVireoVerbs"]
         ),
     ]

@@ -171,6 +171,8 @@ extension VireoInitiator {
             --config FILE: TOML with [[disk]] tables (socket, target, export, queues, queue_depth, read_only,
             loss_timeout) and [[nic]] tables (socket, target, network, mac, queue_pairs, queue_size, port);
             top-level stats_file and stats_interval as the flags below.
+            Handshake (docs/security.md): top-level host_name and host_key_file (or the flags below);
+            per device target_key_file (the target must prove it holds that secret) and target_name.
             --stats-file PATH: counters in the Prometheus text format, rewritten atomically every
             --stats-interval seconds (default 10), on SIGUSR1 and at exit.
             """)
@@ -202,6 +204,12 @@ extension VireoInitiator {
         @Option(help: "Microseconds an idle worker keeps polling before it sleeps (default 50).")
         var spinUs: Int?
 
+        @Option(help: "This host's name in handshakes (default: the machine's host name); the target's [[host]] names it.")
+        var hostName: String?
+
+        @Option(help: "This host's secret key file (gen-key); a target with its copy checks the handshake's proof.")
+        var hostKeyFile: String?
+
         func run() throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             var o = InitiatorServeOptions()
@@ -214,6 +222,8 @@ extension VireoInitiator {
             o.statsIntervalSeconds = statsInterval
             o.spinIterations = spinIterations
             o.spinMicroseconds = spinUs
+            o.hostName = hostName
+            o.hostKeyFile = hostKeyFile
             let (serve, options): (ServeConfig, VhostUserOptions)
             do { (serve, options) = try o.resolve() } catch {
                 for p in error.problems { printError("vireo-initiator serve: \(p)") }

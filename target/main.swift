@@ -30,7 +30,7 @@ extension VireoTarget {
         var listen: String?
 
         @Option(name: .customLong("export"), help: ArgumentHelp(
-            "An export: name=vol0,file=/tmp/vol0.img,size=64M[,ro][,block-size=4096] (or device=PATH, or memory,size=...). Repeatable.",
+            "An export: name=vol0,file=/tmp/vol0.img,size=64M[,ro][,block-size=4096][,allowed-hosts=A+B][,allow-any-host=true] (or device=PATH, or memory,size=...). Repeatable.",
             valueName: "spec"))
         var exports: [String] = []
 
@@ -60,9 +60,27 @@ extension VireoTarget {
         @Option(help: "Seconds without a completion, work posted, before a block peer counts as vanished and is dropped (default 15).")
         var peerTimeout: Double?
 
+        @Option(help: "The target's name in handshakes (default vireo-target:<host name>).")
+        var name: String?
+
+        @Option(help: "The target's secret key file (gen-key): the target proves itself to initiators with it.")
+        var keyFile: String?
+
+        @Option(name: .customLong("host"), help: ArgumentHelp(
+            "A host the target knows: name=compute-1[,key-file=PATH] (the target's copy of its secret). With any, exports and networks admit only their allowed-hosts unless allow-any-host. Repeatable.",
+            valueName: "spec"))
+        var hosts: [String] = []
+
+        @Option(help: "Seconds a new connection has to send its handshake (default 5).")
+        var handshakeTimeout: Double?
+
         func run() throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             var o = TargetServeOptions()
+            o.name = name
+            o.keyFile = keyFile
+            o.hosts = hosts
+            o.handshakeTimeoutSeconds = handshakeTimeout
             o.configFile = config
             o.listen = listen
             o.workers = workers

@@ -3,6 +3,7 @@ import VireoWire
 // Input: selector byte, then the bytes the chosen decoder sees.
 //   0 connect request · 1 block geometry · 2 connect reject · 3 packet geometry
 //   4 command capsule · 5 response capsule · 6 packet frame + immediate · 7 port key
+//   8 handshake: then 0 hello (the target's side), 1 accept's handshake part, 2 result (the initiator's)
 // Geometry inputs (1, 3) start with one byte choosing the request they answer;
 // capsules (4) with one byte choosing the connection's limits; frames (6)
 // with a u16 max frame size and a u32 immediate.
@@ -13,7 +14,7 @@ extension FuzzHarness {
 }
 
 enum WireHarness {
-    static let decoders = 8
+    static let decoders = 9
 
     /// Requests a geometry may answer.
     static let requests: [ConnectRequest] = [
@@ -75,6 +76,8 @@ enum WireHarness {
                 FuzzCheck.require(PacketImmediate(rawValue: imm.rawValue) == imm, "immediate round trip")
             }
             frame(input.rest(), maxFrame: maxFrame)
+        case 8:
+            handshake(Int(input.read(UInt8.self)) % 3, input.rest())
         default:
             let named = input.read(UInt8.self) & 1 != 0
             if let k = PortKey(bytes: Array(input.rest()), named: named) {
@@ -94,6 +97,28 @@ enum WireHarness {
         FuzzCheck.require(again.name == r.name && again.kind == r.kind && again.port == r.port
                           && again.wantsWrite == r.wantsWrite && again.queueDepth == r.queueDepth,
                           "connect request round trip")
+    }
+
+    /// The handshake's decoders: whatever decodes re-encodes to the same message.
+    static func handshake(_ which: Int, _ bytes: UnsafeRawBufferPointer) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
+        defer { buffer.deallocate() }
+        if let base = bytes.baseAddress { buffer.baseAddress!.copyMemory(from: base, byteCount: bytes.count) }
+        let array = Array(bytes)
+        switch which {
+        case 0:
+            guard let h = try? AuthHello(decoding: UnsafeRawPointer(buffer.baseAddress!), count: bytes.count) else { return }
+            FuzzCheck.require(HandshakeName.isValid(h.hostName), "hello decoded an invalid host name")
+            FuzzCheck.require((try? h.encoded()) == array, "hello round trip")
+        case 1:
+            guard let a = try? AcceptAuth(decoding: array) else { return }
+            var again = Array(array.prefix(AcceptAuth.offset))
+            FuzzCheck.require((try? a.write(into: &again)) != nil && (try? AcceptAuth(decoding: again)) == a, "accept handshake round trip")
+        default:
+            if case .result(let r) = AuthResult.read(array) {
+                FuzzCheck.require(AuthResult.read(r.encoded()) == .result(r), "result round trip")
+            }
+        }
     }
 
     static func capsule(_ bytes: UnsafeRawBufferPointer, limits: CommandLimits) {
@@ -181,6 +206,16 @@ enum WireHarness {
         f += [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x08, 0x06]
         f += [UInt8](repeating: 0xab, count: 28)
         out.append(f)
+        if let hello = try? AuthHello(hostName: "compute-1", initiatorNonce: Array(0..<32), mailboxAddress: 0x7f00_1000,
+                                      mailboxKey: 0x1234, proof: Array(repeating: 0xa5, count: 32)).encoded() {
+            out.append([8, 0] + hello)
+        }
+        var accept = [UInt8](repeating: 0, count: AcceptAuth.offset)
+        if (try? AcceptAuth(targetNonce: Array(32..<64), targetProves: true, targetName: "storage-1").write(into: &accept)) != nil {
+            out.append([8, 1] + accept)
+        }
+        out.append([8, 2] + AuthResult(rejection: nil, proof: Array(repeating: 0x5a, count: 32)).encoded())
+        out.append([8, 2] + AuthResult(rejection: .hostNotAllowed, proof: nil).encoded())
         out.append([7, 1] + PortKey.named("vm1-nic0").bytes)
         out.append([7, 0] + PortKey.anonymous(Array(0..<16)).bytes)
         return out

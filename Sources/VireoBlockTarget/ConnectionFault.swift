@@ -22,6 +22,12 @@ public enum ConnectionFault: Int, CaseIterable, Sendable {
     case noQueueSlot
     /// The target is stopping.
     case stopping
+    /// The handshake failed: no hello, a malformed one, or a message before it.
+    case handshakeFailed
+    /// The handshake refused the host (unknown, wrong secret, not allowed).
+    case authenticationRefused
+    /// No hello within the handshake deadline.
+    case handshakeTimeout
 
     /// The name in counters and logs.
     public var name: String {
@@ -36,6 +42,9 @@ public enum ConnectionFault: Int, CaseIterable, Sendable {
         case .postFailed: return "postFailed"
         case .noQueueSlot: return "noQueueSlot"
         case .stopping: return "stopping"
+        case .handshakeFailed: return "handshakeFailed"
+        case .authenticationRefused: return "authenticationRefused"
+        case .handshakeTimeout: return "handshakeTimeout"
         }
     }
 }

@@ -4,7 +4,8 @@ extension ExportConfig {
     /// One export's keys, from a `--export` value (`ExportConfig(flag:)`) or an
     /// `[[export]]` table (`TargetConfig(toml:)`): `name`, exactly one of `file`, `device`
     /// or `memory = true`, and `size`, `block_size`, `read_only`, `max_queues`,
-    /// `max_queues_per_host`, `queue_depth`, `max_io`, `max_segments`, `inline_max`.
+    /// `max_queues_per_host`, `queue_depth`, `max_io`, `max_segments`, `inline_max`,
+    /// `allowed_hosts`, `allow_any_host`.
     /// Every problem is recorded in `r` (nil: no name, or not exactly one backing). Not
     /// validated here (`problems()`).
     public init?(reading r: some ConfigReader) {
@@ -23,6 +24,7 @@ extension ExportConfig {
         if let n = r.byteCount("max_io") { e.maxIO = n }
         if let n = r.int("max_segments") { e.maxSegments = n }
         if let n = r.byteCount("inline_max") { e.inlineMax = n }
+        e.access = EndpointAccessConfig(reading: r)
         if backings.count != 1 { r.problem("needs exactly one of file, device or memory") }
         guard name != nil, backings.count == 1 else { return nil }
         self = e

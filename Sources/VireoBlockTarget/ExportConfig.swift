@@ -1,3 +1,4 @@
+import VireoDaemon
 import VireoWire
 
 /// One export as configured: what backs it and the limits its connections get.
@@ -32,6 +33,8 @@ public struct ExportConfig: Equatable, Sendable {
     public var maxSegments = 128
     /// Largest inline WRITE granted (0: none).
     public var inlineMax = 4096
+    /// Which hosts may open this export (`allowed_hosts`, `allow_any_host`).
+    public var access = EndpointAccessConfig()
 
     public init(name: String, backing: Backing, size: UInt64? = nil) {
         self.name = name

@@ -11,7 +11,9 @@ public final class TargetCounters: @unchecked Sendable {
     private static let opcodeBase = 0, statusBase = 8, bytesReadIndex = 16, bytesWrittenIndex = 17
     private static let droppedIndex = 18, acceptedIndex = 19, chunkedIndex = 20, probedIndex = 21
     private static let badCommandBase = 22, faultBase = badCommandBase + CapsuleCheck.allCases.count
-    private static let count = faultBase + ConnectionFault.allCases.count
+    private static let authenticatedIndex = faultBase + ConnectionFault.allCases.count
+    private static let refusedBase = authenticatedIndex + 1
+    private static let count = refusedBase + AuthRejectReason.allCases.count + 1
 
     public init() {
         counts = FixedArray(repeating: 0, count: Self.count)
@@ -25,6 +27,8 @@ public final class TargetCounters: @unchecked Sendable {
     @inline(__always) func chunked() { storage[Self.chunkedIndex] &+= 1 }
     @inline(__always) func probed() { storage[Self.probedIndex] &+= 1 }
     @inline(__always) func badCommand(_ check: CapsuleCheck) { storage[Self.badCommandBase + check.rawValue] &+= 1 }
+    func authenticated() { storage[Self.authenticatedIndex] &+= 1 }
+    func refused(_ reason: AuthRejectReason) { storage[Self.refusedBase + Int(min(reason.rawValue, UInt16(AuthRejectReason.allCases.count)))] &+= 1 }
     @inline(__always) func dropped(_ fault: ConnectionFault) {
         storage[Self.droppedIndex] &+= 1
         storage[Self.faultBase + fault.rawValue] &+= 1
@@ -45,6 +49,12 @@ public final class TargetCounters: @unchecked Sendable {
     public func drops(_ fault: ConnectionFault) -> UInt64 { storage[Self.faultBase + fault.rawValue] }
     /// Commands deferred off the worker's critical path: memory-export ranges zeroed in bounded chunks.
     public var chunkedCommands: UInt64 { storage[Self.chunkedIndex] }
+    /// Handshakes accepted (hosts authenticated and allowed).
+    public var authenticatedConnections: UInt64 { storage[Self.authenticatedIndex] }
+    /// Handshakes refused for `reason`.
+    public func refusedHandshakes(_ reason: AuthRejectReason) -> UInt64 {
+        storage[Self.refusedBase + Int(min(reason.rawValue, UInt16(AuthRejectReason.allCases.count)))]
+    }
     /// Liveness probes (zero-length RDMA WRITEs) sent to idle, silent peers.
     public var livenessProbes: UInt64 { storage[Self.probedIndex] }
 
@@ -59,6 +69,7 @@ public final class TargetCounters: @unchecked Sendable {
         let cmds = (1...6).map { "\(names[$0])=\(storage[Self.opcodeBase + $0])" }.joined(separator: " ")
         let errs = (1...6).map { "\(storage[Self.statusBase + $0])" }.joined(separator: "/")
         return "commands \(cmds); bytes read \(bytesRead) written \(bytesWritten); errors by status 1-6 \(errs); "
-            + "connections accepted \(acceptedConnections) dropped \(droppedConnections); chunked commands \(chunkedCommands)"
+            + "connections accepted \(acceptedConnections) authenticated \(authenticatedConnections) dropped \(droppedConnections); "
+            + "chunked commands \(chunkedCommands)"
     }
 }

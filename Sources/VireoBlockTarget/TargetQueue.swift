@@ -1,5 +1,6 @@
 import VireoUring
 import Logging
+import VireoAuth
 import VireoFabric
 import VireoSys
 import VireoTargetCore
@@ -62,6 +63,10 @@ package final class TargetQueue: @unchecked Sendable {
     private var liveness = PeerLiveness(keepaliveNanoseconds: .max, timeoutNanoseconds: .max, now: 0)
     private let sendBatch: SendBatch
     private let receiveBatch: RecvBatch
+    /// The hello that must come first (docs/wire-protocol.md, "Handshake").
+    private var handshake: ConnectionHandshake
+    /// The authenticated host (nil until the hello is accepted, or without a handshake).
+    package var host: String? { handshake.host }
 
     // Set by the worker at install.
     var tableIndex = 0
@@ -77,8 +82,11 @@ package final class TargetQueue: @unchecked Sendable {
     var isDraining: Bool { dropReason != nil }
 
     /// Allocates and registers everything for `geometry` with the connection's registrar (its PD).
+    /// `handshake`: the hello this connection must start with, by `handshakeDeadline` (monotonic
+    /// nanoseconds); nil only for tests of the engine behind the handshake.
     package init(connection: any FabricLink, export: Export, geometry: BlockGeometry, sendQueueDepth: Int,
-         queueIndex: UInt16 = 0) throws(FabricError) {
+                 queueIndex: UInt16 = 0, handshake: TargetHandshake? = nil,
+                 handshakeDeadline: UInt64 = .max) throws(FabricError) {
         link = connection
         workQueue = connection.workQueue
         self.export = export
@@ -87,7 +95,9 @@ package final class TargetQueue: @unchecked Sendable {
         limits = CommandLimits(geometry: geometry)
         depth = Int(geometry.queueDepth)
         maxIO = Int(geometry.maxIOBytes)
-        receiveSize = Wire.commandSize(segments: Int(geometry.maxSegments), inline: Int(geometry.maxInlineBytes))
+        // Every receive can hold the hello (the first SEND), however small the grant.
+        receiveSize = max(Wire.commandSize(segments: Int(geometry.maxSegments), inline: Int(geometry.maxInlineBytes)),
+                          AuthHello.size)
         self.sendQueueDepth = sendQueueDepth
         peer = connection.peerAddress
         self.queueIndex = queueIndex
@@ -108,6 +118,7 @@ package final class TargetQueue: @unchecked Sendable {
         sendQueueFree = sendQueueDepth
         sendBatch = SendBatch(capacity: Int(geometry.maxSegments) + 1)
         receiveBatch = RecvBatch(capacity: depth)
+        self.handshake = try ConnectionHandshake(handshake: handshake, deadline: handshakeDeadline, registrar: pd)
     }
 
     private let bounceStride: Int
@@ -119,6 +130,7 @@ package final class TargetQueue: @unchecked Sendable {
         receives = nil
         bounce = nil
         responses = nil
+        handshake.release()
     }
 
     /// Called by the worker that now owns this queue: records its ids, starts watching the
@@ -151,6 +163,7 @@ package final class TargetQueue: @unchecked Sendable {
             case WorkID.data: (what, fault) = ("RDMA WRITE into the initiator's buffers", .dataWriteFailed)
             case WorkID.response: (what, fault) = ("response SEND", .responseFailed)
             case WorkID.probe: (what, fault) = ("liveness probe (zero-length RDMA WRITE)", .peerUnreachable)
+            case WorkID.handshake: (what, fault) = ("handshake result RDMA WRITE into the initiator's mailbox", .handshakeFailed)
             default: (what, fault) = ("receive", .receiveFailed)
             }
             if c.status.peerUnreachable { fault = .peerUnreachable }
@@ -174,6 +187,12 @@ package final class TargetQueue: @unchecked Sendable {
         case WorkID.probe:
             liveness.probeAnswered()
             sendQueueFree += 1
+            serveWaiters()
+        case WorkID.handshake:
+            sendQueueFree += 1
+            if let r = handshake.refused {
+                return drop("handshake refused (\(r.reason)): \(r.message)", fault: .authenticationRefused)
+            }
             serveWaiters()
         default:
             break
@@ -225,6 +244,9 @@ package final class TargetQueue: @unchecked Sendable {
     /// DISCONNECT: crashed, powered off, cut off).
     package func checkLiveness(now: UInt64) {
         guard !isDraining else { return }
+        if handshake.expired(now: now) {
+            return drop("no handshake hello by its deadline", fault: .handshakeTimeout)
+        }
         switch liveness.check(now: now, waiting: sendQueueFree < sendQueueDepth) {
         case .alive:
             return
@@ -264,11 +286,37 @@ package final class TargetQueue: @unchecked Sendable {
     // MARK: the request state machine
 
     private func received(_ receiveIndex: Int, byteCount: Int) {
+        guard handshake.isServing else { return hello(receiveIndex, byteCount: byteCount) }
         guard let slot = freeSlots.pop() else {
             pendingReceives.push(receiveIndex << 20 | byteCount)
             return
         }
         start(slot, receiveIndex: receiveIndex, byteCount: byteCount)
+    }
+
+    /// The connection's first message, which must be the hello; anything after a refused
+    /// hello is ignored (the connection goes when the refusal is written).
+    private func hello(_ receiveIndex: Int, byteCount: Int) {
+        guard handshake.awaitingHello else { return }
+        // SAFETY: the receive buffer is registered and `receiveSize` ≥ byteCount long (the RNIC
+        // refuses a longer SEND); nothing reads it after `hello` returns.
+        let p = UnsafeRawPointer(receives!.bytes.baseAddress! + receiveIndex * receiveSize)
+        let step = handshake.hello(p, count: byteCount, batch: sendBatch,
+                                   wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.handshake, index: 0))
+        switch step {
+        case .broken(let why):
+            logger?.warning("handshake from \(peerName): \(why)")
+            return drop(why, fault: .handshakeFailed)
+        case .accepted(let host):
+            counters.authenticated()
+            logger?.info("\(peerName): host \(host) authenticated")
+        case .refused(let reason, let message):
+            counters.refused(reason)
+            logger?.notice("refused \(peerName): \(message)")
+        }
+        appendReceive(receiveIndex)
+        guard postReceives(), post(sendBatch) else { return }
+        sendQueueFree -= 1
     }
 
     /// Parses the capsule in `receiveIndex` into request `slot` and runs it.

@@ -1,3 +1,4 @@
+import VireoWire
 /// A host's or a target's secret: 32, 48 or 64 random bytes, the key of its
 /// HMAC-SHA-256 challenge–response (docs/security.md).
 ///
@@ -70,18 +71,6 @@ public struct SecretKey: Equatable, Sendable, CustomStringConvertible {
             throw ConfigError("secret key checksum mismatch: the key was altered or mistyped")
         }
         bytes = secret
-    }
-}
-
-/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320): the checksum NVMe's key format uses.
-enum CRC32 {
-    static func checksum(_ bytes: [UInt8]) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for b in bytes {
-            crc ^= UInt32(b)
-            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        }
-        return ~crc
     }
 }
 

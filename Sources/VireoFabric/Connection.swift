@@ -18,6 +18,8 @@ public final class Connection: @unchecked Sendable {
     /// "host:port" of this end.
     public let localAddress: String
     private var connected = true
+    /// What `holdUntilReleased` keeps: declared after `queuePair`, so released after it.
+    let held = Locked<[any AnyObject & Sendable]>([])
 
     init(cmID: CMID, queuePair: QueuePair, peerPrivateData: [UInt8]) {
         self.cmID = cmID

@@ -53,12 +53,16 @@ public protocol FabricLink: AnyObject, Sendable {
     func pollEvent(timeoutMilliseconds: Int32) throws(FabricError) -> FabricError?
     /// Ends the connection (idempotent), waiting up to `timeoutMilliseconds` for the peer to see it.
     func disconnect(timeoutMilliseconds: Int32)
+    /// Keeps `owner` (memory registered for the connection's own use, such as the handshake's
+    /// buffers, which a retransmission may still read) alive as long as the connection.
+    func holdUntilReleased(_ owner: any AnyObject & Sendable)
 }
 
 extension Connection: FabricLink {
     public var workQueue: any WorkQueue { queuePair }
     public var registrar: any MemoryRegistrar { queuePair.pd }
     public var completions: any CompletionSource { queuePair.receiveCQ }
+    public func holdUntilReleased(_ owner: any AnyObject & Sendable) { held.withLock { $0.append(owner) } }
 }
 
 /// Where an engine's completions come from, and how its thread sleeps on them:

@@ -2,7 +2,8 @@ import VireoDaemon
 
 extension DiskConfig {
     /// Parses one `--disk` value:
-    /// `socket=PATH,target=HOST:PORT,export=NAME[,queues=N][,queue-depth=N][,ro][,loss-timeout=120s]`.
+    /// `socket=PATH,target=HOST:PORT,export=NAME[,queues=N][,queue-depth=N][,ro][,loss-timeout=120s]`
+    /// `[,target-key-file=PATH][,target-name=NAME]`.
     public static func parse(diskOption text: String) throws(ConfigError) -> DiskConfig {
         let r = FlagReader(flag: "--disk", text: text)
         return try r.result(DiskConfig(reading: r))
@@ -28,9 +29,11 @@ extension DiskConfig {
         let readOnly = r.bool("read_only", aliases: "ro", "readonly") ?? false
         let loss = r.duration("loss_timeout") ?? DiskConfig.defaultLossTimeoutNanoseconds
         if loss == 0 { r.problem("\(r.spelled("loss_timeout")) must be above zero") }
+        let trust = r.targetTrust()
         guard let endpoint, let export else { return nil }
         self.init(socket: endpoint.socket, target: endpoint.target, export: export, queues: queues, queueDepth: depth,
                   readOnly: readOnly, lossTimeoutNanoseconds: loss)
+        targetTrust = trust
     }
 
     /// Problems across several disks (duplicate sockets), one line each.

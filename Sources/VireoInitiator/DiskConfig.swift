@@ -17,6 +17,8 @@ public struct DiskConfig: Equatable, Sendable {
     public var readOnly: Bool
     /// How long a lost target may stay away before held requests fail with IOERR.
     public var lossTimeoutNanoseconds: UInt64
+    /// What the target must prove (`target_key_file`, `target_name`).
+    public var targetTrust = TargetTrust()
 
     public static let defaultQueueDepth = 128
     public static let defaultLossTimeoutNanoseconds: UInt64 = 120_000_000_000

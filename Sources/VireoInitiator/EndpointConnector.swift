@@ -1,3 +1,5 @@
+import VireoAuth
+import VireoDaemon
 import VireoFabric
 import VireoWire
 
@@ -25,6 +27,9 @@ protocol EndpointConnector: Sendable {
     func request(queue: Int, initialCredits: Int) -> ConnectRequest
     /// The queue pair's shape.
     var queuePairConfig: QueuePairConfig { get }
+    /// Who this host is to the target, and what it requires of the target (the handshake),
+    /// as of each connect.
+    var credentials: CredentialSource { get }
     /// Connects queue `queue` (see the extension's fabric implementation, which every
     /// production connector uses; tests supply connectors over the fake verbs layer).
     func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
@@ -38,7 +43,8 @@ extension EndpointConnector {
     /// Connects queue `queue`; with `cq`, the new queue pair completes into it
     /// (a queue keeps its CQ, and so its wake fd, across reconnects). A reject
     /// carries the target's reason and message; an accept the target's grant,
-    /// checked against what was asked.
+    /// checked against what was asked, and the handshake's challenge, which
+    /// `authenticate` answers before the connection is returned.
     func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
         throws(InitiatorError) -> (any FabricLink, Grant) {
         let req = request(queue: queue, initialCredits: initialCredits)
@@ -58,11 +64,33 @@ extension EndpointConnector {
             }
             throw .connect(target: targetDescription, queue: queue, error)
         }
+        let grant: Grant
         do throws(WireError) {
-            return (conn, try Grant(decoding: conn.peerPrivateData, requested: req))
+            grant = try Grant(decoding: conn.peerPrivateData, requested: req)
         } catch {
             conn.disconnect(timeoutMilliseconds: 100)
             throw .geometry(target: targetDescription, queue: queue, error)
+        }
+        try authenticate(conn, queue: queue, request: data, accept: conn.peerPrivateData, timeoutMilliseconds: timeoutMilliseconds)
+        return (conn, grant)
+    }
+
+    /// The handshake on a connection just made (`HandshakeExchange`): on failure the
+    /// connection is dropped and the error names this host and the endpoint.
+    func authenticate(_ link: any FabricLink, queue: Int, request: [UInt8], accept: [UInt8], timeoutMilliseconds: Int32)
+        throws(InitiatorError) {
+        let now: InitiatorCredentials
+        do throws(ConfigError) { now = try credentials.current() } catch {
+            link.disconnect(timeoutMilliseconds: 100)
+            throw .config(error)
+        }
+        do throws(HandshakeFailure) {
+            let h = try InitiatorHandshake(credentials: now, request: request, accept: accept)
+            try HandshakeExchange.run(h, on: link, timeoutMilliseconds: timeoutMilliseconds)
+        } catch {
+            link.disconnect(timeoutMilliseconds: 100)
+            throw .handshake(target: targetDescription, queue: queue,
+                             message: error.explained(host: credentials.hostName, endpoint: endpointDescription))
         }
     }
 }

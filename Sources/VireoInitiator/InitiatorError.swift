@@ -19,6 +19,9 @@ public enum InitiatorError: Error, CustomStringConvertible, Sendable {
     case system(String, SystemError)
     /// The configuration is invalid.
     case config(ConfigError)
+    /// The handshake on a new connection failed: the target refused this host, could not
+    /// prove itself, or did not answer in time; `message` names the host and the endpoint.
+    case handshake(target: String, queue: Int, message: String)
 
     public var description: String {
         switch self {
@@ -29,6 +32,7 @@ public enum InitiatorError: Error, CustomStringConvertible, Sendable {
         case .fabric(let what, let e): return "\(what): \(e)"
         case .system(let what, let e): return "\(what): \(e)"
         case .config(let e): return e.description
+        case .handshake(let t, let q, let m): return "handshake with target \(t) (queue \(q)): \(m)"
         }
     }
 }

@@ -18,6 +18,9 @@ public struct InitiatorServeOptions: Sendable {
     public var statsIntervalSeconds: Double?
     public var spinIterations: Int?
     public var spinMicroseconds: Int?
+    /// `--host-name`, `--host-key-file` (over the file's `host_name`, `host_key_file`).
+    public var hostName: String?
+    public var hostKeyFile: String?
 
     public init() {}
 
@@ -39,9 +42,13 @@ public struct InitiatorServeOptions: Sendable {
                 serve.nics += file.nics
                 serve.statsFile = file.statsFile
                 serve.statsIntervalSeconds = file.statsIntervalSeconds
+                serve.hostName = file.hostName
+                serve.hostKeyFile = file.hostKeyFile
             } catch { problems += error.problems }
         }
         if let statsFile { serve.statsFile = statsFile }
+        if let hostName { serve.hostName = hostName }
+        if let hostKeyFile { serve.hostKeyFile = hostKeyFile }
         if let statsIntervalSeconds {
             if statsIntervalSeconds > 0 { serve.statsIntervalSeconds = statsIntervalSeconds } else {
                 problems.append("--stats-interval must be positive")

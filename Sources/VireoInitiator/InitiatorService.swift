@@ -1,3 +1,4 @@
+import VireoAuth
 import VireoDaemon
 import Logging
 import VhostUser
@@ -27,8 +28,15 @@ public final class InitiatorService {
         var blockDevices: [RemoteBlockDevice] = []
         var netDevices: [RemoteNetDevice] = []
         do throws(InitiatorError) {
-            for c in config.disks { blockDevices.append(try RemoteBlockDevice(config: c, logger: logger)) }
-            for c in config.nics { netDevices.append(try RemoteNetDevice(config: c, logger: logger)) }
+            func credentials(_ t: TargetTrust) throws(InitiatorError) -> CredentialSource {
+                do { return try config.credentials(for: t) } catch { throw .config(error) }
+            }
+            for c in config.disks {
+                blockDevices.append(try RemoteBlockDevice(config: c, credentials: credentials(c.targetTrust), logger: logger))
+            }
+            for c in config.nics {
+                netDevices.append(try RemoteNetDevice(config: c, credentials: credentials(c.targetTrust), logger: logger))
+            }
         } catch {
             for d in blockDevices { d.stop() }
             for d in netDevices { d.stop() }

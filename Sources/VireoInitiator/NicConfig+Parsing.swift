@@ -29,8 +29,10 @@ extension NicConfig {
         let size = r.count("queue_size", in: 16...1024, default: NicConfig.defaultQueueSize, powerOfTwo: true)
         let port = r.string("port")
         if let port, !PortKey.isValidName(port) { r.problem("port '\(port)' must be 1-15 characters of A-Z a-z 0-9 . _ -") }
+        let trust = r.targetTrust()
         guard let endpoint, let network, let mac else { return nil }
         self.init(socket: endpoint.socket, target: endpoint.target, network: network, mac: mac, queuePairs: pairs,
                   queueSize: size, port: port)
+        targetTrust = trust
     }
 }

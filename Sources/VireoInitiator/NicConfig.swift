@@ -19,6 +19,8 @@ public struct NicConfig: Equatable, Sendable {
     /// The named port of the network this NIC claims (`port=vm1`; the
     /// target's config lists it, with its MAC allow-list). nil: unnamed.
     public var port: String?
+    /// What the target must prove (`target_key_file`, `target_name`).
+    public var targetTrust = TargetTrust()
 
     public static let defaultQueueSize = 256
 

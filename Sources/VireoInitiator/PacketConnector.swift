@@ -1,3 +1,4 @@
+import VireoAuth
 import VireoFabric
 import VireoWire
 
@@ -8,7 +9,7 @@ import VireoWire
 struct PacketConnector: EndpointConnector {
     typealias Grant = PacketGeometry
     let config: NicConfig
-    let hostID: [UInt8]
+    let credentials: CredentialSource
     /// The switch port every pair of this NIC claims: its named port, or for
     /// several pairs a random key (one port on the target, not one per pair).
     let portKey: PortKey?
@@ -21,9 +22,9 @@ struct PacketConnector: EndpointConnector {
     /// Largest frame asked for: header + Ethernet header + 9216-byte MTU + VLAN tag.
     static let wantedFrameBytes = PacketGeometry.maxFrameBytes(mtu: 9216)
 
-    init(config: NicConfig) {
+    init(config: NicConfig, credentials: CredentialSource) {
         self.config = config
-        hostID = TargetConnector.hostID()
+        self.credentials = credentials
         if let name = config.port {
             portKey = .named(name)
         } else {
@@ -35,10 +36,10 @@ struct PacketConnector: EndpointConnector {
     var endpointDescription: String { "network \(config.network)" }
     var queuePairConfig: QueuePairConfig { Self.queuePairConfig(queueSize: config.queueSize) }
 
-    /// The queue pair shape: a send per TX ring slot plus credit messages,
-    /// a receive per RX ring slot.
+    /// The queue pair shape: a send per TX ring slot plus credit messages and
+    /// the handshake's hello, a receive per RX ring slot.
     static func queuePairConfig(queueSize: Int) -> QueuePairConfig {
-        QueuePairConfig(sendDepth: queueSize + creditMessageSlots, receiveDepth: queueSize,
+        QueuePairConfig(sendDepth: queueSize + creditMessageSlots + 1, receiveDepth: queueSize,
                         maxSendSegments: maxSendSegments, maxReceiveSegments: maxReceiveSegments,
                         maxInlineData: 0, readDepth: 1)
     }
@@ -48,6 +49,6 @@ struct PacketConnector: EndpointConnector {
     func request(queue: Int, initialCredits: Int) -> ConnectRequest {
         ConnectRequest(kind: .packet, name: config.network, queueIndex: UInt16(queue),
                        queueDepth: UInt16(clamping: max(0, initialCredits)), maxSegments: UInt16(Self.maxSendSegments),
-                       maxIOBytes: Self.wantedFrameBytes, hostID: hostID, wantsWrite: false, port: portKey)
+                       maxIOBytes: Self.wantedFrameBytes, hostID: credentials.hostID, wantsWrite: false, port: portKey)
     }
 }

@@ -1,3 +1,4 @@
+import VireoAuth
 import Logging
 import VhostUser
 import Virtio
@@ -36,9 +37,12 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
 
     /// Connects every queue to the target and prepares the per-queue buffers.
     /// Errors: the target's reject (message verbatim), connect failures, an
-    /// unusable geometry, buffer registration.
-    public convenience init(config: DiskConfig, logger: Logger = Logger(label: "vireo.initiator")) throws(InitiatorError) {
-        try self.init(config: config, connector: TargetConnector(config: config), logger: logger)
+    /// unusable geometry, a failed handshake, buffer registration. `credentials`: who this
+    /// host is to the target (default: the machine's host name, no secret).
+    public convenience init(config: DiskConfig, credentials: CredentialSource? = nil,
+                            logger: Logger = Logger(label: "vireo.initiator")) throws(InitiatorError) {
+        let c = credentials ?? .fixed(.thisMachine)
+        try self.init(config: config, connector: TargetConnector(config: config, credentials: c), logger: logger)
     }
 
     /// The same over any connector: the fabric's (`TargetConnector`), or a test's over the fake verbs layer.

@@ -1,3 +1,4 @@
+import VireoAuth
 import Logging
 import Synchronization
 import VhostUser
@@ -42,9 +43,12 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
     private var stopSupervisor: (@Sendable () -> Void)?
 
     /// Connects every queue pair to the target network. Errors: the target's
-    /// reject (message verbatim), connect failures, an unusable geometry.
-    public convenience init(config: NicConfig, logger: Logger = Logger(label: "vireo.initiator")) throws(InitiatorError) {
-        try self.init(config: config, connector: PacketConnector(config: config), logger: logger)
+    /// reject (message verbatim), connect failures, an unusable geometry, a failed handshake.
+    /// `credentials`: who this host is to the target (default: the machine's host name, no secret).
+    public convenience init(config: NicConfig, credentials: CredentialSource? = nil,
+                            logger: Logger = Logger(label: "vireo.initiator")) throws(InitiatorError) {
+        let c = credentials ?? .fixed(.thisMachine)
+        try self.init(config: config, connector: PacketConnector(config: config, credentials: c), logger: logger)
     }
 
     /// The same over any connector: the fabric's (`PacketConnector`), or a test's over the fake verbs layer.

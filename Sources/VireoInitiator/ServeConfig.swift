@@ -1,4 +1,5 @@
 import VireoDaemon
+import VireoWire
 
 /// Everything `vireo-initiator serve` serves: remote disks and remote NICs.
 public struct ServeConfig: Equatable, Sendable {
@@ -8,6 +9,10 @@ public struct ServeConfig: Equatable, Sendable {
     public var statsFile: String?
     /// Seconds between stats file writes (`stats_interval`).
     public var statsIntervalSeconds: Double?
+    /// This host's name in handshakes (`host_name`; default: the machine's host name).
+    public var hostName: String?
+    /// This host's secret (`host_key_file`; gen-key): targets that know it check this host's proof.
+    public var hostKeyFile: String?
 
     public init(disks: [DiskConfig] = [], nics: [NicConfig] = []) {
         self.disks = disks
@@ -22,6 +27,8 @@ public struct ServeConfig: Equatable, Sendable {
                               nics: r.tables("nic").compactMap { NicConfig(reading: $0) })
         out.statsFile = r.string("stats_file", what: "a path")
         out.statsIntervalSeconds = r.number("stats_interval", what: "a positive number of seconds") { $0 > 0 }
+        out.hostName = r.string("host_name", what: "a name")
+        out.hostKeyFile = r.string("host_key_file", what: "a path")
         if !r.has("disk") && !r.has("nic") { r.problem("no [[disk]] or [[nic]] table") }
         return try r.result(out)
     }
@@ -38,6 +45,7 @@ public struct ServeConfig: Equatable, Sendable {
             problems.append("mac \(n.mac) is used by more than one nic")
         }
         if disks.isEmpty && nics.isEmpty { problems.append("nothing configured: give --disk, --nic or --config") }
+        if let hostName, !HandshakeName.isValid(hostName) { problems.append(HandshakeName.rule(for: "host_name '\(hostName)'")) }
         guard problems.isEmpty else { throw ConfigError(problems: problems) }
     }
 }

@@ -1,15 +1,13 @@
+import VireoAuth
 import VireoFabric
 import VireoWire
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Opens one queue's connection to a block target: the connect request (export,
 /// queue index, what we want), the accept's geometry, the reject's message.
 struct TargetConnector: EndpointConnector {
     typealias Grant = BlockGeometry
     let config: DiskConfig
-    let hostID: [UInt8]
+    let credentials: CredentialSource
     /// Segments per command asked for.
     static let wantedSegments: UInt16 = 128
     /// Data bytes per command asked for.
@@ -17,14 +15,15 @@ struct TargetConnector: EndpointConnector {
     /// Guest pieces an inline WRITE may gather (send SGEs besides the capsule header).
     static let inlinePieces = 4
 
-    init(config: DiskConfig) {
+    init(config: DiskConfig, credentials: CredentialSource) {
         self.config = config
-        hostID = Self.hostID()
+        self.credentials = credentials
     }
 
     /// The queue pair shape for `slots` request slots.
     static func queuePairConfig(slots: Int) -> QueuePairConfig {
-        QueuePairConfig(sendDepth: slots, receiveDepth: slots, maxSendSegments: 1 + inlinePieces,
+        // One send beyond the slots: the handshake's hello, whose completion the engine reaps and ignores.
+        QueuePairConfig(sendDepth: slots + 1, receiveDepth: slots, maxSendSegments: 1 + inlinePieces,
                         maxReceiveSegments: 1, maxInlineData: 0, readDepth: 16)
     }
 
@@ -35,22 +34,6 @@ struct TargetConnector: EndpointConnector {
     func request(queue: Int, initialCredits: Int = 0) -> ConnectRequest {
         ConnectRequest(kind: .block, name: config.export, queueIndex: UInt16(queue),
                        queueDepth: UInt16(config.queueDepth), maxSegments: Self.wantedSegments,
-                       maxIOBytes: Self.wantedIOBytes, hostID: hostID, wantsWrite: !config.readOnly)
-    }
-
-    /// 16 bytes identifying this host in the target's logs: FNV-1a of the host name, twice.
-    static func hostID() -> [UInt8] {
-        var buf = [UInt8](repeating: 0, count: 256)
-        _ = buf.withUnsafeMutableBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { gethostname($0.baseAddress!, 255) }
-        }
-        let name = Array(buf.prefix { $0 != 0 })
-        var out: [UInt8] = []
-        for seed: UInt64 in [0xcbf2_9ce4_8422_2325, 0x84222325cbf29ce4] {
-            var h = seed
-            for b in name { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-            withUnsafeBytes(of: h.littleEndian) { out.append(contentsOf: $0) }
-        }
-        return out
+                       maxIOBytes: Self.wantedIOBytes, hostID: credentials.hostID, wantsWrite: !config.readOnly)
     }
 }

@@ -1,3 +1,4 @@
+import VireoDaemon
 import VireoWire
 
 /// One packet endpoint: a named L2 network whose ports are initiator
@@ -26,6 +27,8 @@ public struct NetworkConfig: Equatable, Sendable {
     /// Named ports (empty: any initiator may connect, unnamed). When ports
     /// are listed, a NIC must claim one of them (`port=NAME` in its `--nic`).
     public var ports: [PortConfig] = []
+    /// Which hosts may join this network (`allowed_hosts`, `allow_any_host`).
+    public var access = EndpointAccessConfig()
 
     public init(name: String, mtu: Int = 1500, tap: String? = nil, allowedMACs: [MACAddress]? = nil,
                 agingSeconds: Int = 300) {

@@ -30,8 +30,15 @@ extension PacketNetwork {
             p.sendQueueFree += 1
         case WorkID.packetCredit:
             p.sendQueueFree += 1
+        case WorkID.handshake:
+            p.sendQueueFree += 1
+            if let r = p.handshake.refused {
+                p.drop("authenticationRefused (\(r.reason)): \(r.message)")
+                retireDraining()
+            }
         case WorkID.packetReceive:
             guard index < p.receiveCount else { return }
+            guard p.handshake.isServing else { return hello(p, index: index, byteCount: Int(c.byteLength), now: now) }
             guard c.hasImmediate, let imm = PacketImmediate(rawValue: c.immediate) else {
                 p.drop("protocol error: a SEND without a valid packet immediate")
                 retireDraining()
@@ -47,6 +54,30 @@ extension PacketNetwork {
         default:
             return
         }
+    }
+
+    /// Port `p`'s first message, which must be the handshake's hello (`ConnectionHandshake`);
+    /// after a refused hello the port only waits for its refusal to be written.
+    private func hello(_ p: PacketPort, index: Int, byteCount: Int, now: UInt64) {
+        guard p.handshake.awaitingHello else { return }
+        let step = p.handshake.hello(p.receiveBuffer(index), count: byteCount, batch: p.sendBatch,
+                                     wrId: p.workID(WorkID.handshake, 0))
+        switch step {
+        case .broken(let why):
+            logger.warning("handshake from \(p.peer) (queue \(p.queueIndex)) on network \(name): \(why)")
+            totals.handshake(accepted: false)
+            p.drop("handshakeFailed: \(why)")
+            return retireDraining()
+        case .accepted(let host):
+            totals.handshake(accepted: true)
+            logger.info("\(p.peer) (queue \(p.queueIndex)) on network \(name): host \(host) authenticated")
+        case .refused(_, let message):
+            totals.handshake(accepted: false)
+            logger.notice("refused \(p.peer) (queue \(p.queueIndex)) on network \(name): \(message)")
+        }
+        p.sendQueueFree -= 1
+        p.repost(index, returnsCredit: false, now: now)
+        markDirty(p)
     }
 
     /// A frame from port `p` in receive buffer `index`: validate, switch, repost.
@@ -99,7 +130,7 @@ extension PacketNetwork {
     /// Whether connection `slot` can take a frame now (credit and a send slot).
     @inline(__always)
     private func canSend(_ slot: Int) -> Bool {
-        guard let p = table[slot], !p.isDraining else { return false }
+        guard let p = table[slot], !p.isDraining, p.handshake.isServing else { return false }
         return p.credits > 0 && p.sendQueueFree > PacketPort.creditSendSlots / 2 && !p.freeSends.isEmpty
     }
 

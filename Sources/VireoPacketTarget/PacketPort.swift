@@ -1,3 +1,4 @@
+import VireoAuth
 import VireoFabric
 import VireoSys
 import VireoTargetCore
@@ -36,6 +37,8 @@ public final class PacketPort: @unchecked Sendable {
     /// The switch port this connection belongs to (nil: a port of its own).
     public let portKey: PortKey?
     let maxFrame: Int
+    /// Bytes per receive buffer: a frame, or the handshake's hello if larger (tiny MTUs).
+    let receiveStride: Int
     let advertised: Int
     let receiveCount: Int
     let sendSlots: Int
@@ -65,6 +68,8 @@ public final class PacketPort: @unchecked Sendable {
     var pendingSince: UInt64 = 0
     /// Queued in the worker's list of ports with batched work.
     var isDirty = false
+    /// The hello that must come first (docs/wire-protocol.md, "Handshake").
+    var handshake: ConnectionHandshake
     /// Whether the peer still answers (the network's liveness tick, `checkLiveness`).
     var liveness = PeerLiveness(keepaliveNanoseconds: .max, timeoutNanoseconds: .max, now: 0)
 
@@ -79,20 +84,24 @@ public final class PacketPort: @unchecked Sendable {
     /// Upper bound on credits a peer can accumulate (it cannot have more buffers than this).
     static let maxCredits = 1 << 20
 
-    /// Allocates and registers the port's buffers for `connection`.
-    public init(connection: any FabricLink, request: ConnectRequest, geometry: PacketGeometry, sendSlots: Int) throws(FabricError) {
+    /// Allocates and registers the port's buffers for `connection`. `handshake`: the hello this
+    /// connection must start with, by `handshakeDeadline` (monotonic ns); nil only in tests of the
+    /// switch behind it.
+    public init(connection: any FabricLink, request: ConnectRequest, geometry: PacketGeometry, sendSlots: Int,
+                handshake: TargetHandshake? = nil, handshakeDeadline: UInt64 = .max) throws(FabricError) {
         link = connection
         queuePair = connection.workQueue
         peer = connection.peerAddress
         queueIndex = request.queueIndex
         portKey = request.port
         maxFrame = Int(geometry.maxFrameBytes)
+        receiveStride = max(maxFrame, AuthHello.size)
         advertised = Int(geometry.receiveBuffers)
         receiveCount = advertised + Self.creditMargin
         self.sendSlots = sendSlots
         sendQueueDepth = sendSlots + Self.creditSendSlots
         credits = Int(request.queueDepth)
-        let r = try RegisteredBuffer(pd: connection.registrar, count: receiveCount * maxFrame, access: [.localWrite])
+        let r = try RegisteredBuffer(pd: connection.registrar, count: receiveCount * receiveStride, access: [.localWrite])
         let s = try RegisteredBuffer(pd: connection.registrar, count: max(sendSlots, 1) * maxFrame, access: [.localWrite])
         receives = r
         sends = s
@@ -105,6 +114,8 @@ public final class PacketPort: @unchecked Sendable {
         sendQueueFree = sendQueueDepth
         sendBatch = SendBatch(capacity: sendQueueDepth)
         receiveBatch = RecvBatch(capacity: receiveCount)
+        self.handshake = try ConnectionHandshake(handshake: handshake, deadline: handshakeDeadline,
+                                                 registrar: connection.registrar)
     }
 
     /// Marks the port for removal; the worker retires it at the end of its pass.
@@ -118,6 +129,10 @@ public final class PacketPort: @unchecked Sendable {
     /// without a DISCONNECT). Returns true when it dropped the port.
     func checkLiveness(now: UInt64) -> Bool {
         guard !isDraining else { return false }
+        if handshake.expired(now: now) {
+            drop("handshakeTimeout: no handshake hello by its deadline")
+            return true
+        }
         switch liveness.check(now: now, waiting: sendQueueFree < sendQueueDepth) {
         case .alive:
             return false
@@ -144,6 +159,7 @@ public final class PacketPort: @unchecked Sendable {
         link = nil
         receives = nil
         sends = nil
+        handshake.release()
     }
 
     @inline(__always)
@@ -153,13 +169,13 @@ public final class PacketPort: @unchecked Sendable {
 
     /// Receive buffer `i`.
     @inline(__always)
-    func receiveBuffer(_ i: Int) -> UnsafeMutableRawPointer { receiveBase + i * maxFrame }
+    func receiveBuffer(_ i: Int) -> UnsafeMutableRawPointer { receiveBase + i * receiveStride }
 
     /// Queues a repost of receive buffer `i`; `returnsCredit` when it held a frame (not a credit message).
     @inline(__always)
     func repost(_ i: Int, returnsCredit: Bool, now: UInt64) {
         receiveBatch.receive(wrId: workID(WorkID.packetReceive, i),
-                             local: receiveRegion.segment(offset: i * maxFrame, length: maxFrame))
+                             local: receiveRegion.segment(offset: i * receiveStride, length: receiveStride))
         if returnsCredit {
             if pendingReturn == 0 { pendingSince = now }
             pendingReturn += 1

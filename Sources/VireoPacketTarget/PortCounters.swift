@@ -9,6 +9,7 @@ public final class PortCounters: @unchecked Sendable {
     private let counts: FixedArray<UInt64>
     private var storage: UnsafeMutablePointer<UInt64> { counts.base }
     private static let rxFrames = 0, rxBytes = 1, txFrames = 2, txBytes = 3, creditMessages = 4, probes = 5
+    private static let handshakesAccepted = 6, handshakesRefused = 7
     private static let dropBase = 8
     private static let count = dropBase + PortDrop.allCases.count
 
@@ -28,6 +29,7 @@ public final class PortCounters: @unchecked Sendable {
 
     @inline(__always) func sentCredit() { storage[Self.creditMessages] &+= 1 }
     @inline(__always) func probed() { storage[Self.probes] &+= 1 }
+    func handshake(accepted: Bool) { storage[accepted ? Self.handshakesAccepted : Self.handshakesRefused] &+= 1 }
     @inline(__always) func dropped(_ reason: PortDrop) { storage[Self.dropBase + reason.rawValue] &+= 1 }
 
     /// Frames received from the peer (valid or not).
@@ -40,6 +42,10 @@ public final class PortCounters: @unchecked Sendable {
     public var creditMessages: UInt64 { storage[Self.creditMessages] }
     /// Liveness probes (zero-length RDMA WRITEs) sent to the peer while it was idle and silent.
     public var livenessProbes: UInt64 { storage[Self.probes] }
+    /// Connections whose host authenticated and may join (network totals).
+    public var acceptedHandshakes: UInt64 { storage[Self.handshakesAccepted] }
+    /// Connections refused by the handshake, or with a malformed one (network totals).
+    public var refusedHandshakes: UInt64 { storage[Self.handshakesRefused] }
     /// Frames dropped for `reason`.
     public func drops(_ reason: PortDrop) -> UInt64 { storage[Self.dropBase + reason.rawValue] }
 

@@ -13,6 +13,12 @@ extension TargetConfig {
     /// stats_interval = 10
     /// keepalive = 5        # seconds idle and silent before a block connection's peer is probed
     /// peer_timeout = 15    # seconds without a completion, work posted, before the peer counts as gone
+    /// name = "storage-1"   # the target's name in handshakes (default "vireo-target:" + host name)
+    /// key_file = "/etc/vireo/target.key"   # optional: the target proves itself with it (gen-key)
+    /// handshake_timeout = 5                # seconds a connection has to send its hello
+    /// [[host]]                             # hosts the target knows; with any, endpoints deny by default
+    /// name = "compute-1"
+    /// key_file = "/etc/vireo/hosts/compute-1.key"   # the target's copy of the host's secret
     /// [[export]]
     /// name = "vol0"
     /// file = "/var/lib/vireo/vol0.img"   # or device = "/dev/...", or memory = true
@@ -25,6 +31,7 @@ extension TargetConfig {
     /// max_io = "1M"
     /// max_segments = 128
     /// inline_max = 4096
+    /// allowed_hosts = ["compute-1"]        # or allow_any_host = true
     /// [[network]]
     /// name = "lan0"
     /// mtu = 1500
@@ -45,6 +52,10 @@ extension TargetConfig {
         config.statsIntervalSeconds = r.number("stats_interval", what: "a positive number of seconds") { $0 > 0 }
         if let d = r.number("keepalive", what: "a number of seconds") { config.keepaliveSeconds = d }
         if let d = r.number("peer_timeout", what: "a number of seconds") { config.peerTimeoutSeconds = d }
+        config.name = r.string("name", what: "a name")
+        config.keyFile = r.string("key_file", what: "a path")
+        if let d = r.number("handshake_timeout", what: "a number of seconds") { config.handshakeTimeoutSeconds = d }
+        config.hosts = r.tables("host").compactMap { HostConfig(reading: $0) }
         config.exports = r.tables("export").compactMap { ExportConfig(reading: $0) }
         config.networks = r.tables("network").compactMap { NetworkConfig(toml: $0) }
         self = try r.result(config)

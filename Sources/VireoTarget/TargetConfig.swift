@@ -1,6 +1,7 @@
 import VireoBlockTarget
 import VireoDaemon
 import VireoPacketTarget
+import VireoWire
 
 /// The target daemon's configuration: where it listens, how many workers, its
 /// exports (block endpoints) and its networks (packet endpoints).
@@ -27,6 +28,17 @@ public struct TargetConfig: Equatable, Sendable {
     /// Seconds without any completion, while work or a probe is posted to the peer, after
     /// which the peer counts as vanished and its connection is dropped (TOML `peer_timeout`, default 15).
     public var peerTimeoutSeconds: Double = 15
+    /// The target's name in every accept, covered by both handshake proofs (TOML `name`;
+    /// default "vireo-target:" and the machine's host name).
+    public var name: String?
+    /// The target's own secret (`gen-key`): with it the target proves itself to initiators (TOML `key_file`).
+    public var keyFile: String?
+    /// The hosts the target knows (TOML `[[host]]`). With none, every endpoint that does not
+    /// say otherwise admits any host, with a warning; with any, endpoints admit only the
+    /// hosts they list (`allowed_hosts`) unless they set `allow_any_host`.
+    public var hosts: [HostConfig] = []
+    /// Seconds a new connection has to send its handshake hello (TOML `handshake_timeout`, default 5).
+    public var handshakeTimeoutSeconds: Double = 5
 
     public init(listen: String = "0.0.0.0:4420", workers: Int = 2, busyPoll: Bool = false, exports: [ExportConfig] = [],
                 networks: [NetworkConfig] = []) {
@@ -44,6 +56,20 @@ public struct TargetConfig: Equatable, Sendable {
         if !(keepaliveSeconds >= 0.01 && keepaliveSeconds <= 3600) { out.append("keepalive \(keepaliveSeconds) must be 0.01-3600 seconds") }
         if !(peerTimeoutSeconds > keepaliveSeconds && peerTimeoutSeconds <= 3600) {
             out.append("peer_timeout \(peerTimeoutSeconds) must be longer than keepalive (\(keepaliveSeconds)) and at most 3600 seconds")
+        }
+        if !(handshakeTimeoutSeconds >= 0.1 && handshakeTimeoutSeconds <= 60) {
+            out.append("handshake_timeout \(handshakeTimeoutSeconds) must be 0.1-60 seconds")
+        }
+        if let name, !HandshakeName.isValid(name) { out.append(HandshakeName.rule(for: "name '\(name)'")) }
+        var hostNames = Set<String>()
+        for h in hosts {
+            if !hostNames.insert(h.name).inserted { out.append("host '\(h.name)' is configured twice") }
+            out += h.problems()
+        }
+        for (kind, name, access) in exports.map({ ("export", $0.name, $0.access) }) + networks.map({ ("network", $0.name, $0.access) }) {
+            for h in access.allowedHosts ?? [] where !hostNames.contains(h) {
+                out.append("\(kind) '\(name)': allowed host '\(h)' is not a configured [[host]]")
+            }
         }
         if exports.isEmpty && networks.isEmpty {
             out.append("no exports configured (add [[export]] or --export, or [[network]] or --network)")

@@ -36,12 +36,23 @@ extension TargetDaemon {
             s.counter("vireo_target_connection_faults_total", total.drops(fault),
                       help: "Block connections dropped on an error, by reason.", labelPairs: [("reason", fault.name)])
         }
+        s.counter("vireo_target_handshakes_accepted_total", total.authenticatedConnections,
+                  help: "Block connections whose host authenticated and is allowed on the export.")
+        for reason in AuthRejectReason.allCases {
+            s.counter("vireo_target_handshakes_refused_total", total.refusedHandshakes(reason),
+                      help: "Block connection handshakes refused, by reason.", labelPairs: [("reason", "\(reason)")])
+        }
         s.counter("vireo_target_commands_chunked_total", total.chunkedCommands,
                   help: "Memory-export DISCARD/WRITE_ZEROES carried out in bounded chunks between other connections' work.")
         s.counter("vireo_target_liveness_probes_total", total.livenessProbes,
                   help: "Zero-length RDMA WRITEs sent to block connections that were idle and silent for the keepalive interval.")
         for name in networks.keys.sorted() {
-            Self.add(networks[name]!.totals, to: &s, prefix: "vireo_target_network", labels: [("network", name)])
+            let totals = networks[name]!.totals
+            Self.add(totals, to: &s, prefix: "vireo_target_network", labels: [("network", name)])
+            s.counter("vireo_target_network_handshakes_accepted_total", totals.acceptedHandshakes,
+                      help: "Packet connections whose host authenticated and may join the network.", labelPairs: [("network", name)])
+            s.counter("vireo_target_network_handshakes_refused_total", totals.refusedHandshakes,
+                      help: "Packet connections refused by the handshake (or with a malformed one).", labelPairs: [("network", name)])
         }
         for (network, port) in ports.sorted(by: { ($0.network, $0.port.peer, $0.port.queueIndex) < ($1.network, $1.port.peer, $1.port.queueIndex) }) {
             Self.add(port.counters, to: &s, prefix: "vireo_target_port",

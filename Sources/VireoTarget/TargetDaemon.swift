@@ -1,3 +1,4 @@
+import VireoAuth
 import VireoBlockTarget
 import Logging
 import Synchronization
@@ -30,6 +31,10 @@ public final class TargetDaemon: @unchecked Sendable {
     public let exports: [String: Export]
     /// Networks (packet endpoints) by name.
     public let networks: [String: PacketNetwork]
+    /// Who may connect: the target's name and secret, the hosts it knows.
+    let policy: AccessPolicy
+    /// Which hosts each endpoint (export or network) admits, by name.
+    let access: [String: AccessPolicy.Endpoint]
     private let listener: Listener
     private var workers: [TargetWorker] = []
     private var context: VerbsContext?
@@ -79,6 +84,7 @@ public final class TargetDaemon: @unchecked Sendable {
         do { try config.validate() } catch { throw .config(error) }
         self.config = config
         self.logger = logger
+        (policy, access) = try Self.accessPolicy(config, logger: logger)
         var exports: [String: Export] = [:]
         for e in config.exports {
             let export: Export
@@ -194,6 +200,49 @@ public final class TargetDaemon: @unchecked Sendable {
         for n in networks.values.sorted(by: { $0.name < $1.name }) {
             do { try n.start(context: ctx, maxCQE: info.maxCQE) } catch { throw .fabric(error) }
         }
+    }
+
+    /// Reads the target's and the hosts' secrets and decides what each endpoint admits;
+    /// warns about every endpoint open to any host and every host known by name only.
+    static func accessPolicy(_ config: TargetConfig, logger: Logger) throws(TargetError)
+        -> (AccessPolicy, [String: AccessPolicy.Endpoint]) {
+        func key(_ path: String, for what: String) throws(TargetError) -> HandshakeKey {
+            do { return try HandshakeKey(file: path, for: what) } catch { throw .config(error) }
+        }
+        let targetKey: HandshakeKey?
+        if let f = config.keyFile { targetKey = try key(f, for: "key_file") } else { targetKey = nil }
+        var hosts: [String: [HandshakeKey]] = [:]
+        for h in config.hosts {
+            var keys: [HandshakeKey] = []
+            for f in h.keyFiles { keys.append(try key(f, for: "host '\(h.name)'")) }
+            hosts[h.name] = keys
+            if keys.isEmpty {
+                logger.warning("host \(h.name) has no key_file: any machine that sends its name is taken for it (no proof checked)")
+            }
+        }
+        let name = config.name ?? HandshakeName.derived(prefix: "vireo-target:", machine: machineHostName())
+        var access: [String: AccessPolicy.Endpoint] = [:]
+        let endpoints = config.exports.map { ("export", $0.name, $0.access) } + config.networks.map { ("network", $0.name, $0.access) }
+        for (kind, endpoint, a) in endpoints {
+            let rule: AccessPolicy.Endpoint
+            if a.allowAnyHost == true {
+                rule = AccessPolicy.Endpoint(allowAnyHost: true)
+            } else if let list = a.allowedHosts {
+                rule = AccessPolicy.Endpoint(allowAnyHost: false, allowedHosts: Set(list))
+            } else if config.hosts.isEmpty {
+                rule = AccessPolicy.Endpoint(allowAnyHost: true)
+                logger.warning("\(kind) \(endpoint) is open to ANY host that reaches \(config.listen): no [[host]] is configured. Configure hosts and allowed_hosts, or set allow_any_host = true to say this is meant")
+            } else {
+                rule = AccessPolicy.Endpoint(allowAnyHost: false)
+                logger.warning("\(kind) \(endpoint) admits no host: hosts are configured and it has no allowed_hosts (nor allow_any_host)")
+            }
+            if rule.allowAnyHost, a.allowAnyHost == true {
+                logger.notice("\(kind) \(endpoint): allow_any_host: any host that reaches the target may connect")
+            }
+            access[endpoint] = rule
+        }
+        logger.info("target name \(name); \(targetKey == nil ? "no key_file: initiators cannot authenticate this target" : "proves itself with its key_file"); \(hosts.count) host(s) configured")
+        return (AccessPolicy(targetName: name, targetKey: targetKey, hosts: hosts), access)
     }
 
     static func describe(_ e: Export) -> String {
@@ -355,9 +404,14 @@ public final class TargetDaemon: @unchecked Sendable {
             sendCQ: worker.cq, receiveCQ: worker.cq,
             queuePair: QueuePairConfig(sendDepth: sendDepth, receiveDepth: depth, maxSendSegments: 1,
                                        maxReceiveSegments: 1, maxInlineData: 64, readDepth: Self.readDepth))
+        let accept = TargetHandshake.accept(geometry: g.encoded(), policy: policy)
+        let handshake = TargetHandshake(
+            policy: policy, endpoint: access[admitted.request.name] ?? AccessPolicy.Endpoint(allowAnyHost: false),
+            endpointDescription: "export \(admitted.request.name)", request: Array(req.privateData.prefix(ConnectRequest.size)),
+            accept: accept, claimedHostID: admitted.request.hostID)
         let connection: Connection
         do {
-            connection = try req.accept(resources: resources, privateData: g.encoded(), ackTimeout: Self.ackTimeout)
+            connection = try req.accept(resources: resources, privateData: accept, ackTimeout: Self.ackTimeout)
         } catch {
             logger.error("accept \(req.peerAddress) for \(admitted.request.name): \(error)")
             return false
@@ -365,7 +419,8 @@ public final class TargetDaemon: @unchecked Sendable {
         let q: TargetQueue
         do {
             q = try TargetQueue(connection: connection, export: admitted.export, geometry: g, sendQueueDepth: sendDepth,
-                                queueIndex: admitted.request.queueIndex)
+                                queueIndex: admitted.request.queueIndex, handshake: handshake,
+                                handshakeDeadline: handshakeDeadline())
         } catch {
             logger.error("\(req.peerAddress) for \(admitted.request.name): cannot allocate its buffers: \(error)")
             connection.disconnect()
@@ -383,6 +438,11 @@ public final class TargetDaemon: @unchecked Sendable {
         return true
     }
 
+    /// When a connection accepted now must have sent its hello.
+    private func handshakeDeadline() -> UInt64 {
+        monotonicNanoseconds() &+ UInt64(config.handshakeTimeoutSeconds * 1e9)
+    }
+
     /// Admits or rejects a packet connection to a configured network.
     private func handlePacket(_ req: ConnectionRequest, _ r: ConnectRequest) -> Bool {
         guard let network = networks[r.name] else { return false }
@@ -392,16 +452,22 @@ public final class TargetDaemon: @unchecked Sendable {
             do { try req.reject(privateData: rj.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }
             return false
         case .accept(let geometry, let resources, let sendSlots):
+            let accept = TargetHandshake.accept(geometry: geometry.encoded(), policy: policy)
+            let handshake = TargetHandshake(
+                policy: policy, endpoint: access[r.name] ?? AccessPolicy.Endpoint(allowAnyHost: false),
+                endpointDescription: "network \(r.name)", request: Array(req.privateData.prefix(ConnectRequest.size)),
+                accept: accept, claimedHostID: r.port == nil ? r.hostID : nil)
             let connection: Connection
             do {
-                connection = try req.accept(resources: resources, privateData: geometry.encoded(), ackTimeout: Self.ackTimeout)
+                connection = try req.accept(resources: resources, privateData: accept, ackTimeout: Self.ackTimeout)
             } catch {
                 logger.error("accept \(req.peerAddress) for network \(r.name): \(error)")
                 return false
             }
             let port: PacketPort
             do {
-                port = try PacketPort(connection: connection, request: r, geometry: geometry, sendSlots: sendSlots)
+                port = try PacketPort(connection: connection, request: r, geometry: geometry, sendSlots: sendSlots,
+                                      handshake: handshake, handshakeDeadline: handshakeDeadline())
             } catch {
                 logger.error("\(req.peerAddress) for network \(r.name): cannot allocate its buffers: \(error)")
                 connection.disconnect()

@@ -19,6 +19,12 @@ public struct TargetServeOptions: Sendable {
     public var statsIntervalSeconds: Double?
     public var keepaliveSeconds: Double?
     public var peerTimeoutSeconds: Double?
+    /// `--name`, `--key-file`, `--handshake-timeout`.
+    public var name: String?
+    public var keyFile: String?
+    public var handshakeTimeoutSeconds: Double?
+    /// `--host` values (`name=compute-1,key-file=...`).
+    public var hosts: [String] = []
 
     public init() {}
 
@@ -44,6 +50,12 @@ public struct TargetServeOptions: Sendable {
         }
         if let keepaliveSeconds { cfg.keepaliveSeconds = keepaliveSeconds }
         if let peerTimeoutSeconds { cfg.peerTimeoutSeconds = peerTimeoutSeconds }
+        if let name { cfg.name = name }
+        if let keyFile { cfg.keyFile = keyFile }
+        if let handshakeTimeoutSeconds { cfg.handshakeTimeoutSeconds = handshakeTimeoutSeconds }
+        for h in hosts {
+            do { cfg.hosts.append(try HostConfig(flag: h)) } catch { problems += error.problems }
+        }
         for e in exports {
             do { cfg.exports.append(try ExportConfig(flag: e)) } catch { problems += error.problems }
         }

@@ -1,7 +1,7 @@
 import VireoFabric
 
 /// The target's work-request kinds (the id layout is `VireoFabric.WorkID`'s):
-/// the block target uses 1-6, the packet target 8-10.
+/// the block target uses 1-6, the packet target 8-10, both 7 (the handshake).
 extension WorkID {
     /// A receive buffer got a capsule (index: receive buffer).
     public static let receive: UInt64 = 1
@@ -15,6 +15,8 @@ extension WorkID {
     public static let storage: UInt64 = 5
     /// A zero-length RDMA WRITE probing an idle peer (no buffer; index 0).
     public static let probe: UInt64 = 6
+    /// The handshake result's RDMA WRITE into the initiator's mailbox (index 0; `ConnectionHandshake`).
+    public static let handshake: UInt64 = 7
     /// Packet target: a receive buffer got a frame or a credit message (index: receive buffer).
     public static let packetReceive: UInt64 = 8
     /// Packet target: a frame SEND (index: send buffer).

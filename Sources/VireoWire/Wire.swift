@@ -1,11 +1,11 @@
-/// Vireo's wire protocol, version 1: constants shared by target and
+/// Vireo's wire protocol, version 2: constants shared by target and
 /// initiator. The format is specified in docs/wire-protocol.md; every
 /// multi-byte field is little endian.
 public enum Wire {
     /// First four bytes of every handshake message: "VIRE".
     public static let magic: UInt32 = 0x4552_4956
     /// The protocol version this build speaks.
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
 
     /// What a connection attaches to.
     public enum EndpointKind: UInt8, Sendable {

@@ -1,4 +1,6 @@
+import VireoAuth
 import VireoFabric
+import VireoInitiator
 import VireoSys
 import VireoWire
 
@@ -22,21 +24,24 @@ final class BlockTestClient {
     enum ConnectFailure: Error, CustomStringConvertible {
         case rejected(ConnectReject)
         case fabric(FabricError)
+        case handshake(HandshakeFailure)
         var description: String {
             switch self {
             case .rejected(let r): return "rejected (\(r.reason)): \(r.message)"
             case .fabric(let e): return "\(e)"
+            case .handshake(let f): return "\(f)"
             }
         }
     }
 
-    /// Connects to `name` at `host:port` asking for the given limits.
+    /// Connects to `name` at `host:port` asking for the given limits, as host `hostName`
+    /// (with `hostKey`, its secret); `authenticate: false` sends no hello.
     init(host: String, port: UInt16, name: String, depth: UInt16 = 16, segments: UInt16 = 16,
          maxIO: UInt32 = 1 << 20, wantsWrite: Bool = true, version: UInt8 = Wire.version,
-         hostID: [UInt8] = Array(repeating: 7, count: 16), queueIndex: UInt16 = 0,
+         hostName: String = "test-host", hostKey: [UInt8]? = nil, authenticate: Bool = true, queueIndex: UInt16 = 0,
          dataBytes: Int = 8 << 20) throws(ConnectFailure) {
         var r = ConnectRequest(kind: .block, name: name, queueIndex: queueIndex, queueDepth: depth, maxSegments: segments,
-                               maxIOBytes: maxIO, hostID: hostID, wantsWrite: wantsWrite)
+                               maxIOBytes: maxIO, hostID: HandshakeTranscript.hostID(of: hostName), wantsWrite: wantsWrite)
         r.version = version
         request = r
         let pd: [UInt8]
@@ -54,6 +59,18 @@ final class BlockTestClient {
             throw .fabric(error)
         }
         connection = conn
+        // The hello first, as an initiator sends it (the target's deadline runs from the accept).
+        if authenticate {
+            do throws(HandshakeFailure) {
+                var c = InitiatorCredentials(hostName: hostName)
+                c.hostKey = hostKey.flatMap { HandshakeKey(secret: $0) }
+                try HandshakeExchange.run(try InitiatorHandshake(credentials: c, request: pd, accept: conn.peerPrivateData),
+                                          on: conn, timeoutMilliseconds: 10_000)
+            } catch { throw .handshake(error) }
+            // Its SEND completion, so that waitForSendCompletion sees only the commands'.
+            let n = (try? conn.queuePair.sendCQ.wait(into: completions, spin: 10, timeoutMilliseconds: 10_000)) ?? 0
+            if n == 0 { throw .fabric(.timedOut("the hello's send completion")) }
+        }
         do {
             geometry = try BlockGeometry(decoding: conn.peerPrivateData, requested: r)
         } catch {

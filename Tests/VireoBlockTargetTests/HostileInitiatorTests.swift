@@ -45,7 +45,7 @@ struct HostileInitiatorTests {
         init(host: String, port: UInt16, export: String) throws {
             thread = try OSThread(name: "bystander") { [self] in
                 do {
-                    let c = try BlockTestClient(host: host, port: port, name: export, hostID: Array(repeating: 0xB, count: 16))
+                    let c = try BlockTestClient(host: host, port: port, name: export, hostName: "bystander")
                     var round: UInt64 = 0
                     while !isStopped || rounds == 0 {
                         try TargetIntegrationTests.writeReadPattern(c, bytes: 256 << 10, at: (round % 8) << 20, seed: round)

@@ -156,7 +156,7 @@ struct StorageTests {
     @Test(arguments: [
         (request("nope"), RejectReason.noSuchEndpoint, "no such export: nope"),
         (request("ro", write: true), .readOnly, "export ro is read-only"),
-        (request("small", version: 9), .versionMismatch, "target speaks wire version 1, initiator sent 9"),
+        (request("small", version: 9), .versionMismatch, "target speaks wire version \(Wire.version), initiator sent 9"),
         (request("small", kind: .packet), .wrongKind, "block endpoints only"),
         ([UInt8](repeating: 0, count: 56), .malformed, "bad magic"),
         (request("small", depth: 0), .malformed, "queue depth and segments must be at least 1"),

@@ -183,10 +183,12 @@ struct TargetIntegrationTests {
 
         let missing = rejection { () throws(BlockTestClient.ConnectFailure) in try BlockTestClient(host: host, port: d.port, name: "nope") }
         #expect(missing?.reason == .noSuchEndpoint && missing?.message == "no such export: nope")
+        // A version 1 initiator (no handshake) is refused before anything else, with a reason it can read.
         let version = rejection { () throws(BlockTestClient.ConnectFailure) in
-            try BlockTestClient(host: host, port: d.port, name: "one", version: 2)
+            try BlockTestClient(host: host, port: d.port, name: "one", version: 1)
         }
         #expect(version?.reason == .versionMismatch)
+        #expect(version?.message == "target speaks wire version 2, initiator sent 1")
 
         var first: BlockTestClient? = try BlockTestClient(host: host, port: d.port, name: "one")
         let limit = rejection { () throws(BlockTestClient.ConnectFailure) in try BlockTestClient(host: host, port: d.port, name: "one") }
@@ -212,7 +214,7 @@ struct TargetIntegrationTests {
         for (i, name) in ["ma", "fb"].enumerated() {
             threads.append(try OSThread(name: "client\(i)") {
                 do {
-                    let c = try BlockTestClient(host: host, port: port, name: name, hostID: Array(repeating: UInt8(i), count: 16))
+                    let c = try BlockTestClient(host: host, port: port, name: name, hostName: "host-\(i)")
                     for round in 0..<3 { try Self.writeReadPattern(c, bytes: 2 << 20, at: UInt64(round) << 22, seed: UInt64(i * 10 + round)) }
                 } catch {
                     errors.append("\(name): \(error)")

@@ -1,5 +1,6 @@
 import Logging
 import Testing
+import VireoAuth
 import VireoBlockTarget
 import VireoFabric
 import VireoSys
@@ -26,20 +27,36 @@ import VireoWire
         /// Responses the target SENT, in order.
         var responses: [(tag: UInt32, status: BlockStatus)] = []
         var now: UInt64 = 0
+        /// The connect request and the accept as sent (with `policy`: the handshake's inputs).
+        let request: ConnectRequest
+        let accept: [UInt8]
 
+        /// `policy`: the queue starts with a handshake under it (hello due by `handshakeDeadline`).
         init(depth: UInt16 = 4, segments: UInt16 = 4, sendQueueDepth: Int = 32, exportBytes: UInt64 = 1 << 20,
-             readOnly: Bool = false, keepalive: UInt64 = .max, timeout: UInt64 = .max) throws {
+             readOnly: Bool = false, keepalive: UInt64 = .max, timeout: UInt64 = .max,
+             policy: AccessPolicy? = nil, access: AccessPolicy.Endpoint = AccessPolicy.Endpoint(allowAnyHost: true),
+             hostName: String = "host-a", handshakeDeadline: UInt64 = .max) throws {
             var config = ExportConfig(name: "mem0", backing: .memory, size: exportBytes)
             config.readOnly = readOnly
             export = try Export(config: config, logger: Logger(label: "test"))
             let request = ConnectRequest(kind: .block, name: "mem0", queueIndex: 0, queueDepth: depth,
-                                         maxSegments: segments, maxIOBytes: 64 << 10, hostID: Array(repeating: 1, count: 16),
+                                         maxSegments: segments, maxIOBytes: 64 << 10, hostID: HandshakeTranscript.hostID(of: hostName),
                                          wantsWrite: !readOnly)
+            self.request = request
             guard case .granted(let g) = export.grant(request) else { throw FabricError.invalidArgument(call: "grant", "refused") }
             geometry = g
             link = try FakeLink(sendDepth: sendQueueDepth, receiveDepth: Int(g.queueDepth))
             guest = try RegisteredBuffer(pd: host, count: 1 << 20, access: .all)
-            queue = try TargetQueue(connection: link, export: export, geometry: g, sendQueueDepth: sendQueueDepth)
+            var handshake: TargetHandshake?
+            if let policy {
+                accept = TargetHandshake.accept(geometry: g.encoded(), policy: policy)
+                handshake = TargetHandshake(policy: policy, endpoint: access, endpointDescription: "export mem0",
+                                            request: try request.encoded(), accept: accept, claimedHostID: request.hostID)
+            } else {
+                accept = g.encoded()
+            }
+            queue = try TargetQueue(connection: link, export: export, geometry: g, sendQueueDepth: sendQueueDepth,
+                                    handshake: handshake, handshakeDeadline: handshakeDeadline)
             queue.install(index: 0, generation: 1, ring: try IOUring(entries: 8), counters: counters,
                           logger: Logger(label: "test"),
                           liveness: PeerLiveness(keepaliveNanoseconds: keepalive, timeoutNanoseconds: timeout, now: 0))

@@ -26,8 +26,8 @@ struct WorkerStallTests {
         defer { d.stop() }
         let mem = try #require(d.exports["zero"]?.store.memory)
         memset(mem, 0xAB, Int(size))  // populated and nonzero: zeroing costs real stores
-        let zeroer = try BlockTestClient(host: host, port: d.port, name: "zero", hostID: Array(repeating: 1, count: 16))
-        let reader = try BlockTestClient(host: host, port: d.port, name: "other", hostID: Array(repeating: 2, count: 16))
+        let zeroer = try BlockTestClient(host: host, port: d.port, name: "zero", hostName: "host-1")
+        let reader = try BlockTestClient(host: host, port: d.port, name: "other", hostName: "host-2")
         #expect(try reader.run(.flush, tag: 1) == .ok)
         let commands = 8
         for i in 0..<commands {

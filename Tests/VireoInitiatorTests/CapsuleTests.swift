@@ -1,5 +1,6 @@
 import Testing
 @testable import Virtio
+import VireoAuth
 import VireoWire
 @testable import VireoInitiator
 
@@ -163,7 +164,7 @@ final class FakeGuest {
     @Test(arguments: [UInt16(1), 8, 64, TargetConnector.wantedSegments])
     func capsuleSlotHoldsEveryAcceptableGrant(_ first: UInt16) throws {
         let config = try DiskConfig.parse(diskOption: "socket=/tmp/x.sock,target=10.99.0.1:4420,export=vol0")
-        let request = TargetConnector(config: config).request(queue: 0)
+        let request = TargetConnector(config: config, credentials: .fixed(InitiatorCredentials(hostName: "h"))).request(queue: 0)
         func grant(_ segments: UInt16) -> BlockGeometry {
             BlockGeometry(capacityBytes: 1 << 30, blockSize: 512, flags: [.flush], maxDiscardBytes: 0,
                           maxWriteZeroesBytes: 0, queueDepth: 32, maxSegments: segments, maxIOBytes: 1 << 20,

@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
 @testable import VireoInitiator
+import VireoAuth
 import VireoBlockTarget
 import VireoFabric
 import VireoSys
@@ -34,6 +35,11 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
 
     let export: Export
     let config: DiskConfig
+    /// Who the initiator says it is, and what it requires of the target.
+    let credentials: CredentialSource
+    /// The target's handshake policy and the export's rule (default: any host).
+    let policy: AccessPolicy
+    let access: AccessPolicy.Endpoint
     /// One registrar for everything the initiator registers (its buffers and guest memory), as one PD.
     let initiatorMemory = FakeRegistrar(firstKey: 0x1000)
     private let targetMemory = FakeRegistrar(firstKey: 0x80_0000)
@@ -54,8 +60,14 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
     let receiverNotReady = Atomic<Int>(0)
 
     /// `exportQueueDepth`: the most commands the target grants per queue (the initiator's credits).
-    init(config: DiskConfig, exportBytes: UInt64 = 16 << 20, exportQueueDepth: Int = 128) throws {
+    init(config: DiskConfig, exportBytes: UInt64 = 16 << 20, exportQueueDepth: Int = 128,
+         credentials: InitiatorCredentials = InitiatorCredentials(hostName: "fake-host"),
+         policy: AccessPolicy = AccessPolicy(targetName: "fake-target", targetKey: nil, hosts: [:]),
+         access: AccessPolicy.Endpoint = AccessPolicy.Endpoint(allowAnyHost: true)) throws {
         self.config = config
+        self.credentials = .fixed(credentials)
+        self.policy = policy
+        self.access = access
         var e = ExportConfig(name: config.export, backing: .memory, size: exportBytes)
         e.queueDepth = exportQueueDepth
         export = try Export(config: e, logger: Logger(label: "fake.target"))
@@ -76,7 +88,7 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
     var endpointDescription: String { "export \(config.export)" }
     var queuePairConfig: QueuePairConfig { TargetConnector.queuePairConfig(slots: config.queueDepth) }
     func request(queue: Int, initialCredits: Int) -> ConnectRequest {
-        TargetConnector(config: config).request(queue: queue, initialCredits: initialCredits)
+        TargetConnector(config: config, credentials: credentials).request(queue: queue, initialCredits: initialCredits)
     }
 
     func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
@@ -85,30 +97,40 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
             throw .connect(target: targetDescription, queue: queue, .noListener(targetDescription))
         }
         let req = request(queue: queue, initialCredits: initialCredits)
-        guard case .granted(let g) = export.grant(req) else {
+        guard case .granted(let g) = export.grant(req), let reqBytes = try? req.encoded() else {
             throw .connect(target: targetDescription, queue: queue, .invalidArgument(call: "grant", "refused"))
         }
+        let accept = TargetHandshake.accept(geometry: g.encoded(), policy: policy)
+        let handshake = TargetHandshake(policy: policy, endpoint: access, endpointDescription: "export \(config.export)",
+                                        request: reqBytes, accept: accept, claimedHostID: req.hostID)
+        let initiator: FakeLink
         do {
             let qp = queuePairConfig
-            let initiator = try FakeLink(sendDepth: qp.sendDepth, receiveDepth: qp.receiveDepth, registrar: initiatorMemory,
+            initiator = try FakeLink(sendDepth: qp.sendDepth, receiveDepth: qp.receiveDepth, registrar: initiatorMemory,
                                          completions: cq as? FakeCompletionQueue, peerAddress: "fake-target:4420")
             let sendDepth = Int(g.queueDepth) * (Int(g.maxSegments) + 1)
             let target = try FakeLink(sendDepth: sendDepth, receiveDepth: Int(g.queueDepth), registrar: targetMemory,
                                       peerAddress: "fake-initiator:\(queue)")
             let q = try TargetQueue(connection: target, export: export, geometry: g, sendQueueDepth: sendDepth,
-                                    queueIndex: UInt16(queue))
+                                    queueIndex: UInt16(queue), handshake: handshake,
+                                    handshakeDeadline: monotonicNanoseconds() &+ 5_000_000_000)
             lock.withLock { pairs in
                 q.install(index: pairs.count, generation: 1, ring: ring, counters: counters,
                           logger: Logger(label: "fake.target"),
                           liveness: PeerLiveness(keepaliveNanoseconds: .max, timeoutNanoseconds: .max, now: 0))
                 pairs.append(Pair(initiator: initiator, target: target, queue: q))
             }
-            connects.add(1, ordering: .relaxed)
-            return (initiator, g)
         } catch {
             throw .connect(target: targetDescription, queue: queue, .invalidArgument(call: "fake connect", "\(error)"))
         }
+        // The pump carries the hello and the result, as over rxe.
+        try authenticate(initiator, queue: queue, request: reqBytes, accept: accept, timeoutMilliseconds: timeoutMilliseconds)
+        connects.add(1, ordering: .relaxed)
+        return (initiator, g)
     }
+
+    /// The target sides' authenticated hosts, in connect order (nil: not authenticated).
+    var authenticatedHosts: [String?] { lock.withLock { $0.map(\.queue.host) } }
 
     // MARK: the test's controls
 

@@ -3,6 +3,7 @@ import Synchronization
 import VireoFabric
 import VireoSys
 import VireoWire
+import VireoTestSupport
 
 /// A hostile block target for the initiator's tests: it accepts every
 /// connection, grants what the test says, and answers each connection's
@@ -73,8 +74,13 @@ final class FakeBlockTarget: @unchecked Sendable {
                                       maxIOBytes: r.maxIOBytes, maxInlineBytes: 0, optimalIOBytes: 4096)
                 let qp = QueuePairConfig(sendDepth: 64, receiveDepth: Self.buffers, maxSendSegments: 1, maxReceiveSegments: 1)
                 conn?.disconnect(timeoutMilliseconds: 100)
-                conn = try? req.accept(resources: ConnectionResources(queuePair: qp), privateData: g.encoded())
-                guard let c = conn else { continue }
+                let accept = TestTargetHandshake.accept(g.encoded())
+                conn = try? req.accept(resources: ConnectionResources(queuePair: qp), privateData: accept)
+                guard let c = conn, (try? TestTargetHandshake.answer(on: c, request: req.privateData, accept: accept)) != nil else {
+                    conn?.disconnect(timeoutMilliseconds: 100)
+                    conn = nil
+                    continue
+                }
                 recv = try? RegisteredBuffer(pd: c.pd, count: Self.buffers * Self.bufferSize, access: [.localWrite])
                 send = try? RegisteredBuffer(pd: c.pd, count: 4 * Wire.responseSize, access: [.localWrite])
                 for i in 0..<Self.buffers {

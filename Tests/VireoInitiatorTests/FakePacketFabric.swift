@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
 @testable import VireoInitiator
+import VireoAuth
 import VireoFabric
 import VireoPacketTarget
 import VireoSys
@@ -22,6 +23,8 @@ final class FakePacketFabric: @unchecked Sendable {
         let initiator: FakeLink
         let target: FakeLink
         let port: PacketPort
+        /// The initiator's PD: where the target's RDMA WRITEs (the handshake result) land.
+        let initiatorMemory: FakeRegistrar
     }
 
     let network: PacketNetwork
@@ -38,7 +41,15 @@ final class FakePacketFabric: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private var thread: OSThread?
 
-    init(config: NetworkConfig = NetworkConfig(name: "lan0")) throws {
+    /// The target's handshake policy and the network's rule (default: any host).
+    let policy: AccessPolicy
+    let access: AccessPolicy.Endpoint
+
+    init(config: NetworkConfig = NetworkConfig(name: "lan0"),
+         policy: AccessPolicy = AccessPolicy(targetName: "fake-target", targetKey: nil, hosts: [:]),
+         access: AccessPolicy.Endpoint = AccessPolicy.Endpoint(allowAnyHost: true)) throws {
+        self.policy = policy
+        self.access = access
         var logger = Logger(label: "fake.network")
         logger.logLevel = .warning
         network = try PacketNetwork(config: config, logger: logger, retire: { _ in })
@@ -53,8 +64,9 @@ final class FakePacketFabric: @unchecked Sendable {
     }
 
     /// A connector for one NIC (its links share one registrar, as one PD).
-    func connector(for config: NicConfig) -> Connector {
-        Connector(fabric: self, real: PacketConnector(config: config), memory: FakeRegistrar(firstKey: 0x1000))
+    func connector(for config: NicConfig, credentials: InitiatorCredentials = InitiatorCredentials(hostName: "fake-host"))
+        -> Connector {
+        Connector(fabric: self, real: PacketConnector(config: config, credentials: .fixed(credentials)), memory: FakeRegistrar(firstKey: 0x1000))
     }
 
     struct Connector: EndpointConnector {
@@ -65,16 +77,22 @@ final class FakePacketFabric: @unchecked Sendable {
         var target: FabricAddress { real.target }
         var endpointDescription: String { real.endpointDescription }
         var queuePairConfig: QueuePairConfig { real.queuePairConfig }
+        var credentials: CredentialSource { real.credentials }
         func request(queue: Int, initialCredits: Int) -> ConnectRequest { real.request(queue: queue, initialCredits: initialCredits) }
         func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
             throws(InitiatorError) -> (any FabricLink, PacketGeometry) {
-            try fabric.attach(request(queue: queue, initialCredits: initialCredits), shape: queuePairConfig,
-                              memory: memory, cq: cq, description: targetDescription)
+            let req = request(queue: queue, initialCredits: initialCredits)
+            let (link, geometry, accept) = try fabric.attach(req, shape: queuePairConfig, memory: memory, cq: cq,
+                                                             description: targetDescription)
+            // The pump carries the hello and the result, as over rxe.
+            try authenticate(link, queue: queue, request: (try? req.encoded()) ?? [], accept: accept,
+                             timeoutMilliseconds: timeoutMilliseconds)
+            return (link, geometry)
         }
     }
 
     private func attach(_ req: ConnectRequest, shape: QueuePairConfig, memory: FakeRegistrar, cq: (any CompletionSource)?,
-                        description: String) throws(InitiatorError) -> (any FabricLink, PacketGeometry) {
+                        description: String) throws(InitiatorError) -> (any FabricLink, PacketGeometry, [UInt8]) {
         let queue = Int(req.queueIndex)
         if refusing.load(ordering: .acquiring) { throw .connect(target: description, queue: queue, .noListener(description)) }
         announcements.withLock { $0.append(Int(req.queueDepth)) }
@@ -82,18 +100,23 @@ final class FakePacketFabric: @unchecked Sendable {
         let geometry = PacketGeometry(mtu: UInt32(config.mtu), receiveBuffers: UInt16(config.receiveBuffers),
                                       flags: req.port != nil ? PacketGeometry.flagPortJoined : 0)
         let sendSlots = max(Int(req.queueDepth), config.receiveBuffers, 16)
+        let accept = TargetHandshake.accept(geometry: geometry.encoded(), policy: policy)
+        let handshake = TargetHandshake(policy: policy, endpoint: access, endpointDescription: "network \(network.name)",
+                                        request: (try? req.encoded()) ?? [], accept: accept,
+                                        claimedHostID: req.port == nil ? req.hostID : nil)
         do {
             let initiator = try FakeLink(sendDepth: shape.sendDepth, receiveDepth: shape.receiveDepth, registrar: memory,
                                          completions: cq as? FakeCompletionQueue, peerAddress: "fake-target:4420")
             let target = try FakeLink(sendDepth: sendSlots + 8, receiveDepth: config.receiveBuffers + PacketPort.creditMargin,
                                       registrar: targetMemory, peerAddress: "fake-nic-\(connects.load(ordering: .relaxed)):\(queue)")
-            let port = try PacketPort(connection: target, request: req, geometry: geometry, sendSlots: sendSlots)
+            let port = try PacketPort(connection: target, request: req, geometry: geometry, sendSlots: sendSlots,
+                                      handshake: handshake, handshakeDeadline: monotonicNanoseconds() &+ 5_000_000_000)
             lock.withLock { pairs in
                 network.take(adopted: [port], dropped: [])
-                pairs.append(Pair(initiator: initiator, target: target, port: port))
+                pairs.append(Pair(initiator: initiator, target: target, port: port, initiatorMemory: memory))
             }
             connects.add(1, ordering: .relaxed)
-            return (initiator, geometry)
+            return (initiator, geometry, accept)
         } catch {
             throw .connect(target: description, queue: queue, .invalidArgument(call: "fake connect", "\(error)"))
         }
@@ -129,7 +152,7 @@ final class FakePacketFabric: @unchecked Sendable {
                   let rc = p.target.queue.deliver(o.payload, immediate: o.request.immediate) else { return }
             network.completed(rc, port: p.port, now: now)
         }
-        let toInitiator = p.target.queue.runAllSends(receiver: p.initiator.queue) { o in
+        let toInitiator = p.target.queue.runAllSends(peer: p.initiatorMemory, receiver: p.initiator.queue) { o in
             if o.completion?.isSuccess ?? true, o.request.consumesReceive,
                let rc = p.initiator.queue.deliver(o.payload, immediate: o.request.immediate) {
                 p.initiator.completionQueue.push(rc)

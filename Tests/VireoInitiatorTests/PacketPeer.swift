@@ -2,6 +2,7 @@ import Foundation
 import VireoFabric
 import VireoSys
 import VireoWire
+import VireoTestSupport
 
 /// A minimal in-test packet target: one listener, one connection at a time,
 /// speaking the packet protocol with a credit window the test controls.
@@ -46,8 +47,9 @@ final class PacketPeer: @unchecked Sendable {
             guard let req = try? listener.nextRequest(timeoutMilliseconds: 20_000),
                   let r = try? ConnectRequest(decoding: req.privateData) else { return }
             let qp = QueuePairConfig(sendDepth: 64, receiveDepth: 64, maxSendSegments: 1, maxReceiveSegments: 1)
-            guard let conn = try? req.accept(resources: ConnectionResources(queuePair: qp),
-                                             privateData: PacketGeometry(mtu: 1500, receiveBuffers: advertised).encoded())
+            let accept = TestTargetHandshake.accept(PacketGeometry(mtu: 1500, receiveBuffers: advertised).encoded())
+            guard let conn = try? req.accept(resources: ConnectionResources(queuePair: qp), privateData: accept),
+                  (try? TestTargetHandshake.answer(on: conn, request: req.privateData, accept: accept)) != nil
             else { return }
             let recv = try! RegisteredBuffer(pd: conn.pd, count: postedCount * frameSize, access: [.localWrite])
             let snd = try! RegisteredBuffer(pd: conn.pd, count: 16 * frameSize, access: [.localWrite])

@@ -1,4 +1,6 @@
+import VireoAuth
 import VireoFabric
+import VireoInitiator
 import VireoSys
 import VireoWire
 #if canImport(Glibc)
@@ -25,12 +27,14 @@ final class PacketTestPort {
     private(set) var creditMessages = 0
     let receiveCount: Int
 
-    enum ConnectFailure: Error { case rejected(ConnectReject), fabric(FabricError) }
+    enum ConnectFailure: Error { case rejected(ConnectReject), fabric(FabricError), handshake(HandshakeFailure) }
 
+    /// Joins `network` as host `hostName` (its hello sent and accepted before this returns).
     init(host: String, port: UInt16, network: String, receiveBuffers: Int = 32, maxFrame: UInt32 = 1530,
-         queueIndex: UInt16 = 0) throws(ConnectFailure) {
+         queueIndex: UInt16 = 0, hostName: String = "test-host") throws(ConnectFailure) {
         let r = ConnectRequest(kind: .packet, name: network, queueIndex: queueIndex, queueDepth: UInt16(receiveBuffers),
-                               maxSegments: 1, maxIOBytes: maxFrame, hostID: Array(repeating: 9, count: 16), wantsWrite: false)
+                               maxSegments: 1, maxIOBytes: maxFrame, hostID: HandshakeTranscript.hostID(of: hostName),
+                               wantsWrite: false)
         request = r
         frameSize = Int(maxFrame)
         receiveCount = receiveBuffers
@@ -53,6 +57,11 @@ final class PacketTestPort {
         } catch { throw .fabric(error) }
         for i in 0..<receiveBuffers { post(i) }
         newlyPosted = 0  // the initial ones are the connect request's queue depth
+        do throws(HandshakeFailure) {
+            let h = try InitiatorHandshake(credentials: InitiatorCredentials(hostName: hostName), request: try! r.encoded(),
+                                           accept: conn.peerPrivateData)
+            try HandshakeExchange.run(h, on: conn, timeoutMilliseconds: 10_000)
+        } catch { throw .handshake(error) }
     }
 
     private func post(_ i: Int) {

@@ -25,6 +25,8 @@ public final class FakeLink: FabricLink, @unchecked Sendable {
     public var registrar: any MemoryRegistrar { queue.registrar }
     public var completions: any CompletionSource { completionQueue }
     public var eventFD: Int32 { event.rawValue }
+    private let held = Locked<[any AnyObject & Sendable]>([])
+    public func holdUntilReleased(_ owner: any AnyObject & Sendable) { held.withLock { $0.append(owner) } }
 
     /// `disconnect` calls so far.
     public var disconnects: Int { state.withLock { $0.disconnects } }

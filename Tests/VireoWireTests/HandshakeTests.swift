@@ -51,7 +51,7 @@ import Testing
         #expect(throws: WireError.self) { _ = try BlockGeometry(decoding: odd.encoded(), requested: request) }
         var ragged = geometry(); ragged.capacityBytes += 100
         #expect(throws: WireError.self) { _ = try BlockGeometry(decoding: ragged.encoded(), requested: request) }
-        var version = g.encoded(); version[4] = 2
+        var version = g.encoded(); version[4] = Wire.version &+ 1
         #expect(throws: WireError.self) { _ = try BlockGeometry(decoding: version, requested: request) }
         #expect(throws: WireError.self) { _ = try BlockGeometry(decoding: Array(g.encoded().prefix(40)), requested: request) }
     }

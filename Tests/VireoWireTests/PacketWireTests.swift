@@ -27,7 +27,7 @@ import Testing
         var mismatch = good; mismatch[12] = 0xff  // max frame ≠ 12 + 14 + MTU + 4
         var magic = good; magic[0] ^= 1
         var kind = good; kind[5] = 1
-        var version = good; version[4] = 2
+        var version = good; version[4] = Wire.version &+ 1
         var reserved = good; reserved[6] = 1
         var reserved2 = good; reserved2[19] = 1
         for b in [mismatch, magic, kind, version, reserved, reserved2, Array(good.prefix(23)), []] { #expect(refused(b)) }
