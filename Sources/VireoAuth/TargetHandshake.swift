@@ -19,9 +19,13 @@ public struct TargetHandshake: Sendable {
     /// The request's host id, when it carried one (block connections; packet
     /// connections with a port key carry the key there instead).
     public let claimedHostID: [UInt8]?
+    /// A named switch port bound to hosts: only they may claim it (description, hosts).
+    public let boundPort: (name: String, hosts: Set<String>)?
 
     public init(policy: AccessPolicy, endpoint: AccessPolicy.Endpoint, endpointDescription: String,
-                request: [UInt8], accept: [UInt8], claimedHostID: [UInt8]?) {
+                request: [UInt8], accept: [UInt8], claimedHostID: [UInt8]?,
+                boundPort: (name: String, hosts: Set<String>)? = nil) {
+        self.boundPort = boundPort
         self.policy = policy
         self.endpoint = endpoint
         self.endpointDescription = endpointDescription
@@ -83,6 +87,9 @@ public struct TargetHandshake: Sendable {
             case .unknownHost: return reject(r, "host '\(host)' is not configured on this target")
             default: return reject(r, "host '\(host)' is not allowed on \(endpointDescription)")
             }
+        }
+        if let boundPort, !boundPort.hosts.contains(host) {
+            return reject(.hostNotAllowed, "host '\(host)' may not claim port \(boundPort.name) of \(endpointDescription)")
         }
         let targetProof = policy.targetKey.map { transcript.targetProof($0, hostProof: hello.proof) }
         return .accepted(host: host, result: AuthResult(rejection: nil, proof: targetProof).encoded(),

@@ -9,15 +9,20 @@ import Glibc
 public struct ConnectionResources: @unchecked Sendable {
     // SAFETY: a value bag of references handed to the thread that builds the connection.
     /// The PD; nil uses the process-wide PD of the device the id is bound to
-    /// (so memory registered once serves every connection on that device).
+    /// (so memory registered once serves every connection on that device), or,
+    /// with `ownPD`, a new PD of this connection's own.
     public var pd: ProtectionDomain?
+    /// With no `pd`: allocate a new PD rather than use the process-wide one (an
+    /// initiator device's first connection; its other connections then share it).
+    public var ownPD = false
     public var sendCQ: CompletionQueue?
     public var receiveCQ: CompletionQueue?
     public var queuePair: QueuePairConfig
 
-    public init(pd: ProtectionDomain? = nil, sendCQ: CompletionQueue? = nil,
+    public init(pd: ProtectionDomain? = nil, ownPD: Bool = false, sendCQ: CompletionQueue? = nil,
                 receiveCQ: CompletionQueue? = nil, queuePair: QueuePairConfig = QueuePairConfig()) {
         self.pd = pd
+        self.ownPD = ownPD
         self.sendCQ = sendCQ
         self.receiveCQ = receiveCQ
         self.queuePair = queuePair
@@ -27,7 +32,9 @@ public struct ConnectionResources: @unchecked Sendable {
     func makeQueuePair(on cmID: CMID) throws(FabricError) -> QueuePair {
         guard let ctx = cmID.context else { throw .noDevice("the cm id is bound to no device") }
         let pd: ProtectionDomain
-        if let given = self.pd { pd = given } else { pd = try ProtectionDomain.shared(for: ctx) }
+        if let given = self.pd { pd = given } else if ownPD { pd = try ProtectionDomain(context: ctx) } else {
+            pd = try ProtectionDomain.shared(for: ctx)
+        }
         guard pd.context.raw == ctx.raw else {
             throw .invalidArgument(call: "rdma_create_qp", "the PD belongs to another device")
         }

@@ -32,8 +32,8 @@ protocol EndpointConnector: Sendable {
     var credentials: CredentialSource { get }
     /// Connects queue `queue` (see the extension's fabric implementation, which every
     /// production connector uses; tests supply connectors over the fake verbs layer).
-    func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
-        throws(InitiatorError) -> (any FabricLink, Grant)
+    func connect(queue: Int, cq: (any CompletionSource)?, pd: (any MemoryRegistrar)?, initialCredits: Int,
+                 timeoutMilliseconds: Int32) throws(InitiatorError) -> (any FabricLink, Grant)
 }
 
 extension EndpointConnector {
@@ -41,18 +41,22 @@ extension EndpointConnector {
     var targetDescription: String { "\(target)" }
 
     /// Connects queue `queue`; with `cq`, the new queue pair completes into it
-    /// (a queue keeps its CQ, and so its wake fd, across reconnects). A reject
+    /// (a queue keeps its CQ, and so its wake fd, across reconnects); with `pd`,
+    /// it is built in that protection domain (a device's PD: its own, never shared
+    /// with another device), else in a new one (the device's first connection). A reject
     /// carries the target's reason and message; an accept the target's grant,
     /// checked against what was asked, and the handshake's challenge, which
     /// `authenticate` answers before the connection is returned.
-    func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
-        throws(InitiatorError) -> (any FabricLink, Grant) {
+    func connect(queue: Int, cq: (any CompletionSource)?, pd: (any MemoryRegistrar)?, initialCredits: Int,
+                 timeoutMilliseconds: Int32) throws(InitiatorError) -> (any FabricLink, Grant) {
         let req = request(queue: queue, initialCredits: initialCredits)
         let data: [UInt8]
         do throws(WireError) { data = try req.encoded() } catch { throw .geometry(target: targetDescription, queue: queue, error) }
         // A queue keeps the CQ its first connection made; only a device's CQ can back a device's QP.
         let deviceCQ = cq as? CompletionQueue
-        let resources = ConnectionResources(sendCQ: deviceCQ, receiveCQ: deviceCQ, queuePair: queuePairConfig)
+        let devicePD = pd as? ProtectionDomain
+        let resources = ConnectionResources(pd: devicePD, ownPD: devicePD == nil, sendCQ: deviceCQ, receiveCQ: deviceCQ,
+                                            queuePair: queuePairConfig)
         let conn: Connection
         do throws(FabricError) {
             conn = try Connection.connect(to: target, resources: resources, privateData: data,

@@ -20,9 +20,11 @@ struct FabricQueues<Connector: EndpointConnector>: @unchecked Sendable {
     init(connector: Connector, queues: Int, initialCredits: Int) throws(InitiatorError) {
         self.connector = connector
         var initial: [(link: any FabricLink, grant: Connector.Grant)] = []
+        // Queue 0's connection makes the device's own PD; every other queue (and every
+        // reconnect) is built in it, and the device registers its guest memory there.
         for q in 0..<queues {
-            let (link, grant) = try connector.connect(queue: q, cq: nil, initialCredits: initialCredits,
-                                                      timeoutMilliseconds: 5000)
+            let (link, grant) = try connector.connect(queue: q, cq: nil, pd: initial.first?.link.registrar,
+                                                      initialCredits: initialCredits, timeoutMilliseconds: 5000)
             initial.append((link, grant))
         }
         self.initial = initial
@@ -36,7 +38,8 @@ struct FabricQueues<Connector: EndpointConnector>: @unchecked Sendable {
 
     /// The grant the device reports (queue 0's).
     var firstGrant: Connector.Grant { initial[0].grant }
-    /// Where the device registers guest memory (every queue's connection shares it).
+    /// The device's protection domain: where it registers guest memory (every queue's
+    /// connection is built in it; no other device's is).
     var registrar: any MemoryRegistrar { initial[0].link.registrar }
 
     /// Starts the supervisor thread over the queues' completion sources (each queue keeps
@@ -44,8 +47,8 @@ struct FabricQueues<Connector: EndpointConnector>: @unchecked Sendable {
     func startSupervisor(cqs: [any CompletionSource], name: String, logger: Logger,
                          onGeometry: @escaping @Sendable (Connector.Grant, Int) -> Void)
         throws(InitiatorError) -> @Sendable () -> Void {
-        let sup = FabricSupervisor(connector: connector, links: links, cqs: cqs, initial: initial.map(\.link), wake: wake,
-                                   logger: logger, onGeometry: onGeometry)
+        let sup = FabricSupervisor(connector: connector, links: links, cqs: cqs, pd: registrar, initial: initial.map(\.link),
+                                   wake: wake, logger: logger, onGeometry: onGeometry)
         do throws(SystemError) { try sup.start(name: name) } catch { throw .system("pthread_create (fabric supervisor)", error) }
         return { sup.stop() }
     }

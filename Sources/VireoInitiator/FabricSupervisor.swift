@@ -21,6 +21,8 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
     /// One connect attempt's budget (rdma_cm steps).
     static var attemptTimeoutMilliseconds: Int32 { 2000 }
 
+    /// The device's PD: every reconnect is built in it.
+    private let pd: any MemoryRegistrar
     private let connector: Connector
     private let links: [QueueLink<Connector.Grant>]
     private let cqs: [any CompletionSource]
@@ -36,9 +38,11 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
     private let stopping = Atomic<Bool>(false)
     private var thread: OSThread?
 
-    init(connector: Connector, links: [QueueLink<Connector.Grant>], cqs: [any CompletionSource], initial: [any FabricLink],
-         wake: EventBox, logger: Logger, onGeometry: @escaping @Sendable (Connector.Grant, Int) -> Void) {
+    init(connector: Connector, links: [QueueLink<Connector.Grant>], cqs: [any CompletionSource], pd: any MemoryRegistrar,
+         initial: [any FabricLink], wake: EventBox, logger: Logger,
+         onGeometry: @escaping @Sendable (Connector.Grant, Int) -> Void) {
         self.connector = connector
+        self.pd = pd
         self.links = links
         self.cqs = cqs
         self.wake = wake
@@ -124,7 +128,7 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
     private func attempt(_ q: Int) {
         do {
             let credits = links[q].initialCredits.load(ordering: .acquiring)
-            let (conn, geometry) = try connector.connect(queue: q, cq: cqs[q], initialCredits: credits,
+            let (conn, geometry) = try connector.connect(queue: q, cq: cqs[q], pd: pd, initialCredits: credits,
                                                          timeoutMilliseconds: Self.attemptTimeoutMilliseconds)
             generations[q] &+= 1
             watched[q] = conn

@@ -41,7 +41,7 @@ struct PacketConnector: EndpointConnector {
     static func queuePairConfig(queueSize: Int) -> QueuePairConfig {
         QueuePairConfig(sendDepth: queueSize + creditMessageSlots + 1, receiveDepth: queueSize,
                         maxSendSegments: maxSendSegments, maxReceiveSegments: maxReceiveSegments,
-                        maxInlineData: 0, readDepth: 1)
+                        maxInlineData: 0, readDepth: 0)  // nothing RDMA-READs a NIC: no responder resources
     }
 
     /// The connect request; its queue depth is the initial credits (0 before

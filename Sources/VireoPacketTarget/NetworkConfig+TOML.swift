@@ -18,13 +18,15 @@ extension NetworkConfig {
     /// [[network.port]]                    # optional named ports
     /// name = "vm1"
     /// allowed_macs = ["52:54:00:00:0a:01"] # optional, this port only
+    /// hosts = ["compute-1"]               # optional: only these authenticated hosts may claim it
     /// ```
     public init?(toml r: TOMLTableReader) {
         var n = NetworkConfig(reading: r)
         for p in r.tables("port") {
             let name = p.requiredString("name", example: "vm1")
             let macs = p.macs("allowed_macs")
-            if let name { n?.ports.append(PortConfig(name: name, allowedMACs: macs)) }
+            let hosts = p.list("hosts")
+            if let name { n?.ports.append(PortConfig(name: name, allowedMACs: macs, hosts: hosts)) }
         }
         guard let n else { return nil }
         self = n

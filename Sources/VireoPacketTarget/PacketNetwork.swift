@@ -91,7 +91,10 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
         groups = PortGroups(capacity: config.maxPorts)
         dirty = []
         dirty.reserveCapacity(config.maxPorts)
-        if tap != nil { switching.addPort(tapPort) }
+        if tap != nil {
+            switching.addPort(tapPort)
+            switching.exemptFromMACLimit(tapPort)
+        }
     }
 
     deinit {
@@ -184,7 +187,7 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
         let resources = ConnectionResources(
             sendCQ: cq, receiveCQ: cq,
             queuePair: QueuePairConfig(sendDepth: sendDepth, receiveDepth: receiveCount, maxSendSegments: 1,
-                                       maxReceiveSegments: 1, maxInlineData: 0, readDepth: 1))
+                                       maxReceiveSegments: 1, maxInlineData: 0, readDepth: 0))  // SENDs only: no RDMA READ either way
         return .accept(PacketGeometry(mtu: UInt32(config.mtu), receiveBuffers: UInt16(config.receiveBuffers),
                                       flags: r.port != nil ? PacketGeometry.flagPortJoined : 0),
                        resources, sendSlots: sendSlots)
@@ -271,6 +274,7 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     /// About once a second: every port probes a silent idle peer or is dropped when its peer
     /// left posted sends unacknowledged for the peer timeout.
     public func tick(now: UInt64) {
+        totals.setUnlearned(tableFull: switching.unlearnedTableFull, portLimit: switching.unlearnedPortLimit)
         var dropped = false
         for (_, p) in table.occupied {
             let probes = p.counters.livenessProbes

@@ -6,9 +6,18 @@ import VireoWire
 /// Ports are small integers chosen by the owner. The clock is passed in
 /// (monotonic nanoseconds), so tests drive aging directly.
 ///
-/// Nothing here allocates per frame: the MAC table's capacity is reserved up
-/// front and it stops learning new addresses when full (after one sweep of
-/// expired entries), and the active port list has a fixed capacity.
+/// Nothing here allocates per frame, and every frame costs O(1): the MAC
+/// table's capacity is reserved up front; when it is full, expired entries
+/// are swept at most once per `sweepIntervalNanoseconds` and otherwise new
+/// addresses are simply not learned (counted: `unlearnedTableFull`); the
+/// active port list has a fixed capacity.
+///
+/// Learned addresses stay with their port: a live address seen on another
+/// port is a spoof (`.macConflict`), unless that port's allow-list names it
+/// (a port may take over an address it is allowed to use, e.g. after a guest
+/// moved). One port learns at most `macsPerPort` addresses (counted:
+/// `unlearnedPortLimit`), so a port flooding random source addresses cannot
+/// fill the table for the others.
 ///
 /// Floods (broadcast, multicast, unknown unicast) cost one copy per other
 /// port on the switch's one thread, so each ingress port may cause at most
@@ -37,10 +46,26 @@ public struct PacketSwitch {
     /// Per ingress port: when its current flood window started, and the copies spent in it.
     private var floodWindowStart: [UInt64]
     private var floodSpent: [Int]
+    /// Addresses one port may have learned at once.
+    public let macsPerPort: Int
+    /// Per port: addresses learned on it (expired ones included until swept).
+    private var learnedOn: [Int]
+    /// Ports with no per-port limit (an uplink bridging a whole LAN).
+    private var unlimited: [Bool]
+    /// A full table is swept at most this often.
+    public let sweepIntervalNanoseconds: UInt64
+    private var nextSweep: UInt64 = 0
+    /// Sweeps of a full table so far.
+    public private(set) var sweeps: UInt64 = 0
+    /// New addresses not learned: the table was full of live entries.
+    public private(set) var unlearnedTableFull: UInt64 = 0
+    /// New addresses not learned: their port already had `macsPerPort`.
+    public private(set) var unlearnedPortLimit: UInt64 = 0
 
     /// A switch for ports `0..<maxPorts`; see the type's notes for `floodBudget` (copies per port per millisecond).
+    /// `macsPerPort` nil: a fair share of the table (capacity / ports), at least 16.
     public init(agingSeconds: Int, tableCapacity: Int = 4096, maxPorts: Int = 1024, allowed: [MACAddress]? = nil,
-                floodBudget: Int = 1024) {
+                floodBudget: Int = 1024, macsPerPort: Int? = nil) {
         agingNanoseconds = UInt64(max(agingSeconds, 1)).multipliedReportingOverflow(by: 1_000_000_000).partialValue
         self.tableCapacity = max(tableCapacity, 1)
         table = [:]
@@ -51,6 +76,10 @@ public struct PacketSwitch {
         self.floodBudget = max(floodBudget, 1)
         floodWindowStart = [UInt64](repeating: 0, count: maxPorts)
         floodSpent = [Int](repeating: 0, count: maxPorts)
+        self.macsPerPort = max(macsPerPort ?? max(self.tableCapacity / max(maxPorts, 1), 16), 1)
+        learnedOn = [Int](repeating: 0, count: maxPorts)
+        unlimited = [Bool](repeating: false, count: maxPorts)
+        sweepIntervalNanoseconds = max(agingNanoseconds / 8, 1_000_000_000)
         ports = []
         ports.reserveCapacity(maxPorts)
     }
@@ -70,8 +99,14 @@ public struct PacketSwitch {
         if port >= 0, port < maxPorts {
             portAllowed[port] = nil
             floodSpent[port] = 0
+            learnedOn[port] = 0
         }
         table = table.filter { $0.value.port != port }
+    }
+
+    /// Lifts the per-port address limit for `port` (the TAP uplink; control path).
+    public mutating func exemptFromMACLimit(_ port: Int) {
+        if port >= 0, port < maxPorts { unlimited[port] = true }
     }
 
     /// Whether `source` may send (always true without an allow-list).
@@ -92,18 +127,45 @@ public struct PacketSwitch {
         return list.contains(source)
     }
 
-    /// Records that `source` was seen on `port` at `now`.
-    @inline(__always)
-    public mutating func learn(_ source: MACAddress, port: Int, now: UInt64) {
-        if table[source] != nil {
+    /// What learning one source address did.
+    public enum Learning: Equatable, Sendable {
+        /// Learned or refreshed (or not learned for lack of room: the frame still goes).
+        case learned
+        /// Live on another port, which this one may not take it from: drop the frame.
+        case conflict
+    }
+
+    /// Records that `source` was seen on `port` at `now` (O(1): see the type's notes).
+    @inline(__always) @discardableResult
+    public mutating func learn(_ source: MACAddress, port: Int, now: UInt64) -> Learning {
+        guard port >= 0, port < maxPorts else { return .learned }
+        if let e = table[source] {
+            if e.port != port {
+                let live = !(now > e.lastSeen && now - e.lastSeen > agingNanoseconds)
+                if live, !(portAllowed[port]?.contains(source) ?? false) { return .conflict }
+                if e.port >= 0, e.port < maxPorts { learnedOn[e.port] -= 1 }
+                learnedOn[port] += 1
+            }
             table[source] = Entry(port: port, lastSeen: now)  // existing key: no allocation
-            return
+            return .learned
+        }
+        if learnedOn[port] >= macsPerPort, !unlimited[port] {
+            unlearnedPortLimit &+= 1
+            return .learned
         }
         if table.count >= tableCapacity {
-            sweep(now: now)
-            if table.count >= tableCapacity { return }  // full of live entries: unknown unicast floods
+            if now >= nextSweep {
+                sweep(now: now)
+                nextSweep = now &+ sweepIntervalNanoseconds
+            }
+            if table.count >= tableCapacity {
+                unlearnedTableFull &+= 1  // full of live entries: unknown unicast to it floods
+                return .learned
+            }
         }
         table[source] = Entry(port: port, lastSeen: now)
+        learnedOn[port] += 1
+        return .learned
     }
 
     /// The port `destination` was learned on, if it is unicast and not expired.
@@ -114,11 +176,14 @@ public struct PacketSwitch {
         return now &- e.lastSeen > agingNanoseconds && now > e.lastSeen ? nil : e.port
     }
 
-    /// Drops expired entries (when the table is full; not per frame).
+    /// Drops expired entries (when the table is full, at most once per sweep interval; never per frame).
     public mutating func sweep(now: UInt64) {
         let aging = agingNanoseconds
         table = table.filter { !(now > $0.value.lastSeen && now - $0.value.lastSeen > aging) }
         table.reserveCapacity(tableCapacity)
+        for i in learnedOn.indices { learnedOn[i] = 0 }
+        for e in table.values where e.port >= 0 && e.port < maxPorts { learnedOn[e.port] += 1 }
+        sweeps &+= 1
     }
 
     /// Where one frame goes.
@@ -142,7 +207,7 @@ public struct PacketSwitch {
         _ frame: PacketFrame.Summary, ingress: Int, now: UInt64, checkAllowList: Bool = true
     ) -> Destination {
         if checkAllowList, !isAllowed(frame.source, port: ingress) { return .dropped(.notAllowed) }
-        learn(frame.source, port: ingress, now: now)
+        if learn(frame.source, port: ingress, now: now) == .conflict { return .dropped(.macConflict) }
         if let port = lookup(frame.destination, now: now) {
             return port == ingress ? .dropped(.filtered) : .port(port)
         }

@@ -10,10 +10,14 @@ public struct PortConfig: Equatable, Sendable {
     public var name: String
     /// Source MACs this port may use (nil: any the network allows).
     public var allowedMACs: [MACAddress]?
+    /// The hosts whose authenticated connections may claim this port (nil: any host the
+    /// network admits). With it, no other host can squat the port, e.g. after a target restart.
+    public var hosts: [String]?
 
-    public init(name: String, allowedMACs: [MACAddress]? = nil) {
+    public init(name: String, allowedMACs: [MACAddress]? = nil, hosts: [String]? = nil) {
         self.name = name
         self.allowedMACs = allowedMACs
+        self.hosts = hosts
     }
 
     /// Parses `NAME` or `NAME:MAC+MAC...` (the `--network port=` value).
@@ -25,6 +29,7 @@ public struct PortConfig: Equatable, Sendable {
         }
         name = String(first)
         allowedMACs = nil
+        hosts = nil
         if parts.count > 1 {
             var macs: [MACAddress] = []
             for m in parts[1].split(separator: "+") {

@@ -11,7 +11,8 @@ public final class PortCounters: @unchecked Sendable {
     private static let rxFrames = 0, rxBytes = 1, txFrames = 2, txBytes = 3, creditMessages = 4, probes = 5
     private static let handshakesAccepted = 6, handshakesRefused = 7
     private static let dropBase = 8
-    private static let count = dropBase + PortDrop.allCases.count
+    private static let unlearnedFull = dropBase + PortDrop.allCases.count, unlearnedLimit = unlearnedFull + 1
+    private static let count = unlearnedLimit + 1
 
     public init() {
         counts = FixedArray(repeating: 0, count: Self.count)
@@ -29,6 +30,11 @@ public final class PortCounters: @unchecked Sendable {
 
     @inline(__always) func sentCredit() { storage[Self.creditMessages] &+= 1 }
     @inline(__always) func probed() { storage[Self.probes] &+= 1 }
+    /// The switch's learning refusals so far (network totals; copied on the worker's tick).
+    func setUnlearned(tableFull: UInt64, portLimit: UInt64) {
+        storage[Self.unlearnedFull] = tableFull
+        storage[Self.unlearnedLimit] = portLimit
+    }
     func handshake(accepted: Bool) { storage[accepted ? Self.handshakesAccepted : Self.handshakesRefused] &+= 1 }
     @inline(__always) func dropped(_ reason: PortDrop) { storage[Self.dropBase + reason.rawValue] &+= 1 }
 
@@ -46,6 +52,10 @@ public final class PortCounters: @unchecked Sendable {
     public var acceptedHandshakes: UInt64 { storage[Self.handshakesAccepted] }
     /// Connections refused by the handshake, or with a malformed one (network totals).
     public var refusedHandshakes: UInt64 { storage[Self.handshakesRefused] }
+    /// Source addresses not learned because the MAC table was full of live entries (network totals).
+    public var unlearnedTableFull: UInt64 { storage[Self.unlearnedFull] }
+    /// Source addresses not learned because their port had its share of the table (network totals).
+    public var unlearnedPortLimit: UInt64 { storage[Self.unlearnedLimit] }
     /// Frames dropped for `reason`.
     public func drops(_ reason: PortDrop) -> UInt64 { storage[Self.dropBase + reason.rawValue] }
 

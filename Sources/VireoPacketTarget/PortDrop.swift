@@ -19,6 +19,9 @@ public enum PortDrop: Int, Sendable, CaseIterable {
     case tapError = 6
     /// A flood (broadcast, multicast, unknown unicast) past its ingress port's flood budget.
     case floodLimited = 7
+    /// The source MAC is learned, live, on another port, and this port may not take it
+    /// (not in its allow-list): a spoofed address, not relearned.
+    case macConflict = 8
 
     /// The counter a frame validation failure goes to.
     @inline(__always)
@@ -36,6 +39,7 @@ public enum PortDrop: Int, Sendable, CaseIterable {
         case .filtered: return "filtered"
         case .tapError: return "tapError"
         case .floodLimited: return "floodLimited"
+        case .macConflict: return "macConflict"
         }
     }
 }

@@ -71,6 +71,13 @@ public struct TargetConfig: Equatable, Sendable {
                 out.append("\(kind) '\(name)': allowed host '\(h)' is not a configured [[host]]")
             }
         }
+        for n in networks {
+            for p in n.ports {
+                for h in p.hosts ?? [] where !hostNames.contains(h) {
+                    out.append("network '\(n.name)' port '\(p.name)': host '\(h)' is not a configured [[host]]")
+                }
+            }
+        }
         if exports.isEmpty && networks.isEmpty {
             out.append("no exports configured (add [[export]] or --export, or [[network]] or --network)")
         }

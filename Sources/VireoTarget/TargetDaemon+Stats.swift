@@ -53,6 +53,12 @@ extension TargetDaemon {
                       help: "Packet connections whose host authenticated and may join the network.", labelPairs: [("network", name)])
             s.counter("vireo_target_network_handshakes_refused_total", totals.refusedHandshakes,
                       help: "Packet connections refused by the handshake (or with a malformed one).", labelPairs: [("network", name)])
+            s.counter("vireo_target_network_macs_unlearned_total", totals.unlearnedTableFull,
+                      help: "Source MACs not learned, by reason (the table full of live entries, or the port at its share).",
+                      labelPairs: [("network", name), ("reason", "tableFull")])
+            s.counter("vireo_target_network_macs_unlearned_total", totals.unlearnedPortLimit,
+                      help: "Source MACs not learned, by reason (the table full of live entries, or the port at its share).",
+                      labelPairs: [("network", name), ("reason", "portLimit")])
         }
         for (network, port) in ports.sorted(by: { ($0.network, $0.port.peer, $0.port.queueIndex) < ($1.network, $1.port.peer, $1.port.queueIndex) }) {
             Self.add(port.counters, to: &s, prefix: "vireo_target_port",

@@ -456,7 +456,10 @@ public final class TargetDaemon: @unchecked Sendable {
             let handshake = TargetHandshake(
                 policy: policy, endpoint: access[r.name] ?? AccessPolicy.Endpoint(allowAnyHost: false),
                 endpointDescription: "network \(r.name)", request: Array(req.privateData.prefix(ConnectRequest.size)),
-                accept: accept, claimedHostID: r.port == nil ? r.hostID : nil)
+                accept: accept, claimedHostID: r.port == nil ? r.hostID : nil,
+                boundPort: r.port?.name.flatMap { n in
+                    network.config.ports.first { $0.name == n }?.hosts.map { (n, Set($0)) }
+                })
             let connection: Connection
             do {
                 connection = try req.accept(resources: resources, privateData: accept, ackTimeout: Self.ackTimeout)

@@ -105,6 +105,28 @@ struct HandshakeTests {
         #expect(throws: Never.self) { try check?.get() }
     }
 
+    /// A named switch port bound to hosts: another admitted host cannot squat it.
+    @Test func aBoundPortAdmitsOnlyItsHosts() throws {
+        let p = Self.policy(hosts: ["host-a": [], "host-b": []])
+        let req = try ConnectRequest(kind: .packet, name: "lan0", queueIndex: 0, queueDepth: 16, maxSegments: 1,
+                                     maxIOBytes: 1530, hostID: [], wantsWrite: false, port: .named("vm1")).encoded()
+        let accept = TargetHandshake.accept(geometry: [UInt8](repeating: 0, count: 24), policy: p)
+        let t = TargetHandshake(policy: p, endpoint: AccessPolicy.Endpoint(allowAnyHost: false, allowedHosts: ["host-a", "host-b"]),
+                                endpointDescription: "network lan0", request: req, accept: accept, claimedHostID: nil,
+                                boundPort: ("vm1", ["host-a"]))
+        for (host, admitted) in [("host-a", true), ("host-b", false)] {
+            let hello = try InitiatorHandshake(credentials: InitiatorCredentials(hostName: host), request: req, accept: accept)
+                .hello(mailboxAddress: 1, mailboxKey: 1)
+            let v = hello.withUnsafeBytes { t.verify($0.baseAddress!, count: $0.count) }
+            switch v {
+            case .accepted: #expect(admitted)
+            case .rejected(.hostNotAllowed, let m, _, _, _):
+                #expect(!admitted && m == "host 'host-b' may not claim port vm1 of network lan0")
+            default: Issue.record("\(host): \(v)")
+            }
+        }
+    }
+
     @Test func aRequestCarryingAnotherHostsIDIsRefused() throws {
         let p = Self.policy(hosts: ["host-a": [], "host-b": []])
         let (v, _) = try Self.exchange(policy: p, endpoint: AccessPolicy.Endpoint(allowAnyHost: true),

@@ -91,7 +91,7 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
         TargetConnector(config: config, credentials: credentials).request(queue: queue, initialCredits: initialCredits)
     }
 
-    func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
+    func connect(queue: Int, cq: (any CompletionSource)?, pd: (any MemoryRegistrar)?, initialCredits: Int, timeoutMilliseconds: Int32)
         throws(InitiatorError) -> (any FabricLink, BlockGeometry) {
         if refusing.load(ordering: .acquiring) {
             throw .connect(target: targetDescription, queue: queue, .noListener(targetDescription))

@@ -79,7 +79,7 @@ final class FakePacketFabric: @unchecked Sendable {
         var queuePairConfig: QueuePairConfig { real.queuePairConfig }
         var credentials: CredentialSource { real.credentials }
         func request(queue: Int, initialCredits: Int) -> ConnectRequest { real.request(queue: queue, initialCredits: initialCredits) }
-        func connect(queue: Int, cq: (any CompletionSource)?, initialCredits: Int, timeoutMilliseconds: Int32)
+        func connect(queue: Int, cq: (any CompletionSource)?, pd: (any MemoryRegistrar)?, initialCredits: Int, timeoutMilliseconds: Int32)
             throws(InitiatorError) -> (any FabricLink, PacketGeometry) {
             let req = request(queue: queue, initialCredits: initialCredits)
             let (link, geometry, accept) = try fabric.attach(req, shape: queuePairConfig, memory: memory, cq: cq,

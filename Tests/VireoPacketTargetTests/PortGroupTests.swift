@@ -86,12 +86,13 @@ import VireoWire
         #expect(send(Self.b, from: 0) == .dropped(.notAllowed))    // not port 0's
         #expect(send(Self.b, from: 1) == .delivered(2))
         #expect(send(Self.c, from: 1) == .dropped(.notAllowed))    // port 1's, not the network's
-        #expect(send(Self.b, from: 2) == .delivered(2))            // no list of its own: the network's
+        #expect(s.isAllowed(Self.b, port: 2))                       // no list of its own: the network's
+        #expect(send(Self.b, from: 2) == .dropped(.macConflict))    // but b is live on port 1: a spoof
         #expect(s.isAllowed(Self.a, port: 0) && !s.isAllowed(Self.a, port: 1))
         // A removed port forgets its list (the number may be reused by another NIC).
         s.removePort(0)
         s.addPort(0)
-        #expect(send(Self.b, from: 0) == .delivered(2))
+        #expect(s.isAllowed(Self.b, port: 0))
     }
 }
 

@@ -27,7 +27,7 @@ import VireoWire
         var s = fourPorts()
         #expect(s.route(Self.frame(Self.b, Self.a), ingress: 1, now: 1) == .flood)
         #expect(s.route(Self.frame(Self.a, Self.b), ingress: 2, now: 2) == .port(1))
-        #expect(s.route(Self.frame(Self.a, Self.b), ingress: 1, now: 3) == .dropped(.filtered))
+        #expect(s.route(Self.frame(Self.a, Self.c), ingress: 1, now: 3) == .dropped(.filtered))
     }
 
     @Test func unknownUnicastFloodsToAllButIngress() {
@@ -49,9 +49,43 @@ import VireoWire
         let (v, out) = route(&s, Self.frame(Self.a, Self.b), from: 0)
         #expect(v == .delivered(1) && out == [2])
         #expect(route(&s, Self.frame(Self.b, Self.a), from: 2).1 == [0])
-        // A MAC moving to another port is relearned.
-        _ = route(&s, Self.frame(.broadcast, Self.a), from: 3)
-        #expect(route(&s, Self.frame(Self.a, Self.b), from: 0).1 == [3])
+    }
+
+    /// Issue 12: a live learned address stays with its port. Another port sending from it is
+    /// spoofing: its frames are dropped (`macConflict`) and the address is not moved; once the
+    /// entry expired, or to a port whose allow-list names the address, it moves.
+    @Test func learnedAddressesStayWithTheirPort() {
+        var s = fourPorts(aging: 10)
+        let sec: UInt64 = 1_000_000_000
+        _ = route(&s, Self.frame(.broadcast, Self.a), from: 2, at: sec)
+        #expect(route(&s, Self.frame(.broadcast, Self.a), from: 3, at: 2 * sec).0 == .dropped(.macConflict))
+        #expect(route(&s, Self.frame(Self.a, Self.b), from: 0, at: 3 * sec).1 == [2], "a's traffic still goes to its port")
+        // Expired on port 2: port 3 may learn it.
+        _ = route(&s, Self.frame(.broadcast, Self.a), from: 3, at: 20 * sec)
+        #expect(route(&s, Self.frame(Self.a, Self.b), from: 0, at: 21 * sec).1 == [3])
+        // A port allowed to use the address takes it over while it is live.
+        s.setAllowList([Self.a], port: 1)
+        #expect(route(&s, Self.frame(.broadcast, Self.a), from: 1, at: 22 * sec).0 == .delivered(3))
+        #expect(route(&s, Self.frame(Self.a, Self.b), from: 0, at: 23 * sec).1 == [1])
+    }
+
+    /// Issue 12: a port flooding the switch with random source addresses learns at most its
+    /// share; a full table is swept at most once per interval (never per frame); both counted.
+    @Test func macFloodingIsBoundedPerPortAndCounted() {
+        var s = PacketSwitch(agingSeconds: 300, tableCapacity: 64, maxPorts: 4, macsPerPort: 16)
+        for p in 0..<4 { s.addPort(p) }
+        func mac(_ i: Int) -> MACAddress { MACAddress(rawValue: 0x0200_0000_0000 | UInt64(i)) }
+        for i in 0..<10_000 { _ = s.route(Self.frame(.broadcast, mac(i)), ingress: 0, now: 1_000_000_000) }
+        #expect(s.learnedCount == 16 && s.unlearnedPortLimit == 10_000 - 16)
+        // The other ports still learn theirs.
+        for p in 1..<4 { _ = s.route(Self.frame(.broadcast, mac(100_000 + p)), ingress: p, now: 1_000_000_000) }
+        for p in 1..<4 { #expect(s.lookup(mac(100_000 + p), now: 1_000_000_000) == p) }
+        // A full table of live entries: learning stops, counted, with at most one sweep per interval.
+        var full = PacketSwitch(agingSeconds: 300, tableCapacity: 8, maxPorts: 4, macsPerPort: 1000)
+        full.addPort(0); full.addPort(1)
+        for i in 0..<5_000 { _ = full.route(Self.frame(.broadcast, mac(i)), ingress: i % 2, now: 5_000_000_000 + UInt64(i)) }
+        #expect(full.learnedCount == 8 && full.unlearnedTableFull == 5_000 - 8)
+        #expect(full.sweeps == 1, "one sweep in the interval, not one per frame")
     }
 
     @Test func destinationOnIngressPortIsFiltered() {
