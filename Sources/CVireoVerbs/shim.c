@@ -18,6 +18,14 @@ int vireo_ibv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_se
     return ibv_post_send(qp, wr, bad);
 }
 
+struct ibv_mw *vireo_ibv_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type) {
+    return ibv_alloc_mw(pd, type);
+}
+
+int vireo_ibv_dealloc_mw(struct ibv_mw *mw) {
+    return ibv_dealloc_mw(mw);
+}
+
 int vireo_ibv_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad) {
     return ibv_post_recv(qp, wr, bad);
 }

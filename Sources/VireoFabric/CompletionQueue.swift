@@ -19,6 +19,7 @@ public final class CompletionQueue: @unchecked Sendable {
         self.context = context
         self.channel = channel
         self.capacity = capacity
+        reportsInvalidationAsChecksum = context.name.hasPrefix("rxe")
         raw = try FabricError.wrap { () throws(SystemError) in
             try nonNull("ibv_create_cq") {
                 ibv_create_cq(context.raw, Int32(capacity), nil, channel?.raw, 0)
@@ -40,7 +41,23 @@ public final class CompletionQueue: @unchecked Sendable {
             try countOrNegativeErrno("ibv_poll_cq") { vireo_ibv_poll_cq(raw, Int32(completions.capacity), completions.raw) }
         }
         completions.count = n
+        if reportsInvalidationAsChecksum { Self.repairInvalidationFlags(completions.raw, n) }
         return n
+    }
+
+    /// Soft-RoCE (rdma_rxe, 6.1) hands its completions to userspace with the kernel's flag
+    /// values, in which "with invalidate" (`IB_WC_WITH_INVALIDATE`, 1 << 2) is the bit
+    /// userspace calls `IBV_WC_IP_CSUM_OK`; the key itself is in `invalidated_rkey` as it
+    /// should be. On a reliable-connected receive that bit means nothing else, so on an
+    /// rxe CQ it is read as `IBV_WC_WITH_INV` (seen in the lab: MemoryWindowIntegrationTests).
+    private let reportsInvalidationAsChecksum: Bool
+
+    @inline(__always)
+    private static func repairInvalidationFlags(_ wcs: UnsafeMutablePointer<ibv_wc>, _ n: Int) {
+        let checksum = UInt32(IBV_WC_IP_CSUM_OK.rawValue), invalidated = UInt32(IBV_WC_WITH_INV.rawValue)
+        for i in 0..<n where wcs[i].opcode == IBV_WC_RECV && wcs[i].wc_flags & checksum != 0 {
+            wcs[i].wc_flags = (wcs[i].wc_flags & ~checksum) | invalidated
+        }
     }
 
     /// Arms the CQ so the next completion raises a channel event.
@@ -192,6 +209,9 @@ public struct Completion: Sendable {
     public let immediate: UInt32
     public let hasImmediate: Bool
     public let qpNumber: UInt32
+    /// A receive of a SEND_WITH_INV: the key of this side's window the peer invalidated
+    /// (before this completion was made).
+    public let invalidatedKey: UInt32?
 
     @inline(__always)
     init(_ wc: ibv_wc) {
@@ -201,6 +221,7 @@ public struct Completion: Sendable {
         byteLength = wc.byte_len
         hasImmediate = (wc.wc_flags & UInt32(IBV_WC_WITH_IMM.rawValue)) != 0
         immediate = UInt32(bigEndian: wc.imm_data)
+        invalidatedKey = (wc.wc_flags & UInt32(IBV_WC_WITH_INV.rawValue)) != 0 ? wc.invalidated_rkey : nil
         qpNumber = wc.qp_num
     }
 
@@ -223,6 +244,8 @@ public struct Completion: Sendable {
         case IBV_WC_RDMA_READ: return "RDMA_READ"
         case IBV_WC_RECV: return "RECV"
         case IBV_WC_RECV_RDMA_WITH_IMM: return "RECV_RDMA_WITH_IMM"
+        case IBV_WC_BIND_MW: return "BIND_MW"
+        case IBV_WC_LOCAL_INV: return "LOCAL_INV"
         default: return "opcode \(op.rawValue)"
         }
     }

@@ -14,12 +14,17 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
     public var maxCQE: Int
     public var maxMemoryRegionSize: UInt64
     public var maxQueuePairReadAtomic: Int
+    /// Memory windows the device can allocate (0: none).
+    public var maxMemoryWindows: Int = 0
+    /// Type-2 windows, bound by work requests (IBV_DEVICE_MEM_WINDOW_TYPE_2B).
+    public var supportsType2Windows = false
     public var ports: [PortInfo]
 
     public var description: String {
         let p = ports.map { "port \($0.number) \($0.state) mtu \($0.activeMTU) \($0.linkLayer)" }
         return "\(name): max_qp \(maxQueuePairs) max_qp_wr \(maxQueuePairWorkRequests) max_sge \(maxSGE) "
-            + "max_cqe \(maxCQE) max_qp_rd_atom \(maxQueuePairReadAtomic); " + p.joined(separator: ", ")
+            + "max_cqe \(maxCQE) max_qp_rd_atom \(maxQueuePairReadAtomic) max_mw \(maxMemoryWindows)"
+            + (supportsType2Windows ? " (type 2)" : "") + "; " + p.joined(separator: ", ")
     }
 }
 
@@ -92,11 +97,14 @@ public final class VerbsContext: @unchecked Sendable {
                 linkLayer: pa.link_layer == UInt8(IBV_LINK_LAYER_ETHERNET) ? "Ethernet" : "InfiniBand",
                 isActive: pa.state == IBV_PORT_ACTIVE))
         }
-        return DeviceInfo(
+        var info = DeviceInfo(
             name: name, nodeGUID: UInt64(bigEndian: attr.node_guid),
             maxQueuePairs: Int(attr.max_qp), maxQueuePairWorkRequests: Int(attr.max_qp_wr),
             maxSGE: Int(attr.max_sge), maxCQE: Int(attr.max_cqe), maxMemoryRegionSize: attr.max_mr_size,
             maxQueuePairReadAtomic: Int(attr.max_qp_rd_atom), ports: ports)
+        info.maxMemoryWindows = Int(attr.max_mw)
+        info.supportsType2Windows = UInt64(attr.device_cap_flags) & UInt64(IBV_DEVICE_MEM_WINDOW_TYPE_2B.rawValue) != 0
+        return info
     }
 
     static func mtuBytes(_ mtu: ibv_mtu) -> Int {

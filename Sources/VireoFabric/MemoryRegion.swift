@@ -8,6 +8,9 @@ public struct AccessFlags: OptionSet, Sendable {
     public static let localWrite = AccessFlags(rawValue: Int32(IBV_ACCESS_LOCAL_WRITE.rawValue))
     public static let remoteWrite = AccessFlags(rawValue: Int32(IBV_ACCESS_REMOTE_WRITE.rawValue))
     public static let remoteRead = AccessFlags(rawValue: Int32(IBV_ACCESS_REMOTE_READ.rawValue))
+    /// Memory windows may be bound over the region (`MemoryWindow`): the region itself then
+    /// needs no remote access; each window grants its own, for its own range and life.
+    public static let windowBind = AccessFlags(rawValue: Int32(IBV_ACCESS_MW_BIND.rawValue))
     /// Local write plus remote read and write: what a buffer the peer moves data in and out of needs.
     public static let all: AccessFlags = [.localWrite, .remoteWrite, .remoteRead]
 }
@@ -38,6 +41,9 @@ public final class MemoryRegion: @unchecked Sendable {
     public let rkey: UInt32
     /// What the peer (and the local side) may do with it.
     public let access: AccessFlags
+    /// What a window bind names (`ibv_mw_bind_info.mr`): the registration, or for a fake's
+    /// region a stand-in carrying its keys (freed with the region).
+    package let bindHandle: UnsafeMutablePointer<ibv_mr>
 
     /// Registers `[address, address+length)`.
     /// - Parameters:
@@ -64,6 +70,7 @@ public final class MemoryRegion: @unchecked Sendable {
             return try nonNull("ibv_reg_mr") { vireo_ibv_reg_mr(pd.raw, address, length, access.rawValue) }
         }
         raw = mr
+        bindHandle = mr
         lkey = mr.pointee.lkey
         rkey = mr.pointee.rkey
     }
@@ -83,9 +90,15 @@ public final class MemoryRegion: @unchecked Sendable {
         remoteBase = iova ?? UInt64(UInt(bitPattern: address))
         self.lkey = lkey
         self.rkey = rkey
+        bindHandle = .allocate(capacity: 1)
+        bindHandle.initialize(to: ibv_mr())
+        bindHandle.pointee.lkey = lkey
+        bindHandle.pointee.rkey = rkey
     }
 
-    deinit { if let raw { ibv_dereg_mr(raw) } }
+    deinit {
+        if let raw { ibv_dereg_mr(raw) } else { bindHandle.deallocate() }
+    }
 
     /// A scatter/gather entry for `[offset, offset+length)` of this region.
     /// Traps if the range is outside the region: callers compute it from sizes they own.

@@ -64,14 +64,43 @@ public final class SendBatch: @unchecked Sendable {
         return wr
     }
 
-    /// Appends a SEND (SEND_WITH_IMM when `immediate` is given).
+    /// Appends a SEND (SEND_WITH_IMM when `immediate` is given; SEND_WITH_INV when
+    /// `invalidating` is: the peer's window with that key is invalid before the peer
+    /// sees this SEND's receive completion).
     @inline(__always)
     public func send(
-        wrId: UInt64, local: ScatterGatherElement?, immediate: UInt32? = nil,
+        wrId: UInt64, local: ScatterGatherElement?, immediate: UInt32? = nil, invalidating: UInt32? = nil,
         signaled: Bool = true, inline: Bool = false, solicited: Bool = false
     ) {
-        _ = append(wrId: wrId, opcode: immediate == nil ? IBV_WR_SEND : IBV_WR_SEND_WITH_IMM,
-                   local: local, signaled: signaled, immediate: immediate, inline: inline, solicited: solicited)
+        precondition(immediate == nil || invalidating == nil, "a SEND carries an immediate or an invalidation, not both")
+        let opcode = invalidating != nil ? IBV_WR_SEND_WITH_INV : immediate == nil ? IBV_WR_SEND : IBV_WR_SEND_WITH_IMM
+        let wr = append(wrId: wrId, opcode: opcode, local: local, signaled: signaled, immediate: immediate, inline: inline,
+                        solicited: solicited)
+        if let invalidating { wr.pointee.invalidate_rkey = invalidating }
+    }
+
+    /// Appends a type-2 window bind: `window` grants `access` (remote read or write) to
+    /// `[address, address+length)` of `region` (in its iova space) under `key`
+    /// (`window.nextKey`), usable only through this queue pair. Unsignaled: a failed bind
+    /// completes anyway, and moves the queue pair to error before the SEND chained after it.
+    /// Call `window.bound(key:)` once the batch is posted.
+    @inline(__always)
+    public func bind(
+        wrId: UInt64, window: MemoryWindow, key: UInt32, region: MemoryRegion, address: UInt64, length: UInt64,
+        access: AccessFlags, signaled: Bool = false
+    ) {
+        let wr = append(wrId: wrId, opcode: IBV_WR_BIND_MW, local: nil, signaled: signaled, immediate: nil, inline: false)
+        wr.pointee.bind_mw.mw = window.handle
+        wr.pointee.bind_mw.rkey = key
+        wr.pointee.bind_mw.bind_info = ibv_mw_bind_info(mr: region.bindHandle, addr: address, length: length,
+                                                        mw_access_flags: UInt32(bitPattern: access.rawValue))
+    }
+
+    /// Appends a local invalidation of this side's window (or region) with `key`.
+    @inline(__always)
+    public func localInvalidate(wrId: UInt64, key: UInt32, signaled: Bool = true) {
+        let wr = append(wrId: wrId, opcode: IBV_WR_LOCAL_INV, local: nil, signaled: signaled, immediate: nil, inline: false)
+        wr.pointee.invalidate_rkey = key
     }
 
     /// Appends an RDMA WRITE of `local` to `(remoteAddress, rkey)` (WRITE_WITH_IMM when `immediate` is given).

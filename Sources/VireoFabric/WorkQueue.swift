@@ -25,6 +25,8 @@ public protocol MemoryRegistrar: AnyObject, Sendable {
     /// `owner` is kept alive as long as the region.
     func register(address: UnsafeMutableRawPointer, length: Int, access: AccessFlags, iova: UInt64?,
                   owner: AnyObject?) throws(FabricError) -> MemoryRegion
+    /// A type-2 memory window, unbound.
+    func allocateWindow() throws(FabricError) -> MemoryWindow
 }
 
 extension ProtectionDomain: MemoryRegistrar {
@@ -32,6 +34,8 @@ extension ProtectionDomain: MemoryRegistrar {
                          owner: AnyObject?) throws(FabricError) -> MemoryRegion {
         try MemoryRegion(pd: self, address: address, length: length, access: access, iova: iova, owner: owner)
     }
+
+    public func allocateWindow() throws(FabricError) -> MemoryWindow { try MemoryWindow(pd: self) }
 }
 
 /// What a request engine needs of its connection besides the completion queue:

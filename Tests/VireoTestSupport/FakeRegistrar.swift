@@ -15,12 +15,60 @@ public final class FakeRegistrar: MemoryRegistrar, @unchecked Sendable {
         let remoteBase: UInt64
         let access: AccessFlags
     }
-    private let state: Locked<(next: UInt32, entries: [UInt32: Entry])>
+    /// A type-2 window: its current key, and while bound its range in one region and its access.
+    private struct Window {
+        weak var window: MemoryWindow?
+        var bound: (regionKey: UInt32, address: UInt64, length: UInt64, access: AccessFlags)?
+    }
+    private let state: Locked<(next: UInt32, entries: [UInt32: Entry], windows: [UInt32: Window])>
 
     /// Keys start at `firstKey` (give two sides different ranges so a key of one never resolves on the other).
     public init(firstKey: UInt32 = 0x100) {
-        state = Locked((firstKey, [:]))
+        state = Locked((firstKey, [:], [:]))
     }
+
+    /// A window with a fresh key index (its low byte is the tag `nextKey` bumps).
+    public func allocateWindow() throws(FabricError) -> MemoryWindow {
+        let key = state.withLock { s in
+            s.next &+= 1
+            return s.next << 8
+        }
+        let w = MemoryWindow(unallocated: self, key: key)
+        state.withLock { $0.windows[key] = Window(window: w, bound: nil) }
+        return w
+    }
+
+    /// Carries out a bind as a device would (the window is free, of this registrar, the region
+    /// is this registrar's, allows binds, and holds the range). False: the bind fails
+    /// (IBV_WC_MW_BIND_ERR).
+    public func bind(_ b: WorkRequest.Binding) -> Bool {
+        state.withLock { s -> Bool in
+            guard var w = s.windows[b.windowKey], w.window != nil, w.bound == nil,
+                  let r = s.entries[b.regionLKey], r.region != nil, r.access.contains(.windowBind),
+                  b.length > 0, b.address >= r.remoteBase, b.address - r.remoteBase <= UInt64(r.length),
+                  b.length <= UInt64(r.length) - (b.address - r.remoteBase),
+                  b.newKey & 0xffff_ff00 == b.windowKey & 0xffff_ff00 else { return false }
+            s.windows[b.windowKey] = nil
+            w.bound = (b.regionLKey, b.address, b.length, b.access)
+            s.windows[b.newKey] = w
+            return true
+        }
+    }
+
+    /// Invalidates the bound window with `key` (remotely, by a SEND_WITH_INV, or locally).
+    /// False: no bound window has that key (IBV_WC_REM_INV_REQ_ERR / a local operation error).
+    @discardableResult
+    public func invalidate(_ key: UInt32) -> Bool {
+        state.withLock { s -> Bool in
+            guard var w = s.windows[key], w.bound != nil else { return false }
+            w.bound = nil
+            s.windows[key] = w
+            return true
+        }
+    }
+
+    /// Whether a bound window has `key` (tests).
+    public func isWindowBound(_ key: UInt32) -> Bool { state.withLock { $0.windows[key]?.bound != nil } }
 
     public func register(address: UnsafeMutableRawPointer, length: Int, access: AccessFlags, iova: UInt64?,
                          owner: AnyObject?) throws(FabricError) -> MemoryRegion {
@@ -57,8 +105,18 @@ public final class FakeRegistrar: MemoryRegistrar, @unchecked Sendable {
     /// The bytes a peer's RDMA READ (`write` false) or WRITE names, or nil when the rkey is
     /// unknown or released, the range is outside the region, or the access was not granted
     /// (an RNIC's remote access error).
+    /// A window's key resolves while it is bound, to its own range only (stricter than soft-RoCE,
+    /// which checks a window's key against the whole region under it, as real RNICs do not).
     public func remote(address: UInt64, length: Int, rkey: UInt32, write: Bool) -> UnsafeMutableRawBufferPointer? {
         state.withLock { s -> UnsafeMutableRawBufferPointer? in
+            if let w = s.windows[rkey] {
+                guard let b = w.bound, b.access.contains(write ? .remoteWrite : .remoteRead),
+                      let e = s.entries[b.regionKey], e.region != nil,
+                      address >= b.address, address - b.address <= b.length,
+                      UInt64(length) <= b.length - (address - b.address) else { return nil }
+                let local = e.address + (address - e.remoteBase)
+                return UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: UInt(local)), count: length)
+            }
             guard let e = s.entries[rkey], e.region != nil,
                   e.access.contains(write ? .remoteWrite : .remoteRead), address >= e.remoteBase else { return nil }
             let offset = address - e.remoteBase

@@ -134,7 +134,13 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
         }
         let total = wr.byteCount
         switch wr.operation {
-        case .send, .sendWithImmediate:
+        case .bindWindow:
+            guard let b = wr.binding, registrar.bind(b) else { return finish(wr, .other(6)) }  // IBV_WC_MW_BIND_ERR
+            return finish(wr, .success)
+        case .localInvalidate:
+            guard let key = wr.invalidateKey, registrar.invalidate(key) else { return finish(wr, .other(2)) }  // LOC_QP_OP_ERR
+            return finish(wr, .success)
+        case .send, .sendWithImmediate, .sendWithInvalidate:
             var payload: [UInt8] = []
             payload.reserveCapacity(total)
             for b in locals { payload.append(contentsOf: b) }
@@ -177,11 +183,15 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
     /// Delivers a peer's SEND into the oldest posted receive: the receive completion the
     /// engine would poll, or nil when no receive is posted (the peer would see
     /// receiver-not-ready). Too long a message fails the receive (IBV_WC_LOC_LEN_ERR).
-    public func deliver(_ bytes: [UInt8], immediate: UInt32? = nil) -> Completion? {
-        lock.withLock { _ in deliverLocked(bytes, immediate: immediate) }
+    ///
+    /// With `invalidating` (a SEND_WITH_INV), this side's window with that key is invalidated
+    /// first, and the completion says so; no such bound window fails the receive
+    /// (IBV_WC_REM_INV_REQ_ERR) and moves the queue to error.
+    public func deliver(_ bytes: [UInt8], immediate: UInt32? = nil, invalidating: UInt32? = nil) -> Completion? {
+        lock.withLock { _ in deliverLocked(bytes, immediate: immediate, invalidating: invalidating) }
     }
 
-    private func deliverLocked(_ bytes: [UInt8], immediate: UInt32?) -> Completion? {
+    private func deliverLocked(_ bytes: [UInt8], immediate: UInt32?, invalidating: UInt32?) -> Completion? {
         guard !receives.isEmpty else { return nil }
         let rr = receives.removeFirst()
         if isInError { return Completion(wrId: rr.wrId, status: .flushed, kind: .receive) }
@@ -201,8 +211,12 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
             }
             offset += n
         }
+        if let invalidating, !registrar.invalidate(invalidating) {
+            isInError = true
+            return Completion(wrId: rr.wrId, status: .other(7), kind: .receive)  // IBV_WC_REM_INV_REQ_ERR
+        }
         return Completion(wrId: rr.wrId, status: .success, kind: immediate == nil ? .receive : .receiveWithImmediate,
-                          byteLength: UInt32(bytes.count), immediate: immediate)
+                          byteLength: UInt32(bytes.count), immediate: immediate, invalidatedKey: invalidating)
     }
 
     /// Moves the queue to error and completes everything posted as flushed, receives
@@ -219,9 +233,11 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
 
     private func finish(_ wr: WorkRequest, _ status: CompletionStatus, payload: [UInt8] = []) -> Outcome {
         let kind: Completion.Kind = switch wr.operation {
-        case .send, .sendWithImmediate: .send
+        case .send, .sendWithImmediate, .sendWithInvalidate: .send
         case .write, .writeWithImmediate: .rdmaWrite
         case .read: .rdmaRead
+        case .bindWindow: .bindWindow
+        case .localInvalidate: .localInvalidate
         }
         guard status == .success else {
             isInError = true

@@ -24,6 +24,9 @@ struct ibv_mr *vireo_ibv_reg_mr_iova(struct ibv_pd *pd, void *addr, size_t lengt
 /// ibv_post_send / ibv_post_recv / ibv_poll_cq / ibv_req_notify_cq are static
 /// inline in verbs.h; wrapped so every caller goes through one symbol.
 int vireo_ibv_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
+/// ibv_alloc_mw / ibv_dealloc_mw are static inline: one symbol each for Swift.
+struct ibv_mw *vireo_ibv_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type);
+int vireo_ibv_dealloc_mw(struct ibv_mw *mw);
 int vireo_ibv_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
 int vireo_ibv_post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
 int vireo_ibv_poll_cq(struct ibv_cq *cq, int num, struct ibv_wc *wc);
