@@ -91,6 +91,22 @@ extension Goal {
         }
         goals.append(fpsGoal)
 
+        // What per-command memory windows cost (issue #12): vs the same initiator with whole-memory keys.
+        let whole = "whole-memory"
+        if results.block(.vireoWholeMemory, "randread-4k-qd32", { $0.iops }) != nil
+            || results.block(.vireoWholeMemory, qd1, { $0.latencyUs[50] }) != nil {
+            goals.append(Goal(
+                id: "windows-qd32-iops-vs-\(whole)", title: "4K randread QD32 IOPS, memory windows vs whole-memory keys",
+                requirement: .ratioAtLeast(0.9), measured: results.block(.vireo, "randread-4k-qd32") { $0.iops },
+                reference: results.block(.vireoWholeMemory, "randread-4k-qd32") { $0.iops }, unit: "IOPS",
+                referenceLabel: "whole-memory", note: "the same initiator and target, remote_access = whole-memory"))
+            goals.append(Goal(
+                id: "windows-qd1-p50-added", title: "4K randread QD1 p50 added by memory windows",
+                requirement: .excessAtMost(10), measured: vireoP50,
+                reference: results.block(.vireoWholeMemory, qd1) { $0.latencyUs[50] }, unit: "µs",
+                referenceLabel: "whole-memory p50", note: "measured − whole-memory, medians"))
+        }
+
         // Zero copies, zero allocations per request (initiator counters).
         goals.append(Goal(
             id: "payload-bytes-copied", title: "Payload bytes copied by the initiator's CPU",

@@ -10,6 +10,8 @@ public struct Goal: Sendable, Equatable {
         case ratioAtLeast(Double)
         /// The measured figure must be exactly 0 (no ratio).
         case zero
+        /// measured − reference must be <= the value (in the goal's unit), e.g. added latency.
+        case excessAtMost(Double)
     }
 
     /// pass, miss, or not measurable from these results.
@@ -73,7 +75,16 @@ public struct Goal: Sendable, Equatable {
         case .ratioAtLeast(let target):
             guard let ratio else { return .notAvailable }
             return ratio >= target ? .pass : .miss
+        case .excessAtMost(let limit):
+            guard let excess else { return .notAvailable }
+            return excess <= limit ? .pass : .miss
         }
+    }
+
+    /// measured − reference (medians), for `.excessAtMost` goals.
+    public var excess: Double? {
+        guard let m = measured?.median, let r = reference?.median, m.isFinite, r.isFinite else { return nil }
+        return m - r
     }
 
     /// How much of the goal is reached: 1 = exactly on target, 0.5 = half
@@ -85,6 +96,9 @@ public struct Goal: Sendable, Equatable {
         case .zero: return nil
         case .ratioAtLeast(let target): return target > 0 ? ratio / target : nil
         case .ratioAtMost(let target): return ratio > 0 ? target / ratio : .infinity
+        case .excessAtMost(let limit):
+            guard let excess else { return nil }
+            return excess <= 0 ? .infinity : limit / excess
         }
     }
 
@@ -100,6 +114,7 @@ public struct Goal: Sendable, Equatable {
         case .zero: "== 0"
         case .ratioAtMost(let t): "<= " + ReportFormat.ratio(t)
         case .ratioAtLeast(let t): ">= " + ReportFormat.ratio(t)
+        case .excessAtMost(let t): "+<= \(ReportFormat.number(t)) \(unit)"
         }
     }
 
@@ -117,6 +132,9 @@ public struct Goal: Sendable, Equatable {
             guard let a = attainment else { return "" }
             if a >= 1 { return "\(ReportFormat.percent(1 - 1 / a)) under target" }
             return "\(ReportFormat.ratio(1 / a))x over target"
+        case .excessAtMost(let limit):
+            guard let excess else { return "" }
+            return "\(excess >= 0 ? "+" : "")\(ReportFormat.number(excess)) \(unit)" + (excess <= limit ? "" : " (over by \(ReportFormat.number(excess - limit)))")
         }
     }
 }

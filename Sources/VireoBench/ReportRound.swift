@@ -37,10 +37,10 @@ public struct ReportRound: Sendable {
                                       round: &round, name: name) {
                 let where_ = "\(name)/\(system.directory)/\(stem).json"
                 switch system {
-                case .vireo:
+                case .vireo, .vireoWholeMemory:
                     do throws(ReportJSONError) {
                         let record = try ReportBlkRecord.parse(data)
-                        round.vireoBlk[stem] = record
+                        if system == .vireo { round.vireoBlk[stem] = record }
                         round.block[system, default: [:]][stem] = ReportJobSample(record)
                     } catch {
                         round.problems.append("\(where_): \(error)")

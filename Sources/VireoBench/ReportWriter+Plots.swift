@@ -3,6 +3,7 @@ extension ReportWriter {
     static func style(_ system: ReportSystem) -> (color: String, marker: SVGPlot.Marker) {
         switch system {
         case .vireo: ("#0072B2", .circle)
+        case .vireoWholeMemory: ("#56B4E9", .diamond)
         case .nvmf: ("#D55E00", .square)
         case .local: ("#009E73", .triangle)
         }

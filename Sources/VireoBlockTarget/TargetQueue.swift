@@ -542,10 +542,14 @@ package final class TargetQueue: @unchecked Sendable {
         let responseOffset = slot * Wire.responseSize
         // SAFETY: `responses` holds depth × 16 bytes and slot < depth.
         ResponseCapsule.write(responses!.bytes.baseAddress! + responseOffset, tag: r.pointee.tag, status: r.pointee.status)
+        // A command on the initiator's memory windows: the response invalidates segment 0's
+        // (the initiator sees the key in its receive completion, after the window is gone).
+        var invalidating: UInt32?
+        if let cap = r.pointee.capsule, cap.flags.contains(.invalidate) { invalidating = cap.segment(0).rkey }
         sendBatch.send(
             wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.response, index: slot),
             local: responses!.region.segment(offset: responseOffset, length: Wire.responseSize),
-            signaled: true, inline: true)
+            invalidating: invalidating, signaled: true, inline: true)
         // Counters (before the capsule's buffer is reposted).
         if let cap = r.pointee.capsule {
             counters.command(cap.opcode.rawValue)

@@ -30,10 +30,17 @@ extension DiskConfig {
         let loss = r.duration("loss_timeout") ?? DiskConfig.defaultLossTimeoutNanoseconds
         if loss == 0 { r.problem("\(r.spelled("loss_timeout")) must be above zero") }
         let trust = r.targetTrust()
+        var access = DiskConfig.RemoteAccess.windows
+        if let text = r.string("remote_access", what: "windows or whole-memory") {
+            if let a = DiskConfig.RemoteAccess(rawValue: text) { access = a } else {
+                r.problem("\(r.spelled("remote_access")) '\(text)' must be windows or whole-memory")
+            }
+        }
         guard let endpoint, let export else { return nil }
         self.init(socket: endpoint.socket, target: endpoint.target, export: export, queues: queues, queueDepth: depth,
                   readOnly: readOnly, lossTimeoutNanoseconds: loss)
         targetTrust = trust
+        remoteAccess = access
     }
 
     /// Problems across several disks (duplicate sockets), one line each.

@@ -19,6 +19,19 @@ public struct DiskConfig: Equatable, Sendable {
     public var lossTimeoutNanoseconds: UInt64
     /// What the target must prove (`target_key_file`, `target_name`).
     public var targetTrust = TargetTrust()
+    /// How the target reaches guest memory (`remote_access`).
+    public var remoteAccess = RemoteAccess.windows
+
+    /// How the target reaches a disk's guest memory.
+    public enum RemoteAccess: String, Equatable, Sendable {
+        /// Per command: a memory window over exactly each of its buffers, with exactly the
+        /// access it needs, invalid before the command completes (`remote_access = "windows"`).
+        case windows
+        /// The whole guest RAM, read and write, for the connection's life (`"whole-memory"`):
+        /// for RNICs without type-2 windows, and for comparison. Insecure: any key the
+        /// target saw reaches all of the VM's memory.
+        case wholeMemory = "whole-memory"
+    }
 
     public static let defaultQueueDepth = 128
     public static let defaultLossTimeoutNanoseconds: UInt64 = 120_000_000_000

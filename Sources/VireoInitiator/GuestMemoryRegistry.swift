@@ -41,7 +41,7 @@ final class GuestMemoryRegistry: @unchecked Sendable {
                 let mr = try pd.register(address: r.hostAddress, length: Int(r.size), access: access,
                                          iova: r.guestPhysAddr, owner: nil)
                 regions[r.guestPhysAddr] = mr
-                table.insert(.init(guestPhysAddr: r.guestPhysAddr, size: r.size, rkey: mr.rkey, lkey: mr.lkey))
+                table.insert(.init(guestPhysAddr: r.guestPhysAddr, size: r.size, rkey: mr.rkey, lkey: mr.lkey, region: mr))
             } catch {
                 logger.error("\(what): registering guest region 0x\(String(r.guestPhysAddr, radix: 16)) (\(r.size) bytes): \(error); requests using it fail")
             }

@@ -1,3 +1,4 @@
+import VireoFabric
 import VireoWire
 
 /// The guest memory regions registered with the RNIC, sorted by guest-physical
@@ -20,12 +21,21 @@ public struct GuestRegionTable: Sendable {
         public var rkey: UInt32
         /// Key for local scatter/gather entries (zero-copy inline SENDs).
         public var lkey: UInt32
+        /// The registration, for binding memory windows over it (nil in tables built by tests).
+        /// Unowned: the registry keeps it alive as long as this entry exists (both change together,
+        /// with the workers parked), and a lookup on the request path costs no reference count.
+        public unowned(unsafe) var region: MemoryRegion?
 
-        public init(guestPhysAddr: UInt64, size: UInt64, rkey: UInt32, lkey: UInt32) {
+        public init(guestPhysAddr: UInt64, size: UInt64, rkey: UInt32, lkey: UInt32, region: MemoryRegion? = nil) {
             self.guestPhysAddr = guestPhysAddr
             self.size = size
             self.rkey = rkey
             self.lkey = lkey
+            self.region = region
+        }
+
+        public static func == (a: Entry, b: Entry) -> Bool {
+            a.guestPhysAddr == b.guestPhysAddr && a.size == b.size && a.rkey == b.rkey && a.lkey == b.lkey
         }
     }
 

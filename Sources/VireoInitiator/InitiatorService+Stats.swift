@@ -60,6 +60,10 @@ extension InitiatorService {
         put("payload_bytes_copied", c.payloadBytesCopied, "Payload bytes the initiator's CPU copied for this disk.")
         put("bad_responses", c.badResponses, "Malformed responses or responses naming a tag not in flight.")
         put("aborted_by_quiesce", c.abortedByQuiesce, "Requests failed (IOERR) because a stop, reset or memory change could not wait for a stalled target.")
+        put("windows_bound", c.windowsBound, "Memory windows bound over commands' guest buffers (one per segment).")
+        put("windows_invalidated_locally", c.windowsInvalidatedLocally, "Windows the initiator invalidated itself.")
+        put("responses_without_invalidation", c.responsesWithoutInvalidation, "Responses to commands on windows that invalidated none.")
+        put("windows_allocated", c.windowsAllocated, "Memory windows allocated (system calls).")
     }
 
     static func add(_ c: RemoteNetCounters, to s: inout StatsSnapshot, labels: [(String, String)]) {

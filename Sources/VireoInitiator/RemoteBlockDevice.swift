@@ -54,7 +54,18 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         geometryState = Locked(fabric.firstGrant)
         pd = fabric.registrar
         memory = GuestMemoryRegistry(pd: pd, logger: logger, what: "disk \(config.socket)",
-                                     access: [.localWrite, .remoteRead, .remoteWrite])
+                                     access: config.remoteAccess == .windows ? [.localWrite, .windowBind]
+                                         : [.localWrite, .remoteRead, .remoteWrite])
+        switch config.remoteAccess {
+        case .windows:
+            // Refuse to start without windows rather than fall back silently to whole-memory access.
+            do throws(FabricError) { _ = try pd.allocateWindow() } catch {
+                for (conn, _) in fabric.initial { conn.disconnect(timeoutMilliseconds: 100) }
+                throw .fabric("disk \(config.socket): the RNIC cannot allocate type-2 memory windows (remote_access = \"windows\"); set remote_access = \"whole-memory\" to run without per-command scoping (insecure)", error)
+            }
+        case .wholeMemory:
+            logger.warning("disk \(config.socket): remote_access = whole-memory: INSECURE, the target (and any key it saw) can read and write all of this VM's RAM while connected")
+        }
         for (q, (conn, g)) in fabric.initial.enumerated() {
             queues.append(try RemoteQueue(index: q, disk: self, connection: conn, geometry: g, link: fabric.links[q],
                                           logger: logger))
@@ -65,7 +76,7 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         stopSupervisor = try fabric.startSupervisor(cqs: queues.map(\.cq), name: "vireo-fab", logger: logger,
                                                     onGeometry: { _, _ in })
         let g = fabric.firstGrant
-        logger.info("disk \(config.socket): target \(config.target) export \(config.export): \(g.capacityBytes) bytes, block \(g.blockSize), \(config.queues) queue(s), depth \(g.queueDepth), \(g.maxSegments) segments, max I/O \(g.maxIOBytes), inline \(g.maxInlineBytes)\(g.flags.contains(.readOnly) || config.readOnly ? ", read-only" : "")")
+        logger.info("disk \(config.socket): target \(config.target) export \(config.export): \(g.capacityBytes) bytes, block \(g.blockSize), \(config.queues) queue(s), depth \(g.queueDepth), \(g.maxSegments) segments, max I/O \(g.maxIOBytes), inline \(g.maxInlineBytes), remote access \(config.remoteAccess.rawValue)\(g.flags.contains(.readOnly) || config.readOnly ? ", read-only" : "")")
     }
 
     /// Stops the fabric side. Call after the vhost-user server has stopped.

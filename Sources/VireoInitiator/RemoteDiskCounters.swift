@@ -32,6 +32,15 @@ public final class RemoteDiskCounters: Sendable {
     /// for them any longer (the target was stalled or away): their connection
     /// was cut first, and they are never replayed.
     public let abortedByQuiesce = Atomic<UInt64>(0)
+    /// Memory windows bound over a command's guest buffers (one per segment).
+    public let windowsBound = Atomic<UInt64>(0)
+    /// Windows the initiator invalidated itself (those after a command's first, or all
+    /// when the response did not invalidate).
+    public let windowsInvalidatedLocally = Atomic<UInt64>(0)
+    /// Responses to commands on windows that invalidated none of them.
+    public let responsesWithoutInvalidation = Atomic<UInt64>(0)
+    /// Windows allocated (a system call: per slot and segment the first time, and again after a reconnect).
+    public let windowsAllocated = Atomic<UInt64>(0)
 
     init() {}
 

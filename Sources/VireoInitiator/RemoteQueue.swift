@@ -55,7 +55,18 @@ final class RemoteQueue: @unchecked Sendable {
     private var failingFast = false
 
     /// Work-request kinds (the id layout is `WorkID`'s; the generation is the epoch).
-    private static let sendKind: UInt64 = 1, receiveKind: UInt64 = 2
+    private static let sendKind: UInt64 = 1, receiveKind: UInt64 = 2, bindKind: UInt64 = 3, invalidateKind: UInt64 = 4
+
+    /// Per-command memory windows (`DiskConfig.RemoteAccess.windows`): slot s's are
+    /// `windows[s * windowsPerSlot + i]`, one per capsule segment, allocated the first
+    /// time a slot needs that many (a system call; counted), dropped when a connection
+    /// goes (a window is bound to its queue pair) and before it is released.
+    private var windows: [MemoryWindow?]
+    /// 0: whole-memory mode (no windows; guest memory carries remote access itself).
+    private let windowsPerSlot: Int
+    /// Windows bound in the send batch not yet posted, and their new keys: the device
+    /// finds a window by its old key, so `bound(key:)` waits until the batch is posted.
+    private var pendingBinds: [(window: MemoryWindow, key: UInt32)] = []
 
     /// Bytes per slot of the capsule buffer: a command with every segment
     /// this initiator asks for (`TargetConnector.wantedSegments`), 64-byte aligned.
@@ -92,7 +103,11 @@ final class RemoteQueue: @unchecked Sendable {
         } catch {
             throw .fabric("ibv_reg_mr (queue \(index) capsule/response buffers)", error)
         }
-        sendBatch = SendBatch(capacity: slotCount, maxSegments: 1 + TargetConnector.inlinePieces)
+        windowsPerSlot = disk.config.remoteAccess == .windows ? Int(TargetConnector.wantedWindowSegments) : 0
+        windows = [MemoryWindow?](repeating: nil, count: slotCount * windowsPerSlot)
+        pendingBinds.reserveCapacity(slotCount + windowsPerSlot)
+        // Room for every slot's SEND, or for one command's binds and SEND at least.
+        sendBatch = SendBatch(capacity: slotCount + 2 * windowsPerSlot + 1, maxSegments: 1 + TargetConnector.inlinePieces)
         recvBatch = RecvBatch(capacity: slotCount)
         slots = FixedArray(repeating: RequestSlot(), count: slotCount)
         fifo = FixedRing(capacity: slotCount)
@@ -184,16 +199,22 @@ final class RemoteQueue: @unchecked Sendable {
                 guard fabric.isCurrent(c.wrId), connection != nil else { continue }
                 postedWorkRequests -= 1
                 guard c.isSuccess else { lose("\(c.error)"); break }
-                guard WorkID.kind(c.wrId) == Self.receiveKind else { continue }   // a SEND went out
+                let kind = WorkID.kind(c.wrId)
+                if kind == Self.invalidateKind {
+                    if invalidated(slot: WorkID.index(c.wrId)) { done += 1 } else { break }
+                    continue
+                }
+                guard kind == Self.receiveKind else { continue }   // a SEND or a bind went out
                 let i = WorkID.index(c.wrId)
-                if response(buffer: i, byteLength: Int(c.byteLength)) { done += 1 } else { break }
+                if response(buffer: i, byteLength: Int(c.byteLength), invalidated: c.invalidatedKey) { done += 1 } else { break }
             }
         }
         return done
     }
 
-    /// Handles the response in receive buffer `i`; false when the peer is broken.
-    private func response(buffer i: Int, byteLength: Int) -> Bool {
+    /// Handles the response in receive buffer `i` (`invalidated`: the window key its
+    /// SEND_WITH_INV invalidated); false when the peer is broken.
+    private func response(buffer i: Int, byteLength: Int, invalidated: UInt32?) -> Bool {
         guard i < slotCount else { lose("receive completion for unknown buffer \(i)"); return false }
         // SAFETY: i < slotCount; 16 bytes per buffer.
         let p = UnsafeRawPointer(responses.bytes.baseAddress! + i * Wire.responseSize)
@@ -206,8 +227,6 @@ final class RemoteQueue: @unchecked Sendable {
         recvBatch.receive(wrId: wrID(i, receive: true),
                           local: responses.region.segment(offset: i * Wire.responseSize, length: Wire.responseSize))
         let tag = Int(r.tag)
-        let slot = slots[tag]
-        slots[tag] = RequestSlot()
         inFlight -= 1
         lostSince = 0       // the target answers again: the loss is over
         let status: VirtioBlk.Status = switch r.status {
@@ -215,8 +234,105 @@ final class RemoteQueue: @unchecked Sendable {
         case .unsupported: .unsupported
         default: .ioError
         }
+        let bound = slots[tag].windowsBound
+        if bound > 0 {
+            // No request completes while a window over its buffers is valid. The target
+            // invalidates the first; a response that invalidated another key is a broken
+            // (or hostile) peer. The rest are invalidated here, never the one the target
+            // already did (a second invalidation of a window is an error).
+            var first = 0
+            if let invalidated {
+                guard invalidated == windows[tag * windowsPerSlot]!.key else {
+                    counters.bump(counters.badResponses)
+                    lose("response for tag \(tag) invalidated key 0x\(String(invalidated, radix: 16)), not its window's (peer broken)")
+                    return false
+                }
+                first = 1
+            } else {
+                counters.bump(counters.responsesWithoutInvalidation)
+            }
+            if first < bound {
+                guard let conn = connection else { return false }
+                if sendBatch.count + bound > sendBatch.capacity { _ = post(conn) }
+                for w in first..<bound {
+                    sendBatch.localInvalidate(wrId: fabric.workID(kind: Self.invalidateKind, index: tag),
+                                              key: windows[tag * windowsPerSlot + w]!.key, signaled: w == bound - 1)
+                }
+                counters.bump(counters.windowsInvalidatedLocally, UInt64(bound - first))
+                slots[tag].state = .invalidating
+                slots[tag].status = status
+                _ = post(conn)
+                return true
+            }
+        }
+        let slot = slots[tag]
+        slots[tag] = RequestSlot()
         finish(slot.request!, slot.blk!, status)
         return true
+    }
+
+    /// The LOCAL_INV of slot `s`'s remaining windows completed: the request completes.
+    private func invalidated(slot s: Int) -> Bool {
+        guard s < slotCount, slots[s].state == .invalidating, let req = slots[s].request, let blk = slots[s].blk else {
+            lose("invalidation completion for slot \(s), which is not invalidating")
+            return false
+        }
+        let status = slots[s].status
+        slots[s] = RequestSlot()
+        finish(req, blk, status)
+        return true
+    }
+
+    /// Binds one window per segment of slot `s`'s capsule (exactly its buffers, exactly
+    /// the access its command needs), writes their keys into the capsule and asks the
+    /// target to invalidate them. False: a buffer is no longer registered, or a window
+    /// cannot be allocated; the request fails.
+    private func bindWindows(_ s: Int) -> Bool {
+        let base = capsules.bytes.baseAddress! + s * capsuleStride
+        // SAFETY: the capsule was built in this slot by CapsuleBuilder: a 32-byte header and
+        // `n` 16-byte segments, n ≤ the grant ≤ windowsPerSlot (the request asked for that many).
+        let n = Int(base.loadUnaligned(fromByteOffset: 2, as: UInt16.self).littleEndian)
+        slots[s].windowsBound = 0
+        guard n > 0 else { return true }
+        guard n <= windowsPerSlot else { return false }
+        let opcode = base.load(fromByteOffset: 0, as: UInt8.self)
+        // READ and GET_ID: the target writes into the buffers; WRITE: it reads them.
+        let access: AccessFlags = opcode == BlockOpcode.write.rawValue ? [.remoteRead] : [.remoteWrite]
+        for i in 0..<n {
+            let seg = base + Wire.commandHeaderSize + i * Wire.segmentSize
+            let address = UInt64(littleEndian: seg.loadUnaligned(as: UInt64.self))
+            let length = UInt32(littleEndian: seg.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            guard let region = disk.regions.lookup(address: address, length: UInt64(length))?.region,
+                  let window = window(s, i) else { return false }
+            let key = window.nextKey
+            sendBatch.bind(wrId: fabric.workID(kind: Self.bindKind, index: s), window: window, key: key, region: region,
+                           address: address, length: UInt64(length), access: access)
+            pendingBinds.append((window, key))
+            seg.storeBytes(of: key.littleEndian, toByteOffset: 12, as: UInt32.self)
+        }
+        let flags = base.load(fromByteOffset: 1, as: UInt8.self)
+        base.storeBytes(of: flags | CommandFlags.invalidate.rawValue, toByteOffset: 1, as: UInt8.self)
+        slots[s].windowsBound = n
+        counters.bump(counters.windowsBound, UInt64(n))
+        return true
+    }
+
+    /// Slot `s`'s window `i`, allocated the first time it is needed.
+    private func window(_ s: Int, _ i: Int) -> MemoryWindow? {
+        let k = s * windowsPerSlot + i
+        if let w = windows[k] { return w }
+        guard let w = try? disk.pd.allocateWindow() else { return nil }
+        counters.bump(counters.windowsAllocated)
+        windows[k] = w
+        return w
+    }
+
+    /// Drops every window (the connection they were bound on is going, or has gone into
+    /// error): before the queue pair is released, which a bound window would hold up.
+    private func dropWindows() {
+        pendingBinds.removeAll(keepingCapacity: true)
+        for k in windows.indices { windows[k] = nil }
+        for s in 0..<slotCount { slots[s].windowsBound = 0 }
     }
 
     /// Sends queued capsules while credits last; posts them in one batch.
@@ -230,6 +346,14 @@ final class RemoteQueue: @unchecked Sendable {
                 slots[s] = RequestSlot()
                 finish(req, blk, .ioError)
                 continue
+            }
+            if windowsPerSlot > 0 {
+                if sendBatch.count + windowsPerSlot + 1 > sendBatch.capacity { _ = post(conn) }
+                guard bindWindows(s) else {
+                    slots[s] = RequestSlot()
+                    finish(req, blk, .ioError)
+                    continue
+                }
             }
             sendBatch.send(wrId: wrID(s, receive: false),
                            local: capsules.region.segment(offset: s * capsuleStride, length: slots[s].capsuleBytes))
@@ -263,6 +387,8 @@ final class RemoteQueue: @unchecked Sendable {
         let n = sendBatch.count
         postedWorkRequests += n
         do { try conn.workQueue.post(sendBatch) } catch { lose("ibv_post_send: \(error)"); return 0 }
+        for b in pendingBinds { b.window.bound(key: b.key) }
+        pendingBinds.removeAll(keepingCapacity: true)
         counters.bump(counters.commandsSent, UInt64(n))
         return 0
     }
@@ -308,11 +434,19 @@ final class RemoteQueue: @unchecked Sendable {
         // through it, so a late RDMA for the old command cannot land after
         // (or over) the resubmitted one. Its flushes are discarded (epoch).
         fabric.stopTraffic()
+        dropWindows()
         var held = 0
         for s in 0..<slotCount where slots[s].state == .inFlight {
             slots[s].state = .queued
             fifo.push(s)
             held += 1
+        }
+        // Answered, but their windows' invalidation was cut off: the windows are gone with the
+        // queue pair (dropped above), so they complete now with the target's answer.
+        for s in 0..<slotCount where slots[s].state == .invalidating {
+            let slot = slots[s]
+            slots[s] = RequestSlot()
+            if let req = slot.request, let blk = slot.blk { finish(req, blk, slot.status) }
         }
         inFlight = 0
         logger.warning("disk \(disk.config.socket) queue \(index): connection to \(disk.config.target) lost (\(reason)); holding \(fifo.count) request(s) (\(held) were in flight), reconnecting")
@@ -412,6 +546,7 @@ final class RemoteQueue: @unchecked Sendable {
             if postedWorkRequests > 0 {
                 logger.error("disk \(disk.config.socket) queue \(index): \(postedWorkRequests) work request(s) did not flush within 1 s of the QP error")
             }
+            dropWindows()
             dropConnection()
         }
         var failed = 0
@@ -430,6 +565,7 @@ final class RemoteQueue: @unchecked Sendable {
 
     /// (Control, after the worker stopped) Drops the connection for shutdown.
     func close() {
+        dropWindows()
         fabric.close()
     }
 

@@ -14,6 +14,10 @@ enum SlotState: UInt8, Sendable {
     /// Capsule SENT (or batched for posting): the target owns the guest
     /// buffers until its response arrives. Lost connection → back to `queued`.
     case inFlight
+    /// The response arrived, but some of the command's memory windows are still valid
+    /// (the target invalidates only the first): the initiator's LOCAL_INV of the rest is
+    /// posted, and the request completes to the guest when it completes.
+    case invalidating
 }
 
 /// One request slot; its capsule and response buffers are at `index × stride`
@@ -28,4 +32,8 @@ struct RequestSlot {
     var capsuleBytes = 0
     /// Guest data pieces gathered after the capsule (inline WRITE), 0 otherwise.
     var inlinePieces = 0
+    /// Memory windows bound for the command on the current connection (its segments).
+    var windowsBound = 0
+    /// The target's answer, kept while the windows are invalidated (`invalidating`).
+    var status: VirtioBlk.Status = .ok
 }

@@ -8,8 +8,10 @@ struct TargetConnector: EndpointConnector {
     typealias Grant = BlockGeometry
     let config: DiskConfig
     let credentials: CredentialSource
-    /// Segments per command asked for.
+    /// Segments per command asked for (the most a capsule slot is sized for).
     static let wantedSegments: UInt16 = 128
+    /// Segments per command asked for on memory windows: one window each, bound per command.
+    static let wantedWindowSegments: UInt16 = 32
     /// Data bytes per command asked for.
     static let wantedIOBytes: UInt32 = 1 << 20
     /// Guest pieces an inline WRITE may gather (send SGEs besides the capsule header).
@@ -21,19 +23,22 @@ struct TargetConnector: EndpointConnector {
     }
 
     /// The queue pair shape for `slots` request slots.
-    static func queuePairConfig(slots: Int) -> QueuePairConfig {
-        // One send beyond the slots: the handshake's hello, whose completion the engine reaps and ignores.
-        QueuePairConfig(sendDepth: slots + 1, receiveDepth: slots, maxSendSegments: 1 + inlinePieces,
+    static func queuePairConfig(slots: Int, windows: Bool = true) -> QueuePairConfig {
+        // Per slot its SEND, and on windows a bind per segment and local invalidations;
+        // one more: the handshake's hello, whose completion the engine reaps and ignores.
+        let perSlot = windows ? 2 + 2 * Int(wantedWindowSegments) : 1
+        return QueuePairConfig(sendDepth: slots * perSlot + 1, receiveDepth: slots, maxSendSegments: 1 + inlinePieces,
                         maxReceiveSegments: 1, maxInlineData: 0, readDepth: 16)
     }
 
     var target: FabricAddress { config.target }
     var endpointDescription: String { "export \(config.export)" }
-    var queuePairConfig: QueuePairConfig { Self.queuePairConfig(slots: config.queueDepth) }
+    var queuePairConfig: QueuePairConfig { Self.queuePairConfig(slots: config.queueDepth, windows: config.remoteAccess == .windows) }
 
     func request(queue: Int, initialCredits: Int = 0) -> ConnectRequest {
         ConnectRequest(kind: .block, name: config.export, queueIndex: UInt16(queue),
-                       queueDepth: UInt16(config.queueDepth), maxSegments: Self.wantedSegments,
+                       queueDepth: UInt16(config.queueDepth),
+                       maxSegments: config.remoteAccess == .windows ? Self.wantedWindowSegments : Self.wantedSegments,
                        maxIOBytes: Self.wantedIOBytes, hostID: credentials.hostID, wantsWrite: !config.readOnly)
     }
 }

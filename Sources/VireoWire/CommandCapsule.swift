@@ -121,6 +121,9 @@ public struct CommandCapsule: @unchecked Sendable {
         let length = LE.load(base, 16, as: UInt32.self)
         let capsule = CommandCapsule(base: base, opcode: opcode, flags: flags, segmentCount: nseg, tag: tag,
                                      offset: offset, length: length, inlineLength: inline)
+        guard !flags.contains(.invalidate) || nseg > 0 else {
+            return fail(.invalid, .badOperands, "invalidate flag without a segment to invalidate")
+        }
 
         // Segments: each nonempty, and their sum equals `length` where they carry data.
         var total: UInt64 = 0
@@ -174,7 +177,7 @@ public struct CommandCapsule: @unchecked Sendable {
             guard max > 0 else { return fail(.unsupported, .unsupported, "not supported by this export") }
             if let f = rangeCheck(maxLength: max) { return f }
         case .getID:
-            guard inline == 0, flags.isEmpty, offset == 0, nseg > 0, length > 0, length <= 20,
+            guard inline == 0, flags.subtracting(.invalidate).isEmpty, offset == 0, nseg > 0, length > 0, length <= 20,
                   total == UInt64(length) else {
                 return fail(.invalid, .badOperands, "GET_ID takes 1-20 bytes of segments")
             }

@@ -67,8 +67,12 @@ public struct CommandFlags: OptionSet, Sendable {
     public static let inlineData = CommandFlags(rawValue: 1 << 0)
     /// WRITE_ZEROES may deallocate.
     public static let unmap = CommandFlags(rawValue: 1 << 1)
+    /// The segments' keys are the initiator's memory windows, bound for this command only:
+    /// the target answers with SEND_WITH_INV naming segment 0's key (the initiator
+    /// invalidates the others itself). Only with segments.
+    public static let invalidate = CommandFlags(rawValue: 1 << 2)
     /// Every flag this version defines; others must be zero.
-    public static let known: CommandFlags = [.inlineData, .unmap]
+    public static let known: CommandFlags = [.inlineData, .unmap, .invalidate]
 }
 
 /// Completion status of a command.

@@ -54,6 +54,13 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private var thread: OSThread?
 
+    /// Every capsule the target received, in order (what a hostile target would learn).
+    let capsulesSeen = Locked<[[UInt8]]>([])
+    /// Responses reach the initiator as plain SENDs: the target invalidates nothing.
+    let stripInvalidation = Atomic<Bool>(false)
+    /// Responses invalidate the command's last window instead of its first (a hostile target).
+    let invalidateLastWindow = Atomic<Bool>(false)
+
     /// Times a capsule found no receive posted at the target (receiver-not-ready: it
     /// waits and is retried, as with an RNR retry count of 7; an initiator within its
     /// credits never causes one).
@@ -132,6 +139,23 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
     /// The target sides' authenticated hosts, in connect order (nil: not authenticated).
     var authenticatedHosts: [String?] { lock.withLock { $0.map(\.queue.host) } }
 
+    /// The (address, length, key) of each segment of a capsule's bytes.
+    static func segments(_ capsule: [UInt8]) -> [(address: UInt64, length: Int, key: UInt32)] {
+        guard capsule.count >= Wire.commandHeaderSize else { return [] }
+        let n = Int(UInt16(capsule[2]) | UInt16(capsule[3]) << 8)
+        return (0..<n).compactMap { i in
+            let o = Wire.commandHeaderSize + i * Wire.segmentSize
+            guard o + Wire.segmentSize <= capsule.count else { return nil }
+            return capsule.withUnsafeBytes { b in
+                (UInt64(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt64.self)),
+                 Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: o + 8, as: UInt32.self))),
+                 UInt32(littleEndian: b.loadUnaligned(fromByteOffset: o + 12, as: UInt32.self)))
+            }
+        }
+    }
+
+    static func segmentKeys(_ capsule: [UInt8]) -> [UInt32] { segments(capsule).map(\.key) }
+
     // MARK: the test's controls
 
     /// Cuts every connection: what was posted flushes, the connection events fire,
@@ -147,7 +171,9 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
     }
 
     /// Commands the initiator posted that the pump has not carried yet.
-    var pendingCommands: Int { lock.withLock { pairs in pairs.reduce(0) { $0 + $1.initiator.queue.pendingSends } } }
+    var pendingCommands: Int {
+        lock.withLock { pairs in pairs.reduce(0) { $0 + $1.initiator.queue.pendingSendRequests.filter(\.consumesReceive).count } }
+    }
 
     // MARK: the pump
 
@@ -167,13 +193,19 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
             if let c = o.completion { p.initiator.completionQueue.push(c) }
             guard o.completion?.isSuccess ?? true, o.request.operation == .send,
                   let rc = p.target.queue.deliver(o.payload) else { return }
+            capsulesSeen.withLock { $0.append(o.payload) }
             p.queue.completed(rc)
         }
         if toTarget.receiverNotReady { receiverNotReady.add(1, ordering: .relaxed) }
         // Target → initiator: RDMA READs/WRITEs of guest memory, responses.
         let toInitiator = p.target.queue.runAllSends(peer: initiatorMemory) { o in
-            if o.request.operation == .send, o.completion?.isSuccess ?? true,
-               let rc = p.initiator.queue.deliver(o.payload) {
+            var invalidating = stripInvalidation.load(ordering: .relaxed) ? nil : o.request.invalidateKey
+            if invalidating != nil, invalidateLastWindow.load(ordering: .relaxed),
+               let last = capsulesSeen.withLock({ $0.last }), let key = Self.segmentKeys(last).last {
+                invalidating = key
+            }
+            if o.request.consumesReceive, o.completion?.isSuccess ?? true,
+               let rc = p.initiator.queue.deliver(o.payload, invalidating: invalidating) {
                 p.initiator.completionQueue.push(rc)
             }
             if let c = o.completion { p.queue.completed(c) }

@@ -32,12 +32,14 @@ import Glibc
         var queues: [SplitDriverQueue] = []
         let path: String
 
-        init(tag: String, queues: Int = 2, exportQueueDepth: Int = 128, lossTimeout: UInt64 = 120_000_000_000) throws {
+        init(tag: String, queues: Int = 2, exportQueueDepth: Int = 128, lossTimeout: UInt64 = 120_000_000_000,
+             remoteAccess: DiskConfig.RemoteAccess = .windows) throws {
             path = "/tmp/vireo-fake-\(getpid())-\(tag).sock"
             var logger = Logger(label: "test.initiator.\(tag)")
             logger.logLevel = .warning
-            let cfg = DiskConfig(socket: path, target: FabricAddress(host: "10.99.0.1", port: 4420), export: "vol0",
+            var cfg = DiskConfig(socket: path, target: FabricAddress(host: "10.99.0.1", port: 4420), export: "vol0",
                                  queues: queues, queueDepth: 64, lossTimeoutNanoseconds: lossTimeout)
+            cfg.remoteAccess = remoteAccess
             fabric = try FakeBlockFabric(config: cfg, exportQueueDepth: exportQueueDepth)
             device = try RemoteBlockDevice(config: cfg, connector: fabric, logger: logger)
             server = try VhostUserServer(path: path, device: device,

@@ -86,6 +86,8 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
 
     /// Sends posted and not yet run.
     public var pendingSends: Int { lock.withLock { _ in sends.count } }
+    /// The sends posted and not yet run (a snapshot).
+    public var pendingSendRequests: [WorkRequest] { lock.withLock { _ in sends } }
 
     /// The oldest posted send, not yet run.
     public var nextSend: WorkRequest? { lock.withLock { _ in sends.first } }
