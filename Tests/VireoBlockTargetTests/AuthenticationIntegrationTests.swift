@@ -89,7 +89,8 @@ struct AuthenticationIntegrationTests {
         let c = d.counters
         #expect(c.refusedHandshakes(.unknownHost) == 1 && c.refusedHandshakes(.hostNotAllowed) == 1)
         #expect(c.authenticatedConnections == 3)
-        #expect(Self.waitFor { d.counters.drops(.authenticationRefused) == 4 })
+        // (Each refused connection is then dropped: as authenticationRefused once its refusal is
+        // written, or as an orderly disconnect when the client hung up first; not counted here.)
         #expect(c.commands(opcode: BlockOpcode.flush.rawValue) == 3, "only the admitted connections were served")
         #expect(!log.lines(containing: "refused", "host 'compute-2' is not allowed on export vol0").isEmpty)
     }

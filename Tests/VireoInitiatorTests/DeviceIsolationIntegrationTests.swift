@@ -83,10 +83,14 @@ struct DeviceIsolationIntegrationTests {
         let thief = try KeyThief(host: RDMAEnvironment.address, count: 2)
         var logger = Logger(label: "test.isolation")
         logger.logLevel = .critical
+        // Whole-memory keys: the protection domain alone has to keep the VMs apart (with the
+        // default memory windows a region's own key reaches nothing at all, checked below too).
         func disk(_ name: String) -> DiskConfig {
-            DiskConfig(socket: "/tmp/vireo-iso-\(getpid())-\(name).sock",
-                       target: FabricAddress(host: RDMAEnvironment.address, port: thief.port), export: name,
-                       queues: 1, queueDepth: 16)
+            var c = DiskConfig(socket: "/tmp/vireo-iso-\(getpid())-\(name).sock",
+                               target: FabricAddress(host: RDMAEnvironment.address, port: thief.port), export: name,
+                               queues: 1, queueDepth: 16)
+            c.remoteAccess = .wholeMemory
+            return c
         }
         let vmA = try RemoteBlockDevice(config: disk("a"), logger: logger)
         defer { vmA.stop() }
@@ -111,5 +115,29 @@ struct DeviceIsolationIntegrationTests {
         let stolen = try thief.write(on: conns[0], address: 0x10_0000, rkey: keyB, byte: 0xBB)
         #expect(stolen == .remoteAccessError, "B's key on A's connection: \(stolen)")
         #expect(UnsafeRawBufferPointer(start: ramB.hostAddress, count: 4096).allSatisfy { $0 == 0 })
+    }
+}
+
+extension DeviceIsolationIntegrationTests {
+    /// With the default memory windows, a disk's guest memory is unreachable under its region's
+    /// own key even on its own connection: only a command's windows reach it.
+    @Test func onWindowsTheRegionsOwnKeyReachesNothing() throws {
+        let thief = try KeyThief(host: RDMAEnvironment.address, count: 1)
+        var logger = Logger(label: "test.isolation")
+        logger.logLevel = .critical
+        let vm = try RemoteBlockDevice(
+            config: DiskConfig(socket: "/tmp/vireo-iso-\(getpid())-w.sock",
+                               target: FabricAddress(host: RDMAEnvironment.address, port: thief.port), export: "w",
+                               queues: 1, queueDepth: 16), logger: logger)
+        defer { vm.stop() }
+        let (ram, key) = try Self.guestRAM(for: vm)
+        defer {
+            vm.memoryRegionsRemoved([ram])
+            ram.hostAddress.deallocate()
+        }
+        let conns = thief.waitForConnections()
+        try #require(conns.count == 1)
+        #expect(try thief.write(on: conns[0], address: 0x10_0000, rkey: key, byte: 0xAA) == .remoteAccessError)
+        #expect(UnsafeRawBufferPointer(start: ram.hostAddress, count: 4096).allSatisfy { $0 == 0 })
     }
 }
