@@ -16,6 +16,7 @@ extension TargetConfig {
     /// name = "storage-1"   # the target's name in handshakes (default "vireo-target:" + host name)
     /// key_file = "/etc/vireo/target.key"   # optional: the target proves itself with it (gen-key)
     /// handshake_timeout = 5                # seconds a connection has to send its hello
+    /// max_connections_per_host = 256       # block queues + packet queue pairs one host may hold
     /// [[host]]                             # hosts the target knows; with any, endpoints deny by default
     /// name = "compute-1"
     /// key_file = "/etc/vireo/hosts/compute-1.key"   # the target's copy of the host's secret
@@ -55,6 +56,7 @@ extension TargetConfig {
         config.name = r.string("name", what: "a name")
         config.keyFile = r.string("key_file", what: "a path")
         if let d = r.number("handshake_timeout", what: "a number of seconds") { config.handshakeTimeoutSeconds = d }
+        if let n = r.int("max_connections_per_host") { config.maxConnectionsPerHost = n }
         config.hosts = r.tables("host").compactMap { HostConfig(reading: $0) }
         config.exports = r.tables("export").compactMap { ExportConfig(reading: $0) }
         config.networks = r.tables("network").compactMap { NetworkConfig(toml: $0) }

@@ -39,6 +39,10 @@ public struct TargetConfig: Equatable, Sendable {
     public var hosts: [HostConfig] = []
     /// Seconds a new connection has to send its handshake hello (TOML `handshake_timeout`, default 5).
     public var handshakeTimeoutSeconds: Double = 5
+    /// Connections (block queues and packet queue pairs) one host may hold on this target at
+    /// once, counted by the connect request's host id, which the handshake then checks
+    /// (TOML `max_connections_per_host`, default 256).
+    public var maxConnectionsPerHost = 256
 
     public init(listen: String = "0.0.0.0:4420", workers: Int = 2, busyPoll: Bool = false, exports: [ExportConfig] = [],
                 networks: [NetworkConfig] = []) {
@@ -61,6 +65,7 @@ public struct TargetConfig: Equatable, Sendable {
             out.append("handshake_timeout \(handshakeTimeoutSeconds) must be 0.1-60 seconds")
         }
         if let name, !HandshakeName.isValid(name) { out.append(HandshakeName.rule(for: "name '\(name)'")) }
+        if maxConnectionsPerHost < 1 { out.append("max_connections_per_host \(maxConnectionsPerHost) must be at least 1") }
         var hostNames = Set<String>()
         for h in hosts {
             if !hostNames.insert(h.name).inserted { out.append("host '\(h.name)' is configured twice") }

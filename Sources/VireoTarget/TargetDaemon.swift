@@ -384,8 +384,14 @@ public final class TargetDaemon: @unchecked Sendable {
         }
         switch decision {
         case .admit(let a): admitted = a
-        case .packet(let r): return handlePacket(req, r)
+        case .packet(let r):
+            if let r = hostLimitReject(r) { reject(r); return false }
+            return handlePacket(req, r)
         case .reject: return false
+        }
+        if let r = hostLimitReject(admitted.request) {
+            reject(r)
+            return false
         }
         let g = admitted.geometry
         let depth = Int(g.queueDepth)
@@ -436,6 +442,16 @@ public final class TargetDaemon: @unchecked Sendable {
         logger.info("\(req.peerAddress) connected to \(admitted.request.name) queue \(admitted.request.queueIndex) (depth \(depth), \(segments) segments, max I/O \(g.maxIOBytes)) on worker \(worker.index)")
         worker.adopt(q)
         return true
+    }
+
+    /// A reject when the request's host already holds `max_connections_per_host` connections
+    /// (counted by host id, which the handshake then checks against the host's name).
+    private func hostLimitReject(_ r: ConnectRequest) -> ConnectReject? {
+        let held = live.values.reduce(0) { $0 + ($1.hostID == r.hostID ? 1 : 0) }
+        guard held >= config.maxConnectionsPerHost else { return nil }
+        var rj = ConnectReject(.queueLimit, "this host already holds its maximum of \(config.maxConnectionsPerHost) connections on the target")
+        rj.kind = r.kind
+        return rj
     }
 
     /// When a connection accepted now must have sent its hello.

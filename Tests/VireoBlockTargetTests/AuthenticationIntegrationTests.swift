@@ -20,7 +20,7 @@ struct AuthenticationIntegrationTests {
 
     /// Target: hosts compute-1 (with `secret`) and compute-2 (name only); export `vol0` for
     /// compute-1, `open0` for any host; a two-second handshake deadline (the lab runs under TCG).
-    static func daemon(log: CapturedLog) throws -> TargetDaemon {
+    static func daemon(log: CapturedLog, maxConnectionsPerHost: Int = 256) throws -> TargetDaemon {
         let keyFile = "/tmp/vireo-auth-\(getpid())-compute-1.key"
         unlink(keyFile)
         try secret.write(path: keyFile)
@@ -32,6 +32,7 @@ struct AuthenticationIntegrationTests {
         config.name = "storage-1"
         config.hosts = [HostConfig(name: "compute-1", keyFiles: [keyFile]), HostConfig(name: "compute-2")]
         config.handshakeTimeoutSeconds = 2
+        config.maxConnectionsPerHost = maxConnectionsPerHost
         let d = try TargetDaemon(config: config, logger: log.logger())
         try d.start()
         return d
@@ -113,6 +114,25 @@ struct AuthenticationIntegrationTests {
         #expect(impatient.data.bytes.prefix(4096).allSatisfy { $0 == 0xEE }, "the READ wrote nothing into its memory")
         #expect(d.counters.commands(opcode: BlockOpcode.read.rawValue) == 0)
         #expect(!log.lines(containing: "handshake from", "handshake hello of 48 bytes, expected 152").isEmpty)
+    }
+
+    /// One host cannot hold more than `max_connections_per_host` connections; others still can.
+    @Test func perHostConnectionLimit() throws {
+        let log = CapturedLog()
+        let d = try Self.daemon(log: log, maxConnectionsPerHost: 2)
+        defer { d.stop() }
+        let a = try BlockTestClient(host: host, port: d.port, name: "open0", hostName: "compute-2")
+        let b = try BlockTestClient(host: host, port: d.port, name: "open0", hostName: "compute-2", queueIndex: 1)
+        do {
+            _ = try BlockTestClient(host: host, port: d.port, name: "open0", hostName: "compute-2", queueIndex: 2)
+            Issue.record("a third connection from one host was admitted")
+        } catch {
+            guard case .rejected(let r) = error else { Issue.record("\(error)"); return }
+            #expect(r.reason == .queueLimit && r.message == "this host already holds its maximum of 2 connections on the target")
+        }
+        let other = try BlockTestClient(host: host, port: d.port, name: "open0", hostName: "intruder")
+        #expect(try other.run(.flush) == .ok)
+        withExtendedLifetime((a, b)) {}
     }
 
     /// A hello captured from one connection and sent on another fails: the nonces differ.
