@@ -17,6 +17,7 @@ extension TargetConfig {
     /// key_file = "/etc/vireo/target.key"   # optional: the target proves itself with it (gen-key)
     /// handshake_timeout = 5                # seconds a connection has to send its hello
     /// max_connections_per_host = 256       # block queues + packet queue pairs one host may hold
+    /// max_memory_per_host = "4G"           # registered buffers one host's connections may hold
     /// [[host]]                             # hosts the target knows; with any, endpoints deny by default
     /// name = "compute-1"
     /// key_file = "/etc/vireo/hosts/compute-1.key"   # the target's copy of the host's secret
@@ -57,6 +58,7 @@ extension TargetConfig {
         config.keyFile = r.string("key_file", what: "a path")
         if let d = r.number("handshake_timeout", what: "a number of seconds") { config.handshakeTimeoutSeconds = d }
         if let n = r.int("max_connections_per_host") { config.maxConnectionsPerHost = n }
+        if let n = r.byteCount("max_memory_per_host") { config.maxMemoryPerHost = n }
         config.hosts = r.tables("host").compactMap { HostConfig(reading: $0) }
         config.exports = r.tables("export").compactMap { ExportConfig(reading: $0) }
         config.networks = r.tables("network").compactMap { NetworkConfig(toml: $0) }

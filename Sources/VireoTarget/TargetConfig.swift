@@ -43,6 +43,9 @@ public struct TargetConfig: Equatable, Sendable {
     /// once, counted by the connect request's host id, which the handshake then checks
     /// (TOML `max_connections_per_host`, default 256).
     public var maxConnectionsPerHost = 256
+    /// Registered target memory (receive, bounce and send buffers) one host's connections may
+    /// hold at once, in bytes (TOML `max_memory_per_host`, default 4G).
+    public var maxMemoryPerHost = 4 << 30
 
     public init(listen: String = "0.0.0.0:4420", workers: Int = 2, busyPoll: Bool = false, exports: [ExportConfig] = [],
                 networks: [NetworkConfig] = []) {
@@ -66,6 +69,7 @@ public struct TargetConfig: Equatable, Sendable {
         }
         if let name, !HandshakeName.isValid(name) { out.append(HandshakeName.rule(for: "name '\(name)'")) }
         if maxConnectionsPerHost < 1 { out.append("max_connections_per_host \(maxConnectionsPerHost) must be at least 1") }
+        if maxMemoryPerHost < 1 << 20 { out.append("max_memory_per_host \(maxMemoryPerHost) must be at least 1M") }
         var hostNames = Set<String>()
         for h in hosts {
             if !hostNames.insert(h.name).inserted { out.append("host '\(h.name)' is configured twice") }

@@ -64,6 +64,8 @@ public final class TargetDaemon: @unchecked Sendable {
         var worker: TargetWorker?
         var network: PacketNetwork?
         let hostID: [UInt8]
+        /// Registered buffer bytes this connection holds (`max_memory_per_host`).
+        var bytes = 0
     }
 
     /// Device CQ entries per worker (capped by the device's maximum).
@@ -406,6 +408,13 @@ public final class TargetDaemon: @unchecked Sendable {
             reject(ConnectReject(.queueLimit, "target is at its connection capacity"))
             return false
         }
+        // The buffers TargetQueue registers: receives, page-aligned bounce buffers, responses.
+        let bytes = depth * (Wire.commandSize(segments: segments, inline: Int(g.maxInlineBytes)) + AuthHello.size
+                             + (Int(g.maxIOBytes) + 4095) / 4096 * 4096 + Wire.responseSize)
+        if let r = hostMemoryReject(admitted.request, adding: bytes) {
+            reject(r)
+            return false
+        }
         let resources = ConnectionResources(
             sendCQ: worker.cq, receiveCQ: worker.cq,
             queuePair: QueuePairConfig(sendDepth: sendDepth, receiveDepth: depth, maxSendSegments: 1,
@@ -438,7 +447,7 @@ public final class TargetDaemon: @unchecked Sendable {
         admitted.export.queues += 1
         admitted.export.queuesByHost[admitted.request.hostID, default: 0] += 1
         live[ObjectIdentifier(q)] = Live(queue: q, port: nil, connection: connection, worker: worker, network: nil,
-                                         hostID: admitted.request.hostID)
+                                         hostID: admitted.request.hostID, bytes: bytes)
         logger.info("\(req.peerAddress) connected to \(admitted.request.name) queue \(admitted.request.queueIndex) (depth \(depth), \(segments) segments, max I/O \(g.maxIOBytes)) on worker \(worker.index)")
         worker.adopt(q)
         return true
@@ -450,6 +459,15 @@ public final class TargetDaemon: @unchecked Sendable {
         let held = live.values.reduce(0) { $0 + ($1.hostID == r.hostID ? 1 : 0) }
         guard held >= config.maxConnectionsPerHost else { return nil }
         var rj = ConnectReject(.queueLimit, "this host already holds its maximum of \(config.maxConnectionsPerHost) connections on the target")
+        rj.kind = r.kind
+        return rj
+    }
+
+    /// A reject when `bytes` more would take the request's host past `max_memory_per_host`.
+    private func hostMemoryReject(_ r: ConnectRequest, adding bytes: Int) -> ConnectReject? {
+        let held = live.values.reduce(0) { $0 + ($1.hostID == r.hostID ? $1.bytes : 0) }
+        guard held + bytes > config.maxMemoryPerHost else { return nil }
+        var rj = ConnectReject(.queueLimit, "this host's connections already hold \(held) bytes of target buffers; \(bytes) more would pass max_memory_per_host (\(config.maxMemoryPerHost))")
         rj.kind = r.kind
         return rj
     }
@@ -468,6 +486,14 @@ public final class TargetDaemon: @unchecked Sendable {
             do { try req.reject(privateData: rj.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }
             return false
         case .accept(let geometry, let resources, let sendSlots):
+            let frame = Int(geometry.maxFrameBytes)
+            let bytes = (Int(geometry.receiveBuffers) + PacketPort.creditMargin) * max(frame, AuthHello.size) + sendSlots * frame
+            if var rj = hostMemoryReject(r, adding: bytes) {
+                rj.kind = .packet
+                logger.notice("rejected \(req.peerAddress): \(rj.message)")
+                do { try req.reject(privateData: rj.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }
+                return false
+            }
             let accept = TargetHandshake.accept(geometry: geometry.encoded(), policy: policy)
             let handshake = TargetHandshake(
                 policy: policy, endpoint: access[r.name] ?? AccessPolicy.Endpoint(allowAnyHost: false),
@@ -493,7 +519,7 @@ public final class TargetDaemon: @unchecked Sendable {
                 return false
             }
             live[ObjectIdentifier(port)] = Live(queue: nil, port: port, connection: connection, worker: nil,
-                                                network: network, hostID: r.hostID)
+                                                network: network, hostID: r.hostID, bytes: bytes)
             shared.withLock { $0.ports[ObjectIdentifier(port)] = (network.name, port) }
             network.adopt(port)
             return true

@@ -20,7 +20,7 @@ struct AuthenticationIntegrationTests {
 
     /// Target: hosts compute-1 (with `secret`) and compute-2 (name only); export `vol0` for
     /// compute-1, `open0` for any host; a two-second handshake deadline (the lab runs under TCG).
-    static func daemon(log: CapturedLog, maxConnectionsPerHost: Int = 256) throws -> TargetDaemon {
+    static func daemon(log: CapturedLog, maxConnectionsPerHost: Int = 256, maxMemoryPerHost: Int = 4 << 30) throws -> TargetDaemon {
         let keyFile = "/tmp/vireo-auth-\(getpid())-compute-1.key"
         unlink(keyFile)
         try secret.write(path: keyFile)
@@ -33,6 +33,7 @@ struct AuthenticationIntegrationTests {
         config.hosts = [HostConfig(name: "compute-1", keyFiles: [keyFile]), HostConfig(name: "compute-2")]
         config.handshakeTimeoutSeconds = 2
         config.maxConnectionsPerHost = maxConnectionsPerHost
+        config.maxMemoryPerHost = maxMemoryPerHost
         let d = try TargetDaemon(config: config, logger: log.logger())
         try d.start()
         return d
@@ -133,6 +134,23 @@ struct AuthenticationIntegrationTests {
         let other = try BlockTestClient(host: host, port: d.port, name: "open0", hostName: "intruder")
         #expect(try other.run(.flush) == .ok)
         withExtendedLifetime((a, b)) {}
+    }
+
+    /// One host's connections cannot pin more than `max_memory_per_host` of target buffers.
+    @Test func perHostMemoryLimit() throws {
+        let log = CapturedLog()
+        // A queue of depth 16 with 1 MiB commands holds a little over 16 MiB.
+        let d = try Self.daemon(log: log, maxMemoryPerHost: 20 << 20)
+        defer { d.stop() }
+        let a = try BlockTestClient(host: host, port: d.port, name: "open0", hostName: "compute-2")
+        do {
+            _ = try BlockTestClient(host: host, port: d.port, name: "open0", hostName: "compute-2", queueIndex: 1)
+            Issue.record("a second 16 MiB queue was admitted under a 20 MiB limit")
+        } catch {
+            guard case .rejected(let r) = error else { Issue.record("\(error)"); return }
+            #expect(r.reason == .queueLimit && r.message.contains("max_memory_per_host"))
+        }
+        #expect(try a.run(.flush) == .ok)
     }
 
     /// A hello captured from one connection and sent on another fails: the nonces differ.
