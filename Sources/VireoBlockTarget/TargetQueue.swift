@@ -95,16 +95,13 @@ package final class TargetQueue: @unchecked Sendable {
         limits = CommandLimits(geometry: geometry)
         depth = Int(geometry.queueDepth)
         maxIO = Int(geometry.maxIOBytes)
-        // Every receive can hold the hello (the first SEND), however small the grant.
-        receiveSize = max(Wire.commandSize(segments: Int(geometry.maxSegments), inline: Int(geometry.maxInlineBytes)),
-                          AuthHello.size)
+        receiveSize = Self.receiveSize(geometry)
         self.sendQueueDepth = sendQueueDepth
         peer = connection.peerAddress
         self.queueIndex = queueIndex
         peerName = "\(connection.peerAddress) export \(export.config.name) queue \(queueIndex)"
         let pd = connection.registrar
-        // Each bounce buffer starts on a page (O_DIRECT alignment).
-        let slotBytes = (maxIO + pageSize - 1) / pageSize * pageSize
+        let slotBytes = Self.bounceStride(geometry)
         receives = try RegisteredBuffer(pd: pd, count: depth * receiveSize, access: [.localWrite])
         bounce = try RegisteredBuffer(pd: pd, count: depth * slotBytes, access: [.localWrite])
         responses = try RegisteredBuffer(pd: pd, count: depth * Wire.responseSize, access: [.localWrite])
@@ -122,6 +119,20 @@ package final class TargetQueue: @unchecked Sendable {
     }
 
     private let bounceStride: Int
+
+    /// Bytes per receive buffer: a command of the grant, and at least the hello (the first
+    /// SEND), however small the grant.
+    static func receiveSize(_ g: BlockGeometry) -> Int {
+        max(Wire.commandSize(segments: Int(g.maxSegments), inline: Int(g.maxInlineBytes)), AuthHello.size)
+    }
+
+    /// Bytes per bounce buffer: max I/O, each starting on a page (O_DIRECT alignment).
+    static func bounceStride(_ g: BlockGeometry) -> Int { (Int(g.maxIOBytes) + pageSize - 1) / pageSize * pageSize }
+
+    /// The bytes a queue with this grant registers: receives, bounce buffers, responses.
+    package static func registeredBytes(_ g: BlockGeometry) -> Int {
+        Int(g.queueDepth) * (receiveSize(g) + bounceStride(g) + Wire.responseSize)
+    }
 
     /// Releases in order: the connection (disconnect, QP), then the registered buffers.
     package func release(disconnectTimeoutMilliseconds: Int32 = 500) {

@@ -291,27 +291,24 @@ final class RemoteQueue: @unchecked Sendable {
         let base = capsules.bytes.baseAddress! + s * capsuleStride
         // SAFETY: the capsule was built in this slot by CapsuleBuilder: a 32-byte header and
         // `n` 16-byte segments, n ≤ the grant ≤ windowsPerSlot (the request asked for that many).
-        let n = Int(base.loadUnaligned(fromByteOffset: 2, as: UInt16.self).littleEndian)
+        let n = CommandWriter.segmentCount(base)
         slots[s].windowsBound = 0
         guard n > 0 else { return true }
         guard n <= windowsPerSlot else { return false }
-        let opcode = base.load(fromByteOffset: 0, as: UInt8.self)
         // READ and GET_ID: the target writes into the buffers; WRITE: it reads them.
-        let access: AccessFlags = opcode == BlockOpcode.write.rawValue ? [.remoteRead] : [.remoteWrite]
+        let access: AccessFlags = CommandWriter.opcode(base) == BlockOpcode.write.rawValue ? [.remoteRead] : [.remoteWrite]
         for i in 0..<n {
-            let seg = base + Wire.commandHeaderSize + i * Wire.segmentSize
-            let address = UInt64(littleEndian: seg.loadUnaligned(as: UInt64.self))
-            let length = UInt32(littleEndian: seg.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-            guard let region = disk.regions.lookup(address: address, length: UInt64(length))?.region,
+            var seg = CommandWriter.segment(base, i)
+            guard let region = disk.regions.lookup(address: seg.address, length: UInt64(seg.length))?.region,
                   let window = window(s, i) else { return false }
             let key = window.nextKey
             sendBatch.bind(wrId: fabric.workID(kind: Self.bindKind, index: s), window: window, key: key, region: region,
-                           address: address, length: UInt64(length), access: access)
+                           address: seg.address, length: UInt64(seg.length), access: access)
             pendingBinds.append((window, key))
-            seg.storeBytes(of: key.littleEndian, toByteOffset: 12, as: UInt32.self)
+            seg.rkey = key
+            CommandWriter.setSegment(base, i, seg)
         }
-        let flags = base.load(fromByteOffset: 1, as: UInt8.self)
-        base.storeBytes(of: flags | CommandFlags.invalidate.rawValue, toByteOffset: 1, as: UInt8.self)
+        CommandWriter.addFlags(base, .invalidate)
         slots[s].windowsBound = n
         counters.bump(counters.windowsBound, UInt64(n))
         return true

@@ -101,8 +101,9 @@ public final class PacketPort: @unchecked Sendable {
         self.sendSlots = sendSlots
         sendQueueDepth = sendSlots + Self.creditSendSlots
         credits = Int(request.queueDepth)
-        let r = try RegisteredBuffer(pd: connection.registrar, count: receiveCount * receiveStride, access: [.localWrite])
-        let s = try RegisteredBuffer(pd: connection.registrar, count: max(sendSlots, 1) * maxFrame, access: [.localWrite])
+        let (receiveBytes, sendBytes) = Self.bufferBytes(geometry, sendSlots: sendSlots)
+        let r = try RegisteredBuffer(pd: connection.registrar, count: receiveBytes, access: [.localWrite])
+        let s = try RegisteredBuffer(pd: connection.registrar, count: sendBytes, access: [.localWrite])
         receives = r
         sends = s
         receiveRegion = r.region
@@ -116,6 +117,18 @@ public final class PacketPort: @unchecked Sendable {
         receiveBatch = RecvBatch(capacity: receiveCount)
         self.handshake = try ConnectionHandshake(handshake: handshake, deadline: handshakeDeadline,
                                                  registrar: connection.registrar)
+    }
+
+    /// The receive and send buffer bytes a port with this geometry and `sendSlots` registers.
+    static func bufferBytes(_ g: PacketGeometry, sendSlots: Int) -> (receive: Int, send: Int) {
+        let frame = Int(g.maxFrameBytes)
+        return ((Int(g.receiveBuffers) + creditMargin) * max(frame, AuthHello.size), max(sendSlots, 1) * frame)
+    }
+
+    /// The bytes such a port registers in all.
+    public static func registeredBytes(_ g: PacketGeometry, sendSlots: Int) -> Int {
+        let b = bufferBytes(g, sendSlots: sendSlots)
+        return b.receive + b.send
     }
 
     /// Marks the port for removal; the worker retires it at the end of its pass.

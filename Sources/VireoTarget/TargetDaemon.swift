@@ -362,10 +362,7 @@ public final class TargetDaemon: @unchecked Sendable {
 
     /// Admits or rejects one request. Returns true when a connection was added.
     private func handle(_ req: ConnectionRequest) -> Bool {
-        func reject(_ r: ConnectReject) {
-            logger.notice("rejected \(req.peerAddress): \(r.message)")
-            do { try req.reject(privateData: r.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }
-        }
+        func reject(_ r: ConnectReject) { self.reject(req, r) }
         let admitted: Admission.Admitted
         let decision = Admission.decide(privateData: req.privateData, exports: exports, networks: Set(networks.keys))
         if case .reject(let r) = decision {
@@ -408,9 +405,7 @@ public final class TargetDaemon: @unchecked Sendable {
             reject(ConnectReject(.queueLimit, "target is at its connection capacity"))
             return false
         }
-        // The buffers TargetQueue registers: receives, page-aligned bounce buffers, responses.
-        let bytes = depth * (Wire.commandSize(segments: segments, inline: Int(g.maxInlineBytes)) + AuthHello.size
-                             + (Int(g.maxIOBytes) + 4095) / 4096 * 4096 + Wire.responseSize)
+        let bytes = TargetQueue.registeredBytes(g)
         if let r = hostMemoryReject(admitted.request, adding: bytes) {
             reject(r)
             return false
@@ -472,6 +467,12 @@ public final class TargetDaemon: @unchecked Sendable {
         return rj
     }
 
+    /// Refuses `req` with `r`'s reason and message, and logs it.
+    private func reject(_ req: ConnectionRequest, _ r: ConnectReject) {
+        logger.notice("rejected \(req.peerAddress): \(r.message)")
+        do { try req.reject(privateData: r.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }
+    }
+
     /// When a connection accepted now must have sent its hello.
     private func handshakeDeadline() -> UInt64 {
         monotonicNanoseconds() &+ UInt64(config.handshakeTimeoutSeconds * 1e9)
@@ -482,16 +483,12 @@ public final class TargetDaemon: @unchecked Sendable {
         guard let network = networks[r.name] else { return false }
         switch network.decide(r, peer: req.peerAddress) {
         case .reject(let rj):
-            logger.notice("rejected \(req.peerAddress): \(rj.message)")
-            do { try req.reject(privateData: rj.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }
+            reject(req, rj)
             return false
         case .accept(let geometry, let resources, let sendSlots):
-            let frame = Int(geometry.maxFrameBytes)
-            let bytes = (Int(geometry.receiveBuffers) + PacketPort.creditMargin) * max(frame, AuthHello.size) + sendSlots * frame
-            if var rj = hostMemoryReject(r, adding: bytes) {
-                rj.kind = .packet
-                logger.notice("rejected \(req.peerAddress): \(rj.message)")
-                do { try req.reject(privateData: rj.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }
+            let bytes = PacketPort.registeredBytes(geometry, sendSlots: sendSlots)
+            if let rj = hostMemoryReject(r, adding: bytes) {
+                reject(req, rj)
                 return false
             }
             let accept = TargetHandshake.accept(geometry: geometry.encoded(), policy: policy)

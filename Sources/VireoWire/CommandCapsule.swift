@@ -213,6 +213,30 @@ public enum CommandWriter {
         LE.store(p, o + 8, s.length)
         LE.store(p, o + 12, s.rkey)
     }
+
+    // Reading back a capsule this side built (its own buffer: the caller knows the layout holds).
+
+    /// The opcode byte of a built capsule.
+    @inline(__always)
+    public static func opcode(_ p: UnsafeRawPointer) -> UInt8 { LE.load(p, 0, as: UInt8.self) }
+
+    /// The segment count of a built capsule.
+    @inline(__always)
+    public static func segmentCount(_ p: UnsafeRawPointer) -> Int { Int(LE.load(p, 2, as: UInt16.self)) }
+
+    /// Segment `i` of a built capsule.
+    @inline(__always)
+    public static func segment(_ p: UnsafeRawPointer, _ i: Int) -> WireSegment {
+        let o = Wire.commandHeaderSize + i * Wire.segmentSize
+        return WireSegment(address: LE.load(p, o, as: UInt64.self), length: LE.load(p, o + 8, as: UInt32.self),
+                           rkey: LE.load(p, o + 12, as: UInt32.self))
+    }
+
+    /// Adds `flags` to a built capsule's flags.
+    @inline(__always)
+    public static func addFlags(_ p: UnsafeMutableRawPointer, _ flags: CommandFlags) {
+        LE.store(p, 1, LE.load(p, 1, as: UInt8.self) | flags.rawValue)
+    }
 }
 
 /// The target's answer to one command (16 bytes, SENT after any data it

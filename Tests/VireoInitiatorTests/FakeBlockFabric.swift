@@ -141,15 +141,12 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
 
     /// The (address, length, key) of each segment of a capsule's bytes.
     static func segments(_ capsule: [UInt8]) -> [(address: UInt64, length: Int, key: UInt32)] {
-        guard capsule.count >= Wire.commandHeaderSize else { return [] }
-        let n = Int(UInt16(capsule[2]) | UInt16(capsule[3]) << 8)
-        return (0..<n).compactMap { i in
-            let o = Wire.commandHeaderSize + i * Wire.segmentSize
-            guard o + Wire.segmentSize <= capsule.count else { return nil }
-            return capsule.withUnsafeBytes { b in
-                (UInt64(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt64.self)),
-                 Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: o + 8, as: UInt32.self))),
-                 UInt32(littleEndian: b.loadUnaligned(fromByteOffset: o + 12, as: UInt32.self)))
+        capsule.withUnsafeBytes { b in
+            guard b.count >= Wire.commandHeaderSize, let p = b.baseAddress else { return [] }
+            let n = min(CommandWriter.segmentCount(p), (b.count - Wire.commandHeaderSize) / Wire.segmentSize)
+            return (0..<n).map { i in
+                let s = CommandWriter.segment(p, i)
+                return (s.address, Int(s.length), s.rkey)
             }
         }
     }
