@@ -105,9 +105,10 @@ final class RemoteQueue: @unchecked Sendable {
         }
         windowsPerSlot = disk.config.remoteAccess == .windows ? Int(TargetConnector.wantedWindowSegments) : 0
         windows = [MemoryWindow?](repeating: nil, count: slotCount * windowsPerSlot)
-        pendingBinds.reserveCapacity(slotCount + windowsPerSlot)
         // Room for every slot's SEND, or for one command's binds and SEND at least.
         sendBatch = SendBatch(capacity: slotCount + 2 * windowsPerSlot + 1, maxSegments: 1 + TargetConnector.inlinePieces)
+        // A batch holds at most its capacity of binds: the list never grows on the request path.
+        pendingBinds.reserveCapacity(sendBatch.capacity)
         recvBatch = RecvBatch(capacity: slotCount)
         slots = FixedArray(repeating: RequestSlot(), count: slotCount)
         fifo = FixedRing(capacity: slotCount)
