@@ -47,7 +47,7 @@ struct BlkCommand: ParsableCommand {
     @Option(name: .customLong("pid"), help: ArgumentHelp("NAME=PID whose CPU time to sample (initiator, target). Repeatable.", valueName: "name=pid"))
     var pids: [String] = []
 
-    @Option(name: .customLong("stats"), help: ArgumentHelp("initiator=PATH: the initiator's --stats-file (needs --pid initiator=PID).", valueName: "name=path"))
+    @Option(name: .customLong("stats"), help: ArgumentHelp("initiator=PATH or target=PATH: a daemon's --stats-file (needs --pid NAME=PID). Repeatable.", valueName: "name=path"))
     var stats: [String] = []
 
     @Option(help: "Used-ring polls before sleeping on the call eventfd.")
@@ -98,8 +98,13 @@ struct BlkCommand: ParsableCommand {
         }
         for s in stats {
             let kv = s.split(separator: "=", maxSplits: 1)
-            guard kv.count == 2, kv[0] == "initiator" else { throw ValidationError("--stats takes initiator=PATH") }
-            bench.initiatorStats = String(kv[1])
+            guard kv.count == 2, kv[0] == "initiator" || kv[0] == "target" else {
+                throw ValidationError("--stats takes initiator=PATH or target=PATH")
+            }
+            if kv[0] == "initiator" { bench.initiatorStats = String(kv[1]) } else { bench.targetStats = String(kv[1]) }
+        }
+        if bench.targetStats != nil && !bench.pids.contains(where: { $0.name == "target" }) {
+            throw ValidationError("--stats target=PATH needs --pid target=PID (to send SIGUSR1)")
         }
         if bench.initiatorStats != nil && !bench.pids.contains(where: { $0.name == "initiator" }) {
             throw ValidationError("--stats initiator=PATH needs --pid initiator=PID (to send SIGUSR1)")

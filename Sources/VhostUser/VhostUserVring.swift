@@ -55,6 +55,9 @@ public final class VhostUserVring: @unchecked Sendable {
     let err = VringEventSlot()
     /// SET_VRING_ENABLE state.
     var enabled = false
+    /// Where the calls this ring signals are counted: its worker's costs (set when the worker is made).
+    var costs = VhostUserVring.unassignedCosts
+    private static let unassignedCosts = DataPathCosts()
     /// Kick received and rings resolved: the worker processes it.
     var started = false
     var eventIdx = false
@@ -360,6 +363,7 @@ public final class VhostUserVring: @unchecked Sendable {
         pool.append(req)
         if q.needsNotification(), call.signal() {
             counters.calls += 1
+            costs.count(.eventfdWrites)
         }
     }
 }

@@ -45,6 +45,8 @@ final class VhostUserWorker: @unchecked Sendable {
     let options: VhostUserPollingOptions
     private let wake: EventFD
     private let ack: EventFD
+    /// What this thread spends on sleeps, kick reads and calls (its rings count the calls).
+    let costs = DataPathCosts()
     private let requested = Atomic<UInt64>(0)
     private let acknowledged = Atomic<UInt64>(0)
     private let resumed = Atomic<UInt64>(0)
@@ -80,7 +82,10 @@ final class VhostUserWorker: @unchecked Sendable {
         self.rings = rings
         self.device = device
         self.options = options
-        for r in rings { r.pulledOnDemand = device.isPulledOnDemand(queue: r.index) }
+        for r in rings {
+            r.pulledOnDemand = device.isPulledOnDemand(queue: r.index)
+            r.costs = costs
+        }
         wake = try EventFD()
         ack = try EventFD()
     }
@@ -166,6 +171,8 @@ final class VhostUserWorker: @unchecked Sendable {
         var needsTimeout = false
         var faultsSeen = PeerFaultGuard.totalFaults
         var faulted = false
+        /// Poller slots of the kick fds, by ring (the wake fd is slot 0).
+        var kickSlots = [Int](repeating: -1, count: rings.count)
         while true {
             // One relaxed load a round: did a SIGBUS get contained anywhere?
             let faults = PeerFaultGuard.totalFaults
@@ -189,8 +196,10 @@ final class VhostUserWorker: @unchecked Sendable {
                 poller.add(wake.rawValue)
                 for fd in extra { poller.add(fd) }
                 needsTimeout = false
-                for r in rings where r.isRunning && !r.pulledOnDemand {
-                    if let k = r.kick { poller.add(k.rawValue) } else { needsTimeout = true }
+                for (i, r) in rings.enumerated() {
+                    kickSlots[i] = -1
+                    guard r.isRunning && !r.pulledOnDemand else { continue }
+                    if let k = r.kick { kickSlots[i] = poller.add(k.rawValue) } else { needsTimeout = true }
                     r.queue?.disableKickNotifications()
                 }
                 idle = 0
@@ -219,8 +228,16 @@ final class VhostUserWorker: @unchecked Sendable {
                 let timed = anyOutstanding && device.needsTimedPolling(worker: id)
                 let timeout: Int32 = needsTimeout || timed ? 1 : -1
                 _ = try? poller.wait(timeoutMilliseconds: timeout)
-                wake.drain()
-                for r in rings { r.kick?.drain() }
+                costs.count(.sleeps)
+                // Read only the eventfds that fired (each read is a system call).
+                if poller.isReady(0) {
+                    _ = wake.drain()
+                    costs.count(.eventfdReads)
+                }
+                for (i, r) in rings.enumerated() where kickSlots[i] >= 0 && poller.isReady(kickSlots[i]) {
+                    r.kick?.drain()
+                    costs.count(.eventfdReads)
+                }
             }
             for r in rings where r.isRunning { r.queue?.disableKickNotifications() }
             idle = 0

@@ -45,6 +45,8 @@ public struct BlkBench {
     public var pids: [(name: String, pid: Int32)] = []
     /// The initiator's stats file (its pid must be in `pids` as "initiator").
     public var initiatorStats: String?
+    /// The target's stats file (`--stats target=PATH`): its data-path costs and copies.
+    public var targetStats: String?
     /// Progress lines (stderr in the command).
     public var log: (String) -> Void = { _ in }
 
@@ -109,6 +111,8 @@ public struct BlkBench {
 
         // Timeline: start, ramp end (window start), end (window end).
         let statsReader = initiatorStats.map { StatsFileReader(path: $0, pid: pids.first { $0.name == "initiator" }?.pid) }
+        let targetReader = targetStats.map { StatsFileReader(path: $0, pid: pids.first { $0.name == "target" }?.pid) }
+        var targetStart: [String: Double]?, targetEnd: [String: Double]?
         var perStatsWrite: UInt64?
         if let r = statsReader {
             // Two writes back to back with no I/O: what one write allocates
@@ -151,6 +155,7 @@ public struct BlkBench {
             if !sampledStart && now >= rampEnd {
                 cpuStart = pids.map { ($0.name, ProcessCPU.seconds(pid: $0.pid)) }
                 statsStart = statsReader?.fresh()
+                targetStart = targetReader?.fresh()
                 sampledStart = true
             }
             if let stop = job.stopFile, now < control.end.load(ordering: .relaxed), access(stop, F_OK) == 0 {
@@ -161,6 +166,7 @@ public struct BlkBench {
             if sampledStart && !sampledEnd && now >= end {
                 cpuEnd = pids.map { ($0.name, ProcessCPU.seconds(pid: $0.pid)) }
                 statsEnd = statsReader?.fresh()
+                targetEnd = targetReader?.fresh()
                 sampledEnd = true
             }
             let next = !sampledStart ? rampEnd : !sampledEnd ? end : UInt64.max
@@ -233,6 +239,16 @@ public struct BlkBench {
         for ((name, a), (_, b)) in zip(cpuStart, cpuEnd) {
             if let a, let b { result.cpuSeconds.append((name, b - a)) } else {
                 result.problems.append("cpu of \(name): /proc/PID/stat unreadable")
+            }
+        }
+        if let s0 = statsStart, let s1 = statsEnd { result.costs.append(("initiator", BlkResult.costs(s0, s1))) }
+        if targetReader != nil {
+            if let t0 = targetStart, let t1 = targetEnd {
+                result.costs.append(("target", BlkResult.costs(t0, t1)))
+                let c0 = t0["vireo_target_payload_bytes_copied_total"] ?? 0, c1 = t1["vireo_target_payload_bytes_copied_total"] ?? 0
+                result.targetPayloadBytesCopied = UInt64(max(0, c1 - c0))
+            } else {
+                result.problems.append("target stats file \(targetStats!): no fresh file after SIGUSR1 (is --pid target=PID right?)")
             }
         }
         if statsReader != nil {

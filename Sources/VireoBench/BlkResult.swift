@@ -1,3 +1,5 @@
+import VireoSys
+
 /// What one `vireo-bench blk` run measured (the JSON of the benchmark contract).
 public struct BlkResult: Sendable {
     public var label: String
@@ -17,6 +19,10 @@ public struct BlkResult: Sendable {
     public var allocationsRaw: UInt64?
     /// Allocations one stats-file write costs the initiator (subtracted from `allocations`).
     public var allocationsPerStatsWrite: UInt64?
+    /// Data-path cost deltas over the window by process role (`vireo_datapath_*` of each stats file).
+    public var costs: [(String, [String: Double])] = []
+    /// The target's payload bytes copied over the window (when --stats target=PATH).
+    public var targetPayloadBytesCopied: UInt64?
     /// Read-back checks that passed (--verify).
     public var verifiedBlocks: UInt64 = 0
     /// Times the backend went away and the run connected again (`--reconnect`).
@@ -65,6 +71,20 @@ public struct BlkResult: Sendable {
             }
             o.set("cpu_s", cpu)
             o.set("cpu_us_per_io", per)
+        }
+        if !costs.isEmpty {
+            var all = JSONObject()
+            for (role, deltas) in costs {
+                var per = JSONObject()
+                for (k, v) in deltas.sorted(by: { $0.key < $1.key }) { per.set(k, ios > 0 ? v / Double(ios) : .nan) }
+                all.set(role, per)
+            }
+            o.set("costs_per_io", all)
+        }
+        if let targetPayloadBytesCopied {
+            var t = JSONObject()
+            t.set("payload_bytes_copied", targetPayloadBytesCopied)
+            o.set("target", t)
         }
         if let payloadBytesCopied {
             var i = JSONObject()
@@ -119,4 +139,24 @@ private func pow10(_ d: Int) -> Double {
     var x = 1.0
     for _ in 0..<d { x *= 10 }
     return x
+}
+
+extension BlkResult {
+    /// The `vireo_datapath_*` deltas between two stats snapshots, by event name, plus
+    /// `syscalls` (every event that enters the kernel on soft-RoCE) and `wakeups` (sleeps).
+    public static func costs(_ a: [String: Double], _ b: [String: Double]) -> [String: Double] {
+        var out: [String: Double] = [:]
+        var syscalls = 0.0
+        for e in DataPathCosts.Event.allCases {
+            let key = "vireo_datapath_\(e.name)_total"
+            guard let x = a[key], let y = b[key] else { continue }
+            let d = max(0, y - x)
+            out[e.name] = d
+            if e.isSystemCall { syscalls += d }
+        }
+        guard !out.isEmpty else { return out }
+        out["syscalls"] = syscalls
+        out["wakeups"] = out["sleeps"] ?? 0
+        return out
+    }
 }

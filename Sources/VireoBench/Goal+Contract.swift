@@ -107,6 +107,20 @@ extension Goal {
                 referenceLabel: "whole-memory p50", note: "measured − whole-memory, medians"))
         }
 
+        // The system-call and wake-up budget at QD32 (#13), each daemon, from its stats file.
+        for role in ["initiator", "target"] {
+            goals.append(Goal(
+                id: "syscalls-per-io-qd32-\(role)", title: "System calls per I/O, 4K randread QD32, \(role)",
+                requirement: .atMost(0.25), measured: results.block(.vireo, "randread-4k-qd32") { $0.syscallsPerIO[role] },
+                reference: nil, unit: "per I/O", referenceLabel: "",
+                note: "posts, CQ arms, channel reads, eventfd reads and writes, io_uring enters and sleeps (vireo_datapath_*), per I/O"))
+            goals.append(Goal(
+                id: "wakeups-per-io-qd32-\(role)", title: "Thread wake-ups per I/O, 4K randread QD32, \(role)",
+                requirement: .atMost(0.1), measured: results.block(.vireo, "randread-4k-qd32") { $0.wakeupsPerIO[role] },
+                reference: nil, unit: "per I/O", referenceLabel: "",
+                note: "sleeps of the data-path threads (vireo_datapath_sleeps_total), per I/O"))
+        }
+
         // Zero copies, zero allocations per request (initiator counters).
         goals.append(Goal(
             id: "payload-bytes-copied", title: "Payload bytes copied by the initiator's CPU",
@@ -114,6 +128,12 @@ extension Goal {
                 round.vireoBlk.values.compactMap { $0.initiator?.payloadBytesCopied }.max()
             }, reference: nil, unit: "B", referenceLabel: "",
             note: "largest initiator payload_bytes_copied of any vireo-blk job in a round"))
+        goals.append(Goal(
+            id: "target-payload-bytes-copied", title: "Payload bytes copied by the target's CPU",
+            requirement: .zero, measured: results.stats { round in
+                round.vireoBlk.values.compactMap { $0.target?.payloadBytesCopied }.max()
+            }, reference: nil, unit: "B", referenceLabel: "",
+            note: "largest target payload_bytes_copied of any vireo-blk job in a round (memory export)"))
         goals.append(Goal(
             id: "allocations-per-io", title: "Allocations per I/O in the initiator's steady state",
             requirement: .zero, measured: results.stats { round in

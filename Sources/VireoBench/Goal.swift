@@ -12,6 +12,8 @@ public struct Goal: Sendable, Equatable {
         case zero
         /// measured − reference must be <= the value (in the goal's unit), e.g. added latency.
         case excessAtMost(Double)
+        /// The measured figure itself must be <= the value (no reference), e.g. a budget per I/O.
+        case atMost(Double)
     }
 
     /// pass, miss, or not measurable from these results.
@@ -59,7 +61,10 @@ public struct Goal: Sendable, Equatable {
     /// measured / reference (medians), nil for `.zero` goals or when either
     /// figure is missing or the reference is 0.
     public var ratio: Double? {
-        if case .zero = requirement { return nil }
+        switch requirement {
+        case .zero, .atMost: return nil
+        default: break
+        }
         guard let m = measured?.median, let r = reference?.median, r > 0, m.isFinite else { return nil }
         return m / r
     }
@@ -78,6 +83,9 @@ public struct Goal: Sendable, Equatable {
         case .excessAtMost(let limit):
             guard let excess else { return .notAvailable }
             return excess <= limit ? .pass : .miss
+        case .atMost(let limit):
+            guard let m = measured?.median, m.isFinite else { return .notAvailable }
+            return m <= limit ? .pass : .miss
         }
     }
 
@@ -91,9 +99,13 @@ public struct Goal: Sendable, Equatable {
     /// way (ratio half the required minimum, or twice the allowed maximum).
     /// nil for `.zero` goals and missing figures.
     public var attainment: Double? {
+        if case .atMost(let limit) = requirement {
+            guard let m = measured?.median, m.isFinite else { return nil }
+            return m <= 0 ? .infinity : limit / m
+        }
         guard let ratio else { return nil }
         switch requirement {
-        case .zero: return nil
+        case .zero, .atMost: return nil
         case .ratioAtLeast(let target): return target > 0 ? ratio / target : nil
         case .ratioAtMost(let target): return ratio > 0 ? target / ratio : .infinity
         case .excessAtMost(let limit):
@@ -115,6 +127,7 @@ public struct Goal: Sendable, Equatable {
         case .ratioAtMost(let t): "<= " + ReportFormat.ratio(t)
         case .ratioAtLeast(let t): ">= " + ReportFormat.ratio(t)
         case .excessAtMost(let t): "+<= \(ReportFormat.number(t)) \(unit)"
+        case .atMost(let t): "<= \(ReportFormat.number(t)) \(unit)"
         }
     }
 
@@ -135,6 +148,9 @@ public struct Goal: Sendable, Equatable {
         case .excessAtMost(let limit):
             guard let excess else { return "" }
             return "\(excess >= 0 ? "+" : "")\(ReportFormat.number(excess)) \(unit)" + (excess <= limit ? "" : " (over by \(ReportFormat.number(excess - limit)))")
+        case .atMost(let limit):
+            guard let m = measured?.median, m.isFinite else { return "" }
+            return m <= limit ? "" : "\(ReportFormat.ratio(m / limit))x over budget"
         }
     }
 }

@@ -24,9 +24,15 @@ public struct ReportBlkRecord: Sendable, Equatable, Decodable {
     public var cpuUsPerIO: [String: Double]?
     /// Present when the initiator's stats file was read.
     public var initiator: Initiator?
+    /// Present when the target's stats file was read (its `payload_bytes_copied`).
+    public var target: Initiator?
+    /// Data-path costs per I/O by process role (`initiator`, `target`), from their stats
+    /// files: each `DataPathCosts` event, plus `syscalls` and `wakeups`.
+    public var costsPerIO: [String: [String: Double]]?
 
     enum CodingKeys: String, CodingKey {
-        case tool, label, rw, bs, qd, queues, seconds, ios, bytes, errors, iops, mbps, initiator
+        case tool, label, rw, bs, qd, queues, seconds, ios, bytes, errors, iops, mbps, initiator, target
+        case costsPerIO = "costs_per_io"
         case latUs = "lat_us"
         case cpuS = "cpu_s"
         case cpuUsPerIO = "cpu_us_per_io"
@@ -51,6 +57,9 @@ public struct ReportBlkRecord: Sendable, Equatable, Decodable {
         cpuS = try c.decodeIfPresent([String: Double?].self, forKey: .cpuS)?.compactMapValues { $0 }
         cpuUsPerIO = try c.decodeIfPresent([String: Double?].self, forKey: .cpuUsPerIO)?.compactMapValues { $0 }
         initiator = try c.decodeIfPresent(Initiator.self, forKey: .initiator)
+        target = try c.decodeIfPresent(Initiator.self, forKey: .target)
+        costsPerIO = try c.decodeIfPresent([String: [String: Double?]].self, forKey: .costsPerIO)?
+            .mapValues { $0.compactMapValues { $0 } }
     }
 
     /// `lat_us`: latency percentiles in µs.
@@ -75,7 +84,7 @@ public struct ReportBlkRecord: Sendable, Equatable, Decodable {
         }
     }
 
-    /// `initiator`: the initiator daemon's counters over the run.
+    /// `initiator` (and `target`, which has only the copies): a daemon's counters over the run.
     public struct Initiator: Sendable, Equatable, Decodable {
         public var payloadBytesCopied: Double?
         public var allocations: Double?

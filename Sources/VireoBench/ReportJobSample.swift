@@ -12,6 +12,9 @@ public struct ReportJobSample: Sendable, Equatable {
     public var cpuUsPerIO: [String: Double]
     /// I/O errors reported by the load generator.
     public var errors: Double?
+    /// System calls and thread wake-ups per I/O by process role (vireo only, from the stats files).
+    public var syscallsPerIO: [String: Double] = [:]
+    public var wakeupsPerIO: [String: Double] = [:]
 
     public init(iops: Double?, megabytesPerSecond: Double?, latencyUs: [Double: Double],
                 latencySource: String?, cpuUsPerIO: [String: Double] = [:], errors: Double? = nil) {
@@ -31,6 +34,10 @@ public struct ReportJobSample: Sendable, Equatable {
         }
         self.init(iops: record.iops, megabytesPerSecond: record.megabytesPerSecond, latencyUs: latency,
                   latencySource: "vireo-bench", cpuUsPerIO: record.cpuUsPerIO ?? [:], errors: record.errors)
+        for (role, costs) in record.costsPerIO ?? [:] {
+            if let v = costs["syscalls"] { syscallsPerIO[role] = v }
+            if let v = costs["wakeups"] { wakeupsPerIO[role] = v }
+        }
     }
 
     /// From fio's JSON (the direction that did I/O).

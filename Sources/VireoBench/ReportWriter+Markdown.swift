@@ -149,8 +149,9 @@ extension ReportWriter {
             var align = "|---|---:|---:|---:|---:|---:|---:|---:|"
             let vireo = system == .vireo
             if vireo {
-                header += " CPU µs/IO initiator | CPU µs/IO target | IOPS vs NVMe-oF |"
-                align += "---:|---:|---:|"
+                header += " CPU µs/IO initiator | CPU µs/IO target | syscalls/IO initiator | syscalls/IO target |"
+                    + " wake-ups/IO initiator | wake-ups/IO target | IOPS vs NVMe-oF |"
+                align += "---:|---:|---:|---:|---:|---:|---:|"
             }
             md += header + "\n" + align + "\n"
             for job in jobs {
@@ -164,6 +165,12 @@ extension ReportWriter {
                 if vireo {
                     for role in ["initiator", "target"] {
                         row += " \(Self.median(results.block(system, job) { $0.cpuUsPerIO[role] })) |"
+                    }
+                    for role in ["initiator", "target"] {
+                        row += " \(Self.median(results.block(system, job) { $0.syscallsPerIO[role] })) |"
+                    }
+                    for role in ["initiator", "target"] {
+                        row += " \(Self.median(results.block(system, job) { $0.wakeupsPerIO[role] })) |"
                     }
                     let nvmf = results.block(.nvmf, job) { $0.iops }
                     if let v = iops?.median, let n = nvmf?.median, n > 0 {

@@ -1,4 +1,5 @@
 import Logging
+import VireoFabric
 import VireoSys
 import VireoWire
 
@@ -11,6 +12,11 @@ public final class Export: @unchecked Sendable {
     public let store: BlockStore
     /// The 20-byte identifier GET_ID returns: the export name, NUL padded.
     public let identifier: [UInt8]
+    /// A memory export's bytes registered (local access only: no peer gets a key to
+    /// them) with each protection domain serving it, so RDMA moves READ and WRITE
+    /// data straight between the export and the initiator's buffers. Registered at
+    /// the first connection through that PD (control plane), kept while the export lives.
+    private let registrations = Locked<[ObjectIdentifier: MemoryRegion]>([:])
     /// Connections open now.
     package var queues = 0
     package var queuesByHost: [[UInt8]: Int] = [:]
@@ -22,6 +28,25 @@ public final class Export: @unchecked Sendable {
         var id = Array(config.name.utf8.prefix(20))
         id += [UInt8](repeating: 0, count: 20 - id.count)
         identifier = id
+    }
+
+    /// A memory export's registration with `registrar` (made on first use), or nil for
+    /// file and device exports. Throws when the RNIC refuses the registration (the
+    /// caller falls back to bounce buffers).
+    package func memoryRegion(for registrar: any MemoryRegistrar) throws(FabricError) -> MemoryRegion? {
+        guard let base = store.memory else { return nil }
+        let key = ObjectIdentifier(registrar)
+        let store = self.store
+        return try registrations.withLock { r throws(FabricError) -> MemoryRegion in
+            if let mr = r[key] { return mr }
+            // SAFETY: the mapping is `capacity` bytes and lives as long as `store`, which the
+            // region keeps alive (owner); local write only: the RNIC writes into it for
+            // RDMA READs this target posts, and no remote key is ever handed out.
+            let mr = try registrar.register(address: base, length: Int(store.capacity), access: [.localWrite], iova: nil,
+                                            owner: store)
+            r[key] = mr
+            return mr
+        }
     }
 
     /// Largest DISCARD / WRITE_ZEROES a command may ask for (1 GiB, block aligned).

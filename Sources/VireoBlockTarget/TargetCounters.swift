@@ -13,7 +13,8 @@ public final class TargetCounters: @unchecked Sendable {
     private static let badCommandBase = 22, faultBase = badCommandBase + CapsuleCheck.allCases.count
     private static let authenticatedIndex = faultBase + ConnectionFault.allCases.count
     private static let refusedBase = authenticatedIndex + 1
-    private static let count = refusedBase + AuthRejectReason.allCases.count + 1
+    private static let copiedIndex = refusedBase + AuthRejectReason.allCases.count + 1
+    private static let count = copiedIndex + 1
 
     public init() {
         counts = FixedArray(repeating: 0, count: Self.count)
@@ -26,6 +27,7 @@ public final class TargetCounters: @unchecked Sendable {
     @inline(__always) func accepted() { storage[Self.acceptedIndex] &+= 1 }
     @inline(__always) func chunked() { storage[Self.chunkedIndex] &+= 1 }
     @inline(__always) func probed() { storage[Self.probedIndex] &+= 1 }
+    @inline(__always) func copied(_ n: Int) { storage[Self.copiedIndex] &+= UInt64(n) }
     @inline(__always) func badCommand(_ check: CapsuleCheck) { storage[Self.badCommandBase + check.rawValue] &+= 1 }
     func authenticated() { storage[Self.authenticatedIndex] &+= 1 }
     func refused(_ reason: AuthRejectReason) { storage[Self.refusedBase + Int(min(reason.rawValue, UInt16(AuthRejectReason.allCases.count)))] &+= 1 }
@@ -55,6 +57,9 @@ public final class TargetCounters: @unchecked Sendable {
     public func refusedHandshakes(_ reason: AuthRejectReason) -> UInt64 {
         storage[Self.refusedBase + Int(min(reason.rawValue, UInt16(AuthRejectReason.allCases.count)))]
     }
+    /// READ/WRITE payload bytes the target's CPU copied through a bounce buffer (a memory
+    /// export the RNIC could not register); registered memory exports, files and devices copy none.
+    public var payloadBytesCopied: UInt64 { storage[Self.copiedIndex] }
     /// Liveness probes (zero-length RDMA WRITEs) sent to idle, silent peers.
     public var livenessProbes: UInt64 { storage[Self.probedIndex] }
 

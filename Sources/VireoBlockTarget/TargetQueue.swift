@@ -12,6 +12,13 @@ import Glibc
 /// One connection (queue) of a block export on the target, with everything it
 /// needs allocated once at accept: `depth` receive buffers, `depth` bounce
 /// buffers of max-I/O bytes, `depth` response buffers and request slots.
+/// A memory export registered with the connection's PD needs no bounce buffer:
+/// RDMA moves READ and WRITE data straight between it and the initiator.
+///
+/// Posts are batched: what a worker pass produces (RDMA READs, data WRITEs,
+/// responses, reposted receives) is appended to the queue's batches and posted
+/// by `flushPosts()` once at the end of the pass (`needsFlush`), one
+/// `ibv_post_recv` and one `ibv_post_send` for all of it.
 ///
 /// Built by the control plane, then owned by one worker, which feeds it
 /// completions; `process(_:)` drives each request slot through
@@ -45,6 +52,15 @@ package final class TargetQueue: @unchecked Sendable {
 
     private var receives: RegisteredBuffer?
     private var bounce: RegisteredBuffer?
+    /// A memory export's bytes, registered with this connection's PD (nil: bounce buffers).
+    private var exportRegion: MemoryRegion?
+    /// Batched work requests are waiting for `flushPosts()`.
+    package private(set) var needsFlush = false
+    /// Set by the worker while this queue is on its list of queues to flush.
+    var isOnFlushList = false
+    /// Where this connection counts its posts (its worker's costs, from `install`).
+    private var costs = TargetQueue.uninstalledCosts
+    private static let uninstalledCosts = DataPathCosts()
     private var responses: RegisteredBuffer?
     private let requests: FixedArray<TargetRequest>
     private var freeSlots: FixedRing<Int>
@@ -113,10 +129,17 @@ package final class TargetQueue: @unchecked Sendable {
         waiters = FixedRing(capacity: depth)
         zeroingSlots = FixedRing(capacity: depth)
         sendQueueFree = sendQueueDepth
-        sendBatch = SendBatch(capacity: Int(geometry.maxSegments) + 1)
+        // Room for one command's READs or data WRITEs and response, or for a whole pass at
+        // queue depth with one segment per command (a data WRITE and a response each).
+        sendBatch = SendBatch(capacity: max(Int(geometry.maxSegments) + 1, min(depth * 2, 512)))
         receiveBatch = RecvBatch(capacity: depth)
         self.handshake = try ConnectionHandshake(handshake: handshake, deadline: handshakeDeadline, registrar: pd)
+        // A memory export the RNIC cannot register (a memlock limit) is served through bounce buffers.
+        exportRegion = try? export.memoryRegion(for: pd)
     }
+
+    /// Whether READ and WRITE data bypass the bounce buffers (a registered memory export).
+    package var isZeroCopy: Bool { exportRegion != nil }
 
     private let bounceStride: Int
 
@@ -140,22 +163,24 @@ package final class TargetQueue: @unchecked Sendable {
         link = nil
         receives = nil
         bounce = nil
+        exportRegion = nil
         responses = nil
         handshake.release()
     }
 
     /// Called by the worker that now owns this queue: records its ids, starts watching the
     /// peer's liveness, and posts every receive.
-    package func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters, logger: Logger,
-                         liveness: PeerLiveness) {
+    package func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters, costs: DataPathCosts,
+                         logger: Logger, liveness: PeerLiveness) {
         self.logger = logger
+        self.costs = costs
         self.liveness = liveness
         tableIndex = index
         self.generation = generation
         self.ring = ring
         self.counters = counters
         for i in 0..<depth { appendReceive(i) }
-        postReceives()
+        flushPosts()
     }
 
     // MARK: completions
@@ -208,6 +233,13 @@ package final class TargetQueue: @unchecked Sendable {
         default:
             break
         }
+    }
+
+    /// One completion handled as a worker pass holding only it would: fed, then what it
+    /// produced posted (the engine tests drive the queue this way).
+    package func completedAlone(_ c: Completion) {
+        completed(c)
+        if needsFlush { flushPosts() }
     }
 
     /// An io_uring completion for slot `index` (result: bytes or -errno).
@@ -263,9 +295,10 @@ package final class TargetQueue: @unchecked Sendable {
             return
         case .probe:
             guard sendQueueFree > 0 else { return }
+            makeRoom(1)
             sendBatch.probe(wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.probe, index: 0))
-            guard post(sendBatch) else { return }
             sendQueueFree -= 1
+            guard flushPosts() else { return }
             liveness.probePosted()
             counters.probed()
         case .gone(let silent):
@@ -312,6 +345,7 @@ package final class TargetQueue: @unchecked Sendable {
         // SAFETY: the receive buffer is registered and `receiveSize` ≥ byteCount long (the RNIC
         // refuses a longer SEND); nothing reads it after `hello` returns.
         let p = UnsafeRawPointer(receives!.bytes.baseAddress! + receiveIndex * receiveSize)
+        makeRoom(1)
         let step = handshake.hello(p, count: byteCount, batch: sendBatch,
                                    wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.handshake, index: 0))
         switch step {
@@ -326,8 +360,8 @@ package final class TargetQueue: @unchecked Sendable {
             logger?.notice("refused \(peerName): \(message)")
         }
         appendReceive(receiveIndex)
-        guard postReceives(), post(sendBatch) else { return }
         sendQueueFree -= 1
+        flushPosts()
     }
 
     /// Parses the capsule in `receiveIndex` into request `slot` and runs it.
@@ -372,16 +406,17 @@ package final class TargetQueue: @unchecked Sendable {
                 let cap = r.pointee.capsule!
                 let n = cap.segmentCount
                 if (!fromWaiters && !waiters.isEmpty) || sendQueueFree < n { waiters.push(slot); return }
+                makeRoom(n)
                 var offset = 0
                 for i in 0..<n {
                     let s = cap.segment(i)
                     sendBatch.read(
                         wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.transfer, index: slot),
-                        local: bounce!.region.segment(offset: slot * bounceStride + offset, length: Int(s.length)),
+                        local: dataSegment(slot, cap, offset: offset, length: Int(s.length)),
                         remoteAddress: s.address, rkey: s.rkey, signaled: i == n - 1)
                     offset += Int(s.length)  // ≤ max I/O: validated by parse
                 }
-                guard post(sendBatch) else { return }
+                markNeedsFlush()
                 sendQueueFree -= n
                 r.pointee.sendQueueHeld = n
                 r.pointee.state = .transferringFromHost
@@ -410,11 +445,15 @@ package final class TargetQueue: @unchecked Sendable {
         }
         switch cap.opcode {
         case .write where cap.flags.contains(.inlineData):
-            // SAFETY: inline data is ≤ max inline ≤ max I/O, the bounce slot's size.
-            bounceBase(slot).copyMemory(from: cap.inlineData.baseAddress!, byteCount: cap.inlineLength)
+            // The data stays in the receive buffer (not reposted before the response):
+            // `execute` stores it from there.
             return .readyToExecute
         case .write:
+            r.pointee.direct = exportRegion != nil
             return .readyToTransfer
+        case .read:
+            r.pointee.direct = exportRegion != nil
+            return .readyToExecute
         case .getID:
             // SAFETY: parse limits GET_ID to 1-20 bytes; the identifier has 20.
             let n = Int(cap.length)
@@ -438,8 +477,17 @@ package final class TargetQueue: @unchecked Sendable {
             let p = mem + Int(cap.offset)
             let n = Int(cap.length)
             switch cap.opcode {
-            case .read: bounceBase(slot).copyMemory(from: p, byteCount: n)
-            case .write: p.copyMemory(from: bounceBase(slot), byteCount: n)
+            case .read where r.pointee.direct: break  // the data WRITEs read the export itself
+            case .read:
+                bounceBase(slot).copyMemory(from: p, byteCount: n)
+                counters.copied(n)
+            case .write where cap.flags.contains(.inlineData):
+                // The write itself (a memory export's store is a copy): from the receive buffer.
+                p.copyMemory(from: cap.inlineData.baseAddress!, byteCount: n)
+            case .write where r.pointee.direct: break  // the RDMA READs wrote the export itself
+            case .write:
+                p.copyMemory(from: bounceBase(slot), byteCount: n)
+                counters.copied(n)
             case .discard, .writeZeroes:
                 guard n > Self.zeroChunkBytes else {
                     memset(p, 0, n)
@@ -498,6 +546,9 @@ package final class TargetQueue: @unchecked Sendable {
         switch cap.opcode {
         case .read:
             queued = ring.read(fd: fd, into: bounceBase(slot) + done, count: remaining, offset: at, userData: ud)
+        case .write where cap.flags.contains(.inlineData):
+            // SAFETY: the receive buffer holding the data is not reposted until the response.
+            queued = ring.write(fd: fd, from: cap.inlineData.baseAddress! + done, count: remaining, offset: at, userData: ud)
         case .write:
             queued = ring.write(fd: fd, from: bounceBase(slot) + done, count: remaining, offset: at, userData: ud)
         case .flush:
@@ -538,6 +589,7 @@ package final class TargetQueue: @unchecked Sendable {
         let r = requests.base + slot
         let need = completionWorkRequests(slot)
         let dataWRs = need - 1
+        makeRoom(need)
         if dataWRs > 0 {
             let cap = r.pointee.capsule!
             var offset = 0
@@ -545,7 +597,7 @@ package final class TargetQueue: @unchecked Sendable {
                 let s = cap.segment(i)
                 sendBatch.write(
                     wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.data, index: slot),
-                    local: bounce!.region.segment(offset: slot * bounceStride + offset, length: Int(s.length)),
+                    local: dataSegment(slot, cap, offset: offset, length: Int(s.length)),
                     remoteAddress: s.address, rkey: s.rkey, signaled: false)
                 offset += Int(s.length)
             }
@@ -573,9 +625,10 @@ package final class TargetQueue: @unchecked Sendable {
         }
         if r.pointee.status != .ok { counters.status(r.pointee.status.rawValue) }
         r.pointee.capsule = nil
-        // The receive goes back before the response leaves, so a new command never meets an empty queue.
+        // The receive goes back before the response leaves (`flushPosts` posts receives
+        // first), so a new command never meets an empty queue.
         appendReceive(r.pointee.receiveIndex)
-        guard postReceives(), post(sendBatch) else { return false }
+        markNeedsFlush()
         sendQueueFree -= need
         r.pointee.sendQueueHeld = need
         return true
@@ -632,25 +685,45 @@ package final class TargetQueue: @unchecked Sendable {
             local: receives!.region.segment(offset: index * receiveSize, length: receiveSize))
     }
 
-    @inline(__always) @discardableResult
-    private func postReceives() -> Bool {
-        do {
-            try workQueue.post(receiveBatch)
-            return true
-        } catch {
-            receiveBatch.reset()
-            drop("\(error)", fault: .postFailed)
-            return false
+    /// Where segment data at `offset` of slot `slot`'s command lives: the registered memory
+    /// export itself (direct), or the slot's bounce buffer.
+    @inline(__always)
+    private func dataSegment(_ slot: Int, _ cap: CommandCapsule, offset: Int, length: Int) -> ScatterGatherElement {
+        if requests[slot].direct, let mr = exportRegion {
+            // SAFETY (bounds): parse checked offset + length ≤ capacity, the region's length.
+            return mr.segment(offset: Int(cap.offset) + offset, length: length)
         }
+        return bounce!.region.segment(offset: slot * bounceStride + offset, length: length)
     }
 
     @inline(__always)
-    private func post(_ batch: SendBatch) -> Bool {
+    private func markNeedsFlush() {
+        needsFlush = true
+    }
+
+    /// Posts what is batched first when `n` more send work requests would not fit.
+    @inline(__always)
+    private func makeRoom(_ n: Int) {
+        if sendBatch.count + n > sendBatch.capacity { flushPosts() }
+    }
+
+    /// Posts the batched receives, then the batched sends (one call each); false when
+    /// posting failed and the connection is going.
+    @inline(__always) @discardableResult
+    package func flushPosts() -> Bool {
+        needsFlush = false
+        if isDraining {
+            receiveBatch.reset()
+            sendBatch.reset()
+            return false
+        }
         do {
-            try workQueue.post(batch)
+            try workQueue.post(receiveBatch, costs: costs)
+            try workQueue.post(sendBatch, costs: costs)
             return true
         } catch {
-            batch.reset()
+            receiveBatch.reset()
+            sendBatch.reset()
             drop("\(error)", fault: .postFailed)
             return false
         }

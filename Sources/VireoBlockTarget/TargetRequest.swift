@@ -10,7 +10,8 @@ enum TargetRequestState: UInt8 {
     case received
     /// A WRITE with segments whose RDMA READs are not posted yet (waits: send-queue room).
     case readyToTransfer
-    /// RDMA READs of the guest's segments into the bounce buffer are in flight (waits: last READ's completion).
+    /// RDMA READs of the guest's segments (into the bounce buffer, or straight into a
+    /// registered memory export) are in flight (waits: last READ's completion).
     case transferringFromHost
     /// Data (if any) is in the bounce buffer; the storage operation has not started.
     case readyToExecute
@@ -54,4 +55,7 @@ struct TargetRequest {
     var zeroing: ZeroingMode = .zeroRange
     /// Whether the response carries data WRITEs (READ, GET_ID).
     var hasData: Bool = false
+    /// READ/WRITE data moves by RDMA straight from or into a registered memory export
+    /// (no bounce buffer, no copy); otherwise it goes through this slot's bounce buffer.
+    var direct: Bool = false
 }

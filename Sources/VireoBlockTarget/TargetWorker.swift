@@ -24,6 +24,8 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
     package let cq: CompletionQueue
     let ring: IOUring
     package let counters = TargetCounters()
+    /// What this thread spends on system calls, sleeps and empty polls.
+    package let costs = DataPathCosts()
     let logger: Logger
     private let completions = CompletionBuffer(capacity: 64)
     private let loop: EndpointWorker<TargetWorker>
@@ -39,6 +41,8 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
     private var draining: [Int] = []
     /// Queues with memory-export zeroing in progress: one chunk each per loop turn.
     private var zeroing: [TargetQueue] = []
+    /// Queues with batched work requests to post at the end of this pass.
+    private var flushing: [TargetQueue] = []
 
     // Control-plane bookkeeping (touched only by the control thread).
     /// CQ entries not yet promised to a connection.
@@ -59,7 +63,8 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
         do {
             ring = try IOUring(entries: ringEntries)
             loop = try EndpointWorker(name: "vireo-w\(index)", busyPoll: busyPoll,
-                                      tickNanoseconds: keepaliveNanoseconds / 2, fds: [channel.fd, ring.eventFD.rawValue])
+                                      tickNanoseconds: keepaliveNanoseconds / 2, fds: [channel.fd, ring.eventFD.rawValue],
+                                      costs: costs)
         } catch {
             throw .call(error)
         }
@@ -69,6 +74,7 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
         ringBudgetLeft = ringEntries
         draining.reserveCapacity(Self.maxQueues)
         zeroing.reserveCapacity(Self.maxQueues)
+        flushing.reserveCapacity(Self.maxQueues)
     }
 
     /// Starts the thread.
@@ -89,12 +95,19 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
     // MARK: the engine
 
     package func arm() {
+        costs.count(.completionArms)
         do { try cq.requestNotification() } catch { logger.error("worker \(index): \(error)") }
     }
 
-    package func woke() {
-        do { try cq.takeChannelEvents() } catch { logger.error("worker \(index): \(error)") }
-        ring.eventFD.drain()
+    /// fds: 0 the completion channel, 1 the ring's eventfd.
+    package func woke(isReady: (Int) -> Bool) {
+        if isReady(0) {
+            do { costs.count(.channelReads, UInt64(try cq.takeChannelEvents())) } catch { logger.error("worker \(index): \(error)") }
+        }
+        if isReady(1) {
+            _ = ring.eventFD.drain()
+            costs.count(.eventfdReads)
+        }
     }
 
     /// Lets every queue probe a silent idle peer or drop one that left its posted work unacknowledged.
@@ -130,10 +143,12 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             logger.error("worker \(index): \(error)")
             return 0
         }
+        if n == 0 { costs.count(.emptyPolls) }
         for i in 0..<n {
             let c = completions[i]
             guard let q = table.item(for: c.wrId) else { continue }
             q.completed(c)
+            noteFlush(q)
             if q.isDraining { noteDraining(q) }
             if q.hasZeroingWork && !q.isOnZeroingList {
                 q.isOnZeroingList = true
@@ -146,9 +161,17 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             work += 1
             guard let q = table.item(for: ud) else { continue }
             q.storageCompleted(WorkID.index(ud), result: res)
+            noteFlush(q)
             if q.isDraining { noteDraining(q) }
         }
-        do { try ring.submit() } catch { logger.error("worker \(index): \(error)") }
+        // One ibv_post_recv and one ibv_post_send per queue for everything this pass produced.
+        for q in flushing {
+            q.isOnFlushList = false
+            if q.needsFlush { q.flushPosts() }
+            if q.isDraining { noteDraining(q) }
+        }
+        flushing.removeAll(keepingCapacity: true)
+        do { if try ring.submit() { costs.count(.uringEnters) } } catch { logger.error("worker \(index): \(error)") }
         if !draining.isEmpty { retireDrained() }
         return work
     }
@@ -158,7 +181,9 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
         var i = 0
         while i < zeroing.count {
             let q = zeroing[i]
-            if q.stepZeroing() {
+            let more = q.stepZeroing()
+            noteFlush(q)
+            if more {
                 i += 1
             } else {
                 q.isOnZeroingList = false
@@ -168,6 +193,14 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             if q.isDraining { noteDraining(q) }
         }
         return zeroing.count
+    }
+
+    @inline(__always)
+    private func noteFlush(_ q: TargetQueue) {
+        if q.needsFlush && !q.isOnFlushList {
+            q.isOnFlushList = true
+            flushing.append(q)
+        }
     }
 
     private func noteDraining(_ q: TargetQueue) {
@@ -201,7 +234,7 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
                 continue
             }
             counters.accepted()
-            q.install(index: slot, generation: generation, ring: ring, counters: counters, logger: logger,
+            q.install(index: slot, generation: generation, ring: ring, counters: counters, costs: costs, logger: logger,
                       liveness: PeerLiveness(keepaliveNanoseconds: keepaliveNanoseconds,
                                              timeoutNanoseconds: peerTimeoutNanoseconds, now: monotonicNanoseconds()))
             if q.isDraining { noteDraining(q) }

@@ -1,3 +1,5 @@
+import VireoSys
+
 /// Counters rendered in the Prometheus text exposition format (version
 /// 0.0.4): one `# HELP` and `# TYPE` line per metric family, then its
 /// samples, families in the order they were first added.
@@ -102,5 +104,18 @@ public struct StatsSnapshot: Sendable {
             }
         }
         return o
+    }
+}
+
+extension StatsSnapshot {
+    /// The process's data-path costs (`DataPathCosts.processTotals()`): every data-path
+    /// thread's posts, arms, eventfd reads and writes, io_uring enters, sleeps and empty
+    /// polls, as `vireo_datapath_<event>_total`. Both daemons write them under the same
+    /// names, so the benchmark divides either's deltas by a job's I/Os the same way.
+    public mutating func addDataPathCosts() {
+        let totals = DataPathCosts.processTotals()
+        for e in DataPathCosts.Event.allCases {
+            counter("vireo_datapath_\(e.name)_total", totals[e.rawValue], help: e.help)
+        }
     }
 }

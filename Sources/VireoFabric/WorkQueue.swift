@@ -1,3 +1,5 @@
+import VireoSys
+
 /// The data-path face of a queue pair: the calls a request engine makes on it.
 ///
 /// `QueuePair` is the device's. `VireoTestSupport`'s `FakeWorkQueue` records what
@@ -16,6 +18,24 @@ public protocol WorkQueue: AnyObject, Sendable {
 }
 
 extension QueuePair: WorkQueue {}
+
+extension WorkQueue {
+    /// Posts `batch` (one `ibv_post_send`) and counts the call in `costs`; an empty batch posts nothing.
+    @inline(__always)
+    public func post(_ batch: SendBatch, costs: DataPathCosts) throws(FabricError) {
+        guard !batch.isEmpty else { return }
+        costs.count(.sendPosts)
+        try post(batch)
+    }
+
+    /// Posts `batch` (one `ibv_post_recv`) and counts the call in `costs`; an empty batch posts nothing.
+    @inline(__always)
+    public func post(_ batch: RecvBatch, costs: DataPathCosts) throws(FabricError) {
+        guard !batch.isEmpty else { return }
+        costs.count(.receivePosts)
+        try post(batch)
+    }
+}
 
 /// Registers memory for RDMA and hands out its keys: a device's protection
 /// domain, or a test's fake (which resolves the keys it handed out when a fake
@@ -76,8 +96,10 @@ public protocol CompletionSource: AnyObject, Sendable {
     func poll(into completions: CompletionBuffer) throws(FabricError) -> Int
     /// Arms the source: the next completion makes `wakeFD` readable.
     func requestNotification(solicitedOnly: Bool) throws(FabricError)
-    /// After waking: takes (and acknowledges) the pending wake events without blocking.
-    func takeChannelEvents() throws(FabricError)
+    /// After waking: takes (and acknowledges) the pending wake events without blocking;
+    /// returns the reads that took (each a system call on a device).
+    @discardableResult
+    func takeChannelEvents() throws(FabricError) -> Int
     /// The descriptor a sleeping thread polls (nil: the source cannot wake anyone; poll it).
     var wakeFD: Int32? { get }
 }

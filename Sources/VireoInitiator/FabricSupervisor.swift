@@ -91,7 +91,7 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
                 timeout = min(timeout, Int32(min(wait, 1000)))
             }
             _ = poll(&fds, nfds_t(fds.count), timeout)
-            wake.drain()
+            wake.drainIfSignalled()
             for k in 1..<fds.count where fds[k].revents != 0 {
                 let q = owners[k]
                 guard let c = watched[q] else { continue }

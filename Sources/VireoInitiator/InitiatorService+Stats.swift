@@ -23,6 +23,7 @@ extension InitiatorService {
         for n in nics { copied &+= n.counters.payloadBytesCopied.load(ordering: .relaxed) }
         s.counter("vireo_initiator_payload_bytes_copied_total", copied,
                   help: "Payload bytes the initiator's CPU copied (disks and NICs; 0 by design).")
+        s.addDataPathCosts()
         for (i, d) in disks.enumerated() {
             add(d.counters, to: &s, labels: [("disk", "d\(i)"), ("socket", d.config.socket), ("export", d.config.export)])
         }

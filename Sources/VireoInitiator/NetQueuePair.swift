@@ -56,6 +56,8 @@ final class NetQueuePair: @unchecked Sendable {
     /// Completion queue shared by every connection of this pair (stable wake fd).
     let cq: any CompletionSource
     private let completions = CompletionBuffer(capacity: 64)
+    /// What this queue pair's fabric side costs its worker thread (posts, arms).
+    let costs = DataPathCosts()
     private let maxTxSegments = PacketConnector.maxSendSegments
     private let maxRxSegments = PacketConnector.maxReceiveSegments
     private let txSlotCount: Int
@@ -233,7 +235,7 @@ final class NetQueuePair: @unchecked Sendable {
             }
             if !sendBatch.isEmpty {
                 did += 1
-                do { try conn.workQueue.post(sendBatch) } catch { lose("ibv_post_send: \(error)") }
+                do { try conn.workQueue.post(sendBatch, costs: costs) } catch { lose("ibv_post_send: \(error)") }
             }
         } else {
             let announce = NetCredits.announcement(assembled: rxAssembled.count)
@@ -249,10 +251,9 @@ final class NetQueuePair: @unchecked Sendable {
         fabric.hasPending || fabric.lossSignalled
     }
 
+    /// Before the worker sleeps (see `QueueLink.armForSleep`); true: there is work, do not sleep.
     func prepareToSleep() -> Bool {
-        link.workerWake.drain()
-        _ = try? cq.takeChannelEvents()
-        do { try cq.requestNotification() } catch { return true }  // cannot arm: keep polling
+        guard link.armForSleep(cq, costs: costs) else { return true }
         return poll() > 0 || hasSignals
     }
 
@@ -446,7 +447,7 @@ final class NetQueuePair: @unchecked Sendable {
             n += 1
         }
         guard !recvBatch.isEmpty else { return n }
-        do { try conn.workQueue.post(recvBatch) } catch { lose("ibv_post_recv: \(error)"); return n }
+        do { try conn.workQueue.post(recvBatch, costs: costs) } catch { lose("ibv_post_recv: \(error)"); return n }
         credits.posted(batchGrants)
         counters.bump(counters.receivesPosted, UInt64(batchGrants))
         batchGrants = 0

@@ -47,8 +47,32 @@ struct PendingConnection<Grant: Sendable>: @unchecked Sendable {
 /// A shareable eventfd.
 final class EventBox: Sendable {
     let event: EventFD
+    /// Signalled and not drained yet: the sleeper reads the fd only then (a read is a system call).
+    private let pending = Atomic<Bool>(false)
     init() throws(SystemError) { event = try EventFD() }
     var fd: Int32 { event.rawValue }
-    func signal() { event.signal() }
-    @discardableResult func drain() -> UInt64 { event.drain() }
+    func signal() {
+        pending.store(true, ordering: .releasing)
+        event.signal()
+    }
+    /// Drains the fd if it was signalled since the last drain; returns whether it read.
+    @discardableResult func drainIfSignalled() -> Bool {
+        guard pending.exchange(false, ordering: .acquiringAndReleasing) else { return false }
+        _ = event.drain()
+        return true
+    }
+}
+
+extension QueueLink {
+    /// What a queue's worker does before it sleeps: drains the supervisor's wake if it was
+    /// signalled, takes the completion channel's events, arms the CQ (each counted in
+    /// `costs`). False when the CQ cannot be armed: keep polling. The caller then looks
+    /// at its CQ once more, since a completion may have landed before the arming.
+    func armForSleep(_ cq: any CompletionSource, costs: DataPathCosts) -> Bool {
+        if workerWake.drainIfSignalled() { costs.count(.eventfdReads) }
+        if let n = try? cq.takeChannelEvents() { costs.count(.channelReads, UInt64(n)) }
+        costs.count(.completionArms)
+        do { try cq.requestNotification() } catch { return false }
+        return true
+    }
 }

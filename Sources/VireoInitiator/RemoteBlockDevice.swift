@@ -150,13 +150,7 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
 
     public func prepareToSleep(worker: Int) -> Bool {
         guard worker < queues.count else { return false }
-        let q = queues[worker]
-        q.link.workerWake.drain()
-        // Take pending channel events, arm, then look again (a completion may
-        // have landed before arming).
-        _ = try? q.cq.takeChannelEvents()
-        do { try q.cq.requestNotification() } catch { return true }  // cannot arm: keep polling
-        return q.poll() > 0 || q.hasSignals
+        return queues[worker].prepareToSleep()
     }
 
     // MARK: VhostUserDevice: memory and connection

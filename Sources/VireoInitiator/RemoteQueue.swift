@@ -27,6 +27,8 @@ final class RemoteQueue: @unchecked Sendable {
     /// channel fd is a stable wake descriptor for the worker).
     let cq: any CompletionSource
     private let completions = CompletionBuffer(capacity: 64)
+    /// What this queue's fabric side costs its worker thread (posts, arms, empty polls).
+    let costs = DataPathCosts()
     /// Capsule buffers, one per slot, `capsuleStride` apart.
     private let capsules: RegisteredBuffer
     private let capsuleStride: Int
@@ -172,13 +174,21 @@ final class RemoteQueue: @unchecked Sendable {
         if let conn = connection {
             if !recvBatch.isEmpty {
                 postedWorkRequests += recvBatch.count
-                do { try conn.workQueue.post(recvBatch) } catch { lose("ibv_post_recv: \(error)") }
+                do { try conn.workQueue.post(recvBatch, costs: costs) } catch { lose("ibv_post_recv: \(error)") }
             }
             did += pump()
         } else if lostSince != 0, !failingFast {
             checkLossTimeout()
         }
         return did
+    }
+
+    /// Before the worker sleeps: drains the supervisor's wake if it was signalled, takes the
+    /// completion channel's events, arms the CQ, then looks once more (a completion may have
+    /// landed before arming). True: there is work, do not sleep.
+    func prepareToSleep() -> Bool {
+        guard link.armForSleep(cq, costs: costs) else { return true }
+        return poll() > 0 || hasSignals
     }
 
     /// Whether a signal from the supervisor is waiting (checked before sleeping).
@@ -194,7 +204,10 @@ final class RemoteQueue: @unchecked Sendable {
         while true {
             let n: Int
             do { n = try cq.poll(into: completions) } catch { lose("ibv_poll_cq: \(error)"); break }
-            if n == 0 { break }
+            if n == 0 {
+                if done == 0 { costs.count(.emptyPolls) }
+                break
+            }
             for k in 0..<n {
                 let c = completions[k]
                 guard fabric.isCurrent(c.wrId), connection != nil else { continue }
@@ -384,7 +397,7 @@ final class RemoteQueue: @unchecked Sendable {
         guard !sendBatch.isEmpty else { return 0 }
         let n = sendBatch.count
         postedWorkRequests += n
-        do { try conn.workQueue.post(sendBatch) } catch { lose("ibv_post_send: \(error)"); return 0 }
+        do { try conn.workQueue.post(sendBatch, costs: costs) } catch { lose("ibv_post_send: \(error)"); return 0 }
         for b in pendingBinds { b.window.bound(key: b.key) }
         pendingBinds.removeAll(keepingCapacity: true)
         counters.bump(counters.commandsSent, UInt64(n))
@@ -418,7 +431,7 @@ final class RemoteQueue: @unchecked Sendable {
                               local: responses.region.segment(offset: i * Wire.responseSize, length: Wire.responseSize))
         }
         postedWorkRequests = slotCount
-        try conn.workQueue.post(recvBatch)
+        try conn.workQueue.post(recvBatch, costs: costs)
     }
 
     // MARK: Fabric loss and reconnect (worker; rare path: may log)

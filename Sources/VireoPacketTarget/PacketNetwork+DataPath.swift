@@ -191,8 +191,8 @@ extension PacketNetwork {
             guard let p = table[i] else { continue }
             p.isDirty = false
             do {
-                try p.queuePair.post(p.receiveBatch)
-                try p.queuePair.post(p.sendBatch)
+                try p.queuePair.post(p.receiveBatch, costs: costs)
+                try p.queuePair.post(p.sendBatch, costs: costs)
             } catch {
                 p.receiveBatch.reset()
                 p.sendBatch.reset()
@@ -212,7 +212,7 @@ extension PacketNetwork {
                 p.sendQueueFree -= 1
                 p.counters.sentCredit()
                 totals.sentCredit()
-                do { try p.queuePair.post(p.sendBatch) } catch {
+                do { try p.queuePair.post(p.sendBatch, costs: costs) } catch {
                     p.sendBatch.reset()
                     p.drop("posting a credit message failed: \(error)")
                     broken = true

@@ -41,6 +41,8 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     private var completions = CompletionBuffer(capacity: 64)
     private let busyPoll: Bool
     private var loop: EndpointWorker<PacketNetwork>?
+    /// What this network's thread spends on system calls, sleeps and empty polls.
+    package let costs = DataPathCosts()
     private let retire: @Sendable (PacketPort) -> Void
 
     var switching: PacketSwitch
@@ -116,7 +118,8 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
         completionBudgetLeft = capacity
         do {
             let l = try EndpointWorker<PacketNetwork>(name: "vireo-n-\(config.name)", busyPoll: busyPoll,
-                                                      tickNanoseconds: keepaliveNanoseconds / 2, fds: [ch.fd] + (tap.map { [$0.fd] } ?? []))
+                                                      tickNanoseconds: keepaliveNanoseconds / 2, fds: [ch.fd] + (tap.map { [$0.fd] } ?? []),
+                                                      costs: costs)
             try l.start(self, logger: logger)
             loop = l
         } catch {
@@ -234,11 +237,14 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     // MARK: the engine
 
     public func arm() {
+        costs.count(.completionArms)
         do { try cq!.requestNotification() } catch { logger.error("network \(name): \(error)") }
     }
 
-    public func woke() {
-        do { try cq!.takeChannelEvents() } catch { logger.error("network \(name): \(error)") }
+    /// fds: 0 the completion channel (1, the TAP, is read by every pass).
+    public func woke(isReady: (Int) -> Bool) {
+        guard isReady(0) else { return }
+        do { costs.count(.channelReads, UInt64(try cq!.takeChannelEvents())) } catch { logger.error("network \(name): \(error)") }
     }
 
     public func finish() {}
@@ -252,6 +258,7 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
             logger.error("network \(name): \(error)")
             return 0
         }
+        if n == 0 { costs.count(.emptyPolls) }
         for i in 0..<n {
             let c = completions[i]
             guard let p = table.item(for: c.wrId) else { continue }
@@ -302,7 +309,7 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
             p.liveness = PeerLiveness(keepaliveNanoseconds: keepaliveNanoseconds, timeoutNanoseconds: peerTimeoutNanoseconds,
                                       now: monotonicNanoseconds())
             for i in 0..<p.receiveCount { p.repost(i, returnsCredit: false, now: now) }
-            do { try p.queuePair.post(p.receiveBatch) } catch { p.drop("posting its receive buffers failed: \(error)") }
+            do { try p.queuePair.post(p.receiveBatch, costs: costs) } catch { p.drop("posting its receive buffers failed: \(error)") }
             livePorts.add(1, ordering: .relaxed)
             let member = p.portKey.map { " (\($0), queue pair \(groups.members(of: group).count) of its NIC)" } ?? ""
             logger.info("\(p.peer) joined network \(name) as port \(group)\(member) (connection \(slot), queue \(p.queueIndex), \(p.credits) initial credits)")

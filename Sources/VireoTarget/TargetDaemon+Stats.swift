@@ -24,8 +24,11 @@ extension TargetDaemon {
             s.counter("vireo_target_error_responses_total", total.responses(status: status.rawValue),
                       help: "Block commands answered with an error status, by status.", labelPairs: [("status", "\(status)")])
         }
+        s.addDataPathCosts()
         s.counter("vireo_target_bytes_read_total", total.bytesRead, help: "Bytes read from exports for block commands.")
         s.counter("vireo_target_bytes_written_total", total.bytesWritten, help: "Bytes written to exports for block commands.")
+        s.counter("vireo_target_payload_bytes_copied_total", total.payloadBytesCopied,
+                  help: "READ/WRITE payload bytes the target's CPU copied through bounce buffers (0 when every memory export is registered).")
         s.counter("vireo_target_connections_accepted_total", total.acceptedConnections, help: "Block connections accepted by the workers.")
         s.counter("vireo_target_connections_dropped_total", total.droppedConnections, help: "Block connections dropped on an error.")
         for check in CapsuleCheck.allCases {

@@ -13,8 +13,10 @@ public protocol EndpointEngine: AnyObject, Sendable {
     func pollOnce(beforeSleep: Bool) -> Int
     /// Arms completion notifications (the loop then polls once more, then sleeps).
     func arm()
-    /// After a sleep: takes the completion channel's events and drains the engine's fds.
-    func woke()
+    /// After a sleep: takes the completion channel's events and drains the engine's fds
+    /// that fired (`isReady(i)`: the i-th of the fds given to `EndpointWorker.init`; a read of
+    /// one that did not fire would be a wasted system call).
+    func woke(isReady: (Int) -> Bool)
     /// Connections the control plane handed over, and ones whose peer it saw disconnect.
     func take(adopted: [Connection], dropped: [Connection])
     /// The liveness tick, about once per `EndpointWorker.tickNanoseconds` (never per I/O).
@@ -39,8 +41,12 @@ public final class EndpointWorker<Engine: EndpointEngine>: @unchecked Sendable {
     /// Nanoseconds between liveness ticks (and the longest sleep).
     public let tickNanoseconds: UInt64
     private let spinBudget: Int
+    /// Sleeps and wake drains are counted here, with the engine's own costs.
+    private let costs: DataPathCosts
     private let wake: EventFD
     private let poller: Poller
+    /// The wake fd's poller slot (after the engine's fds).
+    private let wakeSlot: Int
     private let pending = Locked<(adopted: [Engine.Connection], dropped: [Engine.Connection])>(([], []))
     private let hint = Atomic<Bool>(false)
     private let stopFlag = Atomic<Bool>(false)
@@ -49,14 +55,16 @@ public final class EndpointWorker<Engine: EndpointEngine>: @unchecked Sendable {
 
     /// `fds`: the engine's own fds to sleep on (its completion channel, an io_uring eventfd, a TAP);
     /// `tickNanoseconds`: how often the engine's `tick` runs (at most once a second).
-    public init(name: String, busyPoll: Bool, tickNanoseconds: UInt64, fds: [Int32]) throws(SystemError) {
+    /// `costs`: where the loop counts its sleeps and wake reads (the engine's own instance).
+    public init(name: String, busyPoll: Bool, tickNanoseconds: UInt64, fds: [Int32], costs: DataPathCosts) throws(SystemError) {
         self.name = name
+        self.costs = costs
         self.tickNanoseconds = min(1_000_000_000, max(tickNanoseconds, 1_000_000))
         spinBudget = busyPoll ? Int.max : 100
         wake = try EventFD()
         poller = Poller(capacity: fds.count + 1)
         for fd in fds { _ = poller.add(fd) }
-        _ = poller.add(wake.rawValue)
+        wakeSlot = poller.add(wake.rawValue)
     }
 
     /// Starts the thread running `engine` (the worker holds it until `stop`).
@@ -112,8 +120,12 @@ public final class EndpointWorker<Engine: EndpointEngine>: @unchecked Sendable {
             work = engine.pollOnce(beforeSleep: true)
             if work > 0 { idle = 0; continue }
             do { _ = try poller.wait(timeoutMilliseconds: sleepMilliseconds) } catch { logger.error("\(name): \(error)") }
-            engine.woke()
-            wake.drain()
+            costs.count(.sleeps)
+            engine.woke(isReady: poller.isReady)
+            if poller.isReady(wakeSlot) {
+                _ = wake.drain()
+                costs.count(.eventfdReads)
+            }
             tickIfDue(engine)
             idle = 0
         }

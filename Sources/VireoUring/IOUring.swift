@@ -72,11 +72,13 @@ public final class IOUring: @unchecked Sendable {
 
     /// Submits every queued entry (no-op when none).
     @inline(__always)
-    public func submit() throws(SystemError) {
-        guard unsubmitted > 0 else { return }
+    /// Returns whether it entered the kernel (something was queued).
+    @discardableResult
+    public func submit() throws(SystemError) -> Bool {
+        guard unsubmitted > 0 else { return false }
         while true {
             let rc = vireo_uring_submit(ring)
-            if rc >= 0 { unsubmitted = 0; return }
+            if rc >= 0 { unsubmitted = 0; return true }
             if rc == -EINTR || rc == -EAGAIN || rc == -EBUSY { continue }
             throw SystemError(call: "io_uring_submit", errno: -rc)
         }

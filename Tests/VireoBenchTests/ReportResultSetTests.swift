@@ -65,8 +65,15 @@ import Testing
         let results = try ReportResultSet.load(from: try ReportFixtures.syntheticResults())
         let goals = Goal.contractGoals(results)
         func goal(_ id: String) throws -> Goal { try #require(goals.first { $0.id == id }, "\(id)") }
-        #expect(goals.count == 10)
+        #expect(goals.count == 15)
         #expect(!goals.contains { $0.id.hasPrefix("seqwrite") })  // not measured, not listed
+        // The system-call and wake-up budgets (#13): absolute figures per I/O, no reference.
+        #expect(try goal("syscalls-per-io-qd32-initiator").status == .pass)
+        let targetCalls = try goal("syscalls-per-io-qd32-target")
+        #expect(targetCalls.status == .miss && targetCalls.ratio == nil)
+        #expect(targetCalls.marginText == "2.00x over budget" && targetCalls.targetText == "<= 0.250 per I/O")
+        #expect(try goal("wakeups-per-io-qd32-target").status == .pass)
+        #expect(try goal("target-payload-bytes-copied").status == .pass)
 
         let qd1 = try goal("qd1-p50-vs-nvmf")
         #expect(near(qd1.ratio, 280.0 / 590))
@@ -152,9 +159,9 @@ import Testing
         let results = try ReportResultSet.load(from: root)
         #expect(results.meta.isEmpty && results.rounds.count == 2)
         let goals = Goal.contractGoals(results)
-        #expect(goals.count == 10 && goals.allSatisfy { $0.status == .notAvailable })
+        #expect(goals.count == 15 && goals.allSatisfy { $0.status == .notAvailable })
         let summary = ReportWriter(results: results).summary()
-        #expect(summary.contains("0 pass, 0 miss, 10 n/a") && !summary.contains("COLLAPSE"))
+        #expect(summary.contains("0 pass, 0 miss, 15 n/a") && !summary.contains("COLLAPSE"))
     }
 
     @Test func unusableInputThrows() throws {

@@ -84,7 +84,10 @@ enum ReportFixtures {
          "ios":\(Int(iops * 10)),"bytes":\(Int(mbps * 1e7)),"errors":0,"iops":\(iops),"mbps":\(mbps),
          "lat_us":{"min":\(p50 / 2),"mean":\(p50 * 1.1),"p50":\(p50),"p90":\(p50 * 1.4),"p99":\(p99),"p999":\(p99 * 2),"max":\(p99 * 3)},
          "cpu_s":{"initiator":1.2,"target":0.9},"cpu_us_per_io":{"initiator":\(cpuInitiator),"target":\(cpuTarget)},
-         "initiator":{"payload_bytes_copied":\(copied),"allocations":\(allocationsPerIO * iops * 10),"allocations_per_io":\(allocationsPerIO)}}
+         "initiator":{"payload_bytes_copied":\(copied),"allocations":\(allocationsPerIO * iops * 10),"allocations_per_io":\(allocationsPerIO)},
+         "target":{"payload_bytes_copied":0},
+         "costs_per_io":{"initiator":{"send_posts":0.1,"sleeps":0.05,"syscalls":0.2,"wakeups":0.05},
+                         "target":{"send_posts":0.4,"sleeps":0.02,"syscalls":0.5,"wakeups":0.02}}}
         """
     }
 

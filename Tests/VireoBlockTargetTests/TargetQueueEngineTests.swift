@@ -35,7 +35,7 @@ import VireoWire
         init(depth: UInt16 = 4, segments: UInt16 = 4, sendQueueDepth: Int = 32, exportBytes: UInt64 = 1 << 20,
              readOnly: Bool = false, keepalive: UInt64 = .max, timeout: UInt64 = .max,
              policy: AccessPolicy? = nil, access: AccessPolicy.Endpoint = AccessPolicy.Endpoint(allowAnyHost: true),
-             hostName: String = "host-a", handshakeDeadline: UInt64 = .max) throws {
+             hostName: String = "host-a", handshakeDeadline: UInt64 = .max, maxRegistrationBytes: Int = .max) throws {
             var config = ExportConfig(name: "mem0", backing: .memory, size: exportBytes)
             config.readOnly = readOnly
             export = try Export(config: config, logger: Logger(label: "test"))
@@ -45,7 +45,8 @@ import VireoWire
             self.request = request
             guard case .granted(let g) = export.grant(request) else { throw FabricError.invalidArgument(call: "grant", "refused") }
             geometry = g
-            link = try FakeLink(sendDepth: sendQueueDepth, receiveDepth: Int(g.queueDepth))
+            link = try FakeLink(sendDepth: sendQueueDepth, receiveDepth: Int(g.queueDepth),
+                                registrar: FakeRegistrar(maxRegistrationBytes: maxRegistrationBytes))
             guest = try RegisteredBuffer(pd: host, count: 1 << 20, access: .all)
             var handshake: TargetHandshake?
             if let policy {
@@ -57,7 +58,7 @@ import VireoWire
             }
             queue = try TargetQueue(connection: link, export: export, geometry: g, sendQueueDepth: sendQueueDepth,
                                     handshake: handshake, handshakeDeadline: handshakeDeadline)
-            queue.install(index: 0, generation: 1, ring: try IOUring(entries: 8), counters: counters,
+            queue.install(index: 0, generation: 1, ring: try IOUring(entries: 8), counters: counters, costs: DataPathCosts(),
                           logger: Logger(label: "test"),
                           liveness: PeerLiveness(keepaliveNanoseconds: keepalive, timeoutNanoseconds: timeout, now: 0))
         }
@@ -88,7 +89,7 @@ import VireoWire
                 Issue.record("no receive posted: the target let its receive queue run dry")
                 return
             }
-            queue.completed(c)
+            queue.completedAlone(c)
         }
 
         /// Carries out every send the target posted (and any its completions make it post),
@@ -102,7 +103,7 @@ import VireoWire
                     if let r { responses.append((r.tag, r.status)) }
                 }
                 guard let c = o.completion else { return }
-                if holdResponses, o.request.operation == .send { held.append(c) } else { queue.completed(c) }
+                if holdResponses, o.request.operation == .send { held.append(c) } else { queue.completedAlone(c) }
             }
             return held
         }
@@ -152,6 +153,62 @@ import VireoWire
         #expect(rig.queue.dropReason == nil)
         #expect(rig.link.queue.sendQueueUsed == 0, "every send-queue entry came back")
         #expect(rig.link.queue.receives.count == 4, "every receive was reposted")
+    }
+
+    /// A memory export registered with the connection's PD: WRITE data is RDMA-READ
+    /// straight into the export and READ data RDMA-WRITTEN straight from it, with no
+    /// byte through a bounce buffer (#13: zero payload copies on the target).
+    @Test func registeredMemoryExportCopiesNoPayload() throws {
+        let rig = try Rig()
+        #expect(rig.queue.isZeroCopy)
+        let data = Self.pattern(8192, seed: 5)
+        rig.fill(0, data)
+        rig.send(rig.capsule(.write, tag: 1, offset: 8192, length: 8192, segments: [rig.segment(0, 8192)]))
+        rig.run()
+        rig.send(rig.capsule(.read, tag: 2, offset: 8192, length: 8192, segments: [rig.segment(16384, 8192)]))
+        rig.run()
+        #expect(rig.responses.map(\.status) == [.ok, .ok])
+        #expect(Array(UnsafeRawBufferPointer(start: rig.exportBytes + 8192, count: 8192)) == data)
+        #expect(rig.read(16384, 8192) == data)
+        #expect(rig.counters.payloadBytesCopied == 0)
+    }
+
+    /// A memory export the RNIC will not register (a memlock limit) is still served,
+    /// through bounce buffers, and every byte copied is counted.
+    @Test func unregisteredMemoryExportFallsBackToBounceBuffersAndCountsTheCopies() throws {
+        let rig = try Rig(exportBytes: 1 << 20, maxRegistrationBytes: 512 << 10)
+        #expect(!rig.queue.isZeroCopy)
+        let data = Self.pattern(4096, seed: 6)
+        rig.fill(0, data)
+        rig.send(rig.capsule(.write, tag: 1, offset: 0, length: 4096, segments: [rig.segment(0, 4096)]))
+        rig.run()
+        rig.send(rig.capsule(.read, tag: 2, offset: 0, length: 4096, segments: [rig.segment(8192, 4096)]))
+        rig.run()
+        #expect(rig.responses.map(\.status) == [.ok, .ok])
+        #expect(rig.read(8192, 4096) == data)
+        #expect(rig.counters.payloadBytesCopied == 8192)
+    }
+
+    /// What one worker pass produces is posted together: four READs delivered in one
+    /// pass go out as one ibv_post_send (4 data WRITEs + 4 responses) and one
+    /// ibv_post_recv (the 4 receives back), not one pair of calls per command.
+    @Test func aPassOfCommandsIsPostedInOneCallEach() throws {
+        let rig = try Rig(depth: 8)
+        let sendsBefore = rig.link.queue.sendPostCalls, receivesBefore = rig.link.queue.receivePostCalls
+        for t in 0..<4 {
+            let c = rig.link.queue.deliver(rig.capsule(.read, tag: UInt32(t), offset: UInt64(t) * 4096, length: 4096,
+                                                       segments: [rig.segment(t * 4096, 4096)]))!
+            rig.queue.completed(c)   // as the worker's pass does: no flush per completion
+        }
+        #expect(rig.link.queue.sends.isEmpty, "nothing is posted before the pass ends")
+        #expect(rig.queue.needsFlush)
+        rig.queue.flushPosts()
+        #expect(rig.link.queue.sendPostCalls == sendsBefore + 1)
+        #expect(rig.link.queue.receivePostCalls == receivesBefore + 1)
+        #expect(rig.link.queue.sends.map(\.operation) == [.write, .send, .write, .send, .write, .send, .write, .send])
+        rig.run()
+        #expect(rig.responses.map(\.tag) == [0, 1, 2, 3])
+        #expect(rig.link.queue.receives.count == 8)
     }
 
     /// An inline WRITE needs no RDMA READ: its data is in the capsule.
@@ -209,10 +266,10 @@ import VireoWire
         #expect(held.count == 2, "both responses are out, their completions not yet seen")
         rig.send(rig.capsule(.flush, tag: 3))
         #expect(rig.link.queue.sends.isEmpty, "no slot is free: nothing runs yet")
-        rig.queue.completed(held[0])
+        rig.queue.completedAlone(held[0])
         rig.run()
         #expect(rig.responses.map(\.tag) == [1, 2, 3])
-        rig.queue.completed(held[1])
+        rig.queue.completedAlone(held[1])
         #expect(rig.queue.dropReason == nil)
     }
 
@@ -220,7 +277,7 @@ import VireoWire
     @Test func flushedWorkMeansDisconnected() throws {
         let rig = try Rig()
         rig.send(rig.capsule(.write, tag: 1, offset: 0, length: 4096, segments: [rig.segment(0, 4096)]))
-        for c in rig.link.queue.flushAll() { rig.queue.completed(c) }
+        for c in rig.link.queue.flushAll() { rig.queue.completedAlone(c) }
         #expect(rig.queue.dropReason == "disconnected")
         #expect(rig.queue.dropFault == nil)
         #expect(rig.responses.isEmpty)

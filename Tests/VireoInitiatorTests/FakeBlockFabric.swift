@@ -122,7 +122,7 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
                                     queueIndex: UInt16(queue), handshake: handshake,
                                     handshakeDeadline: monotonicNanoseconds() &+ 5_000_000_000)
             lock.withLock { pairs in
-                q.install(index: pairs.count, generation: 1, ring: ring, counters: counters,
+                q.install(index: pairs.count, generation: 1, ring: ring, counters: counters, costs: DataPathCosts(),
                           logger: Logger(label: "fake.target"),
                           liveness: PeerLiveness(keepaliveNanoseconds: .max, timeoutNanoseconds: .max, now: 0))
                 pairs.append(Pair(initiator: initiator, target: target, queue: q))
@@ -191,7 +191,7 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
             guard o.completion?.isSuccess ?? true, o.request.operation == .send,
                   let rc = p.target.queue.deliver(o.payload) else { return }
             capsulesSeen.withLock { $0.append(o.payload) }
-            p.queue.completed(rc)
+            p.queue.completedAlone(rc)
         }
         if toTarget.receiverNotReady { receiverNotReady.add(1, ordering: .relaxed) }
         // Target → initiator: RDMA READs/WRITEs of guest memory, responses.
@@ -205,7 +205,7 @@ final class FakeBlockFabric: EndpointConnector, @unchecked Sendable {
                let rc = p.initiator.queue.deliver(o.payload, invalidating: invalidating) {
                 p.initiator.completionQueue.push(rc)
             }
-            if let c = o.completion { p.queue.completed(c) }
+            if let c = o.completion { p.queue.completedAlone(c) }
         }
         return toTarget.ran + toInitiator.ran
     }

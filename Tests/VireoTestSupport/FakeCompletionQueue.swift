@@ -30,7 +30,10 @@ public final class FakeCompletionQueue: CompletionSource, @unchecked Sendable {
 
     public func requestNotification(solicitedOnly: Bool) throws(FabricError) {}
 
-    public func takeChannelEvents() throws(FabricError) { _ = event.drain() }
+    public func takeChannelEvents() throws(FabricError) -> Int {
+        _ = event.drain()
+        return 1
+    }
 
     public var wakeFD: Int32? { event.rawValue }
 }

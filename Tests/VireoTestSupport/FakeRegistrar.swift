@@ -1,5 +1,8 @@
 import VireoFabric
 import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A `MemoryRegistrar` with no device: it hands out keys for memory the test owns
 /// and resolves them again when a `FakeWorkQueue` moves data, with the checks an
@@ -22,9 +25,13 @@ public final class FakeRegistrar: MemoryRegistrar, @unchecked Sendable {
     }
     private let state: Locked<(next: UInt32, entries: [UInt32: Entry], windows: [UInt32: Window])>
 
+    /// Registrations longer than this fail, as past a memlock limit (ENOMEM).
+    private let maxRegistrationBytes: Int
+
     /// Keys start at `firstKey` (give two sides different ranges so a key of one never resolves on the other).
-    public init(firstKey: UInt32 = 0x100) {
+    public init(firstKey: UInt32 = 0x100, maxRegistrationBytes: Int = .max) {
         state = Locked((firstKey, [:], [:]))
+        self.maxRegistrationBytes = maxRegistrationBytes
     }
 
     /// A window with a fresh key index (its low byte is the tag `nextKey` bumps).
@@ -73,6 +80,7 @@ public final class FakeRegistrar: MemoryRegistrar, @unchecked Sendable {
     public func register(address: UnsafeMutableRawPointer, length: Int, access: AccessFlags, iova: UInt64?,
                          owner: AnyObject?) throws(FabricError) -> MemoryRegion {
         guard length > 0 else { throw .invalidArgument(call: "ibv_reg_mr", "a memory region of 0 bytes") }
+        guard length <= maxRegistrationBytes else { throw .call(SystemError(call: "ibv_reg_mr", errno: ENOMEM)) }
         let key = state.withLock { s in
             s.next &+= 1
             return s.next
