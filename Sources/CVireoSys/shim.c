@@ -188,6 +188,19 @@ int vireo_process_allocations(uint64_t *out) {
     return 1;
 }
 
+static void *vireo_thread_counter_fn = (void *)1;
+
+int vireo_thread_allocations(uint64_t *out) {
+    void *fn = __atomic_load_n(&vireo_thread_counter_fn, __ATOMIC_ACQUIRE);
+    if (fn == (void *)1) {
+        fn = dlsym(RTLD_DEFAULT, "vireo_malloc_count_thread");
+        __atomic_store_n(&vireo_thread_counter_fn, fn, __ATOMIC_RELEASE);
+    }
+    if (fn == NULL) return 0;
+    *out = ((vireo_counter_fn)fn)();
+    return 1;
+}
+
 int vireo_wait_signal(long timeout_ms) {
     sigset_t set;
     sigemptyset(&set);

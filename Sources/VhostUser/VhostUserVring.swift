@@ -55,6 +55,13 @@ public final class VhostUserVring: @unchecked Sendable {
     let err = VringEventSlot()
     /// SET_VRING_ENABLE state.
     var enabled = false
+    /// Set by the worker around a service round: each completion still publishes its used
+    /// entry at once (inflight tracking stays per request), but the notification check and
+    /// the call wait for `flushCalls()`, so a round that completes a batch calls at most once
+    /// (with EVENT_IDX, `needsNotification` judges the whole batch's used range).
+    var batchingCalls = false
+    /// A completion in this round published used entries and the driver was not yet asked.
+    private var callOwed = false
     /// Where the calls this ring signals are counted: its worker's costs (set when the worker is made).
     var costs = VhostUserVring.unassignedCosts
     private static let unassignedCosts = DataPathCosts()
@@ -361,7 +368,26 @@ public final class VhostUserVring: @unchecked Sendable {
         outstanding -= 1
         counters.completions += 1
         pool.append(req)
-        if q.needsNotification(), call.signal() {
+        if batchingCalls {
+            callOwed = true
+        } else if q.needsNotification(), call.signal() {
+            counters.calls += 1
+            costs.count(.eventfdWrites)
+        }
+    }
+
+    /// Ends a batched service round: stops deferring, and signals the call if the used
+    /// entries this round published need a notification (virtio 1.x §2.7.7).
+    @inline(__always)
+    func flushCalls() {
+        batchingCalls = false
+        guard callOwed else { return }
+        callOwed = false
+        let notify: Bool
+        if let q = queue { notify = q.needsNotification() } else if let p = packedQueue { notify = p.needsNotification() } else {
+            return
+        }
+        if notify, call.signal() {
             counters.calls += 1
             costs.count(.eventfdWrites)
         }

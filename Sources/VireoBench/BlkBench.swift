@@ -248,7 +248,7 @@ public struct BlkBench {
                 let c0 = t0["vireo_target_payload_bytes_copied_total"] ?? 0, c1 = t1["vireo_target_payload_bytes_copied_total"] ?? 0
                 result.targetPayloadBytesCopied = UInt64(max(0, c1 - c0))
             } else {
-                result.problems.append("target stats file \(targetStats!): no fresh file after SIGUSR1 (is --pid target=PID right?)")
+                result.warnings.append("target stats file \(targetStats!): no fresh file after SIGUSR1 (is --pid target=PID right?)")
             }
         }
         if statsReader != nil {
@@ -261,12 +261,20 @@ public struct BlkBench {
                     // periodic one) costs the initiator `perStatsWrite` allocations.
                     let raw = UInt64(max(0, a1 - a0))
                     let writes = UInt64(max(1, (s1["vireo_stats_sequence"] ?? 0) - (s0["vireo_stats_sequence"] ?? 0)))
-                    result.allocations = raw - min(raw, writes * (perStatsWrite ?? 0))
+                    if let w0 = s0["vireo_stats_allocations_total"], let w1 = s1["vireo_stats_allocations_total"] {
+                        // Exact: the stats writer counts its own allocations.
+                        let own = UInt64(max(0, w1 - w0))
+                        result.allocations = raw - min(raw, own)
+                        result.allocationsPerStatsWrite = own / writes
+                    } else {
+                        // An older daemon: subtract what one write was measured to cost.
+                        result.allocations = raw - min(raw, writes * (perStatsWrite ?? 0))
+                        result.allocationsPerStatsWrite = perStatsWrite
+                    }
                     result.allocationsRaw = raw
-                    result.allocationsPerStatsWrite = perStatsWrite
                 }
             } else {
-                result.problems.append("initiator stats file \(initiatorStats!): no fresh file after SIGUSR1 (is --pid initiator=PID right?)")
+                result.warnings.append("initiator stats file \(initiatorStats!): no fresh file after SIGUSR1 (is --pid initiator=PID right?)")
             }
         }
         return result

@@ -31,8 +31,11 @@ public struct BlkResult: Sendable {
     public var reissued: UInt64 = 0
     /// Writes that completed OK, over the whole run.
     public var acknowledgedWrites: UInt64 = 0
-    /// Human-readable problems (I/O errors, mismatches, protocol errors, stuck requests).
+    /// Human-readable problems (I/O errors, mismatches, protocol errors, stuck requests): the run fails.
     public var problems: [String] = []
+    /// What could not be measured beside the I/O (a daemon's stats file that did not refresh):
+    /// printed, and the figures that need it are left out, but the run's own figures stand.
+    public var warnings: [String] = []
 
     public var iops: Double { seconds > 0 ? Double(ios) / seconds : 0 }
     /// 10^6 bytes per second.
@@ -131,6 +134,7 @@ public struct BlkResult: Sendable {
             lines.append("  reconnects: \(reconnects), requests re-issued \(reissued), writes acknowledged \(acknowledgedWrites)")
         }
         for p in problems { lines.append("  problem: \(p)") }
+        for w in warnings { lines.append("  warning: \(w)") }
         return lines.joined(separator: "\n")
     }
 }

@@ -121,19 +121,18 @@ extension Goal {
                 note: "sleeps of the data-path threads (vireo_datapath_sleeps_total), per I/O"))
         }
 
-        // Zero copies, zero allocations per request (initiator counters).
-        goals.append(Goal(
-            id: "payload-bytes-copied", title: "Payload bytes copied by the initiator's CPU",
-            requirement: .zero, measured: results.stats { round in
-                round.vireoBlk.values.compactMap { $0.initiator?.payloadBytesCopied }.max()
-            }, reference: nil, unit: "B", referenceLabel: "",
-            note: "largest initiator payload_bytes_copied of any vireo-blk job in a round"))
-        goals.append(Goal(
-            id: "target-payload-bytes-copied", title: "Payload bytes copied by the target's CPU",
-            requirement: .zero, measured: results.stats { round in
-                round.vireoBlk.values.compactMap { $0.target?.payloadBytesCopied }.max()
-            }, reference: nil, unit: "B", referenceLabel: "",
-            note: "largest target payload_bytes_copied of any vireo-blk job in a round (memory export)"))
+        // Zero copies by either daemon's CPU, zero allocations per request (initiator).
+        let copiers: [(role: String, id: String, counters: KeyPath<ReportBlkRecord, ReportBlkRecord.Initiator?>)] = [
+            ("initiator", "payload-bytes-copied", \.initiator), ("target", "target-payload-bytes-copied", \.target),
+        ]
+        for c in copiers {
+            goals.append(Goal(
+                id: c.id, title: "Payload bytes copied by the \(c.role)'s CPU",
+                requirement: .zero, measured: results.stats { round in
+                    round.vireoBlk.values.compactMap { $0[keyPath: c.counters]?.payloadBytesCopied }.max()
+                }, reference: nil, unit: "B", referenceLabel: "",
+                note: "largest \(c.role) payload_bytes_copied of any vireo-blk job in a round"))
+        }
         goals.append(Goal(
             id: "allocations-per-io", title: "Allocations per I/O in the initiator's steady state",
             requirement: .zero, measured: results.stats { round in

@@ -45,7 +45,7 @@ public struct StatsFileReader: Sendable {
     /// Sends SIGUSR1 to the daemon and waits (up to `timeoutSeconds`) for a
     /// file whose `vireo_stats_sequence` is newer than the one present before.
     /// Returns it, or nil on timeout or when no pid is known.
-    public func fresh(timeoutSeconds: Double = 5) -> [String: Double]? {
+    public func fresh(timeoutSeconds: Double = 15) -> [String: Double]? {
         guard let pid else { return nil }
         let before = read()?["vireo_stats_sequence"] ?? -1
         guard kill(pid, SIGUSR1) == 0 else { return nil }

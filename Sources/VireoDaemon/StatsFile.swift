@@ -31,9 +31,16 @@ public final class StatsFile {
     /// Renders `snapshot` plus the sequence and allocation count.
     public func render(_ snapshot: StatsSnapshot, sequence: UInt64) -> String {
         var s = snapshot
+        // Both read at one point, with no allocation between: their deltas between two writes
+        // differ by exactly what the other threads allocated.
+        let own = threadAllocationCount()
         if let n = Self.processAllocations {
             s.counter("vireo_process_allocations_total", n,
                       help: "Heap allocations (malloc, calloc, realloc, memalign family) made by the process.")
+            if let own {
+                s.counter("vireo_stats_allocations_total", own,
+                          help: "Of those, the ones made by the thread writing this file (its own writes: subtract them).")
+            }
         }
         s.gauge("vireo_stats_sequence", sequence, help: "Writes of this file since the daemon started.")
         return s.render()

@@ -52,8 +52,10 @@ final class EventBox: Sendable {
     init() throws(SystemError) { event = try EventFD() }
     var fd: Int32 { event.rawValue }
     func signal() {
-        pending.store(true, ordering: .releasing)
+        // The write first: a sleeper that finds the flag set drains a counter that is already
+        // there (the other order could leave the fd readable with the flag clear: a busy loop).
         event.signal()
+        pending.store(true, ordering: .releasing)
     }
     /// Drains the fd if it was signalled since the last drain; returns whether it read.
     @discardableResult func drainIfSignalled() -> Bool {

@@ -95,7 +95,9 @@ extension PacketNetwork {
             memset(frame, 0, Wire.netHeaderSize)
             let ingress = groups.group(ofSlot: p.tableIndex)
             switch switching.route(summary, ingress: ingress, now: now) {
-            case .port(let dst): deliver(frame, byteCount: byteCount, to: dst)
+            case .port(let dst):
+                // Held for the destination's credit: the buffer goes back when the frame leaves.
+                if deliver(frame, byteCount: byteCount, to: dst, holding: (p, index), now: now) { return }
             case .flood: flood(frame, byteCount: byteCount, from: ingress)
             case .dropped(let reason): count(reason, on: p.counters)
             }
@@ -114,7 +116,7 @@ extension PacketNetwork {
             count(PortDrop(reason), on: nil)
         case .success(let summary):
             switch switching.route(summary, ingress: tapPort, now: now, checkAllowList: false) {
-            case .port(let dst): deliver(frame, byteCount: byteCount, to: dst)
+            case .port(let dst): deliver(frame, byteCount: byteCount, to: dst, holding: nil, now: now)
             case .flood: flood(frame, byteCount: byteCount, from: tapPort)
             case .dropped(let reason): count(reason, on: nil)
             }
@@ -127,39 +129,75 @@ extension PacketNetwork {
         totals.dropped(reason)
     }
 
-    /// Whether connection `slot` can take a frame now (credit and a send slot).
+    /// Whether connection `slot` can take a frame now (credit and a send slot, and no
+    /// frame held before it: frames leave a port in the order they reached the switch).
     @inline(__always)
     private func canSend(_ slot: Int) -> Bool {
-        guard let p = table[slot], !p.isDraining, p.handshake.isServing else { return false }
-        return p.credits > 0 && p.sendQueueFree > PacketPort.creditSendSlots / 2 && !p.freeSends.isEmpty
+        guard let p = table[slot] else { return false }
+        return p.held.isEmpty && hasRoom(p)
+    }
+
+    /// Credit and a send slot on `p`.
+    @inline(__always)
+    private func hasRoom(_ p: PacketPort) -> Bool {
+        !p.isDraining && p.handshake.isServing && p.credits > 0 && p.sendQueueFree > PacketPort.creditSendSlots / 2
+            && !p.freeSends.isEmpty
     }
 
     /// Sends one frame to every switch port but `ingress`.
     @inline(__always)
     private func flood(_ frame: UnsafeMutableRawPointer, byteCount: Int, from ingress: Int) {
-        for dst in switching.ports where dst != ingress { deliver(frame, byteCount: byteCount, to: dst) }
+        // A flood is never held (it would pin its buffer on the slowest port): where there is
+        // no credit it is dropped and counted.
+        for dst in switching.ports where dst != ingress { deliver(frame, byteCount: byteCount, to: dst, holding: nil, now: 0) }
     }
 
     /// Sends one frame to switch port `dst` (the TAP uplink, or a group of
-    /// connections: one of them, by flow hash then credit), or drops and counts.
+    /// connections: one of them, by flow hash then credit). Without credit, a frame
+    /// `holding` its ingress port's receive buffer waits on the flow's port (true: held,
+    /// the caller keeps the buffer); any other is dropped and counted.
     @inline(__always)
-    private func deliver(_ frame: UnsafeMutableRawPointer, byteCount: Int, to dst: Int) {
+    private func deliver(_ frame: UnsafeMutableRawPointer, byteCount: Int, to dst: Int,
+                         holding: (port: PacketPort, index: Int)?, now: UInt64) -> Bool {
         if dst == tapPort {
-            guard let tap else { return }
+            guard let tap else { return false }
             if tap.write(frame + Wire.netHeaderSize, count: byteCount - Wire.netHeaderSize) {
                 totals.sent(bytes: byteCount)
             } else {
                 count(.tapError, on: nil)
             }
-            return
+            return false
         }
         guard let (chosen, preferred) = groups.pick(group: dst, hash: { PortGroups.flowHash(frame, count: byteCount) },
-                                                    usable: canSend) else { return }
+                                                    usable: canSend) else { return false }
         guard let c = chosen else {
-            guard let q = table[preferred], !q.isDraining else { return }
-            return count(q.credits > 0 ? .noSendBuffer : .noCredit, on: q.counters)
+            guard let q = table[preferred], !q.isDraining else { return false }
+            guard let h = holding else {
+                count(q.credits > 0 ? .noSendBuffer : .noCredit, on: q.counters)
+                return false
+            }
+            guard !q.held.isFull else {
+                count(.backlog, on: q.counters)
+                return false
+            }
+            q.held.push(HeldFrame(slot: h.port.tableIndex, generation: h.port.generation, index: h.index,
+                                  byteCount: byteCount).packed)
+            q.heldSince.push(now)
+            q.counters.heldFrame()
+            totals.heldFrame()
+            if !q.isWaiting {
+                q.isWaiting = true
+                waiting.append(q.tableIndex)
+            }
+            return true
         }
-        let p = table[c]!
+        send(frame, byteCount: byteCount, on: table[c]!)
+        return false
+    }
+
+    /// Copies `frame` into a send slot of `p` and queues its SEND (the caller checked credit and slot).
+    @inline(__always)
+    private func send(_ frame: UnsafeMutableRawPointer, byteCount: Int, on p: PacketPort) {
         let slot = p.freeSends.pop()!
         let offset = slot * p.maxFrame
         // SAFETY: byteCount ≤ maxFrame (validated) and both buffers hold maxFrame bytes per slot.
@@ -182,10 +220,61 @@ extension PacketNetwork {
         }
     }
 
+    /// Sends on the frames held for ports that have credit again, oldest first, and returns
+    /// their buffers to the ingress ports. A frame held past the hold timeout is dropped
+    /// (`stalled`: its destination's guest stopped taking frames), and one whose ingress
+    /// port left is forgotten (its buffer left with it).
+    @inline(__always)
+    func releaseHeld(now: UInt64) {
+        var i = 0
+        while i < waiting.count {
+            guard let q = table[waiting[i]] else { waiting.swapAt(i, waiting.count - 1); waiting.removeLast(); continue }
+            while let rec = q.held.peek() {
+                let h = HeldFrame(rec)
+                guard let src = table[h.slot], src.generation == h.generation, !src.isDraining else {
+                    _ = q.held.pop(); _ = q.heldSince.pop()
+                    continue
+                }
+                let since = q.heldSince.peek() ?? now
+                let stalled = now > since && now - since > holdTimeoutNanoseconds
+                if !stalled && !hasRoom(q) { break }
+                _ = q.held.pop(); _ = q.heldSince.pop()
+                if stalled { count(.stalled, on: q.counters) } else { send(src.receiveBuffer(h.index), byteCount: h.byteCount, on: q) }
+                src.repost(h.index, returnsCredit: true, now: now)
+                markDirty(src)
+            }
+            if q.held.isEmpty {
+                q.isWaiting = false
+                waiting.swapAt(i, waiting.count - 1)
+                waiting.removeLast()
+            } else {
+                i += 1
+            }
+        }
+    }
+
+    /// A port leaving with frames held for it: they are dropped (`portGone`) and their
+    /// buffers go back to their ingress ports.
+    func dropHeld(for q: PacketPort, now: UInt64) {
+        while let rec = q.held.pop() {
+            _ = q.heldSince.pop()
+            let h = HeldFrame(rec)
+            count(.portGone, on: q.counters)
+            guard let src = table[h.slot], src.generation == h.generation, !src.isDraining else { continue }
+            src.repost(h.index, returnsCredit: true, now: now)
+            markDirty(src)
+        }
+        if q.isWaiting {
+            q.isWaiting = false
+            waiting.removeAll { $0 == q.tableIndex }
+        }
+    }
+
     /// Posts every batched receive (first: credits piggybacked on sends refer to them) and send,
     /// then announces reposted buffers with credit-only messages where due.
     @inline(__always)
     package func flush(now: UInt64, force: Bool) {
+        if !waiting.isEmpty { releaseHeld(now: now) }
         var broken = false
         for i in dirty {
             guard let p = table[i] else { continue }

@@ -50,6 +50,13 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     var groups: PortGroups
     var table: ConnectionTable<PacketPort>
     var dirty: [Int]
+    /// The last clock reading of `pollOnce`, and its passes (see there).
+    private var lastNow: UInt64 = 0
+    private var idlePasses: UInt = 0
+    /// Table slots of ports with frames held for their credit (`PacketPort.held`).
+    var waiting: [Int]
+    /// How long a frame may wait for its destination's credit before it is dropped (`stalled`).
+    package let holdTimeoutNanoseconds: UInt64
     private let livePorts = Atomic<Int>(0)
 
     // Control-plane bookkeeping.
@@ -73,11 +80,12 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     /// Opens the TAP uplink (if configured). The worker starts with `start(context:)`.
     public init(config: NetworkConfig, busyPoll: Bool = false,
                 keepaliveNanoseconds: UInt64 = 5_000_000_000, peerTimeoutNanoseconds: UInt64 = 15_000_000_000,
-                logger: Logger, clock: @escaping @Sendable () -> UInt64 = { monotonicNanoseconds() },
+                holdTimeoutNanoseconds: UInt64 = 1_000_000_000, logger: Logger, clock: @escaping @Sendable () -> UInt64 = { monotonicNanoseconds() },
                 retire: @escaping @Sendable (PacketPort) -> Void) throws(SystemError) {
         self.config = config
         self.keepaliveNanoseconds = keepaliveNanoseconds
         self.peerTimeoutNanoseconds = peerTimeoutNanoseconds
+        self.holdTimeoutNanoseconds = holdTimeoutNanoseconds
         self.logger = logger
         self.clock = clock
         self.retire = retire
@@ -93,6 +101,8 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
         groups = PortGroups(capacity: config.maxPorts)
         dirty = []
         dirty.reserveCapacity(config.maxPorts)
+        waiting = []
+        waiting.reserveCapacity(config.maxPorts)
         if tap != nil {
             switching.addPort(tapPort)
             switching.exemptFromMACLimit(tapPort)
@@ -252,12 +262,16 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     /// One pass: CQ, TAP, then batched posts and credit messages. Returns the events handled.
     @inline(__always)
     public func pollOnce(beforeSleep forceCredits: Bool) -> Int {
-        let now = clock()
         let n: Int
         do { n = try cq!.poll(into: completions) } catch {
             logger.error("network \(name): \(error)")
             return 0
         }
+        // The clock (a system call where it cannot be read in user space) when there is
+        // work, before a sleep, and every 64th idle pass (credit delays, holds, aging).
+        idlePasses &+= 1
+        if n > 0 || forceCredits || tap != nil || idlePasses & 63 == 0 { lastNow = clock() }
+        let now = lastNow
         if n == 0 { costs.count(.emptyPolls) }
         for i in 0..<n {
             let c = completions[i]
@@ -323,6 +337,9 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
 
     /// Retires every draining port: out of the table and the switch, to the control plane.
     func retireDraining() {
+        for (_, p) in table.occupied where p.dropReason != nil && !p.held.isEmpty {
+            dropHeld(for: p, now: clock())
+        }
         for (i, p) in table.occupied {
             guard let reason = p.dropReason else { continue }
             table.remove(at: i)

@@ -16,6 +16,10 @@ import VireoWire
 /// - `credits`: frames the target may still send (the initiator's free
 ///   receive buffers as far as the target knows); `pendingReturn`: buffers the
 ///   target reposted but has not yet told the initiator about.
+/// - `held`: unicast frames for this port that found it without credit, oldest
+///   first. Each stays in its ingress port's receive buffer, which is not
+///   reposted (so its sender gets no credit back) until the frame is sent on
+///   here: a congested port pushes back on its senders instead of losing frames.
 ///
 /// Built by the control plane, then owned by the network's worker thread.
 /// Released by the control plane after the worker retires it: the connection
@@ -60,6 +64,13 @@ public final class PacketPort: @unchecked Sendable {
 
     /// Frames the target may still send to this port.
     var credits: Int
+    /// Frames waiting for this port's credit, oldest first (`HeldFrame` records), and when each was held.
+    var held: FixedRing<UInt64>
+    var heldSince: FixedRing<UInt64>
+    /// Most frames held for one port; past it, frames drop (`backlog`).
+    static let heldCapacity = 256
+    /// On the network's list of ports with held frames.
+    var isWaiting = false
     /// `credits`, for tests and the stats (worker thread, or racy).
     package var availableCredits: Int { credits }
     /// Receive buffers reposted and not yet announced to the peer.
@@ -110,6 +121,8 @@ public final class PacketPort: @unchecked Sendable {
         sendRegion = s.region
         receiveBase = r.bytes.baseAddress!
         sendBase = s.bytes.baseAddress!
+        held = FixedRing(capacity: Self.heldCapacity)
+        heldSince = FixedRing(capacity: Self.heldCapacity)
         freeSends = FixedRing(capacity: max(sendSlots, 1))
         for i in 0..<sendSlots { freeSends.push(i) }
         sendQueueFree = sendQueueDepth
@@ -207,5 +220,37 @@ public final class PacketPort: @unchecked Sendable {
     @inline(__always)
     func grant(_ n: UInt16) {
         credits = min(credits + Int(n), Self.maxCredits)
+    }
+}
+
+/// A frame held in its ingress port's receive buffer, packed in 64 bits: the ingress
+/// connection's table slot and generation (a port that left no longer matches), the
+/// receive buffer and the frame's length.
+struct HeldFrame {
+    let slot: Int
+    let generation: UInt16
+    let index: Int
+    let byteCount: Int
+
+    @inline(__always)
+    var packed: UInt64 {
+        // slot < 1024 (max_ports ≤ 1023), index < 2^20, byteCount < 2^18 (a frame of any MTU).
+        UInt64(slot & 0x3ff) << 54 | UInt64(generation) << 38 | UInt64(index & 0xfffff) << 18 | UInt64(byteCount & 0x3ffff)
+    }
+
+    @inline(__always)
+    init(slot: Int, generation: UInt16, index: Int, byteCount: Int) {
+        self.slot = slot
+        self.generation = generation
+        self.index = index
+        self.byteCount = byteCount
+    }
+
+    @inline(__always)
+    init(_ v: UInt64) {
+        slot = Int(v >> 54)
+        generation = UInt16(truncatingIfNeeded: v >> 38)
+        index = Int((v >> 18) & 0xfffff)
+        byteCount = Int(v & 0x3ffff)
     }
 }

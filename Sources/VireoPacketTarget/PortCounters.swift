@@ -12,7 +12,8 @@ public final class PortCounters: @unchecked Sendable {
     private static let handshakesAccepted = 6, handshakesRefused = 7
     private static let dropBase = 8
     private static let unlearnedFull = dropBase + PortDrop.allCases.count, unlearnedLimit = unlearnedFull + 1
-    private static let count = unlearnedLimit + 1
+    private static let heldFrames = unlearnedLimit + 1
+    private static let count = heldFrames + 1
 
     public init() {
         counts = FixedArray(repeating: 0, count: Self.count)
@@ -37,6 +38,7 @@ public final class PortCounters: @unchecked Sendable {
     }
     func handshake(accepted: Bool) { storage[accepted ? Self.handshakesAccepted : Self.handshakesRefused] &+= 1 }
     @inline(__always) func dropped(_ reason: PortDrop) { storage[Self.dropBase + reason.rawValue] &+= 1 }
+    @inline(__always) func heldFrame() { storage[Self.heldFrames] &+= 1 }
 
     /// Frames received from the peer (valid or not).
     public var rxFrames: UInt64 { storage[Self.rxFrames] }
@@ -56,6 +58,8 @@ public final class PortCounters: @unchecked Sendable {
     public var unlearnedTableFull: UInt64 { storage[Self.unlearnedFull] }
     /// Source addresses not learned because their port had its share of the table (network totals).
     public var unlearnedPortLimit: UInt64 { storage[Self.unlearnedLimit] }
+    /// Frames that found the port without credit and waited for it (sent on later, or `stalled`).
+    public var framesHeld: UInt64 { storage[Self.heldFrames] }
     /// Frames dropped for `reason`.
     public func drops(_ reason: PortDrop) -> UInt64 { storage[Self.dropBase + reason.rawValue] }
 

@@ -2,7 +2,8 @@ import VireoWire
 
 /// Why the switch did not deliver a frame (counted per port and per network).
 public enum PortDrop: Int, Sendable, CaseIterable {
-    /// The destination port held no credit (its initiator posted no free receive buffer).
+    /// The destination port held no credit (its initiator posted no free receive buffer):
+    /// floods only (a unicast frame waits for credit, see `stalled`).
     case noCredit = 0
     /// The destination port had no free send buffer (sends not yet completed).
     case noSendBuffer = 1
@@ -22,6 +23,13 @@ public enum PortDrop: Int, Sendable, CaseIterable {
     /// The source MAC is learned, live, on another port, and this port may not take it
     /// (not in its allow-list): a spoofed address, not relearned.
     case macConflict = 8
+    /// A frame waited for its destination's credit longer than the hold timeout: the
+    /// destination's guest stopped taking frames (the only loss on a congested path).
+    case stalled = 9
+    /// A frame found its destination's queue of held frames full.
+    case backlog = 10
+    /// A frame was held for a destination port that left the network.
+    case portGone = 11
 
     /// The counter a frame validation failure goes to.
     @inline(__always)
@@ -40,6 +48,9 @@ public enum PortDrop: Int, Sendable, CaseIterable {
         case .tapError: return "tapError"
         case .floodLimited: return "floodLimited"
         case .macConflict: return "macConflict"
+        case .stalled: return "stalled"
+        case .backlog: return "backlog"
+        case .portGone: return "portGone"
         }
     }
 }

@@ -12,3 +12,9 @@ public func processAllocationCount() -> UInt64? {
     var n: UInt64 = 0
     return vireo_process_allocations(&n) != 0 ? n : nil
 }
+
+/// The calling thread's own allocations under the same counter; nil when it is not preloaded.
+public func threadAllocationCount() -> UInt64? {
+    var n: UInt64 = 0
+    return vireo_thread_allocations(&n) != 0 ? n : nil
+}

@@ -76,6 +76,8 @@ extension TargetDaemon {
         s.counter("\(prefix)_tx_frames_total", c.txFrames, help: "Frames sent to the peer.", labelPairs: labels)
         s.counter("\(prefix)_tx_bytes_total", c.txBytes, help: "Bytes sent to the peer.", labelPairs: labels)
         s.counter("\(prefix)_credit_messages_total", c.creditMessages, help: "Credit-only messages sent to the peer.", labelPairs: labels)
+        s.counter("\(prefix)_frames_held_total", c.framesHeld,
+                  help: "Frames that found the port without credit and waited in their ingress buffer for it.", labelPairs: labels)
         s.counter("\(prefix)_liveness_probes_total", c.livenessProbes,
                   help: "Zero-length RDMA WRITEs sent to the peer while it was idle and silent.", labelPairs: labels)
         for reason in PortDrop.allCases {

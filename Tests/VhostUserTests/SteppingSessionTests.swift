@@ -82,4 +82,53 @@ import VireoSys
         s.finishStepping()
         #expect(s.holdsNothing)
     }
+
+    /// A service round that completes several requests of one ring calls the driver once
+    /// (#13: one call per batch), not once per request; every used entry is still published.
+    @Test func aRoundCompletingFourRequestsCallsOnce() throws {
+        var pair = try UnixSocket.pair()
+        let frontend = pair.first.take()!   // kept open: the session answers GET_FEATURES on it
+        let device = MemoryBlockDevice(capacityBytes: 64 << 10, numQueues: 1, maxQueueSize: 64)
+        let s = VhostUserSession.stepping(socket: pair.second.take()!, device: device)
+        let guest = try FileDescriptor.memfd(name: "stepping-batch", size: 64 << 10)
+        let kick = try EventFD(), call = try EventFD()
+        var table = le(UInt32(1)) + le(UInt32(0))
+        VhostUserMemoryRegionDescriptor(guestPhysicalAddress: 0, size: 64 << 10, frontendVirtualAddress: Self.uva)
+            .encode(into: &table)
+        // Four READs of 512 bytes (3 descriptors each), all available before the round.
+        var desc: [UInt8] = []
+        for k in 0..<4 {
+            let d = UInt16(3 * k)
+            desc += le(UInt64(0x3000 + 16 * k)) + le(UInt32(16)) + le(UInt16(1)) + le(d + 1)
+            desc += le(UInt64(0x4000 + 512 * k)) + le(UInt32(512)) + le(UInt16(3)) + le(d + 2)
+            desc += le(UInt64(0x5000 + k)) + le(UInt32(1)) + le(UInt16(2)) + le(UInt16(0))
+            let header = le(UInt32(0)) + le(UInt32(0)) + le(UInt64(2 * k))
+            _ = header.withUnsafeBytes { pwrite(guest.rawValue, $0.baseAddress, $0.count, off_t(0x3000 + 16 * k)) }
+        }
+        _ = desc.withUnsafeBytes { pwrite(guest.rawValue, $0.baseAddress, $0.count, 0) }
+        let avail = le(UInt16(0)) + le(UInt16(4)) + le(UInt16(0)) + le(UInt16(3)) + le(UInt16(6)) + le(UInt16(9))
+        _ = avail.withUnsafeBytes { pwrite(guest.rawValue, $0.baseAddress, $0.count, 0x1000) }
+
+        #expect(step(s, frame(.getFeatures)) == nil)
+        #expect(step(s, frame(.setProtocolFeatures, le(UInt64(0x3)))) == nil)
+        #expect(step(s, frame(.setFeatures, le(VirtioFeatures.version1 | 1 << 30))) == nil)
+        #expect(step(s, frame(.setMemTable, table), fds: [guest.rawValue]) == nil)
+        #expect(step(s, frame(.setVringNum, le(UInt32(0)) + le(UInt32(16)))) == nil)
+        var addr: [UInt8] = []
+        VhostUserVringAddress(index: 0, flags: 0, descriptorTable: Self.uva, usedRing: Self.uva + 0x2000,
+                              availableRing: Self.uva + 0x1000, logGuestAddress: 0).encode(into: &addr)
+        #expect(step(s, frame(.setVringAddr, addr)) == nil)
+        #expect(step(s, frame(.setVringCall, le(UInt64(0))), fds: [call.rawValue]) == nil)
+        #expect(step(s, frame(.setVringKick, le(UInt64(0))), fds: [kick.rawValue]) == nil)
+        #expect(step(s, frame(.setVringEnable, le(UInt32(0)) + le(UInt32(1)))) == nil)
+        #expect(s.stepQueues() > 0)
+        #expect(device.requestsHandled.load(ordering: .relaxed) == 4)
+        var usedIdx: UInt16 = 0
+        _ = pread(guest.rawValue, &usedIdx, 2, 0x2002)
+        #expect(usedIdx == 4, "every completion is published")
+        #expect(call.drain() == 1, "one call for the round's four completions")
+        s.finishStepping()
+        #expect(s.holdsNothing)
+        withExtendedLifetime(frontend) {}
+    }
 }

@@ -116,22 +116,63 @@ import VireoWire
         #expect(rig.ports[0].counters.txFrames == 1 && rig.ports[1].counters.txFrames == 1)
     }
 
-    /// Credit exhaustion: a port whose initiator announced 2 buffers gets 2 frames; the third
-    /// is dropped and counted `noCredit` (the engine never posts beyond the peer's buffers);
-    /// a credit message from it lets frames through again.
-    @Test func creditExhaustionDropsAndCountsUntilCreditsReturn() throws {
+    /// Credit exhaustion is lossless (#13): a port whose initiator announced 2 buffers gets 2
+    /// frames; the third waits in its ingress receive buffer, which is not reposted (its sender
+    /// gets that credit back only when the frame leaves), and goes out, in order, when the
+    /// port's initiator returns a credit. Nothing is dropped, nothing is posted beyond the
+    /// peer's buffers.
+    @Test func creditExhaustionHoldsFramesUntilCreditsReturn() throws {
         let rig = try Rig()
         try rig.connect(credits: 8)
         try rig.connect(credits: 2)
         rig.send(from: 1, Rig.frame(Self.a, Self.b))  // learn b on port 1
         _ = rig.drain(0)
-        for _ in 0..<3 { rig.send(from: 0, Rig.frame(Self.b, Self.a)) }
-        #expect(rig.drain(1).frames.count == 2)
-        #expect(rig.ports[1].counters.drops(.noCredit) == 1)
+        let receivesBefore = rig.links[0].queue.receives.count
+        let frames = (0..<3).map { Rig.frame(Self.b, Self.a, Array(repeating: UInt8($0), count: 64)) }
+        for f in frames { rig.send(from: 0, f) }
+        #expect(rig.drain(1).frames == Array(frames.prefix(2)))
+        #expect(rig.ports[1].counters.framesHeld == 1)
+        #expect(PortDrop.allCases.allSatisfy { rig.network.totals.drops($0) == 0 }, "nothing dropped")
+        #expect(rig.links[0].queue.receives.count == receivesBefore - 1, "the held frame keeps its ingress buffer")
         rig.grant(from: 1, 1)
-        rig.send(from: 0, Rig.frame(Self.b, Self.a))
-        #expect(rig.drain(1).frames.count == 1, "the returned credit is used")
+        #expect(rig.drain(1).frames == [frames[2]], "the held frame leaves once a credit returns")
+        #expect(rig.links[0].queue.receives.count == receivesBefore, "and its buffer goes back to the sender")
         #expect(rig.links[1].queue.mostSendQueueUsed <= rig.links[1].queue.sendDepth)
+    }
+
+    /// A frame that waits longer than the hold timeout is dropped and counted (`stalled`: the
+    /// destination's guest stopped taking frames), and its buffer goes back to the sender.
+    @Test func aFrameHeldPastTheTimeoutIsDroppedAsStalled() throws {
+        let rig = try Rig()
+        try rig.connect(credits: 8)
+        try rig.connect(credits: 0)
+        rig.send(from: 1, Rig.frame(Self.a, Self.b))
+        _ = rig.drain(0)
+        let receivesBefore = rig.links[0].queue.receives.count
+        rig.send(from: 0, Rig.frame(Self.b, Self.a))
+        #expect(rig.links[0].queue.receives.count == receivesBefore - 1)
+        rig.network.flush(now: rig.now + rig.network.holdTimeoutNanoseconds / 2, force: false)
+        #expect(rig.ports[1].counters.drops(.stalled) == 0, "not yet")
+        rig.network.flush(now: rig.now + rig.network.holdTimeoutNanoseconds + 1, force: false)
+        #expect(rig.ports[1].counters.drops(.stalled) == 1)
+        #expect(rig.links[0].queue.receives.count == receivesBefore)
+        #expect(rig.drain(1).frames.isEmpty)
+    }
+
+    /// A port that leaves with frames held for it drops them (`portGone`) and returns their buffers.
+    @Test func aPortLeavingWithHeldFramesReturnsTheirBuffers() throws {
+        let rig = try Rig()
+        try rig.connect(credits: 8)
+        try rig.connect(credits: 0)
+        rig.send(from: 1, Rig.frame(Self.a, Self.b))
+        _ = rig.drain(0)
+        let receivesBefore = rig.links[0].queue.receives.count
+        for _ in 0..<3 { rig.send(from: 0, Rig.frame(Self.b, Self.a)) }
+        #expect(rig.links[0].queue.receives.count == receivesBefore - 3)
+        rig.network.take(adopted: [], dropped: [rig.ports[1]])
+        rig.network.flush(now: rig.now, force: false)
+        #expect(rig.ports[1].counters.drops(.portGone) == 3)
+        #expect(rig.links[0].queue.receives.count == receivesBefore)
     }
 
     /// The receive buffers a frame arrived in go back to the sender as credits: piggybacked

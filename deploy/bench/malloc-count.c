@@ -9,7 +9,9 @@
  * aligned_alloc, memalign, valloc and pvalloc (one relaxed atomic add each)
  * and forwards it to the next definition (glibc's). The daemon's stats
  * writer finds `vireo_malloc_count` with dlsym(RTLD_DEFAULT) and exports it
- * as vireo_process_allocations_total.
+ * as vireo_process_allocations_total, and `vireo_malloc_count_thread` (the
+ * calling thread's own count) as vireo_stats_allocations_total: what its own
+ * writes allocated, which a reader subtracts.
  *
  * Bootstrap: dlsym(RTLD_NEXT, ...) may itself call calloc/malloc (dlerror's
  * buffer) before the real functions are known. While resolving, the calling
@@ -55,9 +57,17 @@ static void *arena_alloc(size_t size, size_t align) {
     }
 }
 
+/* The calling thread's own allocations: the stats writer subtracts its own. */
+static __thread uint64_t thread_count __attribute__((tls_model("initial-exec")));
+
 uint64_t vireo_malloc_count(void) { return __atomic_load_n(&count, __ATOMIC_RELAXED); }
 
-static inline void bump(void) { __atomic_fetch_add(&count, 1, __ATOMIC_RELAXED); }
+uint64_t vireo_malloc_count_thread(void) { return thread_count; }
+
+static inline void bump(void) {
+    __atomic_fetch_add(&count, 1, __ATOMIC_RELAXED);
+    thread_count++;
+}
 
 static void resolve(void) {
     if (real_free) return;

@@ -47,6 +47,9 @@ int vireo_tap_open(const char *name, int mtu);
 /// "vireo_malloc_count")). Returns 1 and stores the count in *out when the
 /// counter is loaded, 0 when it is not.
 int vireo_process_allocations(uint64_t *out);
+/// The calling thread's own allocation count from the same counter
+/// ("vireo_malloc_count_thread"); 1 and *out when loaded, 0 when not.
+int vireo_thread_allocations(uint64_t *out);
 /// sigtimedwait(2) for SIGINT, SIGTERM, SIGHUP and SIGUSR1 with a timeout in
 /// milliseconds (negative: wait forever). Returns the signal, 0 on timeout.
 int vireo_wait_signal(long timeout_ms);
