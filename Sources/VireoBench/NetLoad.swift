@@ -41,9 +41,15 @@ public final class NetLoad {
         try rxPort.waitForLink(timeoutMilliseconds: c.setupTimeoutMilliseconds)
         rxPort.postReceiveBuffers(Int(rxPort.rx.size))
         txPort.postReceiveBuffers(Int(txPort.rx.size))
-        let helloSeen = try sendHello(from: rxPort, to: txPort)
+        // The switch must learn the receiving MAC before the load, or every frame floods (and a
+        // flood is dropped where there is no credit, never held): hello until the sender sees one.
+        var helloSeen = false
+        for attempt in 1...5 where !helloSeen {
+            helloSeen = try sendHello(from: rxPort, to: txPort)
+            if !helloSeen { log("hello frame \(attempt) not seen by the sending NIC within 1 s; sending another") }
+        }
         log(helloSeen ? "hello frame rx → tx delivered (the switch learned the receiving MAC)"
-                      : "hello frame not seen by the sending NIC within 1 s (frames may flood)")
+                      : "hello frame not seen by the sending NIC in 5 tries (frames may flood)")
 
         let sender = NetSender(port: txPort, destination: rxPort.mac, spinNanoseconds: c.spinNanoseconds)
         let receiver = NetReceiver(port: rxPort, source: txPort.mac, spinNanoseconds: c.spinNanoseconds)
