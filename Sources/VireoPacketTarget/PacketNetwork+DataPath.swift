@@ -10,8 +10,15 @@ extension PacketNetwork {
     /// A device completion for port `p` (matched by index and generation).
     @inline(__always)
     package func completed(_ c: Completion, port p: PacketPort, now: UInt64) {
-        if p.isDraining { return }
         let kind = WorkID.kind(c.wrId), index = WorkID.index(c.wrId)
+        if kind == WorkID.packetSend, index >= 0, index < p.sendSlots, p.sendRefs[index] != PacketPort.noRef {
+            // Done or flushed, the SEND no longer reads the ingress buffer it forwarded.
+            released(p.sendRefs[index], now: now)
+            p.sendRefs[index] = PacketPort.noRef
+            p.forwardsInFlight -= 1
+            if p.isDraining && p.forwardsInFlight == 0 { retirePending = true }
+        }
+        if p.isDraining { return }
         guard c.isSuccess else {
             if c.status == .flushed { p.drop("disconnected") } else {
                 p.drop("work completion failed: \(c.status)")
@@ -97,13 +104,37 @@ extension PacketNetwork {
             switch switching.route(summary, ingress: ingress, now: now) {
             case .port(let dst):
                 // Held for the destination's credit: the buffer goes back when the frame leaves.
-                if deliver(frame, byteCount: byteCount, to: dst, holding: (p, index), now: now) { return }
-            case .flood: flood(frame, byteCount: byteCount, from: ingress)
+                if deliver(frame, byteCount: byteCount, to: dst, source: (p, index), mayHold: true, now: now) { return }
+            case .flood: flood(frame, byteCount: byteCount, from: ingress, source: (p, index))
             case .dropped(let reason): count(reason, on: p.counters)
             }
         }
+        releaseIfUnreferenced(p, index: index, now: now)
+    }
+
+    /// Reposts `p`'s receive buffer `index` (its credit returns to the sender) unless SENDs
+    /// forwarding its frame still read it; the last of them reposts it (`released`).
+    @inline(__always)
+    private func releaseIfUnreferenced(_ p: PacketPort, index: Int, now: UInt64) {
+        guard p.forwardRefs[index] == 0, !p.isDraining else { return }
         p.repost(index, returnsCredit: true, now: now)
         markDirty(p)
+    }
+
+    /// A forwarding SEND (`ref`: the ingress buffer it read) is done: the buffer loses a
+    /// reference and is reposted after its last.
+    @inline(__always)
+    func released(_ ref: UInt64, now: UInt64) {
+        let h = HeldFrame(ref)
+        // The ingress port is not retired while forwards from it are in flight.
+        guard let src = table[h.slot], src.generation == h.generation, src.forwardRefs[h.index] > 0 else { return }
+        src.forwardRefs[h.index] -= 1
+        src.outstandingForwards -= 1
+        if src.isDraining {
+            if src.outstandingForwards == 0 { retirePending = true }
+            return
+        }
+        releaseIfUnreferenced(src, index: h.index, now: now)
     }
 
     /// A frame read from the TAP uplink (already behind a zero header in the TAP buffer).
@@ -116,8 +147,8 @@ extension PacketNetwork {
             count(PortDrop(reason), on: nil)
         case .success(let summary):
             switch switching.route(summary, ingress: tapPort, now: now, checkAllowList: false) {
-            case .port(let dst): deliver(frame, byteCount: byteCount, to: dst, holding: nil, now: now)
-            case .flood: flood(frame, byteCount: byteCount, from: tapPort)
+            case .port(let dst): _ = deliver(frame, byteCount: byteCount, to: dst, source: nil, mayHold: false, now: now)
+            case .flood: flood(frame, byteCount: byteCount, from: tapPort, source: nil)
             case .dropped(let reason): count(reason, on: nil)
             }
         }
@@ -144,21 +175,26 @@ extension PacketNetwork {
             && !p.freeSends.isEmpty
     }
 
-    /// Sends one frame to every switch port but `ingress`.
+    /// Sends one frame to every switch port but `ingress` (from `source`'s receive buffer
+    /// without copies, or from the TAP buffer).
     @inline(__always)
-    private func flood(_ frame: UnsafeMutableRawPointer, byteCount: Int, from ingress: Int) {
+    private func flood(_ frame: UnsafeMutableRawPointer, byteCount: Int, from ingress: Int,
+                       source: (port: PacketPort, index: Int)?) {
         // A flood is never held (it would pin its buffer on the slowest port): where there is
         // no credit it is dropped and counted.
-        for dst in switching.ports where dst != ingress { deliver(frame, byteCount: byteCount, to: dst, holding: nil, now: 0) }
+        for dst in switching.ports where dst != ingress {
+            _ = deliver(frame, byteCount: byteCount, to: dst, source: source, mayHold: false, now: 0)
+        }
     }
 
     /// Sends one frame to switch port `dst` (the TAP uplink, or a group of
-    /// connections: one of them, by flow hash then credit). Without credit, a frame
-    /// `holding` its ingress port's receive buffer waits on the flow's port (true: held,
-    /// the caller keeps the buffer); any other is dropped and counted.
+    /// connections: one of them, by flow hash then credit). `source`: the ingress port's
+    /// receive buffer holding it (nil: the TAP buffer). Without credit, a unicast frame
+    /// (`mayHold`) waits on the flow's port in its receive buffer (true: held, the caller
+    /// keeps the buffer); any other is dropped and counted.
     @inline(__always)
     private func deliver(_ frame: UnsafeMutableRawPointer, byteCount: Int, to dst: Int,
-                         holding: (port: PacketPort, index: Int)?, now: UInt64) -> Bool {
+                         source: (port: PacketPort, index: Int)?, mayHold: Bool, now: UInt64) -> Bool {
         if dst == tapPort {
             guard let tap else { return false }
             if tap.write(frame + Wire.netHeaderSize, count: byteCount - Wire.netHeaderSize) {
@@ -172,7 +208,7 @@ extension PacketNetwork {
                                                     usable: canSend) else { return false }
         guard let c = chosen else {
             guard let q = table[preferred], !q.isDraining else { return false }
-            guard let h = holding else {
+            guard mayHold, let h = source else {
                 count(q.credits > 0 ? .noSendBuffer : .noCredit, on: q.counters)
                 return false
             }
@@ -191,19 +227,34 @@ extension PacketNetwork {
             }
             return true
         }
-        send(frame, byteCount: byteCount, on: table[c]!)
+        send(frame, byteCount: byteCount, on: table[c]!, source: source)
         return false
     }
 
-    /// Copies `frame` into a send slot of `p` and queues its SEND (the caller checked credit and slot).
+    /// Queues the SEND of a frame on `p` (the caller checked credit and slot): straight from
+    /// `source`'s receive buffer when both ports share a PD (the buffer is referenced until
+    /// the SEND completes), else copied into the send slot's own buffer (and counted).
     @inline(__always)
-    private func send(_ frame: UnsafeMutableRawPointer, byteCount: Int, on p: PacketPort) {
+    private func send(_ frame: UnsafeMutableRawPointer, byteCount: Int, on p: PacketPort,
+                      source: (port: PacketPort, index: Int)?) {
         let slot = p.freeSends.pop()!
-        let offset = slot * p.maxFrame
-        // SAFETY: byteCount ≤ maxFrame (validated) and both buffers hold maxFrame bytes per slot.
-        memcpy(p.sendBase + offset, frame, byteCount)
-        p.sendBatch.send(wrId: p.workID(WorkID.packetSend, slot),
-                         local: p.sendRegion.segment(offset: offset, length: byteCount),
+        let local: ScatterGatherElement
+        if let s = source, s.port.registrarID == p.registrarID {
+            s.port.forwardRefs[s.index] += 1
+            s.port.outstandingForwards += 1
+            p.sendRefs[slot] = HeldFrame(slot: s.port.tableIndex, generation: s.port.generation, index: s.index,
+                                         byteCount: byteCount).packed
+            p.forwardsInFlight += 1
+            local = s.port.receiveRegion.segment(offset: s.index * s.port.receiveStride, length: byteCount)
+        } else {
+            let offset = slot * p.maxFrame
+            // SAFETY: byteCount ≤ maxFrame (validated) and both buffers hold maxFrame bytes per slot.
+            memcpy(p.sendBase + offset, frame, byteCount)
+            p.counters.copied(byteCount)
+            totals.copied(byteCount)
+            local = p.sendRegion.segment(offset: offset, length: byteCount)
+        }
+        p.sendBatch.send(wrId: p.workID(WorkID.packetSend, slot), local: local,
                          immediate: PacketImmediate.frame(credits: p.takeReturnedCredits()))
         p.credits -= 1
         p.sendQueueFree -= 1
@@ -239,9 +290,12 @@ extension PacketNetwork {
                 let stalled = now > since && now - since > holdTimeoutNanoseconds
                 if !stalled && !hasRoom(q) { break }
                 _ = q.held.pop(); _ = q.heldSince.pop()
-                if stalled { count(.stalled, on: q.counters) } else { send(src.receiveBuffer(h.index), byteCount: h.byteCount, on: q) }
-                src.repost(h.index, returnsCredit: true, now: now)
-                markDirty(src)
+                if stalled {
+                    count(.stalled, on: q.counters)
+                } else {
+                    send(src.receiveBuffer(h.index), byteCount: h.byteCount, on: q, source: (src, h.index))
+                }
+                releaseIfUnreferenced(src, index: h.index, now: now)
             }
             if q.held.isEmpty {
                 q.isWaiting = false
@@ -261,8 +315,7 @@ extension PacketNetwork {
             let h = HeldFrame(rec)
             count(.portGone, on: q.counters)
             guard let src = table[h.slot], src.generation == h.generation, !src.isDraining else { continue }
-            src.repost(h.index, returnsCredit: true, now: now)
-            markDirty(src)
+            releaseIfUnreferenced(src, index: h.index, now: now)
         }
         if q.isWaiting {
             q.isWaiting = false
@@ -275,6 +328,7 @@ extension PacketNetwork {
     @inline(__always)
     package func flush(now: UInt64, force: Bool) {
         if !waiting.isEmpty { releaseHeld(now: now) }
+        if retirePending { retireDraining() }
         var broken = false
         for i in dirty {
             guard let p = table[i] else { continue }

@@ -50,6 +50,10 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     var groups: PortGroups
     var table: ConnectionTable<PacketPort>
     var dirty: [Int]
+    /// A draining port waits for forwards to finish before it can be retired (`retireDraining`).
+    var retirePending = false
+    /// How long a draining port waits for its forwards (SENDs from or of its buffers) to finish.
+    static let drainTimeoutNanoseconds: UInt64 = 5_000_000_000
     /// The last clock reading of `pollOnce`, and its passes (see there).
     private var lastNow: UInt64 = 0
     private var idlePasses: UInt = 0
@@ -336,12 +340,33 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     }
 
     /// Retires every draining port: out of the table and the switch, to the control plane.
+    /// A port whose buffers other ports' SENDs still read, or whose SENDs still read other
+    /// ports' buffers, waits: its queue pair goes to error (its SENDs flush) and it is retired
+    /// when the last forward finishes, or after `drainTimeoutNanoseconds` regardless.
     func retireDraining() {
+        retirePending = false
+        let now = clock()
         for (_, p) in table.occupied where p.dropReason != nil && !p.held.isEmpty {
-            dropHeld(for: p, now: clock())
+            dropHeld(for: p, now: now)
         }
         for (i, p) in table.occupied {
             guard let reason = p.dropReason else { continue }
+            if p.forwardsInFlight > 0 || p.outstandingForwards > 0 {
+                if p.drainDeadline == 0 {
+                    try? p.queuePair.moveToError()
+                    p.drainDeadline = now &+ Self.drainTimeoutNanoseconds
+                }
+                if now < p.drainDeadline {
+                    retirePending = true
+                    continue
+                }
+                logger.warning("port \(p.peer) (queue \(p.queueIndex)) of network \(name) retired with \(p.forwardsInFlight) forwarding SEND(s) and \(p.outstandingForwards) SEND(s) from its buffers unfinished after \(Self.drainTimeoutNanoseconds / 1_000_000_000) s")
+                for s in 0..<p.sendSlots where p.sendRefs[s] != PacketPort.noRef {
+                    released(p.sendRefs[s], now: now)
+                    p.sendRefs[s] = PacketPort.noRef
+                }
+                p.forwardsInFlight = 0
+            }
             table.remove(at: i)
             if let (g, empty) = groups.leave(slot: i), empty { switching.removePort(g) }
             livePorts.subtract(1, ordering: .relaxed)

@@ -10,9 +10,12 @@ import VireoWire
 /// - `receiveCount` receive buffers of max-frame bytes: `advertised` of them
 ///   are the initiator's credits, the rest (`creditMargin`) absorb its
 ///   credit-only messages, which need no credit.
-/// - `sendSlots` send buffers of max-frame bytes: a forwarded frame is copied
-///   from the ingress receive buffer into one of them and SENT; the slot is
-///   free again when the SEND completes.
+/// - `sendSlots` send slots: a frame from another port is SENT straight from
+///   that port's receive buffer (no copy: every port of a device shares its PD),
+///   which is reposted when the last SEND reading it completes (`forwardRefs`);
+///   a frame from the TAP uplink, or from a port on another RDMA device, is
+///   copied into the slot's own buffer of max-frame bytes. The slot is free
+///   again when the SEND completes.
 /// - `credits`: frames the target may still send (the initiator's free
 ///   receive buffers as far as the target knows); `pendingReturn`: buffers the
 ///   target reposted but has not yet told the initiator about.
@@ -71,6 +74,21 @@ public final class PacketPort: @unchecked Sendable {
     static let heldCapacity = 256
     /// On the network's list of ports with held frames.
     var isWaiting = false
+    /// Other ports' SENDs in flight reading each receive buffer (zero-copy forwards).
+    let forwardRefs: FixedArray<UInt32>
+    /// Their sum: the port is not retired (its buffers released) while any is in flight.
+    var outstandingForwards = 0
+    /// What each send slot's SEND reads: a `HeldFrame` in another port's receive buffer, or
+    /// `noRef` (a frame copied into the slot's own buffer, or no SEND).
+    let sendRefs: FixedArray<UInt64>
+    /// Send slots whose SEND reads another port's buffer (`sendRefs` not `noRef`).
+    var forwardsInFlight = 0
+    static let noRef = UInt64.max
+    /// The protection domain's identity: a frame is forwarded without a copy only between
+    /// ports of one PD (an lkey means nothing on another device).
+    let registrarID: ObjectIdentifier
+    /// Draining: when the port is retired even if forwards are still in flight (monotonic ns; 0: not set).
+    var drainDeadline: UInt64 = 0
     /// `credits`, for tests and the stats (worker thread, or racy).
     package var availableCredits: Int { credits }
     /// Receive buffers reposted and not yet announced to the peer.
@@ -121,6 +139,9 @@ public final class PacketPort: @unchecked Sendable {
         sendRegion = s.region
         receiveBase = r.bytes.baseAddress!
         sendBase = s.bytes.baseAddress!
+        forwardRefs = FixedArray(repeating: 0, count: receiveCount)
+        sendRefs = FixedArray(repeating: Self.noRef, count: max(sendSlots, 1))
+        registrarID = ObjectIdentifier(connection.registrar)
         held = FixedRing(capacity: Self.heldCapacity)
         heldSince = FixedRing(capacity: Self.heldCapacity)
         freeSends = FixedRing(capacity: max(sendSlots, 1))

@@ -12,8 +12,8 @@ public final class PortCounters: @unchecked Sendable {
     private static let handshakesAccepted = 6, handshakesRefused = 7
     private static let dropBase = 8
     private static let unlearnedFull = dropBase + PortDrop.allCases.count, unlearnedLimit = unlearnedFull + 1
-    private static let heldFrames = unlearnedLimit + 1
-    private static let count = heldFrames + 1
+    private static let heldFrames = unlearnedLimit + 1, copiedBytes = heldFrames + 1
+    private static let count = copiedBytes + 1
 
     public init() {
         counts = FixedArray(repeating: 0, count: Self.count)
@@ -39,6 +39,7 @@ public final class PortCounters: @unchecked Sendable {
     func handshake(accepted: Bool) { storage[accepted ? Self.handshakesAccepted : Self.handshakesRefused] &+= 1 }
     @inline(__always) func dropped(_ reason: PortDrop) { storage[Self.dropBase + reason.rawValue] &+= 1 }
     @inline(__always) func heldFrame() { storage[Self.heldFrames] &+= 1 }
+    @inline(__always) func copied(_ n: Int) { storage[Self.copiedBytes] &+= UInt64(truncatingIfNeeded: n) }
 
     /// Frames received from the peer (valid or not).
     public var rxFrames: UInt64 { storage[Self.rxFrames] }
@@ -60,6 +61,10 @@ public final class PortCounters: @unchecked Sendable {
     public var unlearnedPortLimit: UInt64 { storage[Self.unlearnedLimit] }
     /// Frames that found the port without credit and waited for it (sent on later, or `stalled`).
     public var framesHeld: UInt64 { storage[Self.heldFrames] }
+    /// Frame bytes the target's CPU copied into a send slot (from the TAP uplink, or between
+    /// ports on different RDMA devices); port-to-port frames on one device are forwarded
+    /// straight from their receive buffers.
+    public var payloadBytesCopied: UInt64 { storage[Self.copiedBytes] }
     /// Frames dropped for `reason`.
     public func drops(_ reason: PortDrop) -> UInt64 { storage[Self.dropBase + reason.rawValue] }
 

@@ -76,6 +76,9 @@ extension TargetDaemon {
         s.counter("\(prefix)_tx_frames_total", c.txFrames, help: "Frames sent to the peer.", labelPairs: labels)
         s.counter("\(prefix)_tx_bytes_total", c.txBytes, help: "Bytes sent to the peer.", labelPairs: labels)
         s.counter("\(prefix)_credit_messages_total", c.creditMessages, help: "Credit-only messages sent to the peer.", labelPairs: labels)
+        s.counter("\(prefix)_payload_bytes_copied_total", c.payloadBytesCopied,
+                  help: "Frame bytes the target's CPU copied (TAP uplink, or across RDMA devices); 0 between ports of one device.",
+                  labelPairs: labels)
         s.counter("\(prefix)_frames_held_total", c.framesHeld,
                   help: "Frames that found the port without credit and waited in their ingress buffer for it.", labelPairs: labels)
         s.counter("\(prefix)_liveness_probes_total", c.livenessProbes,

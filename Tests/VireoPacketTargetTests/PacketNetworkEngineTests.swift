@@ -24,6 +24,8 @@ import VireoWire
         let retired = Retired()
         var retiredPeers: [String] { retired.peers }
         let now: UInt64 = 1_000_000_000
+        /// One registrar for every port, as the target's process-wide PD of one device.
+        let registrar = FakeRegistrar()
 
         init(mtu: Int = 1500) throws {
             let retired = self.retired
@@ -33,13 +35,15 @@ import VireoWire
 
         /// Connects a port whose initiator announced `credits` receive buffers.
         @discardableResult
-        func connect(credits: UInt16, sendSlots: Int = 16, receiveBuffers: UInt16 = 32) throws -> Int {
+        func connect(credits: UInt16, sendSlots: Int = 16, receiveBuffers: UInt16 = 32,
+                     ownRegistrar: Bool = false) throws -> Int {
             let request = ConnectRequest(kind: .packet, name: "lan0", queueIndex: 0, queueDepth: credits, maxSegments: 1,
                                          maxIOBytes: UInt32(network.maxFrame), hostID: Array(repeating: 1, count: 16),
                                          wantsWrite: true)
             let geometry = PacketGeometry(mtu: UInt32(network.config.mtu), receiveBuffers: receiveBuffers)
             let link = try FakeLink(sendDepth: sendSlots + 8, receiveDepth: Int(receiveBuffers) + PacketPort.creditMargin,
-                                peerAddress: "10.0.0.\(ports.count + 1):5000")
+                                    registrar: ownRegistrar ? FakeRegistrar(firstKey: 0x40_0000) : registrar,
+                                    peerAddress: "10.0.0.\(ports.count + 1):5000")
             let port = try PacketPort(connection: link, request: request, geometry: geometry, sendSlots: sendSlots)
             network.take(adopted: [port], dropped: [])
             ports.append(port)
@@ -188,6 +192,65 @@ import VireoWire
         #expect(back.credits == 4, "4 buffers reposted: announced in one credit message (half of 8 were pending)")
         #expect(rig.ports[0].counters.creditMessages == 1)
         #expect(rig.links[0].queue.receives.count == 8 + PacketPort.creditMargin, "every buffer reposted")
+    }
+
+    /// Port to port, a frame is SENT straight from its ingress receive buffer (#13: no copy on
+    /// the target), and that buffer goes back to its sender only once the SEND completed.
+    @Test func framesAreForwardedFromTheIngressBufferWithoutACopy() throws {
+        let rig = try Rig()
+        try rig.connect(credits: 8)
+        try rig.connect(credits: 8)
+        rig.send(from: 1, Rig.frame(Self.a, Self.b))
+        _ = rig.drain(0)
+        let before = rig.links[0].queue.receives.count
+        let f = Rig.frame(Self.b, Self.a, (0..<200).map { UInt8(truncatingIfNeeded: $0) })
+        rig.send(from: 0, f)
+        #expect(rig.links[0].queue.receives.count == before - 1, "still read by the forwarding SEND")
+        #expect(rig.drain(1).frames == [f])
+        #expect(rig.links[0].queue.receives.count == before, "reposted when the SEND completed")
+        #expect(rig.network.totals.payloadBytesCopied == 0)
+    }
+
+    /// A flood is SENT from one buffer to every other port; the buffer returns after the last SEND.
+    @Test func aFloodReadsOneBufferUntilItsLastSend() throws {
+        let rig = try Rig()
+        for _ in 0..<3 { try rig.connect(credits: 8) }
+        let before = rig.links[0].queue.receives.count
+        let f = Rig.frame(.broadcast, Self.a)
+        rig.send(from: 0, f)
+        #expect(rig.drain(1).frames == [f])
+        #expect(rig.links[0].queue.receives.count == before - 1, "one SEND still reads it")
+        #expect(rig.drain(2).frames == [f])
+        #expect(rig.links[0].queue.receives.count == before)
+        #expect(rig.network.totals.payloadBytesCopied == 0)
+    }
+
+    /// A port that leaves while its frame is being forwarded keeps its buffers (the other
+    /// port's SEND reads them) until that SEND completes; then it is retired.
+    @Test func aPortLeavingMidForwardIsRetiredWhenTheForwardCompletes() throws {
+        let rig = try Rig()
+        try rig.connect(credits: 8)
+        try rig.connect(credits: 8)
+        rig.send(from: 1, Rig.frame(Self.a, Self.b))
+        _ = rig.drain(0)
+        rig.send(from: 0, Rig.frame(Self.b, Self.a))
+        rig.network.take(adopted: [], dropped: [rig.ports[0]])
+        #expect(rig.retiredPeers.isEmpty, "port 0's buffer is still being read")
+        #expect(rig.drain(1).frames.count == 1)
+        #expect(rig.retiredPeers == [rig.ports[0].peer])
+    }
+
+    /// Ports on different RDMA devices (PDs) cannot share an lkey: the frame is copied, and counted.
+    @Test func acrossProtectionDomainsFramesAreCopiedAndCounted() throws {
+        let rig = try Rig()
+        try rig.connect(credits: 8)
+        try rig.connect(credits: 8, ownRegistrar: true)
+        rig.send(from: 1, Rig.frame(Self.a, Self.b))
+        _ = rig.drain(0)
+        let f = Rig.frame(Self.b, Self.a)
+        rig.send(from: 0, f)
+        #expect(rig.drain(1).frames == [f])
+        #expect(rig.network.totals.payloadBytesCopied == UInt64(2 * f.count), "both directions crossed PDs")
     }
 
     /// A flushed completion (the QP went to error) retires that port alone.
