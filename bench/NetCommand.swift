@@ -18,6 +18,8 @@ struct NetCommand: ParsableCommand {
     @Option(help: "Guest memory per NIC (e.g. 256M).") var memory = "256M"
     @Option(help: "Process whose CPU time to report, NAME=PID (repeatable).") var pid: [String] = []
     @Option(help: "Label copied into the JSON.") var label = ""
+    @Option(help: ArgumentHelp("target=PATH: the target's --stats-file, for the switch's drops and copies (needs --pid target=PID).",
+                               valueName: "name=path")) var stats: [String] = []
     @Option(help: "Write the JSON result to this path.") var json: String?
 
     func run() throws {
@@ -30,6 +32,14 @@ struct NetCommand: ParsableCommand {
         c.memoryBytes = m
         c.pids = try pid.map { try NetLoadConfig.NamedPID.parse($0) }
         c.label = label
+        for s in stats {
+            let kv = s.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2, kv[0] == "target" else { throw ValidationError("--stats takes target=PATH") }
+            guard c.pids.contains(where: { $0.name == "target" }) else {
+                throw ValidationError("--stats target=PATH needs --pid target=PID (to send SIGUSR1)")
+            }
+            c.targetStats = String(kv[1])
+        }
         let result: NetLoadResult
         do {
             // Unbuffered: progress lines reach a log file as they happen.

@@ -121,6 +121,19 @@ extension Goal {
                 note: "sleeps of the data-path threads (vireo_datapath_sleeps_total), per I/O"))
         }
 
+        // The switch forwards without loss and without copies (target stats over each net job).
+        goals.append(Goal(
+            id: "net-switch-drops", title: "virtio-net frames dropped by the target's switch",
+            requirement: .zero, measured: results.stats { round in round.net.values.compactMap { $0.target?.drops }.max() },
+            reference: nil, unit: "frames", referenceLabel: "",
+            note: "largest vireo_target_network_drops_total delta (any reason) of any vireo-net job in a round"))
+        goals.append(Goal(
+            id: "net-switch-bytes-copied", title: "virtio-net frame bytes copied by the target's CPU",
+            requirement: .zero, measured: results.stats { round in
+                round.net.values.compactMap { $0.target?.payloadBytesCopied }.max()
+            }, reference: nil, unit: "B", referenceLabel: "",
+            note: "largest vireo_target_network_payload_bytes_copied_total delta of any vireo-net job in a round"))
+
         // Zero copies by either daemon's CPU, zero allocations per request (initiator).
         let copiers: [(role: String, id: String, counters: KeyPath<ReportBlkRecord, ReportBlkRecord.Initiator?>)] = [
             ("initiator", "payload-bytes-copied", \.initiator), ("target", "target-payload-bytes-copied", \.target),

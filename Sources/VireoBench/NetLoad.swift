@@ -70,17 +70,28 @@ public final class NetLoad {
             txThread.join()
             rxThread.join()
         }
+        let statsReader = c.targetStats.map { StatsFileReader(path: $0, pid: c.pids.first { $0.name == "target" }?.pid) }
         sleepSeconds(c.ramp)
         let start = snapshot(sender, receiver)
+        let statsStart = statsReader?.fresh()
         sleepSeconds(c.runtime)
         let end = snapshot(sender, receiver)
+        let statsEnd = statsReader?.fresh()
         self.stop.flag.store(true, ordering: .relaxed)
         txThread.join()
         rxThread.join()
-        return NetLoadResult(config: c, start: start, end: end, helloDelivered: helloSeen,
-                             kicks: txPort.tx.kicks + rxPort.rx.kicks, sleeps: (txPort.tx.sleeps, rxPort.rx.sleeps),
-                             senderReceived: sender.received.load(ordering: .relaxed),
-                             deviceErrors: sender.bogusCompletions.load(ordering: .relaxed))
+        var result = NetLoadResult(config: c, start: start, end: end, helloDelivered: helloSeen,
+                                   kicks: txPort.tx.kicks + rxPort.rx.kicks, sleeps: (txPort.tx.sleeps, rxPort.rx.sleeps),
+                                   senderReceived: sender.received.load(ordering: .relaxed),
+                                   deviceErrors: sender.bogusCompletions.load(ordering: .relaxed))
+        if let a = statsStart, let b = statsEnd {
+            func delta(_ k: String) -> UInt64 { UInt64(max(0, (b[k] ?? 0) - (a[k] ?? 0))) }
+            result.switchDrops = delta("vireo_target_network_drops_total")
+            result.switchBytesCopied = delta("vireo_target_network_payload_bytes_copied_total")
+        } else if c.targetStats != nil {
+            log("target stats file \(c.targetStats!): no fresh file after SIGUSR1 (switch drops not measured)")
+        }
+        return result
     }
 
     /// Counters and CPU times at one instant.

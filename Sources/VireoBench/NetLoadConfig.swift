@@ -15,6 +15,9 @@ public struct NetLoadConfig: Sendable, Equatable {
     /// Processes whose CPU time is reported, by name (e.g. "initiator-a").
     public var pids: [NamedPID] = []
     public var label = ""
+    /// The target's stats file (`--stats target=PATH`, with `--pid target=PID`): the switch's
+    /// drops and copies over the window.
+    public var targetStats: String?
     /// Spin this long on an empty used ring before sleeping on the call eventfd.
     public var spinNanoseconds: UInt64 = 50_000
     /// How long to wait for link up and the hello frame.

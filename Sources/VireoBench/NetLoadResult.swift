@@ -26,6 +26,10 @@ public struct NetLoadResult: Sendable, Equatable {
     public var deviceErrors: UInt64
     /// CPU seconds of the load generator itself over the window (both threads).
     public var benchCPUSeconds: Double
+    /// Frames the target's switch dropped (any reason) and frame bytes it copied, over the
+    /// window (with `--stats target=PATH`).
+    public var switchDrops: UInt64?
+    public var switchBytesCopied: UInt64?
 
     public static func == (a: NetLoadResult, b: NetLoadResult) -> Bool {
         a.label == b.label && a.frameBytes == b.frameBytes && a.seconds == b.seconds && a.txFrames == b.txFrames
@@ -83,6 +87,12 @@ public struct NetLoadResult: Sendable, Equatable {
         o.set("errors", errors); o.set("corrupt", corrupt); o.set("out_of_order", outOfOrder); o.set("gaps", gaps)
         o.set("foreign", foreign); o.set("hello_delivered", helloDelivered); o.set("bench_cpu_s", benchCPUSeconds)
         o.set("device_errors", deviceErrors)
+        if let switchDrops, let switchBytesCopied {
+            var t = JSONObject()
+            t.set("drops", switchDrops)
+            t.set("payload_bytes_copied", switchBytesCopied)
+            o.set("target", t)
+        }
         if !cpuSeconds.isEmpty {
             var cpu = JSONObject(), perFrame = JSONObject()
             for c in cpuSeconds { cpu.set(c.name, c.seconds) }

@@ -21,9 +21,21 @@ public struct ReportNetRecord: Sendable, Equatable, Decodable {
     public var loss: Double?
     public var cpuS: [String: Double]?
     public var cpuUsPerFrame: [String: Double]?
+    /// The switch over the window (when the target's stats file was read).
+    public var target: Switch?
+
+    /// `target`: frames the switch dropped, frame bytes it copied.
+    public struct Switch: Sendable, Equatable, Decodable {
+        public var drops: Double?
+        public var payloadBytesCopied: Double?
+        enum CodingKeys: String, CodingKey {
+            case drops
+            case payloadBytesCopied = "payload_bytes_copied"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case tool, label, seconds, fps, gbps, mbps, loss
+        case tool, label, seconds, fps, gbps, mbps, loss, target
         case frameBytes = "frame_bytes"
         case txFrames = "tx_frames"
         case rxFrames = "rx_frames"
@@ -48,6 +60,7 @@ public struct ReportNetRecord: Sendable, Equatable, Decodable {
         // The load generator writes a non-finite figure (0 frames) as null.
         cpuS = try c.decodeIfPresent([String: Double?].self, forKey: .cpuS)?.compactMapValues { $0 }
         cpuUsPerFrame = try c.decodeIfPresent([String: Double?].self, forKey: .cpuUsPerFrame)?.compactMapValues { $0 }
+        target = try c.decodeIfPresent(Switch.self, forKey: .target)
     }
 
     /// Decodes one file.

@@ -65,7 +65,11 @@ import Testing
         let results = try ReportResultSet.load(from: try ReportFixtures.syntheticResults())
         let goals = Goal.contractGoals(results)
         func goal(_ id: String) throws -> Goal { try #require(goals.first { $0.id == id }, "\(id)") }
-        #expect(goals.count == 15)
+        #expect(goals.count == 17)
+        // The switch (#13): drops in one job fail the goal, and say the most any job had.
+        let drops = try goal("net-switch-drops")
+        #expect(drops.status == .miss && drops.marginText.hasPrefix("max 3") && drops.marginText.hasSuffix("frames"))
+        #expect(try goal("net-switch-bytes-copied").status == .pass)
         #expect(!goals.contains { $0.id.hasPrefix("seqwrite") })  // not measured, not listed
         // The system-call and wake-up budgets (#13): absolute figures per I/O, no reference.
         #expect(try goal("syscalls-per-io-qd32-initiator").status == .pass)
@@ -159,9 +163,9 @@ import Testing
         let results = try ReportResultSet.load(from: root)
         #expect(results.meta.isEmpty && results.rounds.count == 2)
         let goals = Goal.contractGoals(results)
-        #expect(goals.count == 15 && goals.allSatisfy { $0.status == .notAvailable })
+        #expect(goals.count == 17 && goals.allSatisfy { $0.status == .notAvailable })
         let summary = ReportWriter(results: results).summary()
-        #expect(summary.contains("0 pass, 0 miss, 15 n/a") && !summary.contains("COLLAPSE"))
+        #expect(summary.contains("0 pass, 0 miss, 17 n/a") && !summary.contains("COLLAPSE"))
     }
 
     @Test func unusableInputThrows() throws {

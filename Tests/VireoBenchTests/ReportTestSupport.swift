@@ -98,7 +98,8 @@ enum ReportFixtures {
             {"tool":"vireo-bench net","frame_bytes":\(frameBytes),"seconds":10.0,"tx_frames":\(Int(fps * 10)),
              "rx_frames":\(Int(fps * 10)),"rx_bytes":\(Int(bytesPerSecond * 10)),"fps":\(fps),
              "gbps":\(bytesPerSecond * 8 / 1e9),"mbps":\(bytesPerSecond / 1e6),"loss":\(loss),
-             "cpu_s":{"target":1.0},"cpu_us_per_frame":{"initiator-a":12.5,"initiator-b":11.0,"target":20.0}}
+             "cpu_s":{"target":1.0},"cpu_us_per_frame":{"initiator-a":12.5,"initiator-b":11.0,"target":20.0},
+             "target":{"drops":\(frameBytes == 64 ? 3 : 0),"payload_bytes_copied":0}}
             """
     }
 
