@@ -174,31 +174,28 @@ fail:
 #include <time.h>
 
 typedef uint64_t (*vireo_counter_fn)(void);
-/* (void *)1: not looked up yet; NULL: not loaded. */
+/* Per counter: (void *)1 not looked up yet; NULL not loaded. */
 static void *vireo_malloc_counter_fn = (void *)1;
+static void *vireo_thread_counter_fn = (void *)1;
 
-int vireo_process_allocations(uint64_t *out) {
-    void *fn = __atomic_load_n(&vireo_malloc_counter_fn, __ATOMIC_ACQUIRE);
+/* Reads a counter of the preloaded malloc counter, found once with dlsym. */
+static int vireo_read_counter(void **cache, const char *name, uint64_t *out) {
+    void *fn = __atomic_load_n(cache, __ATOMIC_ACQUIRE);
     if (fn == (void *)1) {
-        fn = dlsym(RTLD_DEFAULT, "vireo_malloc_count");
-        __atomic_store_n(&vireo_malloc_counter_fn, fn, __ATOMIC_RELEASE);
+        fn = dlsym(RTLD_DEFAULT, name);
+        __atomic_store_n(cache, fn, __ATOMIC_RELEASE);
     }
     if (fn == NULL) return 0;
     *out = ((vireo_counter_fn)fn)();
     return 1;
 }
 
-static void *vireo_thread_counter_fn = (void *)1;
+int vireo_process_allocations(uint64_t *out) {
+    return vireo_read_counter(&vireo_malloc_counter_fn, "vireo_malloc_count", out);
+}
 
 int vireo_thread_allocations(uint64_t *out) {
-    void *fn = __atomic_load_n(&vireo_thread_counter_fn, __ATOMIC_ACQUIRE);
-    if (fn == (void *)1) {
-        fn = dlsym(RTLD_DEFAULT, "vireo_malloc_count_thread");
-        __atomic_store_n(&vireo_thread_counter_fn, fn, __ATOMIC_RELEASE);
-    }
-    if (fn == NULL) return 0;
-    *out = ((vireo_counter_fn)fn)();
-    return 1;
+    return vireo_read_counter(&vireo_thread_counter_fn, "vireo_malloc_count_thread", out);
 }
 
 int vireo_wait_signal(long timeout_ms) {

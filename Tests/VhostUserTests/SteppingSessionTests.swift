@@ -28,6 +28,24 @@ import VireoSys
         return f.withUnsafeBytes { s.step(frame: $0, fds: received) }
     }
 
+    /// Negotiates (VERSION_1 and vhost-user's protocol features), maps `guest` as the memory
+    /// table and sets up ring 0 (`size` entries; table at 0, avail at 0x1000, used at 0x2000) with
+    /// its call and kick, short of enabling it.
+    func setUpRing0(_ s: VhostUserSession, table: [UInt8], guest: borrowing FileDescriptor, size: UInt32,
+                    call: borrowing EventFD, kick: borrowing EventFD) {
+        #expect(step(s, frame(.getFeatures)) == nil)
+        #expect(step(s, frame(.setProtocolFeatures, le(UInt64(0x3)))) == nil)
+        #expect(step(s, frame(.setFeatures, le(VirtioFeatures.version1 | 1 << 30))) == nil)
+        #expect(step(s, frame(.setMemTable, table), fds: [guest.rawValue]) == nil)
+        #expect(step(s, frame(.setVringNum, le(UInt32(0)) + le(size))) == nil)
+        var addr: [UInt8] = []
+        VhostUserVringAddress(index: 0, flags: 0, descriptorTable: Self.uva, usedRing: Self.uva + 0x2000,
+                              availableRing: Self.uva + 0x1000, logGuestAddress: 0).encode(into: &addr)
+        #expect(step(s, frame(.setVringAddr, addr)) == nil)
+        #expect(step(s, frame(.setVringCall, le(UInt64(0))), fds: [call.rawValue]) == nil)
+        #expect(step(s, frame(.setVringKick, le(UInt64(0))), fds: [kick.rawValue]) == nil)
+    }
+
     @Test func aReadIsServedOnTheCallingThreadAndTeardownReleasesEverything() throws {
         var pair = try UnixSocket.pair()
         let frontend = pair.first.take()!
@@ -50,17 +68,7 @@ import VireoSys
         let header = le(UInt32(0)) + le(UInt32(0)) + le(UInt64(2))
         _ = header.withUnsafeBytes { pwrite(guest.rawValue, $0.baseAddress, $0.count, 0x3000) }
 
-        #expect(step(s, frame(.getFeatures)) == nil)
-        #expect(step(s, frame(.setProtocolFeatures, le(UInt64(0x3)))) == nil)
-        #expect(step(s, frame(.setFeatures, le(VirtioFeatures.version1 | 1 << 30))) == nil)
-        #expect(step(s, frame(.setMemTable, table), fds: [guest.rawValue]) == nil)
-        #expect(step(s, frame(.setVringNum, le(UInt32(0)) + le(UInt32(8)))) == nil)
-        var addr: [UInt8] = []
-        VhostUserVringAddress(index: 0, flags: 0, descriptorTable: Self.uva, usedRing: Self.uva + 0x2000,
-                              availableRing: Self.uva + 0x1000, logGuestAddress: 0).encode(into: &addr)
-        #expect(step(s, frame(.setVringAddr, addr)) == nil)
-        #expect(step(s, frame(.setVringCall, le(UInt64(0))), fds: [call.rawValue]) == nil)
-        #expect(step(s, frame(.setVringKick, le(UInt64(0))), fds: [kick.rawValue]) == nil)
+        setUpRing0(s, table: table, guest: guest, size: 8, call: call, kick: kick)
         #expect(s.stepQueues() == 0, "ring not enabled yet")
         #expect(step(s, frame(.setVringEnable, le(UInt32(0)) + le(UInt32(1)))) == nil)
         #expect(s.stepQueues() > 0)
@@ -109,17 +117,7 @@ import VireoSys
         let avail = le(UInt16(0)) + le(UInt16(4)) + le(UInt16(0)) + le(UInt16(3)) + le(UInt16(6)) + le(UInt16(9))
         _ = avail.withUnsafeBytes { pwrite(guest.rawValue, $0.baseAddress, $0.count, 0x1000) }
 
-        #expect(step(s, frame(.getFeatures)) == nil)
-        #expect(step(s, frame(.setProtocolFeatures, le(UInt64(0x3)))) == nil)
-        #expect(step(s, frame(.setFeatures, le(VirtioFeatures.version1 | 1 << 30))) == nil)
-        #expect(step(s, frame(.setMemTable, table), fds: [guest.rawValue]) == nil)
-        #expect(step(s, frame(.setVringNum, le(UInt32(0)) + le(UInt32(16)))) == nil)
-        var addr: [UInt8] = []
-        VhostUserVringAddress(index: 0, flags: 0, descriptorTable: Self.uva, usedRing: Self.uva + 0x2000,
-                              availableRing: Self.uva + 0x1000, logGuestAddress: 0).encode(into: &addr)
-        #expect(step(s, frame(.setVringAddr, addr)) == nil)
-        #expect(step(s, frame(.setVringCall, le(UInt64(0))), fds: [call.rawValue]) == nil)
-        #expect(step(s, frame(.setVringKick, le(UInt64(0))), fds: [kick.rawValue]) == nil)
+        setUpRing0(s, table: table, guest: guest, size: 16, call: call, kick: kick)
         #expect(step(s, frame(.setVringEnable, le(UInt32(0)) + le(UInt32(1)))) == nil)
         #expect(s.stepQueues() > 0)
         #expect(device.requestsHandled.load(ordering: .relaxed) == 4)

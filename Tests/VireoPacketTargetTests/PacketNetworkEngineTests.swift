@@ -61,6 +61,12 @@ import VireoWire
             network.flush(now: now, force: false)
         }
 
+        /// Port 1's initiator sends a frame to a: the switch learns b on port 1.
+        func learnB() {
+            send(from: 1, Rig.frame(PacketNetworkEngineTests.a, PacketNetworkEngineTests.b))
+            _ = drain(0)
+        }
+
         /// Initiator `i` returns `credits` receive buffers with a credit-only message.
         func grant(from i: Int, _ credits: UInt16) {
             guard let c = links[i].queue.deliver([], immediate: PacketImmediate.credit(credits)) else { return }
@@ -129,8 +135,7 @@ import VireoWire
         let rig = try Rig()
         try rig.connect(credits: 8)
         try rig.connect(credits: 2)
-        rig.send(from: 1, Rig.frame(Self.a, Self.b))  // learn b on port 1
-        _ = rig.drain(0)
+        rig.learnB()
         let receivesBefore = rig.links[0].queue.receives.count
         let frames = (0..<3).map { Rig.frame(Self.b, Self.a, Array(repeating: UInt8($0), count: 64)) }
         for f in frames { rig.send(from: 0, f) }
@@ -150,8 +155,7 @@ import VireoWire
         let rig = try Rig()
         try rig.connect(credits: 8)
         try rig.connect(credits: 0)
-        rig.send(from: 1, Rig.frame(Self.a, Self.b))
-        _ = rig.drain(0)
+        rig.learnB()
         let receivesBefore = rig.links[0].queue.receives.count
         rig.send(from: 0, Rig.frame(Self.b, Self.a))
         #expect(rig.links[0].queue.receives.count == receivesBefore - 1)
@@ -168,8 +172,7 @@ import VireoWire
         let rig = try Rig()
         try rig.connect(credits: 8)
         try rig.connect(credits: 0)
-        rig.send(from: 1, Rig.frame(Self.a, Self.b))
-        _ = rig.drain(0)
+        rig.learnB()
         let receivesBefore = rig.links[0].queue.receives.count
         for _ in 0..<3 { rig.send(from: 0, Rig.frame(Self.b, Self.a)) }
         #expect(rig.links[0].queue.receives.count == receivesBefore - 3)
@@ -200,8 +203,7 @@ import VireoWire
         let rig = try Rig()
         try rig.connect(credits: 8)
         try rig.connect(credits: 8)
-        rig.send(from: 1, Rig.frame(Self.a, Self.b))
-        _ = rig.drain(0)
+        rig.learnB()
         let before = rig.links[0].queue.receives.count
         let f = Rig.frame(Self.b, Self.a, (0..<200).map { UInt8(truncatingIfNeeded: $0) })
         rig.send(from: 0, f)
@@ -231,8 +233,7 @@ import VireoWire
         let rig = try Rig()
         try rig.connect(credits: 8)
         try rig.connect(credits: 8)
-        rig.send(from: 1, Rig.frame(Self.a, Self.b))
-        _ = rig.drain(0)
+        rig.learnB()
         rig.send(from: 0, Rig.frame(Self.b, Self.a))
         rig.network.take(adopted: [], dropped: [rig.ports[0]])
         #expect(rig.retiredPeers.isEmpty, "port 0's buffer is still being read")
@@ -245,8 +246,7 @@ import VireoWire
         let rig = try Rig()
         try rig.connect(credits: 8)
         try rig.connect(credits: 8, ownRegistrar: true)
-        rig.send(from: 1, Rig.frame(Self.a, Self.b))
-        _ = rig.drain(0)
+        rig.learnB()
         let f = Rig.frame(Self.b, Self.a)
         rig.send(from: 0, f)
         #expect(rig.drain(1).frames == [f])
