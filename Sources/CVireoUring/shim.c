@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <sys/uio.h>
 #include "CVireoUring.h"
 #include <liburing.h>
 #include <errno.h>
@@ -37,6 +38,35 @@ int vireo_uring_prep_read(vireo_uring *r, int fd, void *buf, unsigned len, uint6
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) return -EBUSY;
     io_uring_prep_read(sqe, fd, buf, len, offset);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+int vireo_uring_register_sparse_buffers(vireo_uring *r, unsigned nr) {
+    return io_uring_register_buffers_sparse(&r->ring, nr);
+}
+
+int vireo_uring_update_buffer(vireo_uring *r, unsigned index, void *base, size_t len) {
+    struct iovec iov = { .iov_base = base, .iov_len = len };
+    __u64 tag = 0;
+    int rc = io_uring_register_buffers_update_tag(&r->ring, index, &iov, &tag, 1);
+    return rc < 0 ? rc : 0;
+}
+
+int vireo_uring_prep_read_fixed(vireo_uring *r, int fd, void *buf, unsigned len, uint64_t offset, int index,
+                                uint64_t ud) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe) return -EBUSY;
+    io_uring_prep_read_fixed(sqe, fd, buf, len, offset, index);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+int vireo_uring_prep_write_fixed(vireo_uring *r, int fd, const void *buf, unsigned len, uint64_t offset, int index,
+                                 uint64_t ud) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe) return -EBUSY;
+    io_uring_prep_write_fixed(sqe, fd, buf, len, offset, index);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }

@@ -14,7 +14,8 @@ public final class TargetCounters: @unchecked Sendable {
     private static let authenticatedIndex = faultBase + ConnectionFault.allCases.count
     private static let refusedBase = authenticatedIndex + 1
     private static let copiedIndex = refusedBase + AuthRejectReason.allCases.count + 1
-    private static let count = copiedIndex + 1
+    private static let fixedIndex = copiedIndex + 1
+    private static let count = fixedIndex + 1
 
     public init() {
         counts = FixedArray(repeating: 0, count: Self.count)
@@ -28,6 +29,7 @@ public final class TargetCounters: @unchecked Sendable {
     @inline(__always) func chunked() { storage[Self.chunkedIndex] &+= 1 }
     @inline(__always) func probed() { storage[Self.probedIndex] &+= 1 }
     @inline(__always) func copied(_ n: Int) { storage[Self.copiedIndex] &+= UInt64(n) }
+    @inline(__always) func fixedBufferOperation() { storage[Self.fixedIndex] &+= 1 }
     @inline(__always) func badCommand(_ check: CapsuleCheck) { storage[Self.badCommandBase + check.rawValue] &+= 1 }
     func authenticated() { storage[Self.authenticatedIndex] &+= 1 }
     func refused(_ reason: AuthRejectReason) { storage[Self.refusedBase + Int(min(reason.rawValue, UInt16(AuthRejectReason.allCases.count)))] &+= 1 }
@@ -60,6 +62,9 @@ public final class TargetCounters: @unchecked Sendable {
     /// READ/WRITE payload bytes the target's CPU copied through a bounce buffer (a memory
     /// export the RNIC could not register); registered memory exports, files and devices copy none.
     public var payloadBytesCopied: UInt64 { storage[Self.copiedIndex] }
+    /// Storage reads and writes on io_uring fixed buffers (a connection's bounce buffers,
+    /// registered with its worker's ring: their pages are not pinned again per operation).
+    public var fixedBufferOperations: UInt64 { storage[Self.fixedIndex] }
     /// Liveness probes (zero-length RDMA WRITEs) sent to idle, silent peers.
     public var livenessProbes: UInt64 { storage[Self.probedIndex] }
 

@@ -88,6 +88,9 @@ package final class TargetQueue: @unchecked Sendable {
     var tableIndex = 0
     var generation: UInt16 = 0
     private var ring: IOUring?
+    /// This connection's bounce buffers as a fixed buffer of the worker's ring (its table
+    /// slot), for file and device exports; nil: plain reads and writes.
+    package private(set) var fixedBufferIndex: Int?
     private var counters = TargetCounters()
     /// io_uring operations in flight: the bounce buffers stay alive until this is 0.
     private(set) var storageInFlight = 0
@@ -157,6 +160,13 @@ package final class TargetQueue: @unchecked Sendable {
         Int(g.queueDepth) * (receiveSize(g) + bounceStride(g) + Wire.responseSize)
     }
 
+    /// Empties this connection's fixed-buffer slot (worker, at retirement: no storage I/O in flight).
+    func unregisterFixedBuffer() {
+        guard let i = fixedBufferIndex, let ring else { return }
+        try? ring.setFixedBuffer(i, nil)
+        fixedBufferIndex = nil
+    }
+
     /// Releases in order: the connection (disconnect, QP), then the registered buffers.
     package func release(disconnectTimeoutMilliseconds: Int32 = 500) {
         link?.disconnect(timeoutMilliseconds: disconnectTimeoutMilliseconds)
@@ -179,6 +189,10 @@ package final class TargetQueue: @unchecked Sendable {
         self.generation = generation
         self.ring = ring
         self.counters = counters
+        if store.memory == nil, index < ring.fixedBufferSlots, let b = bounce?.bytes {
+            // A ring that refuses is served with plain reads and writes.
+            if (try? ring.setFixedBuffer(index, b)) != nil { fixedBufferIndex = index }
+        }
         for i in 0..<depth { appendReceive(i) }
         flushPosts()
     }
@@ -545,12 +559,24 @@ package final class TargetQueue: @unchecked Sendable {
         let queued: Bool
         switch cap.opcode {
         case .read:
-            queued = ring.read(fd: fd, into: bounceBase(slot) + done, count: remaining, offset: at, userData: ud)
+            if let fi = fixedBufferIndex {
+                counters.fixedBufferOperation()
+                queued = ring.readFixed(fd: fd, into: bounceBase(slot) + done, count: remaining, offset: at, index: fi,
+                                        userData: ud)
+            } else {
+                queued = ring.read(fd: fd, into: bounceBase(slot) + done, count: remaining, offset: at, userData: ud)
+            }
         case .write where cap.flags.contains(.inlineData):
             // SAFETY: the receive buffer holding the data is not reposted until the response.
             queued = ring.write(fd: fd, from: cap.inlineData.baseAddress! + done, count: remaining, offset: at, userData: ud)
         case .write:
-            queued = ring.write(fd: fd, from: bounceBase(slot) + done, count: remaining, offset: at, userData: ud)
+            if let fi = fixedBufferIndex {
+                counters.fixedBufferOperation()
+                queued = ring.writeFixed(fd: fd, from: bounceBase(slot) + done, count: remaining, offset: at, index: fi,
+                                         userData: ud)
+            } else {
+                queued = ring.write(fd: fd, from: bounceBase(slot) + done, count: remaining, offset: at, userData: ud)
+            }
         case .flush:
             queued = ring.fsync(fd: fd, datasync: true, userData: ud)
         case .discard:

@@ -62,6 +62,9 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
         cq = try CompletionQueue(context: context, capacity: cqCapacity, channel: channel)
         do {
             ring = try IOUring(entries: ringEntries)
+            // One fixed-buffer slot per queue-table slot: each file or device connection's bounce
+            // buffers (a kernel without sparse buffer tables serves them unregistered).
+            try? ring.registerFixedBufferSlots(Self.maxQueues)
             loop = try EndpointWorker(name: "vireo-w\(index)", busyPoll: busyPoll,
                                       tickNanoseconds: keepaliveNanoseconds / 2, fds: [channel.fd, ring.eventFD.rawValue],
                                       costs: costs)
@@ -215,6 +218,7 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             guard let q = table[slot] else { draining.remove(at: i); continue }
             if q.storageInFlight > 0 { i += 1; continue }
             draining.remove(at: i)
+            q.unregisterFixedBuffer()
             table.remove(at: slot)
             if let fault = q.dropFault {
                 counters.dropped(fault)

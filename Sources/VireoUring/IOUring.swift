@@ -51,6 +51,38 @@ public final class IOUring: @unchecked Sendable {
         queued(vireo_uring_prep_write(ring, fd, buffer, UInt32(count), offset, userData))
     }
 
+    /// Fixed-buffer slots (`registerFixedBufferSlots`), 0 when the kernel refused them.
+    public private(set) var fixedBufferSlots = 0
+
+    /// Registers a table of `count` empty fixed-buffer slots, filled by `setFixedBuffer`. A
+    /// fixed buffer's pages are pinned once, not on every O_DIRECT read or write.
+    public func registerFixedBufferSlots(_ count: Int) throws(SystemError) {
+        let rc = vireo_uring_register_sparse_buffers(ring, UInt32(clamping: count))
+        guard rc >= 0 else { throw SystemError(call: "io_uring_register_buffers_sparse", errno: -rc) }
+        fixedBufferSlots = count
+    }
+
+    /// Sets fixed-buffer slot `index` to `buffer` (nil empties it).
+    public func setFixedBuffer(_ index: Int, _ buffer: UnsafeMutableRawBufferPointer?) throws(SystemError) {
+        precondition(index >= 0 && index < fixedBufferSlots, "fixed buffer slot out of range")
+        let rc = vireo_uring_update_buffer(ring, UInt32(index), buffer?.baseAddress, buffer?.count ?? 0)
+        guard rc >= 0 else { throw SystemError(call: "io_uring_register_buffers_update_tag", errno: -rc) }
+    }
+
+    /// Queues a read into `buffer`, which lies inside fixed buffer `index`. False: the queue is full.
+    @inline(__always)
+    public func readFixed(fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int, offset: UInt64, index: Int,
+                          userData: UInt64) -> Bool {
+        queued(vireo_uring_prep_read_fixed(ring, fd, buffer, UInt32(count), offset, Int32(index), userData))
+    }
+
+    /// Queues a write from `buffer`, which lies inside fixed buffer `index`. False: the queue is full.
+    @inline(__always)
+    public func writeFixed(fd: Int32, from buffer: UnsafeRawPointer, count: Int, offset: UInt64, index: Int,
+                           userData: UInt64) -> Bool {
+        queued(vireo_uring_prep_write_fixed(ring, fd, buffer, UInt32(count), offset, Int32(index), userData))
+    }
+
     /// Queues an fdatasync (`datasync`) or fsync. False: the submission queue is full.
     @inline(__always)
     public func fsync(fd: Int32, datasync: Bool = true, userData: UInt64) -> Bool {

@@ -113,6 +113,7 @@ struct TargetIntegrationTests {
         #expect(c.data.bytes[8] == 0xEE)
         let counters = d.counters
         #expect(counters.commands(opcode: BlockOpcode.read.rawValue) >= 3)
+        #expect(counters.fixedBufferOperations >= 3, "file reads and writes go through the connection's fixed buffer")
     }
 
     @Test func outOfRangeAndMalformedCapsulesKeepTheConnection() throws {
