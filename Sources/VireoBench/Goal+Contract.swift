@@ -107,6 +107,14 @@ extension Goal {
                 referenceLabel: "whole-memory p50", note: "measured − whole-memory, medians"))
         }
 
+        // Whole-VM CPU per I/O (every process and the kernel) against kernel NVMe-oF's, same job.
+        goals.append(Goal(
+            id: "vm-cpu-per-io-qd32-vs-nvmf", title: "Whole-VM CPU per I/O, 4K randread QD32, vs kernel NVMe-oF",
+            requirement: .ratioAtMost(1.0), measured: results.block(.vireo, "randread-4k-qd32") { $0.vmCPUUsPerIO },
+            reference: results.block(.nvmf, "randread-4k-qd32") { $0.vmCPUUsPerIO }, unit: "µs",
+            referenceLabel: "NVMe-oF",
+            note: "/proc/stat busy time (user, nice, system, irq, softirq, steal) inside each job's window, over its IOPS"))
+
         // The system-call and wake-up budget at QD32 (#13), each daemon, from its stats file.
         for role in ["initiator", "target"] {
             goals.append(Goal(

@@ -15,6 +15,16 @@ public struct ReportJobSample: Sendable, Equatable {
     /// System calls and thread wake-ups per I/O by process role (vireo only, from the stats files).
     public var syscallsPerIO: [String: Double] = [:]
     public var wakeupsPerIO: [String: Double] = [:]
+    /// Whole-VM CPU µs per I/O (every process and the kernel, from /proc/stat inside the job's
+    /// window: lab-bench's `<job>.vm` beside the result), any system.
+    public var vmCPUUsPerIO: Double?
+
+    /// Sets `vmCPUUsPerIO` from a `<job>.vm` file ("busy_seconds wall_seconds").
+    mutating func readVMCPU(_ text: String) {
+        let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
+        guard f.count >= 2, f[1] > 0, let iops, iops > 0 else { return }
+        vmCPUUsPerIO = f[0] / f[1] * 1e6 / iops
+    }
 
     public init(iops: Double?, megabytesPerSecond: Double?, latencyUs: [Double: Double],
                 latencySource: String?, cpuUsPerIO: [String: Double] = [:], errors: Double? = nil) {

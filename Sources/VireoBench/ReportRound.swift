@@ -33,8 +33,8 @@ public struct ReportRound: Sendable {
             }
         }
         for system in ReportSystem.allCases {
-            for (stem, data) in files(in: directory.appendingPathComponent(system.directory), ext: "json",
-                                      round: &round, name: name) {
+            let dir = directory.appendingPathComponent(system.directory)
+            for (stem, data) in files(in: dir, ext: "json", round: &round, name: name) {
                 let where_ = "\(name)/\(system.directory)/\(stem).json"
                 switch system {
                 case .vireo, .vireoWholeMemory:
@@ -57,6 +57,10 @@ public struct ReportRound: Sendable {
                         round.problems.append("\(where_): \(error)")
                     }
                 }
+            }
+            // Whole-VM CPU beside each job, when lab-bench sampled it.
+            for (stem, data) in files(in: dir, ext: "vm", round: &round, name: name) {
+                round.block[system]?[stem]?.readVMCPU(String(decoding: data, as: UTF8.self))
             }
         }
         for (stem, data) in files(in: directory.appendingPathComponent("vireo-net"), ext: "json", round: &round, name: name) {

@@ -65,7 +65,10 @@ import Testing
         let results = try ReportResultSet.load(from: try ReportFixtures.syntheticResults())
         let goals = Goal.contractGoals(results)
         func goal(_ id: String) throws -> Goal { try #require(goals.first { $0.id == id }, "\(id)") }
-        #expect(goals.count == 17)
+        #expect(goals.count == 18)
+        // Whole-VM CPU per I/O: busy seconds per second over IOPS, each system from its own sidecar.
+        let vm = try goal("vm-cpu-per-io-qd32-vs-nvmf")
+        #expect(near(vm.measured?.median, (1.5e6 / 9000 + 1.5e6 / 10000) / 2) && near(vm.reference?.median, 245) && vm.status == .pass)
         // The switch (#13): drops in one job fail the goal, and say the most any job had.
         let drops = try goal("net-switch-drops")
         #expect(drops.status == .miss && drops.marginText.hasPrefix("max 3") && drops.marginText.hasSuffix("frames"))
@@ -163,9 +166,9 @@ import Testing
         let results = try ReportResultSet.load(from: root)
         #expect(results.meta.isEmpty && results.rounds.count == 2)
         let goals = Goal.contractGoals(results)
-        #expect(goals.count == 17 && goals.allSatisfy { $0.status == .notAvailable })
+        #expect(goals.count == 18 && goals.allSatisfy { $0.status == .notAvailable })
         let summary = ReportWriter(results: results).summary()
-        #expect(summary.contains("0 pass, 0 miss, 17 n/a") && !summary.contains("COLLAPSE"))
+        #expect(summary.contains("0 pass, 0 miss, 18 n/a") && !summary.contains("COLLAPSE"))
     }
 
     @Test func unusableInputThrows() throws {

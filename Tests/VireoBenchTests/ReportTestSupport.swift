@@ -137,6 +137,8 @@ enum ReportFixtures {
             if let iops = nvmfQD32[i] {
                 try write(fio(rw: "read", iops: iops, bwBytes: iops * 4096, p50Us: 6000, p99Us: 9000),
                           to: nvmf.appendingPathComponent("randread-4k-qd32.json"))
+                // Whole-VM CPU: 1.2 busy seconds in a 1 s window (lab-bench's sidecar).
+                try write("1.2000 1.0000\n", to: nvmf.appendingPathComponent("randread-4k-qd32.vm"))
             }
             try write(fio(rw: "write", iops: 4000, bwBytes: 4000 * 4096, p50Us: 8000, p99Us: 12000),
                       to: nvmf.appendingPathComponent("randwrite-4k-qd32.json"))
@@ -154,6 +156,7 @@ enum ReportFixtures {
             if let iops = qd32[i] {
                 try write(vireoBlk(iops: iops, mbps: iops * 4096 / 1e6, p50: 3000, p99: 6000),
                           to: vireo.appendingPathComponent("randread-4k-qd32.json"))
+                try write("1.5000 1.0000\n", to: vireo.appendingPathComponent("randread-4k-qd32.vm"))
             }
             try write(vireoBlk(iops: 3000, mbps: 12.3, p50: 9000, p99: 20000, cpuInitiator: 150, cpuTarget: 120,
                                allocationsPerIO: n == 3 ? 0.5 : 0),
