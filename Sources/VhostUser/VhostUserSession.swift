@@ -1,3 +1,4 @@
+import Synchronization
 import Logging
 import Virtio
 import VireoSys
@@ -23,6 +24,8 @@ public final class VhostUserSession: @unchecked Sendable {
     let channel: VhostUserChannel
     let options: VhostUserOptions
     let logger: Logger
+    /// Rings the driver broke on this connection (each stop logged once, with the reason).
+    let ringStops = RingStops()
 
     var features: UInt64 = 0
     var protocolFeatures: VhostUserProtocolFeatures = []
@@ -159,8 +162,12 @@ public final class VhostUserSession: @unchecked Sendable {
         let n = max(1, min(device.workerCount, vrings.count))
         for w in 0..<n {
             let group = vrings.filter { device.worker(forQueue: $0.index) % n == w }
+            let logger = self.logger, stops = ringStops
             let worker = try VhostUserWorker(id: w, rings: group, device: device, options: options.polling,
-                                             faultOwner: faultOwner) { [weak self] in self?.close() }
+                                             faultOwner: faultOwner, onRingStopped: { index, why in
+                                                 stops.count.add(1, ordering: .relaxed)
+                                                 logger.error("vhost-user: queue \(index) stopped: \(why); it serves nothing until the front-end resets the device")
+                                             }) { [weak self] in self?.close() }
             for r in group { r.worker = worker }
             worker.drainTimeoutNanoseconds = options.drainTimeoutNanoseconds
             worker.parkTimeoutNanoseconds = options.parkTimeoutNanoseconds
@@ -236,4 +243,9 @@ func u64(_ v: UInt64) -> [UInt8] {
     var o: [UInt8] = []
     o.appendLE(v)
     return o
+}
+
+/// A count the workers bump and tests read (the rings a driver broke on one connection).
+final class RingStops: Sendable {
+    let count = Atomic<Int>(0)
 }

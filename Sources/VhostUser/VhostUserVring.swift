@@ -55,6 +55,17 @@ public final class VhostUserVring: @unchecked Sendable {
     let err = VringEventSlot()
     /// SET_VRING_ENABLE state.
     var enabled = false
+    /// Why the worker stopped this ring (the driver broke it), until the worker reports it.
+    var stopNote: String?
+
+    /// Stops the ring the driver broke: no more pops, err signalled, and the reason kept
+    /// for the worker to report (once) with the peer's name.
+    private func stopBroken(_ note: String) {
+        started = false
+        err.signal()
+        if stopNote == nil { stopNote = note }
+    }
+
     /// Set by the worker around a service round: each completion still publishes its used
     /// entry at once (inflight tracking stays per request), but the notification check and
     /// the call wait for `flushCalls()`, so a round that completes a batch calls at most once
@@ -278,10 +289,9 @@ public final class VhostUserVring: @unchecked Sendable {
                     complete(req, writtenLength: 0, queue: q)
                     n += 1
                     continue
-                case .queueBroken:
+                case .queueBroken(let why):
                     pool.append(req)
-                    started = false
-                    err.signal()
+                    stopBroken("the driver broke the ring (\(why))")
                     return n
                 }
             }
@@ -307,8 +317,7 @@ public final class VhostUserVring: @unchecked Sendable {
                     continue
                 }
                 pool.append(req)
-                started = false
-                err.signal()
+                stopBroken("the driver broke the ring (\(error))")
                 return nil
             }
             guard headIsFree(req) else { pool.append(req); return nil }
@@ -330,8 +339,9 @@ public final class VhostUserVring: @unchecked Sendable {
         let h = Int(req.chain.head)
         if h < headInUse.count, !headInUse[h] { return true }
         counters.brokenByDriver += 1
-        started = false
-        err.signal()
+        stopBroken(h < headInUse.count
+            ? "the driver made head \(h) available again while it was in flight (virtio §2.7.13, §2.8.21)"
+            : "the driver used buffer id \(h), not below the ring size \(headInUse.count)")
         return false
     }
 

@@ -73,9 +73,13 @@ final class VhostUserWorker: @unchecked Sendable {
     /// fault was contained in its mappings (close the connection).
     private let faultOwner: UInt64
     private let onPeerFault: @Sendable () -> Void
+    /// Told (on the worker thread, once per stop) that the driver broke ring `index`, and why.
+    private let onRingStopped: @Sendable (Int, String) -> Void
 
     init(id: Int, rings: [VhostUserVring], device: VhostUserDevice, options: VhostUserPollingOptions,
-         faultOwner: UInt64 = 0, onPeerFault: @escaping @Sendable () -> Void = {}) throws(SystemError) {
+         faultOwner: UInt64 = 0, onRingStopped: @escaping @Sendable (Int, String) -> Void = { _, _ in },
+         onPeerFault: @escaping @Sendable () -> Void = {}) throws(SystemError) {
+        self.onRingStopped = onRingStopped
         self.id = id
         self.faultOwner = faultOwner
         self.onPeerFault = onPeerFault
@@ -206,6 +210,11 @@ final class VhostUserWorker: @unchecked Sendable {
                 continue
             }
             let did = Self.serviceRound(rings, device: device, worker: id, batch: options.batch, faulted: faulted)
+            for r in rings where r.stopNote != nil {
+                // Rare (a broken driver): said once, with the connection's name, by the session.
+                onRingStopped(r.index, r.stopNote!)
+                r.stopNote = nil
+            }
             if did > 0 { idle = 0; continue }
             if idle == 0 { idleSince = monotonicNanoseconds() }
             idle += 1

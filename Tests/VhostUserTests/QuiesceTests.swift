@@ -173,6 +173,8 @@ final class AsyncProbeDevice: VhostUserDevice, @unchecked Sendable {
         ring.kick.signal()
         let vring = try #require(rig.server.session?.vrings[0])
         #expect(waitUntil { errFD.drain() > 0 }, "the broken ring did not signal err")
+        let session = try #require(rig.server.session)
+        #expect(waitUntil { session.ringStops.count.load(ordering: .relaxed) == 1 }, "the stop is reported (and logged) once")
         #expect(rig.device.heldCount == 1)
         let view = try MemoryMapping(fd: inflight.fd, offset: 0, count: Int(inflight.descriptor.mmapSize))
         #expect(view.baseAddress.load(fromByteOffset: 16 + 16 * Int(head), as: UInt8.self) == 1)
