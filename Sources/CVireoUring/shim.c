@@ -33,11 +33,22 @@ int vireo_uring_register_eventfd(vireo_uring *r, int fd) {
     return rc;
 }
 
-
-int vireo_uring_prep_read(vireo_uring *r, int fd, void *buf, unsigned len, uint64_t offset, uint64_t ud) {
+int vireo_uring_prep_read(vireo_uring *r, int fd, void *buf, unsigned len, uint64_t offset, int fixed_index,
+                          uint64_t ud) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) return -EBUSY;
-    io_uring_prep_read(sqe, fd, buf, len, offset);
+    if (fixed_index < 0) io_uring_prep_read(sqe, fd, buf, len, offset);
+    else io_uring_prep_read_fixed(sqe, fd, buf, len, offset, fixed_index);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
+}
+
+int vireo_uring_prep_write(vireo_uring *r, int fd, const void *buf, unsigned len, uint64_t offset, int fixed_index,
+                           uint64_t ud) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe) return -EBUSY;
+    if (fixed_index < 0) io_uring_prep_write(sqe, fd, buf, len, offset);
+    else io_uring_prep_write_fixed(sqe, fd, buf, len, offset, fixed_index);
     io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
@@ -51,32 +62,6 @@ int vireo_uring_update_buffer(vireo_uring *r, unsigned index, void *base, size_t
     __u64 tag = 0;
     int rc = io_uring_register_buffers_update_tag(&r->ring, index, &iov, &tag, 1);
     return rc < 0 ? rc : 0;
-}
-
-int vireo_uring_prep_read_fixed(vireo_uring *r, int fd, void *buf, unsigned len, uint64_t offset, int index,
-                                uint64_t ud) {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-    if (!sqe) return -EBUSY;
-    io_uring_prep_read_fixed(sqe, fd, buf, len, offset, index);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
-}
-
-int vireo_uring_prep_write_fixed(vireo_uring *r, int fd, const void *buf, unsigned len, uint64_t offset, int index,
-                                 uint64_t ud) {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-    if (!sqe) return -EBUSY;
-    io_uring_prep_write_fixed(sqe, fd, buf, len, offset, index);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
-}
-
-int vireo_uring_prep_write(vireo_uring *r, int fd, const void *buf, unsigned len, uint64_t offset, uint64_t ud) {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-    if (!sqe) return -EBUSY;
-    io_uring_prep_write(sqe, fd, buf, len, offset);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
 }
 
 int vireo_uring_prep_fsync(vireo_uring *r, int fd, int datasync, uint64_t ud) {

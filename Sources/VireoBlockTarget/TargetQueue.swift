@@ -55,7 +55,7 @@ package final class TargetQueue: @unchecked Sendable {
     /// A memory export's bytes, registered with this connection's PD (nil: bounce buffers).
     private var exportRegion: MemoryRegion?
     /// Batched work requests are waiting for `flushPosts()`.
-    package private(set) var needsFlush = false
+    package var needsFlush: Bool { !sendBatch.isEmpty || !receiveBatch.isEmpty }
     /// Set by the worker while this queue is on its list of queues to flush.
     var isOnFlushList = false
     /// Where this connection counts its posts (its worker's costs, from `install`).
@@ -430,7 +430,6 @@ package final class TargetQueue: @unchecked Sendable {
                         remoteAddress: s.address, rkey: s.rkey, signaled: i == n - 1)
                     offset += Int(s.length)  // ≤ max I/O: validated by parse
                 }
-                markNeedsFlush()
                 sendQueueFree -= n
                 r.pointee.sendQueueHeld = n
                 r.pointee.state = .transferringFromHost
@@ -559,24 +558,16 @@ package final class TargetQueue: @unchecked Sendable {
         let queued: Bool
         switch cap.opcode {
         case .read:
-            if let fi = fixedBufferIndex {
-                counters.fixedBufferOperation()
-                queued = ring.readFixed(fd: fd, into: bounceBase(slot) + done, count: remaining, offset: at, index: fi,
-                                        userData: ud)
-            } else {
-                queued = ring.read(fd: fd, into: bounceBase(slot) + done, count: remaining, offset: at, userData: ud)
-            }
+            if fixedBufferIndex != nil { counters.fixedBufferOperation() }
+            queued = ring.read(fd: fd, into: bounceBase(slot) + done, count: remaining, offset: at,
+                               fixedBuffer: fixedBufferIndex, userData: ud)
         case .write where cap.flags.contains(.inlineData):
             // SAFETY: the receive buffer holding the data is not reposted until the response.
             queued = ring.write(fd: fd, from: cap.inlineData.baseAddress! + done, count: remaining, offset: at, userData: ud)
         case .write:
-            if let fi = fixedBufferIndex {
-                counters.fixedBufferOperation()
-                queued = ring.writeFixed(fd: fd, from: bounceBase(slot) + done, count: remaining, offset: at, index: fi,
-                                         userData: ud)
-            } else {
-                queued = ring.write(fd: fd, from: bounceBase(slot) + done, count: remaining, offset: at, userData: ud)
-            }
+            if fixedBufferIndex != nil { counters.fixedBufferOperation() }
+            queued = ring.write(fd: fd, from: bounceBase(slot) + done, count: remaining, offset: at,
+                                fixedBuffer: fixedBufferIndex, userData: ud)
         case .flush:
             queued = ring.fsync(fd: fd, datasync: true, userData: ud)
         case .discard:
@@ -654,7 +645,6 @@ package final class TargetQueue: @unchecked Sendable {
         // The receive goes back before the response leaves (`flushPosts` posts receives
         // first), so a new command never meets an empty queue.
         appendReceive(r.pointee.receiveIndex)
-        markNeedsFlush()
         sendQueueFree -= need
         r.pointee.sendQueueHeld = need
         return true
@@ -722,11 +712,6 @@ package final class TargetQueue: @unchecked Sendable {
         return bounce!.region.segment(offset: slot * bounceStride + offset, length: length)
     }
 
-    @inline(__always)
-    private func markNeedsFlush() {
-        needsFlush = true
-    }
-
     /// Posts what is batched first when `n` more send work requests would not fit.
     @inline(__always)
     private func makeRoom(_ n: Int) {
@@ -737,7 +722,6 @@ package final class TargetQueue: @unchecked Sendable {
     /// posting failed and the connection is going.
     @inline(__always) @discardableResult
     package func flushPosts() -> Bool {
-        needsFlush = false
         if isDraining {
             receiveBatch.reset()
             sendBatch.reset()

@@ -39,16 +39,20 @@ public final class IOUring: @unchecked Sendable {
 
     deinit { vireo_uring_destroy(ring) }
 
-    /// Queues a read of `count` bytes at `offset` into `buffer`. False: the submission queue is full.
+    /// Queues a read of `count` bytes at `offset` into `buffer`, which lies inside fixed buffer
+    /// `fixedBuffer` when one is given (READ_FIXED). False: the submission queue is full.
     @inline(__always)
-    public func read(fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int, offset: UInt64, userData: UInt64) -> Bool {
-        queued(vireo_uring_prep_read(ring, fd, buffer, UInt32(count), offset, userData))
+    public func read(fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int, offset: UInt64, fixedBuffer: Int? = nil,
+                     userData: UInt64) -> Bool {
+        queued(vireo_uring_prep_read(ring, fd, buffer, UInt32(count), offset, Int32(fixedBuffer ?? -1), userData))
     }
 
-    /// Queues a write of `count` bytes from `buffer` at `offset`. False: the submission queue is full.
+    /// Queues a write of `count` bytes from `buffer` at `offset`, which lies inside fixed buffer
+    /// `fixedBuffer` when one is given (WRITE_FIXED). False: the submission queue is full.
     @inline(__always)
-    public func write(fd: Int32, from buffer: UnsafeRawPointer, count: Int, offset: UInt64, userData: UInt64) -> Bool {
-        queued(vireo_uring_prep_write(ring, fd, buffer, UInt32(count), offset, userData))
+    public func write(fd: Int32, from buffer: UnsafeRawPointer, count: Int, offset: UInt64, fixedBuffer: Int? = nil,
+                      userData: UInt64) -> Bool {
+        queued(vireo_uring_prep_write(ring, fd, buffer, UInt32(count), offset, Int32(fixedBuffer ?? -1), userData))
     }
 
     /// Fixed-buffer slots (`registerFixedBufferSlots`), 0 when the kernel refused them.
@@ -67,20 +71,6 @@ public final class IOUring: @unchecked Sendable {
         precondition(index >= 0 && index < fixedBufferSlots, "fixed buffer slot out of range")
         let rc = vireo_uring_update_buffer(ring, UInt32(index), buffer?.baseAddress, buffer?.count ?? 0)
         guard rc >= 0 else { throw SystemError(call: "io_uring_register_buffers_update_tag", errno: -rc) }
-    }
-
-    /// Queues a read into `buffer`, which lies inside fixed buffer `index`. False: the queue is full.
-    @inline(__always)
-    public func readFixed(fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int, offset: UInt64, index: Int,
-                          userData: UInt64) -> Bool {
-        queued(vireo_uring_prep_read_fixed(ring, fd, buffer, UInt32(count), offset, Int32(index), userData))
-    }
-
-    /// Queues a write from `buffer`, which lies inside fixed buffer `index`. False: the queue is full.
-    @inline(__always)
-    public func writeFixed(fd: Int32, from buffer: UnsafeRawPointer, count: Int, offset: UInt64, index: Int,
-                           userData: UInt64) -> Bool {
-        queued(vireo_uring_prep_write_fixed(ring, fd, buffer, UInt32(count), offset, Int32(index), userData))
     }
 
     /// Queues an fdatasync (`datasync`) or fsync. False: the submission queue is full.
@@ -102,10 +92,9 @@ public final class IOUring: @unchecked Sendable {
         return true
     }
 
-    /// Submits every queued entry (no-op when none).
-    @inline(__always)
-    /// Returns whether it entered the kernel (something was queued).
-    @discardableResult
+    /// Submits every queued entry (no-op when none); returns whether it entered the kernel
+    /// (something was queued).
+    @inline(__always) @discardableResult
     public func submit() throws(SystemError) -> Bool {
         guard unsubmitted > 0 else { return false }
         while true {

@@ -17,17 +17,15 @@ void vireo_uring_destroy(vireo_uring *ring);
 int vireo_uring_register_eventfd(vireo_uring *ring, int fd);
 
 /// Each prep returns 0, or -EBUSY when the submission queue is full.
-int vireo_uring_prep_read(vireo_uring *ring, int fd, void *buf, unsigned len, uint64_t offset, uint64_t user_data);
-int vireo_uring_prep_write(vireo_uring *ring, int fd, const void *buf, unsigned len, uint64_t offset, uint64_t user_data);
+/// READ / WRITE, or with `fixed_index` ≥ 0 READ_FIXED / WRITE_FIXED (`buf` lies inside that fixed buffer).
+int vireo_uring_prep_read(vireo_uring *ring, int fd, void *buf, unsigned len, uint64_t offset, int fixed_index,
+                          uint64_t user_data);
+int vireo_uring_prep_write(vireo_uring *ring, int fd, const void *buf, unsigned len, uint64_t offset, int fixed_index,
+                           uint64_t user_data);
 /// io_uring_register_buffers_sparse: a table of `nr` empty fixed-buffer slots. 0 or a negative errno.
 int vireo_uring_register_sparse_buffers(vireo_uring *ring, unsigned nr);
 /// Sets fixed-buffer slot `index` to [base, base+len) (len 0 empties it). 0 or a negative errno.
 int vireo_uring_update_buffer(vireo_uring *ring, unsigned index, void *base, size_t len);
-/// IORING_OP_READ_FIXED / WRITE_FIXED: `buf` lies inside fixed buffer `index`.
-int vireo_uring_prep_read_fixed(vireo_uring *ring, int fd, void *buf, unsigned len, uint64_t offset, int index,
-                                uint64_t user_data);
-int vireo_uring_prep_write_fixed(vireo_uring *ring, int fd, const void *buf, unsigned len, uint64_t offset, int index,
-                                 uint64_t user_data);
 /// IORING_OP_FSYNC; `datasync` nonzero adds IORING_FSYNC_DATASYNC.
 int vireo_uring_prep_fsync(vireo_uring *ring, int fd, int datasync, uint64_t user_data);
 /// IORING_OP_FALLOCATE with `mode` (FALLOC_FL_* bits).
