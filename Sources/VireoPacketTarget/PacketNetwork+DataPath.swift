@@ -127,7 +127,7 @@ extension PacketNetwork {
     func released(_ ref: UInt64, now: UInt64) {
         let h = HeldFrame(ref)
         // The ingress port is not retired while forwards from it are in flight.
-        guard let src = table[h.slot], src.generation == h.generation, src.forwardRefs[h.index] > 0 else { return }
+        guard let src = ingress(of: h), src.forwardRefs[h.index] > 0 else { return }
         src.forwardRefs[h.index] -= 1
         src.outstandingForwards -= 1
         if src.isDraining {
@@ -216,9 +216,8 @@ extension PacketNetwork {
                 count(.backlog, on: q.counters)
                 return false
             }
-            q.held.push(HeldFrame(slot: h.port.tableIndex, generation: h.port.generation, index: h.index,
-                                  byteCount: byteCount).packed)
-            q.heldSince.push(now)
+            q.held.push((HeldFrame(slot: h.port.tableIndex, generation: h.port.generation, index: h.index,
+                                   byteCount: byteCount), now))
             q.counters.heldFrame()
             totals.heldFrame()
             if !q.isWaiting {
@@ -271,6 +270,14 @@ extension PacketNetwork {
         }
     }
 
+    /// The port a held or forwarded frame came in on, if it is still that connection (a slot
+    /// reused by a later connection has another generation).
+    @inline(__always)
+    private func ingress(of h: HeldFrame) -> PacketPort? {
+        guard let p = table[h.slot], p.generation == h.generation else { return nil }
+        return p
+    }
+
     /// Sends on the frames held for ports that have credit again, oldest first, and returns
     /// their buffers to the ingress ports. A frame held past the hold timeout is dropped
     /// (`stalled`: its destination's guest stopped taking frames), and one whose ingress
@@ -280,16 +287,14 @@ extension PacketNetwork {
         var i = 0
         while i < waiting.count {
             guard let q = table[waiting[i]] else { waiting.swapAt(i, waiting.count - 1); waiting.removeLast(); continue }
-            while let rec = q.held.peek() {
-                let h = HeldFrame(rec)
-                guard let src = table[h.slot], src.generation == h.generation, !src.isDraining else {
-                    _ = q.held.pop(); _ = q.heldSince.pop()
+            while let (h, since) = q.held.peek() {
+                guard let src = ingress(of: h), !src.isDraining else {
+                    _ = q.held.pop()
                     continue
                 }
-                let since = q.heldSince.peek() ?? now
                 let stalled = now > since && now - since > holdTimeoutNanoseconds
                 if !stalled && !hasRoom(q) { break }
-                _ = q.held.pop(); _ = q.heldSince.pop()
+                _ = q.held.pop()
                 if stalled {
                     count(.stalled, on: q.counters)
                 } else {
@@ -310,11 +315,9 @@ extension PacketNetwork {
     /// A port leaving with frames held for it: they are dropped (`portGone`) and their
     /// buffers go back to their ingress ports.
     func dropHeld(for q: PacketPort, now: UInt64) {
-        while let rec = q.held.pop() {
-            _ = q.heldSince.pop()
-            let h = HeldFrame(rec)
+        while let (h, _) = q.held.pop() {
             count(.portGone, on: q.counters)
-            guard let src = table[h.slot], src.generation == h.generation, !src.isDraining else { continue }
+            guard let src = ingress(of: h), !src.isDraining else { continue }
             releaseIfUnreferenced(src, index: h.index, now: now)
         }
         if q.isWaiting {

@@ -56,7 +56,7 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
     static let drainTimeoutNanoseconds: UInt64 = 5_000_000_000
     /// The last clock reading of `pollOnce`, and its passes (see there).
     private var lastNow: UInt64 = 0
-    private var idlePasses: UInt = 0
+    private var passes: UInt = 0
     /// Table slots of ports with frames held for their credit (`PacketPort.held`).
     var waiting: [Int]
     /// How long a frame may wait for its destination's credit before it is dropped (`stalled`).
@@ -273,8 +273,8 @@ public final class PacketNetwork: EndpointEngine, @unchecked Sendable {
         }
         // The clock (a system call where it cannot be read in user space) when there is
         // work, before a sleep, and every 64th idle pass (credit delays, holds, aging).
-        idlePasses &+= 1
-        if n > 0 || forceCredits || tap != nil || idlePasses & 63 == 0 { lastNow = clock() }
+        passes &+= 1
+        if n > 0 || forceCredits || tap != nil || passes & 63 == 0 { lastNow = clock() }
         let now = lastNow
         if n == 0 { costs.count(.emptyPolls) }
         for i in 0..<n {

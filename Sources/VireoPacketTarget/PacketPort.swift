@@ -67,9 +67,8 @@ public final class PacketPort: @unchecked Sendable {
 
     /// Frames the target may still send to this port.
     var credits: Int
-    /// Frames waiting for this port's credit, oldest first (`HeldFrame` records), and when each was held.
-    var held: FixedRing<UInt64>
-    var heldSince: FixedRing<UInt64>
+    /// Frames waiting for this port's credit, oldest first, each with when it was held (monotonic ns).
+    var held: FixedRing<(frame: HeldFrame, since: UInt64)>
     /// Most frames held for one port; past it, frames drop (`backlog`).
     static let heldCapacity = 256
     /// On the network's list of ports with held frames.
@@ -143,7 +142,6 @@ public final class PacketPort: @unchecked Sendable {
         sendRefs = FixedArray(repeating: Self.noRef, count: max(sendSlots, 1))
         registrarID = ObjectIdentifier(connection.registrar)
         held = FixedRing(capacity: Self.heldCapacity)
-        heldSince = FixedRing(capacity: Self.heldCapacity)
         freeSends = FixedRing(capacity: max(sendSlots, 1))
         for i in 0..<sendSlots { freeSends.push(i) }
         sendQueueFree = sendQueueDepth
