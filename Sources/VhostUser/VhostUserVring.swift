@@ -380,10 +380,17 @@ public final class VhostUserVring: @unchecked Sendable {
         pool.append(req)
         if batchingCalls {
             callOwed = true
-        } else if q.needsNotification(), call.signal() {
-            counters.calls += 1
-            costs.count(.eventfdWrites)
+        } else if q.needsNotification() {
+            signalCall()
         }
+    }
+
+    /// Signals the call eventfd (used buffers to see) and counts it.
+    @inline(__always)
+    private func signalCall() {
+        guard call.signal() else { return }
+        counters.calls += 1
+        costs.count(.eventfdWrites)
     }
 
     /// Ends a batched service round: stops deferring, and signals the call if the used
@@ -397,9 +404,6 @@ public final class VhostUserVring: @unchecked Sendable {
         if let q = queue { notify = q.needsNotification() } else if let p = packedQueue { notify = p.needsNotification() } else {
             return
         }
-        if notify, call.signal() {
-            counters.calls += 1
-            costs.count(.eventfdWrites)
-        }
+        if notify { signalCall() }
     }
 }

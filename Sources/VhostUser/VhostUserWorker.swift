@@ -210,9 +210,10 @@ final class VhostUserWorker: @unchecked Sendable {
                 continue
             }
             let did = Self.serviceRound(rings, device: device, worker: id, batch: options.batch, faulted: faulted)
-            for r in rings where r.stopNote != nil {
-                // Rare (a broken driver): said once, with the connection's name, by the session.
-                onRingStopped(r.index, r.stopNote!)
+            for r in rings {
+                // Rare (a broken driver): said once, by the session, which logs it.
+                guard let note = r.stopNote else { continue }
+                onRingStopped(r.index, note)
                 r.stopNote = nil
             }
             if did > 0 { idle = 0; continue }
