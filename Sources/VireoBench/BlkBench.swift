@@ -114,9 +114,10 @@ public struct BlkBench {
         let targetReader = targetStats.map { StatsFileReader(path: $0, pid: pids.first { $0.name == "target" }?.pid) }
         var targetStart: [String: Double]?, targetEnd: [String: Double]?
         var perStatsWrite: UInt64?
-        if let r = statsReader {
-            // Two writes back to back with no I/O: what one write allocates
-            // (divided by the writes between them, should a periodic one land there too).
+        // Only a daemon whose stats writer does not count its own allocations needs them measured:
+        // two writes back to back with no I/O give what one write allocates (divided by the
+        // writes between them, should a periodic one land there too).
+        if let r = statsReader, r.read()?["vireo_stats_allocations_total"] == nil {
             if let a = r.fresh(), let b = r.fresh(),
                let x = a["vireo_process_allocations_total"], let y = b["vireo_process_allocations_total"], y >= x {
                 let writes = max(1, (b["vireo_stats_sequence"] ?? 0) - (a["vireo_stats_sequence"] ?? 0))
@@ -245,25 +246,22 @@ public struct BlkBench {
         if targetReader != nil {
             if let t0 = targetStart, let t1 = targetEnd {
                 result.costs.append(("target", BlkResult.costs(t0, t1)))
-                let c0 = t0["vireo_target_payload_bytes_copied_total"] ?? 0, c1 = t1["vireo_target_payload_bytes_copied_total"] ?? 0
-                result.targetPayloadBytesCopied = UInt64(max(0, c1 - c0))
+                result.targetPayloadBytesCopied = StatsFileReader.delta("vireo_target_payload_bytes_copied_total", from: t0, to: t1)
             } else {
                 result.warnings.append("target stats file \(targetStats!): no fresh file after SIGUSR1 (is --pid target=PID right?)")
             }
         }
         if statsReader != nil {
             if let s0 = statsStart, let s1 = statsEnd {
-                let c0 = s0["vireo_initiator_payload_bytes_copied_total"] ?? 0
-                let c1 = s1["vireo_initiator_payload_bytes_copied_total"] ?? 0
-                result.payloadBytesCopied = UInt64(max(0, c1 - c0))
-                if let a0 = s0["vireo_process_allocations_total"], let a1 = s1["vireo_process_allocations_total"] {
+                result.payloadBytesCopied = StatsFileReader.delta("vireo_initiator_payload_bytes_copied_total", from: s0, to: s1)
+                if s0["vireo_process_allocations_total"] != nil, s1["vireo_process_allocations_total"] != nil {
                     // Every stats write in the window (the one at its end, and any
                     // periodic one) costs the initiator `perStatsWrite` allocations.
-                    let raw = UInt64(max(0, a1 - a0))
-                    let writes = UInt64(max(1, (s1["vireo_stats_sequence"] ?? 0) - (s0["vireo_stats_sequence"] ?? 0)))
-                    if let w0 = s0["vireo_stats_allocations_total"], let w1 = s1["vireo_stats_allocations_total"] {
+                    let raw = StatsFileReader.delta("vireo_process_allocations_total", from: s0, to: s1)
+                    let writes = max(1, StatsFileReader.delta("vireo_stats_sequence", from: s0, to: s1))
+                    if s0["vireo_stats_allocations_total"] != nil, s1["vireo_stats_allocations_total"] != nil {
                         // Exact: the stats writer counts its own allocations.
-                        let own = UInt64(max(0, w1 - w0))
+                        let own = StatsFileReader.delta("vireo_stats_allocations_total", from: s0, to: s1)
                         result.allocations = raw - min(raw, own)
                         result.allocationsPerStatsWrite = own / writes
                     } else {

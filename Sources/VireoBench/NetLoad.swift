@@ -85,9 +85,8 @@ public final class NetLoad {
                                    senderReceived: sender.received.load(ordering: .relaxed),
                                    deviceErrors: sender.bogusCompletions.load(ordering: .relaxed))
         if let a = statsStart, let b = statsEnd {
-            func delta(_ k: String) -> UInt64 { UInt64(max(0, (b[k] ?? 0) - (a[k] ?? 0))) }
-            result.switchDrops = delta("vireo_target_network_drops_total")
-            result.switchBytesCopied = delta("vireo_target_network_payload_bytes_copied_total")
+            result.switchDrops = StatsFileReader.delta("vireo_target_network_drops_total", from: a, to: b)
+            result.switchBytesCopied = StatsFileReader.delta("vireo_target_network_payload_bytes_copied_total", from: a, to: b)
         } else if c.targetStats != nil {
             log("target stats file \(c.targetStats!): no fresh file after SIGUSR1 (switch drops not measured)")
         }

@@ -42,6 +42,12 @@ public struct StatsFileReader: Sendable {
         return out
     }
 
+    /// How much counter `name` grew from snapshot `a` to snapshot `b` (a missing sample counts
+    /// as 0, and a counter that went backwards as no growth).
+    public static func delta(_ name: String, from a: [String: Double], to b: [String: Double]) -> UInt64 {
+        UInt64(max(0, (b[name] ?? 0) - (a[name] ?? 0)))
+    }
+
     /// Sends SIGUSR1 to the daemon and waits (up to `timeoutSeconds`) for a
     /// file whose `vireo_stats_sequence` is newer than the one present before.
     /// Returns it, or nil on timeout or when no pid is known.
