@@ -28,6 +28,9 @@ public enum ConnectionFault: Int, CaseIterable, Sendable {
     case authenticationRefused
     /// No hello within the handshake deadline.
     case handshakeTimeout
+    /// More commands in flight than the granted queue depth (on a worker's shared receive
+    /// pool, they would take buffers its other connections need).
+    case creditExceeded
 
     /// The name in counters and logs.
     public var name: String {
@@ -45,6 +48,7 @@ public enum ConnectionFault: Int, CaseIterable, Sendable {
         case .handshakeFailed: return "handshakeFailed"
         case .authenticationRefused: return "authenticationRefused"
         case .handshakeTimeout: return "handshakeTimeout"
+        case .creditExceeded: return "creditExceeded"
         }
     }
 }

@@ -15,7 +15,8 @@ public final class TargetCounters: @unchecked Sendable {
     private static let refusedBase = authenticatedIndex + 1
     private static let copiedIndex = refusedBase + AuthRejectReason.allCases.count + 1
     private static let fixedIndex = copiedIndex + 1
-    private static let count = fixedIndex + 1
+    private static let strayIndex = fixedIndex + 1
+    private static let count = strayIndex + 1
 
     public init() {
         counts = FixedArray(repeating: 0, count: Self.count)
@@ -30,6 +31,7 @@ public final class TargetCounters: @unchecked Sendable {
     @inline(__always) func probed() { storage[Self.probedIndex] &+= 1 }
     @inline(__always) func copied(_ n: Int) { storage[Self.copiedIndex] &+= UInt64(n) }
     @inline(__always) func fixedBufferOperation() { storage[Self.fixedIndex] &+= 1 }
+    func strayReceive() { storage[Self.strayIndex] &+= 1 }
     @inline(__always) func badCommand(_ check: CapsuleCheck) { storage[Self.badCommandBase + check.rawValue] &+= 1 }
     func authenticated() { storage[Self.authenticatedIndex] &+= 1 }
     func refused(_ reason: AuthRejectReason) { storage[Self.refusedBase + Int(min(reason.rawValue, UInt16(AuthRejectReason.allCases.count)))] &+= 1 }
@@ -65,6 +67,9 @@ public final class TargetCounters: @unchecked Sendable {
     /// Storage reads and writes on io_uring fixed buffers (a connection's bounce buffers,
     /// registered with its worker's ring: their pages are not pinned again per operation).
     public var fixedBufferOperations: UInt64 { storage[Self.fixedIndex] }
+    /// Shared receives no connection claimed (its queue pair was gone, or not adopted within
+    /// 10 s, or more were waiting than the worker holds): given back unserved.
+    public var strayReceives: UInt64 { storage[Self.strayIndex] }
     /// Liveness probes (zero-length RDMA WRITEs) sent to idle, silent peers.
     public var livenessProbes: UInt64 { storage[Self.probedIndex] }
 

@@ -10,10 +10,16 @@ import Glibc
 #endif
 
 /// One connection (queue) of a block export on the target, with everything it
-/// needs allocated once at accept: `depth` receive buffers, `depth` bounce
-/// buffers of max-I/O bytes, `depth` response buffers and request slots.
+/// needs allocated once at accept: `depth` bounce buffers of max-I/O bytes,
+/// `depth` response buffers and request slots, and `depth` receive buffers of
+/// its own unless its worker's shared receive pool serves it (see `ReceivePool`).
 /// A memory export registered with the connection's PD needs no bounce buffer:
 /// RDMA moves READ and WRITE data straight between it and the initiator.
+///
+/// On a shared pool, the queue holds at most `depth` receives (a command from
+/// slot start to response, or waiting for a slot): an initiator sending more
+/// commands than its granted depth would take buffers the worker's other
+/// connections need, so it is dropped (`creditExceeded`).
 ///
 /// Posts are batched: what a worker pass produces (RDMA READs, data WRITEs,
 /// responses, reposted receives) is appended to the queue's batches and posted
@@ -36,11 +42,21 @@ package final class TargetQueue: @unchecked Sendable {
     let geometry: BlockGeometry
     package let depth: Int
     let maxIO: Int
+    /// Bytes a receive needs for this grant's largest command (and the hello).
     let receiveSize: Int
     let sendQueueDepth: Int
-    /// Device completion-queue entries this connection may need (receives + every send WR flushed on error).
-    package var completionBudget: Int { depth + sendQueueDepth }
+    /// Where this connection's commands arrive: its own buffers, or its worker's shared pool.
+    private let receives: ReceivePool
+    /// Receive buffers of a shared pool this queue holds (≤ `depth` from an initiator within its credit).
+    private var receivesHeld = 0
+    /// Whether commands arrive in the worker's shared receive pool.
+    package var usesSharedReceives: Bool { receives.isShared }
+    /// Device completion-queue entries this connection may need: every send WR flushed on error,
+    /// and its own receives (a shared pool's are budgeted once, by the worker).
+    package var completionBudget: Int { (receives.isShared ? 0 : depth) + sendQueueDepth }
     let peer: String
+    /// Its queue pair's number (how a shared receive's completion names it).
+    package let queuePairNumber: UInt32
     /// The initiator's queue index (from its connect request).
     let queueIndex: UInt16
     /// "address export NAME queue N": how logs name this connection's peer.
@@ -50,12 +66,11 @@ package final class TargetQueue: @unchecked Sendable {
     static let loggedBadCommands = 16
     private var logger: Logger?
 
-    private var receives: RegisteredBuffer?
     private var bounce: RegisteredBuffer?
     /// A memory export's bytes, registered with this connection's PD (nil: bounce buffers).
     private var exportRegion: MemoryRegion?
     /// Batched work requests are waiting for `flushPosts()`.
-    package var needsFlush: Bool { !sendBatch.isEmpty || !receiveBatch.isEmpty }
+    package var needsFlush: Bool { !sendBatch.isEmpty || (!receives.isShared && receives.needsFlush) }
     /// Set by the worker while this queue is on its list of queues to flush.
     var isOnFlushList = false
     /// Where this connection counts its posts (its worker's costs, from `install`).
@@ -78,7 +93,6 @@ package final class TargetQueue: @unchecked Sendable {
     /// Whether the peer still answers (checked on the worker's tick, see `checkLiveness`).
     private var liveness = PeerLiveness(keepaliveNanoseconds: .max, timeoutNanoseconds: .max, now: 0)
     private let sendBatch: SendBatch
-    private let receiveBatch: RecvBatch
     /// The hello that must come first (docs/wire-protocol.md, "Handshake").
     private var handshake: ConnectionHandshake
     /// The authenticated host (nil until the hello is accepted, or without a handshake).
@@ -102,10 +116,12 @@ package final class TargetQueue: @unchecked Sendable {
 
     /// Allocates and registers everything for `geometry` with the connection's registrar (its PD).
     /// `handshake`: the hello this connection must start with, by `handshakeDeadline` (monotonic
-    /// nanoseconds); nil only for tests of the engine behind the handshake.
+    /// nanoseconds); nil only for tests of the engine behind the handshake. `sharedReceives`: the
+    /// worker's shared pool the connection's queue pair was created on (its buffers must hold
+    /// `receiveSize(geometry)` bytes); nil: `depth` receive buffers of its own.
     package init(connection: any FabricLink, export: Export, geometry: BlockGeometry, sendQueueDepth: Int,
                  queueIndex: UInt16 = 0, handshake: TargetHandshake? = nil,
-                 handshakeDeadline: UInt64 = .max) throws(FabricError) {
+                 handshakeDeadline: UInt64 = .max, sharedReceives: ReceivePool? = nil) throws(FabricError) {
         link = connection
         workQueue = connection.workQueue
         self.export = export
@@ -117,11 +133,22 @@ package final class TargetQueue: @unchecked Sendable {
         receiveSize = Self.receiveSize(geometry)
         self.sendQueueDepth = sendQueueDepth
         peer = connection.peerAddress
+        queuePairNumber = connection.queuePairNumber
         self.queueIndex = queueIndex
         peerName = "\(connection.peerAddress) export \(export.config.name) queue \(queueIndex)"
         let pd = connection.registrar
         let slotBytes = Self.bounceStride(geometry)
-        receives = try RegisteredBuffer(pd: pd, count: depth * receiveSize, access: [.localWrite])
+        if let shared = sharedReceives {
+            guard shared.isShared, shared.bufferSize >= receiveSize else {
+                throw .invalidArgument(call: "shared receives", "buffers of \(shared.bufferSize) bytes; this grant's commands need \(receiveSize)")
+            }
+            receives = shared
+            // The pool's buffers outlive the queue pair, which can write them until it is destroyed.
+            connection.holdUntilReleased(shared)
+        } else {
+            receives = try ReceivePool(registrar: pd, count: depth, bufferSize: receiveSize, poster: connection.workQueue,
+                                       shared: false)
+        }
         bounce = try RegisteredBuffer(pd: pd, count: depth * slotBytes, access: [.localWrite])
         responses = try RegisteredBuffer(pd: pd, count: depth * Wire.responseSize, access: [.localWrite])
         bounceStride = slotBytes
@@ -135,7 +162,6 @@ package final class TargetQueue: @unchecked Sendable {
         // Room for one command's READs or data WRITEs and response, or for a whole pass at
         // queue depth with one segment per command (a data WRITE and a response each).
         sendBatch = SendBatch(capacity: max(Int(geometry.maxSegments) + 1, min(depth * 2, 512)))
-        receiveBatch = RecvBatch(capacity: depth)
         self.handshake = try ConnectionHandshake(handshake: handshake, deadline: handshakeDeadline, registrar: pd)
         // A memory export the RNIC cannot register (a memlock limit) is served through bounce buffers.
         exportRegion = try? export.memoryRegion(for: pd)
@@ -148,16 +174,23 @@ package final class TargetQueue: @unchecked Sendable {
 
     /// Bytes per receive buffer: a command of the grant, and at least the hello (the first
     /// SEND), however small the grant.
-    static func receiveSize(_ g: BlockGeometry) -> Int {
+    package static func receiveSize(_ g: BlockGeometry) -> Int {
         max(Wire.commandSize(segments: Int(g.maxSegments), inline: Int(g.maxInlineBytes)), AuthHello.size)
+    }
+
+    /// Bytes a receive needs for the largest command `export` can grant (and the hello): what a
+    /// shared receive buffer must hold to serve any of its connections.
+    package static func largestReceiveSize(_ export: ExportConfig) -> Int {
+        max(Wire.commandSize(segments: export.maxSegments, inline: max(0, min(export.inlineMax, export.maxIO))), AuthHello.size)
     }
 
     /// Bytes per bounce buffer: max I/O, each starting on a page (O_DIRECT alignment).
     static func bounceStride(_ g: BlockGeometry) -> Int { (Int(g.maxIOBytes) + pageSize - 1) / pageSize * pageSize }
 
-    /// The bytes a queue with this grant registers: receives, bounce buffers, responses.
-    package static func registeredBytes(_ g: BlockGeometry) -> Int {
-        Int(g.queueDepth) * (receiveSize(g) + bounceStride(g) + Wire.responseSize)
+    /// The bytes a queue with this grant registers: bounce buffers, responses, and its own
+    /// receives unless a shared pool serves it.
+    package static func registeredBytes(_ g: BlockGeometry, sharedReceives: Bool = false) -> Int {
+        Int(g.queueDepth) * ((sharedReceives ? 0 : receiveSize(g)) + bounceStride(g) + Wire.responseSize)
     }
 
     /// Empties this connection's fixed-buffer slot (worker, at retirement: no storage I/O in flight).
@@ -171,7 +204,7 @@ package final class TargetQueue: @unchecked Sendable {
     package func release(disconnectTimeoutMilliseconds: Int32 = 500) {
         link?.disconnect(timeoutMilliseconds: disconnectTimeoutMilliseconds)
         link = nil
-        receives = nil
+        if !receives.isShared { receives.release() }
         bounce = nil
         exportRegion = nil
         responses = nil
@@ -179,7 +212,7 @@ package final class TargetQueue: @unchecked Sendable {
     }
 
     /// Called by the worker that now owns this queue: records its ids, starts watching the
-    /// peer's liveness, and posts every receive.
+    /// peer's liveness, and posts every receive of its own.
     package func install(index: Int, generation: UInt16, ring: IOUring, counters: TargetCounters, costs: DataPathCosts,
                          logger: Logger, liveness: PeerLiveness) {
         self.logger = logger
@@ -193,8 +226,49 @@ package final class TargetQueue: @unchecked Sendable {
             // A ring that refuses is served with plain reads and writes.
             if (try? ring.setFixedBuffer(index, b)) != nil { fixedBufferIndex = index }
         }
-        for i in 0..<depth { appendReceive(i) }
+        if !receives.isShared { receives.name(queue: index, generation: generation) }
         flushPosts()
+    }
+
+    /// A completion of the worker's shared receive queue for this queue's queue pair, which
+    /// took pool buffer `buffer`: the command is served, or the buffer goes straight back
+    /// (the queue is going, or the receive failed and with it the queue pair).
+    @inline(__always)
+    package func sharedReceiveCompleted(_ c: Completion, buffer: Int) {
+        guard !isDraining, c.isSuccess else {
+            receives.giveBack(buffer)
+            if !isDraining {
+                drop(c.status == .flushed ? "disconnected" : "receive failed: \(c.status)",
+                     fault: c.status == .flushed ? nil : (c.status.peerUnreachable ? .peerUnreachable : .receiveFailed))
+            }
+            return
+        }
+        liveness.heard()
+        sharedReceived(buffer, byteCount: Int(c.byteLength))
+    }
+
+    /// Pool buffer `buffer` holds a message of `byteCount` bytes for this queue (a completion,
+    /// or a receive the worker held until it adopted this queue).
+    package func sharedReceived(_ buffer: Int, byteCount: Int) {
+        guard !isDraining else { return receives.giveBack(buffer) }
+        receivesHeld += 1
+        guard receivesHeld <= depth else {
+            receivesHeld -= 1
+            receives.giveBack(buffer)
+            return drop("more commands in flight than its queue depth \(depth)", fault: .creditExceeded)
+        }
+        received(buffer, byteCount: byteCount)
+    }
+
+    /// Gives back every shared-pool buffer this queue still holds (the worker, at retirement:
+    /// no storage operation reads them any more).
+    package func returnSharedReceives() {
+        guard receives.isShared else { return }
+        for slot in 0..<depth where requests[slot].receiveIndex >= 0 {
+            giveBackReceive(requests[slot].receiveIndex)
+            requests[slot].receiveIndex = -1
+        }
+        while let pending = pendingReceives.pop() { giveBackReceive(pending >> 20) }
     }
 
     // MARK: completions
@@ -224,6 +298,7 @@ package final class TargetQueue: @unchecked Sendable {
         guard index >= 0 && index < depth else { return drop("completion for unknown slot \(index)", fault: .protocolError) }
         switch kind {
         case WorkID.receive:
+            receives.took(index)
             received(index, byteCount: Int(c.byteLength))
         case WorkID.transfer:
             let r = requests.base + index
@@ -250,9 +325,16 @@ package final class TargetQueue: @unchecked Sendable {
     }
 
     /// One completion handled as a worker pass holding only it would: fed, then what it
-    /// produced posted (the engine tests drive the queue this way).
+    /// produced posted, a shared pool's given-back buffers first (the engine tests drive the
+    /// queue this way; a shared receive's completion names its pool buffer).
     package func completedAlone(_ c: Completion) {
-        completed(c)
+        if WorkID.kind(c.wrId) == WorkID.sharedReceive {
+            receives.took(WorkID.index(c.wrId))
+            sharedReceiveCompleted(c, buffer: WorkID.index(c.wrId))
+        } else {
+            completed(c)
+        }
+        if receives.isShared, receives.needsFlush { try? receives.flush(costs: costs) }
         if needsFlush { flushPosts() }
     }
 
@@ -358,7 +440,7 @@ package final class TargetQueue: @unchecked Sendable {
         guard handshake.awaitingHello else { return }
         // SAFETY: the receive buffer is registered and `receiveSize` ≥ byteCount long (the RNIC
         // refuses a longer SEND); nothing reads it after `hello` returns.
-        let p = UnsafeRawPointer(receives!.bytes.baseAddress! + receiveIndex * receiveSize)
+        let p = UnsafeRawPointer(receives.bytes(receiveIndex))
         makeRoom(1)
         let step = handshake.hello(p, count: byteCount, batch: sendBatch,
                                    wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.handshake, index: 0))
@@ -373,7 +455,7 @@ package final class TargetQueue: @unchecked Sendable {
             counters.refused(reason)
             logger?.notice("refused \(peerName): \(message)")
         }
-        appendReceive(receiveIndex)
+        giveBackReceive(receiveIndex)
         sendQueueFree -= 1
         flushPosts()
     }
@@ -385,7 +467,7 @@ package final class TargetQueue: @unchecked Sendable {
         r.pointee.receiveIndex = receiveIndex
         // SAFETY: the receive buffer is registered, `receiveSize` long, and not
         // reposted until this request's response is posted.
-        let p = UnsafeRawPointer(receives!.bytes.baseAddress! + receiveIndex * receiveSize)
+        let p = UnsafeRawPointer(receives.bytes(receiveIndex))
         switch CommandCapsule.parse(p, byteCount: byteCount, limits: limits) {
         case .failure(let f):
             refused(f, byteCount: byteCount)
@@ -642,9 +724,11 @@ package final class TargetQueue: @unchecked Sendable {
         }
         if r.pointee.status != .ok { counters.status(r.pointee.status.rawValue) }
         r.pointee.capsule = nil
-        // The receive goes back before the response leaves (`flushPosts` posts receives
-        // first), so a new command never meets an empty queue.
-        appendReceive(r.pointee.receiveIndex)
+        // The receive goes back before the response leaves (`flushPosts` posts its own receives
+        // first; the worker posts a shared pool's before any queue's sends), so a new command
+        // never meets an empty queue.
+        giveBackReceive(r.pointee.receiveIndex)
+        r.pointee.receiveIndex = -1
         sendQueueFree -= need
         r.pointee.sendQueueHeld = need
         return true
@@ -694,11 +778,11 @@ package final class TargetQueue: @unchecked Sendable {
         bounce!.bytes.baseAddress! + slot * bounceStride
     }
 
+    /// Receive buffer `index` is free again: batched for posting (own), or back to the shared pool.
     @inline(__always)
-    private func appendReceive(_ index: Int) {
-        receiveBatch.receive(
-            wrId: WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.receive, index: index),
-            local: receives!.region.segment(offset: index * receiveSize, length: receiveSize))
+    private func giveBackReceive(_ index: Int) {
+        if receives.isShared { receivesHeld -= 1 }
+        receives.giveBack(index)
     }
 
     /// Where segment data at `offset` of slot `slot`'s command lives: the registered memory
@@ -723,16 +807,16 @@ package final class TargetQueue: @unchecked Sendable {
     @inline(__always) @discardableResult
     package func flushPosts() -> Bool {
         if isDraining {
-            receiveBatch.reset()
+            if !receives.isShared { receives.discardBatch() }
             sendBatch.reset()
             return false
         }
         do {
-            try workQueue.post(receiveBatch, costs: costs)
+            if !receives.isShared { try receives.flush(costs: costs) }
             try workQueue.post(sendBatch, costs: costs)
             return true
         } catch {
-            receiveBatch.reset()
+            if !receives.isShared { receives.discardBatch() }
             sendBatch.reset()
             drop("\(error)", fault: .postFailed)
             return false

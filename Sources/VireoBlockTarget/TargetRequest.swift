@@ -42,8 +42,8 @@ enum ZeroingMode: UInt8 {
 /// in its receive buffer until the response is posted.
 struct TargetRequest {
     var state: TargetRequestState = .free
-    /// The receive buffer holding the capsule (reposted just before the response).
-    var receiveIndex: Int = 0
+    /// The receive buffer holding the capsule (given back just before the response; -1: none held).
+    var receiveIndex: Int = -1
     var capsule: CommandCapsule?
     /// The failure tag/status when the capsule was refused, or the command's outcome.
     var tag: UInt32 = 0

@@ -8,7 +8,14 @@ import Glibc
 #endif
 
 /// A block data-path thread: one completion channel + CQ shared by all its
-/// connections, one io_uring, and a table of the queues it serves. The thread,
+/// connections, one io_uring, one shared receive queue with its pool of
+/// receive buffers (so receive memory does not grow with connections), and a
+/// table of the queues it serves. A shared receive's completion names its
+/// connection by queue-pair number; the worker hands it to that queue. A queue
+/// pair can receive as soon as it is accepted, before the worker adopts its queue
+/// (an initiator's hello often arrives first): such a receive is held, bounded in
+/// number and time, until its queue is adopted, then served in order; one no queue
+/// claims is given back and counted (`strayReceives`). The thread,
 /// the hand-off and the spin → arm → sleep loop are `EndpointWorker`'s; this is
 /// the engine it runs: poll the CQ and the ring, process, submit; when asleep
 /// it wakes on the channel fd, the ring's eventfd and the hand-off. Nothing on
@@ -22,6 +29,18 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
     let context: VerbsContext
     let channel: CompletionChannel
     package let cq: CompletionQueue
+    /// The shared receive queue its connections' queue pairs are created on (nil: each posts its own).
+    package let sharedReceiveQueue: SharedReceiveQueue?
+    /// The buffers posted on it (nil with it).
+    package let sharedReceives: ReceivePool?
+    /// Table slot by queue-pair number, for the queues on the shared receive queue.
+    private var slotByQueuePair: [UInt32: Int] = [:]
+    /// Shared receives of queue pairs not in the table yet, oldest first.
+    private var unclaimed = FixedRing<UnclaimedReceive>(capacity: TargetWorker.maxUnclaimed)
+    /// Most shared receives held for queues not yet adopted (an honest initiator sends only its hello first).
+    static let maxUnclaimed = 256
+    /// How long such a receive waits for its queue (accept to adoption takes milliseconds).
+    static let unclaimedNanoseconds: UInt64 = 10_000_000_000
     let ring: IOUring
     package let counters = TargetCounters()
     /// What this thread spends on system calls, sleeps and empty polls.
@@ -51,7 +70,10 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
     package var ringBudgetLeft: Int
     package var queueCount = 0
 
+    /// `sharedReceives`: buffers and bytes per buffer of the worker's shared receive pool, registered
+    /// with the device's process-wide PD (the one its connections use); nil: none.
     package init(index: Int, context: VerbsContext, cqCapacity: Int, ringEntries: Int, busyPoll: Bool,
+         sharedReceives: (count: Int, bufferSize: Int)? = nil,
          keepaliveNanoseconds: UInt64 = 5_000_000_000, peerTimeoutNanoseconds: UInt64 = 15_000_000_000,
          logger: Logger, retire: @escaping @Sendable (TargetQueue) -> Void) throws(FabricError) {
         self.keepaliveNanoseconds = keepaliveNanoseconds
@@ -60,6 +82,23 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
         self.context = context
         channel = try CompletionChannel(context: context)
         cq = try CompletionQueue(context: context, capacity: cqCapacity, channel: channel)
+        if let shared = sharedReceives {
+            guard shared.count < cqCapacity else {
+                throw .invalidArgument(call: "shared receives", "\(shared.count) buffers do not leave room in a CQ of \(cqCapacity)")
+            }
+            let pd = try ProtectionDomain.shared(for: context)
+            let srq = try SharedReceiveQueue(pd: pd, depth: shared.count)
+            let pool = try ReceivePool(registrar: pd, count: shared.count, bufferSize: shared.bufferSize, poster: srq,
+                                       shared: true)
+            pool.fill()
+            try pool.flush(costs: costs)
+            sharedReceiveQueue = srq
+            self.sharedReceives = pool
+            slotByQueuePair.reserveCapacity(Self.maxQueues)
+        } else {
+            sharedReceiveQueue = nil
+            self.sharedReceives = nil
+        }
         do {
             ring = try IOUring(entries: ringEntries)
             // One fixed-buffer slot per queue-table slot: each file or device connection's bounce
@@ -73,7 +112,8 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
         }
         self.logger = logger
         self.retire = retire
-        completionBudgetLeft = cqCapacity
+        // Every posted shared receive can complete at once; the rest is promised per connection.
+        completionBudgetLeft = cqCapacity - (sharedReceives?.count ?? 0)
         ringBudgetLeft = ringEntries
         draining.reserveCapacity(Self.maxQueues)
         zeroing.reserveCapacity(Self.maxQueues)
@@ -115,11 +155,13 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
 
     /// Lets every queue probe a silent idle peer or drop one that left its posted work unacknowledged.
     package func tick(now: UInt64) {
+        expireUnclaimed(now: now)
         for (_, q) in table.occupied {
             q.checkLiveness(now: now)
             if q.isDraining { noteDraining(q) }
         }
         if !draining.isEmpty { retireDrained() }
+        flushSharedReceives()
     }
 
     /// At stop: waits (up to 5 s) for io_uring operations still in flight, so no
@@ -149,8 +191,21 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
         if n == 0 { costs.count(.emptyPolls) }
         for i in 0..<n {
             let c = completions[i]
-            guard let q = table.item(for: c.wrId) else { continue }
-            q.completed(c)
+            let q: TargetQueue
+            if WorkID.kind(c.wrId) == WorkID.sharedReceive, let pool = sharedReceives {
+                let buffer = WorkID.index(c.wrId)  // < pool.count: ids the pool made
+                pool.took(buffer)
+                guard let slot = slotByQueuePair[c.qpNumber], let found = table[slot] else {
+                    holdUnclaimed(c, buffer: buffer, pool: pool)
+                    continue
+                }
+                q = found
+                q.sharedReceiveCompleted(c, buffer: buffer)
+            } else {
+                guard let found = table.item(for: c.wrId) else { continue }
+                q = found
+                q.completed(c)
+            }
             noteFlush(q)
             if q.isDraining { noteDraining(q) }
             if q.hasZeroingWork && !q.isOnZeroingList {
@@ -167,7 +222,9 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             noteFlush(q)
             if q.isDraining { noteDraining(q) }
         }
-        // One ibv_post_recv and one ibv_post_send per queue for everything this pass produced.
+        // One ibv_post_srq_recv for the pass's given-back receives, before any response leaves;
+        // then one ibv_post_recv and one ibv_post_send per queue for everything this pass produced.
+        flushSharedReceives()
         for q in flushing {
             q.isOnFlushList = false
             if q.needsFlush { q.flushPosts() }
@@ -177,6 +234,51 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
         do { if try ring.submit() { costs.count(.uringEnters) } } catch { logger.error("worker \(index): \(error)") }
         if !draining.isEmpty { retireDrained() }
         return work
+    }
+
+    /// A shared receive of a queue pair not in the table: accepted but not adopted yet (held
+    /// for its queue), or gone (its queue retired). A failed receive, or one beyond the bound,
+    /// is given back: the oldest held goes first.
+    private func holdUnclaimed(_ c: Completion, buffer: Int, pool: ReceivePool) {
+        guard c.isSuccess else {
+            pool.giveBack(buffer)
+            return
+        }
+        if unclaimed.isFull, let oldest = unclaimed.pop() {
+            pool.giveBack(oldest.buffer)
+            counters.strayReceive()
+        }
+        unclaimed.push(UnclaimedReceive(queuePair: c.qpNumber, buffer: buffer, byteCount: Int(c.byteLength),
+                                        since: monotonicNanoseconds()))
+    }
+
+    /// Hands `q` (just adopted) the receives its queue pair got before, in arrival order.
+    private func claimUnclaimed(_ q: TargetQueue) {
+        guard !unclaimed.isEmpty else { return }
+        for _ in 0..<unclaimed.count {
+            let u = unclaimed.pop()!
+            if u.queuePair == q.queuePairNumber { q.sharedReceived(u.buffer, byteCount: u.byteCount) } else { unclaimed.push(u) }
+        }
+        noteFlush(q)
+        if q.isDraining { noteDraining(q) }
+    }
+
+    /// Gives back held receives no queue claimed in time.
+    private func expireUnclaimed(now: UInt64) {
+        guard let pool = sharedReceives else { return }
+        while let u = unclaimed.peek(), now &- u.since > Self.unclaimedNanoseconds {
+            _ = unclaimed.pop()
+            pool.giveBack(u.buffer)
+            counters.strayReceive()
+        }
+    }
+
+    /// Posts the shared pool's given-back buffers (one call). A failure loses them from the pool
+    /// (logged: the device refused its own SRQ, which no peer can cause).
+    @inline(__always)
+    private func flushSharedReceives() {
+        guard let pool = sharedReceives, pool.needsFlush else { return }
+        do { try pool.flush(costs: costs) } catch { logger.error("worker \(index): shared receives: \(error)") }
     }
 
     /// One bounded chunk of zeroing for each queue that has some; returns how many queues still have work.
@@ -219,6 +321,8 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             if q.storageInFlight > 0 { i += 1; continue }
             draining.remove(at: i)
             q.unregisterFixedBuffer()
+            q.returnSharedReceives()
+            if q.usesSharedReceives { slotByQueuePair[q.queuePairNumber] = nil }
             table.remove(at: slot)
             if let fault = q.dropFault {
                 counters.dropped(fault)
@@ -228,6 +332,7 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             }
             retire(q)
         }
+        flushSharedReceives()
     }
 
     package func take(adopted: [TargetQueue], dropped: [TargetQueue]) {
@@ -238,9 +343,11 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
                 continue
             }
             counters.accepted()
+            if q.usesSharedReceives { slotByQueuePair[q.queuePairNumber] = slot }
             q.install(index: slot, generation: generation, ring: ring, counters: counters, costs: costs, logger: logger,
                       liveness: PeerLiveness(keepaliveNanoseconds: keepaliveNanoseconds,
                                              timeoutNanoseconds: peerTimeoutNanoseconds, now: monotonicNanoseconds()))
+            if q.usesSharedReceives { claimUnclaimed(q) }
             if q.isDraining { noteDraining(q) }
         }
         for q in dropped where table.holds(q, at: q.tableIndex) {
@@ -248,5 +355,20 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             noteDraining(q)
         }
         if !draining.isEmpty { retireDrained() }
+        for q in flushing {
+            q.isOnFlushList = false
+            if q.needsFlush { q.flushPosts() }
+        }
+        flushing.removeAll(keepingCapacity: true)
+        flushSharedReceives()
     }
+}
+
+/// A shared receive held for a queue pair the worker has not adopted yet.
+struct UnclaimedReceive {
+    var queuePair: UInt32
+    var buffer: Int
+    var byteCount: Int
+    /// When it was held (monotonic nanoseconds).
+    var since: UInt64
 }

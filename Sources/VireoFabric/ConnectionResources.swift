@@ -17,10 +17,15 @@ public struct ConnectionResources: @unchecked Sendable {
     public var ownPD = false
     public var sendCQ: CompletionQueue?
     public var receiveCQ: CompletionQueue?
+    /// Where the queue pair's receives come from (nil: a receive queue of its own). Its PD
+    /// must be the connection's.
+    public var sharedReceiveQueue: SharedReceiveQueue?
     public var queuePair: QueuePairConfig
 
     public init(pd: ProtectionDomain? = nil, ownPD: Bool = false, sendCQ: CompletionQueue? = nil,
-                receiveCQ: CompletionQueue? = nil, queuePair: QueuePairConfig = QueuePairConfig()) {
+                receiveCQ: CompletionQueue? = nil, sharedReceiveQueue: SharedReceiveQueue? = nil,
+                queuePair: QueuePairConfig = QueuePairConfig()) {
+        self.sharedReceiveQueue = sharedReceiveQueue
         self.pd = pd
         self.ownPD = ownPD
         self.sendCQ = sendCQ
@@ -46,7 +51,8 @@ public struct ConnectionResources: @unchecked Sendable {
             send = send ?? cq
             recv = recv ?? cq
         }
-        return try QueuePair(cmID: cmID, pd: pd, sendCQ: send!, receiveCQ: recv!, config: queuePair)
+        return try QueuePair(cmID: cmID, pd: pd, sendCQ: send!, receiveCQ: recv!, config: queuePair,
+                             sharedReceiveQueue: sharedReceiveQueue)
     }
 }
 

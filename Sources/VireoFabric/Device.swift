@@ -18,12 +18,17 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
     public var maxMemoryWindows: Int = 0
     /// Type-2 windows, bound by work requests (IBV_DEVICE_MEM_WINDOW_TYPE_2B).
     public var supportsType2Windows = false
+    /// Shared receive queues the device can create (0: none).
+    public var maxSharedReceiveQueues: Int = 0
+    /// Receives one shared receive queue can hold.
+    public var maxSharedReceiveQueueWorkRequests: Int = 0
     public var ports: [PortInfo]
 
     public var description: String {
         let p = ports.map { "port \($0.number) \($0.state) mtu \($0.activeMTU) \($0.linkLayer)" }
         return "\(name): max_qp \(maxQueuePairs) max_qp_wr \(maxQueuePairWorkRequests) max_sge \(maxSGE) "
             + "max_cqe \(maxCQE) max_qp_rd_atom \(maxQueuePairReadAtomic) max_mw \(maxMemoryWindows)"
+            + " max_srq \(maxSharedReceiveQueues) max_srq_wr \(maxSharedReceiveQueueWorkRequests)"
             + (supportsType2Windows ? " (type 2)" : "") + "; " + p.joined(separator: ", ")
     }
 }
@@ -103,6 +108,8 @@ public final class VerbsContext: @unchecked Sendable {
             maxSGE: Int(attr.max_sge), maxCQE: Int(attr.max_cqe), maxMemoryRegionSize: attr.max_mr_size,
             maxQueuePairReadAtomic: Int(attr.max_qp_rd_atom), ports: ports)
         info.maxMemoryWindows = Int(attr.max_mw)
+        info.maxSharedReceiveQueues = Int(attr.max_srq)
+        info.maxSharedReceiveQueueWorkRequests = Int(attr.max_srq_wr)
         info.supportsType2Windows = UInt64(attr.device_cap_flags) & UInt64(IBV_DEVICE_MEM_WINDOW_TYPE_2B.rawValue) != 0
         return info
     }

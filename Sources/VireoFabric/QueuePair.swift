@@ -38,11 +38,14 @@ public final class QueuePair: @unchecked Sendable {
     public let sendCQ: CompletionQueue
     public let receiveCQ: CompletionQueue
     public let config: QueuePairConfig
+    /// The shared receive queue its receives come from (nil: its own receive queue).
+    public let sharedReceiveQueue: SharedReceiveQueue?
     let cmID: CMID
 
     /// Creates an RC QP on `cmID` (rdma_create_qp moves it to INIT; rdma_cm drives RTR/RTS).
+    /// With `sharedReceiveQueue`, its receives come from there and `config`'s receive sizes are unused.
     init(cmID: CMID, pd: ProtectionDomain, sendCQ: CompletionQueue, receiveCQ: CompletionQueue,
-         config: QueuePairConfig) throws(FabricError) {
+         config: QueuePairConfig, sharedReceiveQueue: SharedReceiveQueue? = nil) throws(FabricError) {
         var attr = ibv_qp_init_attr()
         attr.send_cq = sendCQ.raw
         attr.recv_cq = receiveCQ.raw
@@ -53,6 +56,12 @@ public final class QueuePair: @unchecked Sendable {
         attr.cap.max_send_sge = UInt32(config.maxSendSegments)
         attr.cap.max_recv_sge = UInt32(config.maxReceiveSegments)
         attr.cap.max_inline_data = UInt32(config.maxInlineData)
+        if let srq = sharedReceiveQueue {
+            guard srq.pd === pd else { throw .invalidArgument(call: "rdma_create_qp", "the shared receive queue is on another PD") }
+            attr.srq = srq.raw
+            attr.cap.max_recv_wr = 0
+            attr.cap.max_recv_sge = 0
+        }
         try FabricError.wrap { () throws(SystemError) in
             try zeroOrMinusOne("rdma_create_qp") { rdma_create_qp(cmID.raw, pd.raw, &attr) }
         }
@@ -61,6 +70,7 @@ public final class QueuePair: @unchecked Sendable {
         self.sendCQ = sendCQ
         self.receiveCQ = receiveCQ
         self.config = config
+        self.sharedReceiveQueue = sharedReceiveQueue
         self.cmID = cmID
     }
 
@@ -94,7 +104,8 @@ public final class QueuePair: @unchecked Sendable {
         }
     }
 
-    /// Posts every receive in `batch` with one `ibv_post_recv`, then empties it.
+    /// Posts every receive in `batch` with one `ibv_post_recv`, then empties it (a queue pair on a
+    /// shared receive queue has no receive queue of its own: the post fails).
     @inline(__always)
     public func post(_ batch: RecvBatch) throws(FabricError) {
         guard let head = batch.linked() else { return }

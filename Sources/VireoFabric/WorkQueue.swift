@@ -7,11 +7,12 @@ import VireoSys
 /// run in unit tests with no RDMA device (SPDK's `rdma_ut.c` idea). Engines
 /// hold `any WorkQueue`: one indirect call per posted batch, next to the
 /// verbs provider's own indirect call.
-public protocol WorkQueue: AnyObject, Sendable {
+///
+/// Its receives (`ReceivePoster.post(_: RecvBatch)`) go to the queue pair's own
+/// receive queue; a queue pair on a `SharedReceiveQueue` posts its receives there.
+public protocol WorkQueue: ReceivePoster {
     /// Posts every work request in `batch` in one call, then empties it; a failure names the call.
     func post(_ batch: SendBatch) throws(FabricError)
-    /// Posts every receive in `batch` in one call, then empties it.
-    func post(_ batch: RecvBatch) throws(FabricError)
     /// Moves the queue to the error state: nothing posted touches its buffers any more,
     /// and everything outstanding completes as flushed. Idempotent.
     func moveToError() throws(FabricError)
@@ -25,14 +26,6 @@ extension WorkQueue {
     public func post(_ batch: SendBatch, costs: DataPathCosts) throws(FabricError) {
         guard !batch.isEmpty else { return }
         costs.count(.sendPosts)
-        try post(batch)
-    }
-
-    /// Posts `batch` (one `ibv_post_recv`) and counts the call in `costs`; an empty batch posts nothing.
-    @inline(__always)
-    public func post(_ batch: RecvBatch, costs: DataPathCosts) throws(FabricError) {
-        guard !batch.isEmpty else { return }
-        costs.count(.receivePosts)
         try post(batch)
     }
 }
@@ -70,6 +63,8 @@ public protocol FabricLink: AnyObject, Sendable {
     var completions: any CompletionSource { get }
     /// "host:port" of the peer, for logs.
     var peerAddress: String { get }
+    /// The queue pair's number: how a completion of a shared receive names its connection.
+    var queuePairNumber: UInt32 { get }
     /// Readable when a connection event (a disconnect) is pending: see `pollEvent`.
     var eventFD: Int32 { get }
     /// A pending connection event without blocking: `.disconnected` or `.deviceRemoved`
@@ -86,6 +81,7 @@ extension Connection: FabricLink {
     public var workQueue: any WorkQueue { queuePair }
     public var registrar: any MemoryRegistrar { queuePair.pd }
     public var completions: any CompletionSource { queuePair.receiveCQ }
+    public var queuePairNumber: UInt32 { queuePair.number }
     public func holdUntilReleased(_ owner: any AnyObject & Sendable) { held.withLock { $0.append(owner) } }
 }
 

@@ -122,6 +122,13 @@ extension Completion {
                           invalidatedKey: invalidatedKey, qpNumber: qpNumber))
     }
 
+    /// The same completion as a shared receive queue reports it: naming the queue pair whose
+    /// SEND the receive took (fakes).
+    package func on(queuePair number: UInt32) -> Completion {
+        Completion(Self.wc(wrId: wrId, status: status, opcode: opcode, byteLength: byteLength,
+                           immediate: hasImmediate ? immediate : nil, invalidatedKey: invalidatedKey, qpNumber: number))
+    }
+
     /// The `ibv_wc` a device would have written for these values (the inverse of `init(_:)`).
     static func wc(wrId: UInt64, status: CompletionStatus, opcode: ibv_wc_opcode, byteLength: UInt32,
                    immediate: UInt32?, invalidatedKey: UInt32? = nil, qpNumber: UInt32) -> ibv_wc {

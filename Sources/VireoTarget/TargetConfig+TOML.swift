@@ -9,6 +9,7 @@ extension TargetConfig {
     /// listen = "10.99.0.1:4420"
     /// workers = 2
     /// busy_poll = false
+    /// shared_receives = 1024   # receive buffers each worker shares among its block connections (0: per connection)
     /// stats_file = "/run/vireo/target.prom"  # optional; counters, Prometheus text format
     /// stats_interval = 10
     /// keepalive = 5        # seconds idle and silent before a block connection's peer is probed
@@ -50,6 +51,7 @@ extension TargetConfig {
         if let s = r.string("listen", what: "a string \"host:port\"") { config.listen = s }
         if let n = r.int("workers") { config.workers = n }
         if let b = r.bool("busy_poll") { config.busyPoll = b }
+        if let n = r.int("shared_receives") { config.sharedReceives = n }
         config.statsFile = r.string("stats_file", what: "a path")
         config.statsIntervalSeconds = r.number("stats_interval", what: "a positive number of seconds") { $0 > 0 }
         if let d = r.number("keepalive", what: "a number of seconds") { config.keepaliveSeconds = d }

@@ -15,6 +15,12 @@ public struct TargetConfig: Equatable, Sendable {
     public var workers = 2
     /// Spin on the CQs and io_uring instead of sleeping (dedicated cores only).
     public var busyPoll = false
+    /// Receive buffers each worker shares between all its block connections (a shared receive
+    /// queue), so receive memory does not grow with connections; 0: every connection posts
+    /// `queue_depth` buffers of its own (TOML `shared_receives`, default 1024). Connections
+    /// whose largest command does not fit a shared buffer, or a device without shared receive
+    /// queues, get their own.
+    public var sharedReceives = 1024
     public var exports: [ExportConfig] = []
     /// Packet endpoints: named L2 networks.
     public var networks: [NetworkConfig] = []
@@ -60,6 +66,7 @@ public struct TargetConfig: Equatable, Sendable {
     public func problems() -> [String] {
         var out: [String] = []
         if workers < 1 || workers > 64 { out.append("workers \(workers) must be 1-64") }
+        if sharedReceives < 0 || sharedReceives > 16384 { out.append("shared_receives \(sharedReceives) must be 0-16384") }
         if !(keepaliveSeconds >= 0.01 && keepaliveSeconds <= 3600) { out.append("keepalive \(keepaliveSeconds) must be 0.01-3600 seconds") }
         if !(peerTimeoutSeconds > keepaliveSeconds && peerTimeoutSeconds <= 3600) {
             out.append("peer_timeout \(peerTimeoutSeconds) must be longer than keepalive (\(keepaliveSeconds)) and at most 3600 seconds")

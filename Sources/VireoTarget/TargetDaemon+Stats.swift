@@ -47,6 +47,8 @@ extension TargetDaemon {
         }
         s.counter("vireo_target_commands_chunked_total", total.chunkedCommands,
                   help: "Memory-export DISCARD/WRITE_ZEROES carried out in bounded chunks between other connections' work.")
+        s.counter("vireo_target_stray_receives_total", total.strayReceives,
+                  help: "Commands in a worker's shared receive pool that no connection claimed (its queue pair was gone or never adopted); given back unserved.")
         s.counter("vireo_target_liveness_probes_total", total.livenessProbes,
                   help: "Zero-length RDMA WRITEs sent to block connections that were idle and silent for the keepalive interval.")
         for name in networks.keys.sorted() {

@@ -183,12 +183,13 @@ public final class TargetDaemon: @unchecked Sendable {
         deviceInfo = info
         context = ctx
         let cqCap = max(1024, min(Self.workerCQCapacity, info.maxCQE))
+        let pool = sharedReceivePool(device: info, cqCapacity: cqCap)
         for i in 0..<config.workers {
             let w: TargetWorker
             do {
                 w = try TargetWorker(
                     index: i, context: ctx, cqCapacity: cqCap, ringEntries: Self.workerRingEntries,
-                    busyPoll: config.busyPoll,
+                    busyPoll: config.busyPoll, sharedReceives: pool,
                     keepaliveNanoseconds: UInt64(config.keepaliveSeconds * 1e9),
                     peerTimeoutNanoseconds: UInt64(config.peerTimeoutSeconds * 1e9),
                     logger: logger, retire: { [weak self] q in self?.retireFromWorker(q) })
@@ -397,21 +398,26 @@ public final class TargetDaemon: @unchecked Sendable {
         let segments = Int(g.maxSegments)
         let maxWR = deviceInfo?.maxQueuePairWorkRequests ?? 1024
         let sendDepth = min(max(segments + 1, min(depth * (segments + 1), 1024)), maxWR)
-        let cqNeed = depth + sendDepth
+        // Commands arrive in the worker's shared receive pool when they fit its buffers (an
+        // export added with larger commands than the pool was sized for gets receives of its own).
+        let receiveSize = TargetQueue.receiveSize(g)
+        let fitsShared = { (w: TargetWorker) in (w.sharedReceives?.bufferSize ?? 0) >= receiveSize }
+        let cqNeed = { (w: TargetWorker) in sendDepth + (fitsShared(w) ? 0 : depth) }
         // The least loaded worker with room for this connection's completions and storage operations.
-        guard let worker = workers.filter({ $0.completionBudgetLeft >= cqNeed && $0.ringBudgetLeft >= depth
+        guard let worker = workers.filter({ $0.completionBudgetLeft >= cqNeed($0) && $0.ringBudgetLeft >= depth
             && $0.queueCount < TargetWorker.maxQueues })
             .min(by: { $0.queueCount < $1.queueCount }) else {
             reject(ConnectReject(.queueLimit, "target is at its connection capacity"))
             return false
         }
-        let bytes = TargetQueue.registeredBytes(g)
+        let shared = fitsShared(worker) ? worker.sharedReceives : nil
+        let bytes = TargetQueue.registeredBytes(g, sharedReceives: shared != nil)
         if let r = hostMemoryReject(admitted.request, adding: bytes) {
             reject(r)
             return false
         }
         let resources = ConnectionResources(
-            sendCQ: worker.cq, receiveCQ: worker.cq,
+            sendCQ: worker.cq, receiveCQ: worker.cq, sharedReceiveQueue: shared != nil ? worker.sharedReceiveQueue : nil,
             queuePair: QueuePairConfig(sendDepth: sendDepth, receiveDepth: depth, maxSendSegments: 1,
                                        maxReceiveSegments: 1, maxInlineData: 64, readDepth: Self.readDepth))
         let accept = TargetHandshake.accept(geometry: g.encoded(), policy: policy)
@@ -430,13 +436,13 @@ public final class TargetDaemon: @unchecked Sendable {
         do {
             q = try TargetQueue(connection: connection, export: admitted.export, geometry: g, sendQueueDepth: sendDepth,
                                 queueIndex: admitted.request.queueIndex, handshake: handshake,
-                                handshakeDeadline: handshakeDeadline())
+                                handshakeDeadline: handshakeDeadline(), sharedReceives: shared)
         } catch {
             logger.error("\(req.peerAddress) for \(admitted.request.name): cannot allocate its buffers: \(error)")
             connection.disconnect()
             return false
         }
-        worker.completionBudgetLeft -= cqNeed
+        worker.completionBudgetLeft -= cqNeed(worker)
         worker.ringBudgetLeft -= depth
         worker.queueCount += 1
         admitted.export.queues += 1
@@ -446,6 +452,21 @@ public final class TargetDaemon: @unchecked Sendable {
         logger.info("\(req.peerAddress) connected to \(admitted.request.name) queue \(admitted.request.queueIndex) (depth \(depth), \(segments) segments, max I/O \(g.maxIOBytes)) on worker \(worker.index)")
         worker.adopt(q)
         return true
+    }
+
+    /// Each worker's shared receive pool: `shared_receives` buffers (at most what the device's
+    /// SRQ holds, leaving half the CQ for sends), each big enough for the largest command any
+    /// configured export grants; nil when turned off, with no exports, or on a device without SRQs.
+    private func sharedReceivePool(device: DeviceInfo, cqCapacity: Int) -> (count: Int, bufferSize: Int)? {
+        guard config.sharedReceives > 0, !config.exports.isEmpty else { return nil }
+        guard device.maxSharedReceiveQueues >= config.workers else {
+            logger.notice("\(device.name) has \(device.maxSharedReceiveQueues) shared receive queues for \(config.workers) workers: each block connection posts receives of its own")
+            return nil
+        }
+        let count = min(config.sharedReceives, device.maxSharedReceiveQueueWorkRequests, cqCapacity / 2)
+        let size = config.exports.map { TargetQueue.largestReceiveSize($0) }.max()!
+        logger.info("shared receives: \(count) buffers of \(size) bytes per worker")
+        return (count, size)
     }
 
     /// A reject when the request's host already holds `max_connections_per_host` connections

@@ -1,7 +1,7 @@
 import VireoFabric
 
 /// The target's work-request kinds (the id layout is `VireoFabric.WorkID`'s):
-/// the block target uses 1-6, the packet target 8-10, both 7 (the handshake).
+/// the block target uses 1-6 and 11, the packet target 8-10, both 7 (the handshake).
 extension WorkID {
     /// A receive buffer got a capsule (index: receive buffer).
     public static let receive: UInt64 = 1
@@ -23,4 +23,7 @@ extension WorkID {
     public static let packetSend: UInt64 = 9
     /// Packet target: a credit-only SEND (no buffer).
     public static let packetCredit: UInt64 = 10
+    /// A receive of a worker's shared receive queue got a capsule (index: buffer; no queue
+    /// slot or generation: the completion's queue-pair number names the connection).
+    public static let sharedReceive: UInt64 = 11
 }

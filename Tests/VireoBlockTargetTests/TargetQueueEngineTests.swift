@@ -30,12 +30,16 @@ import VireoWire
         /// The connect request and the accept as sent (with `policy`: the handshake's inputs).
         let request: ConnectRequest
         let accept: [UInt8]
+        /// With `sharedReceives`: the worker's shared receive queue and the pool posted on it.
+        let srq: FakeSharedReceiveQueue?
+        let pool: ReceivePool?
 
         /// `policy`: the queue starts with a handshake under it (hello due by `handshakeDeadline`).
         init(depth: UInt16 = 4, segments: UInt16 = 4, sendQueueDepth: Int = 32, exportBytes: UInt64 = 1 << 20,
              readOnly: Bool = false, keepalive: UInt64 = .max, timeout: UInt64 = .max,
              policy: AccessPolicy? = nil, access: AccessPolicy.Endpoint = AccessPolicy.Endpoint(allowAnyHost: true),
-             hostName: String = "host-a", handshakeDeadline: UInt64 = .max, maxRegistrationBytes: Int = .max) throws {
+             hostName: String = "host-a", handshakeDeadline: UInt64 = .max, maxRegistrationBytes: Int = .max,
+             sharedReceives: Int? = nil, sharedBufferSize: Int? = nil) throws {
             var config = ExportConfig(name: "mem0", backing: .memory, size: exportBytes)
             config.readOnly = readOnly
             export = try Export(config: config, logger: Logger(label: "test"))
@@ -56,8 +60,18 @@ import VireoWire
             } else {
                 accept = g.encoded()
             }
+            if let sharedReceives {
+                let srq = FakeSharedReceiveQueue(depth: sharedReceives, registrar: link.queue.registrar)
+                let pool = try ReceivePool(registrar: link.queue.registrar, count: sharedReceives,
+                                           bufferSize: sharedBufferSize ?? TargetQueue.receiveSize(g), poster: srq, shared: true)
+                pool.fill()
+                try pool.flush(costs: DataPathCosts())
+                (self.srq, self.pool) = (srq, pool)
+            } else {
+                (srq, pool) = (nil, nil)
+            }
             queue = try TargetQueue(connection: link, export: export, geometry: g, sendQueueDepth: sendQueueDepth,
-                                    handshake: handshake, handshakeDeadline: handshakeDeadline)
+                                    handshake: handshake, handshakeDeadline: handshakeDeadline, sharedReceives: pool)
             queue.install(index: 0, generation: 1, ring: try IOUring(entries: 8), counters: counters, costs: DataPathCosts(),
                           logger: Logger(label: "test"),
                           liveness: PeerLiveness(keepaliveNanoseconds: keepalive, timeoutNanoseconds: timeout, now: 0))
@@ -83,9 +97,9 @@ import VireoWire
             return bytes
         }
 
-        /// The initiator SENDs `capsule`: it lands in the oldest posted receive.
+        /// The initiator SENDs `capsule`: it lands in the oldest posted receive (of the shared pool, with one).
         func send(_ capsule: [UInt8]) {
-            guard let c = link.queue.deliver(capsule) else {
+            guard let c = srq.map({ $0.deliver(capsule, on: link) }) ?? link.queue.deliver(capsule) else {
                 Issue.record("no receive posted: the target let its receive queue run dry")
                 return
             }

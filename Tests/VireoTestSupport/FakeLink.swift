@@ -9,6 +9,9 @@ public final class FakeLink: FabricLink, @unchecked Sendable {
     public let queue: FakeWorkQueue
     public let completionQueue: FakeCompletionQueue
     public let peerAddress: String
+    /// A number no other fake link in this process has (a shared receive's completion names it).
+    public let queuePairNumber: UInt32
+    private static let numbers = Locked<UInt32>(0x100)
     private let event: EventFD
     private let state = Locked<(cut: Bool, reported: Bool, disconnects: Int)>((false, false, 0))
 
@@ -18,6 +21,10 @@ public final class FakeLink: FabricLink, @unchecked Sendable {
         queue = FakeWorkQueue(sendDepth: sendDepth, receiveDepth: receiveDepth, registrar: registrar)
         if let completions { completionQueue = completions } else { completionQueue = try FakeCompletionQueue() }
         self.peerAddress = peerAddress
+        queuePairNumber = Self.numbers.withLock { n in
+            n &+= 1
+            return n
+        }
         event = try EventFD()
     }
 

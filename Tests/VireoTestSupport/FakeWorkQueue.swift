@@ -84,6 +84,10 @@ public final class FakeWorkQueue: WorkQueue, @unchecked Sendable {
 
     public func moveToError() throws(FabricError) { lock.withLock { _ in isInError = true } }
 
+    /// Leaves the error state (a shared receive queue's fake: a failed receive fails its queue
+    /// pair, not the pool).
+    func clearError() { lock.withLock { _ in isInError = false } }
+
     /// Sends posted and not yet run.
     public var pendingSends: Int { lock.withLock { _ in sends.count } }
     /// The sends posted and not yet run (a snapshot).
