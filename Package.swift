@@ -32,6 +32,7 @@ let package = Package(
         .executable(name: "vireo-target", targets: ["vireo-target"]),
         .executable(name: "vireo-initiator", targets: ["vireo-initiator"]),
         .executable(name: "vireo-bench", targets: ["vireo-bench"]),
+        .executable(name: "vireoctl", targets: ["vireoctl"]),
         .library(name: "VireoFabric", targets: ["VireoFabric"]),
     ],
     dependencies: [
@@ -162,6 +163,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "initiator"
+        ),
+        // The operators' CLI over both daemons' control APIs (docs/api.md).
+        .executableTarget(
+            name: "vireoctl",
+            dependencies: ["VireoDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "ctl"
         ),
         // Fuzzing (deploy/fuzz/README.md). The harness library and the thin
         // executables build without any fuzzer flag (they then replay files);

@@ -226,8 +226,9 @@ extension VireoInitiator {
             o.hostKeyFile = hostKeyFile
             let (serve, options): (ServeConfig, VhostUserOptions)
             do { (serve, options) = try o.resolve() } catch {
+                // EX_USAGE, and no usage text: the problems say what to fix.
                 for p in error.problems { printError("vireo-initiator serve: \(p)") }
-                throw ExitCode(2)
+                throw ExitCode(64)
             }
             do { try InitiatorService.serve(serve, options: options, logger: Logger(label: "vireo.initiator")) } catch {
                 printError("vireo-initiator serve: \(error)")
@@ -237,7 +238,3 @@ extension VireoInitiator {
     }
 }
 
-func printError(_ line: String) {
-    var text = line + "\n"
-    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-}

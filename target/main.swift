@@ -48,11 +48,17 @@ extension VireoTarget {
         @Flag(help: "Busy-poll completion queues and io_uring instead of poll-then-sleep (dedicated cores only).")
         var busyPoll = false
 
+        @Option(help: "Receive buffers each worker shares among its block connections (0: each connection its own; default 1024).")
+        var sharedReceives: Int?
+
         @Option(help: "Write the counters to this file (Prometheus text format) every interval, on SIGUSR1 and at exit.")
         var statsFile: String?
 
         @Option(help: "Seconds between stats file writes (default 10).")
         var statsInterval: Double?
+
+        @Option(help: "Serve the control API (JSON-RPC 2.0, docs/api.md; vireoctl) on this UNIX socket, mode 0600.")
+        var controlSocket: String?
 
         @Option(help: "Seconds a block connection may be idle and silent before its peer is probed (default 5).")
         var keepalive: Double?
@@ -85,14 +91,20 @@ extension VireoTarget {
             o.listen = listen
             o.workers = workers
             o.busyPoll = busyPoll
+            o.sharedReceives = sharedReceives
             o.exports = exports
             o.networks = networks
             o.statsFile = statsFile
+            o.controlSocket = controlSocket
             o.statsIntervalSeconds = statsInterval
             o.keepaliveSeconds = keepalive
             o.peerTimeoutSeconds = peerTimeout
             let cfg: TargetConfig
-            do { cfg = try o.resolve() } catch { throw ValidationError("\(error)") }
+            do { cfg = try o.resolve() } catch {
+                // EX_USAGE, and no usage text: the problems say what to fix.
+                for p in error.problems { printError("vireo-target serve: \(p)") }
+                throw ExitCode(64)
+            }
             try TargetDaemon.serve(cfg, logger: Logger(label: "vireo.target"))
         }
     }

@@ -12,7 +12,7 @@ public struct StatsSnapshot: Sendable {
         let name: String
         let help: String
         let type: String
-        var samples: [(labels: String, value: String)]
+        var samples: [(labels: String, pairs: [(String, String)], value: String)]
     }
 
     private(set) var families: [Family] = []
@@ -32,24 +32,42 @@ public struct StatsSnapshot: Sendable {
 
     /// Adds a counter sample with labels given as an array (built at run time).
     public mutating func counter(_ name: String, _ value: UInt64, help: String, labelPairs: [(String, String)]) {
-        add(name, type: "counter", help: help, labelText: Self.labelText(labelPairs), value: String(value))
+        add(name, type: "counter", help: help, pairs: labelPairs, value: String(value))
     }
 
     /// Whether a family named `name` has samples.
     public func contains(_ name: String) -> Bool { index[name] != nil }
 
     private mutating func add(_ name: String, type: String, help: String, labels: KeyValuePairs<String, String>, value: String) {
-        add(name, type: type, help: help, labelText: Self.labelText(labels.map { ($0.key, $0.value) }), value: value)
+        add(name, type: type, help: help, pairs: labels.map { ($0.key, $0.value) }, value: value)
     }
 
-    private mutating func add(_ name: String, type: String, help: String, labelText: String, value: String) {
+    private mutating func add(_ name: String, type: String, help: String, pairs: [(String, String)], value: String) {
         precondition(Self.isValidName(name), "invalid metric name \(name)")
+        let sample = (Self.labelText(pairs), pairs, value)
         if let i = index[name] {
-            families[i].samples.append((labelText, value))
+            families[i].samples.append(sample)
         } else {
             index[name] = families.count
-            families.append(Family(name: name, help: help, type: type, samples: [(labelText, value)]))
+            families.append(Family(name: name, help: help, type: type, samples: [sample]))
         }
+    }
+
+    /// The samples as JSON (`stats_get`): one object per sample, `name`, `labels` (an object,
+    /// absent when none) and `value`, in the exposition's order.
+    public var json: JSONValue {
+        var out: [JSONValue] = []
+        for f in families {
+            for s in f.samples {
+                var o: [String: JSONValue] = ["name": .string(f.name), "type": .string(f.type)]
+                if !s.pairs.isEmpty {
+                    o["labels"] = .object(Dictionary(s.pairs.map { ($0.0, JSONValue.string($0.1)) }, uniquingKeysWith: { _, b in b }))
+                }
+                o["value"] = UInt64(s.value).map(JSONValue.init) ?? Double(s.value).map(JSONValue.init) ?? .string(s.value)
+                out.append(.object(o))
+            }
+        }
+        return .array(out)
     }
 
     /// The exposition text (ends with a newline).

@@ -139,6 +139,47 @@ public struct UnixSocket: ~Copyable, Sendable {
         }
     }
 
+    /// Reads what is available now, without waiting (one `recv`, `MSG_DONTWAIT`): the byte
+    /// count, 0 at end of stream, nil when nothing is there yet.
+    public func receiveAvailable(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int? {
+        do {
+            return try syscallRetrying("recv") { Glibc.recv(fd.rawValue, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) }
+        } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+            return nil
+        }
+    }
+
+    /// Sends all of `bytes` (no descriptors).
+    public func send(_ bytes: [UInt8]) throws(SystemError) {
+        var failure: SystemError?
+        bytes.withUnsafeBytes { b in
+            do throws(SystemError) { try send(b) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// `receiveAvailable(into:)` into the start of `buffer`.
+    public func receiveAvailable(into buffer: inout [UInt8]) throws(SystemError) -> Int? {
+        var failure: SystemError?
+        let n = buffer.withUnsafeMutableBytes { b -> Int? in
+            do throws(SystemError) { return try receiveAvailable(into: b) } catch {
+                failure = error
+                return nil
+            }
+        }
+        if let failure { throw failure }
+        return n
+    }
+
+    /// Bounds how long a `send` may block on a peer that does not read (`SO_SNDTIMEO`): past
+    /// it, `send` throws EAGAIN.
+    public func setSendTimeout(milliseconds: Int) throws(SystemError) {
+        var tv = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        try zeroOrMinusOne("setsockopt(SO_SNDTIMEO)") {
+            setsockopt(fd.rawValue, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+    }
+
     /// `shutdown(SHUT_RDWR)`: wakes a thread blocked in `receive` on this socket.
     public func shutdown() {
         _ = Glibc.shutdown(fd.rawValue, Int32(SHUT_RDWR))

@@ -11,6 +11,8 @@ extension TargetConfig {
     /// busy_poll = false
     /// shared_receives = 1024   # receive buffers each worker shares among its block connections (0: per connection)
     /// stats_file = "/run/vireo/target.prom"  # optional; counters, Prometheus text format
+    /// control_socket = "/run/vireo/target.sock"  # optional; the control API (docs/api.md)
+    /// control_socket_mode = 0o600
     /// stats_interval = 10
     /// keepalive = 5        # seconds idle and silent before a block connection's peer is probed
     /// peer_timeout = 15    # seconds without a completion, work posted, before the peer counts as gone
@@ -53,6 +55,8 @@ extension TargetConfig {
         if let b = r.bool("busy_poll") { config.busyPoll = b }
         if let n = r.int("shared_receives") { config.sharedReceives = n }
         config.statsFile = r.string("stats_file", what: "a path")
+        config.controlSocket = r.string("control_socket", what: "a path")
+        if let n = r.int("control_socket_mode") { config.controlSocketMode = n }
         config.statsIntervalSeconds = r.number("stats_interval", what: "a positive number of seconds") { $0 > 0 }
         if let d = r.number("keepalive", what: "a number of seconds") { config.keepaliveSeconds = d }
         if let d = r.number("peer_timeout", what: "a number of seconds") { config.peerTimeoutSeconds = d }

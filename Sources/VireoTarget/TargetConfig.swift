@@ -24,6 +24,11 @@ public struct TargetConfig: Equatable, Sendable {
     public var exports: [ExportConfig] = []
     /// Packet endpoints: named L2 networks.
     public var networks: [NetworkConfig] = []
+    /// The control API's UNIX socket (JSON-RPC 2.0, docs/api.md; TOML `control_socket`), if any.
+    public var controlSocket: String?
+    /// Permission bits of the control socket (TOML `control_socket_mode`, default 0o600: the
+    /// daemon's user only; 0o660 lets its group manage it too).
+    public var controlSocketMode = 0o600
     /// Where the daemon writes its counters (Prometheus text format), if anywhere.
     public var statsFile: String?
     /// Seconds between stats file writes (default 10).
@@ -66,6 +71,10 @@ public struct TargetConfig: Equatable, Sendable {
     public func problems() -> [String] {
         var out: [String] = []
         if workers < 1 || workers > 64 { out.append("workers \(workers) must be 1-64") }
+        if controlSocketMode < 0 || controlSocketMode > 0o777 || controlSocketMode & 0o600 != 0o600 {
+            out.append("control_socket_mode \(String(controlSocketMode, radix: 8)) must be 0o600-0o777 with the owner's read and write bits")
+        }
+        if let c = controlSocket, c.utf8.count > 107 { out.append("control_socket '\(c)' is longer than a socket path may be (107 bytes)") }
         if sharedReceives < 0 || sharedReceives > 16384 { out.append("shared_receives \(sharedReceives) must be 0-16384") }
         if !(keepaliveSeconds >= 0.01 && keepaliveSeconds <= 3600) { out.append("keepalive \(keepaliveSeconds) must be 0.01-3600 seconds") }
         if !(peerTimeoutSeconds > keepaliveSeconds && peerTimeoutSeconds <= 3600) {
@@ -94,8 +103,8 @@ public struct TargetConfig: Equatable, Sendable {
                 }
             }
         }
-        if exports.isEmpty && networks.isEmpty {
-            out.append("no exports configured (add [[export]] or --export, or [[network]] or --network)")
+        if exports.isEmpty && networks.isEmpty && controlSocket == nil {
+            out.append("no exports configured (add [[export]] or --export, or [[network]] or --network, or a control_socket to add them at run time)")
         }
         var seen = Set<String>()
         for e in exports {

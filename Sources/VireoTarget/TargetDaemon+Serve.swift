@@ -1,4 +1,8 @@
 import Logging
+import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
 import VireoDaemon
 
 extension TargetDaemon {
@@ -8,11 +12,23 @@ extension TargetDaemon {
         TerminationSignal.block()
         let daemon = try TargetDaemon(config: config, logger: logger)
         try daemon.start()
+        var control: ControlServer?
+        if let path = config.controlSocket {
+            do {
+                control = try ControlServer(path: path, mode: mode_t(config.controlSocketMode),
+                                            methods: daemon.controlMethods(), logger: logger)
+                try control?.start()
+            } catch {
+                daemon.stop()
+                throw .system(error)
+            }
+        }
         TerminationSignal.wait(
             stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
             logger: logger, collect: { daemon.statsSnapshot() },
             stop: { sig in
                 logger.info("signal \(sig): shutting down")
+                control?.stop()
                 daemon.stop()
             })
     }

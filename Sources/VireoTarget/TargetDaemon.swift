@@ -23,18 +23,26 @@ import Glibc
 /// connections the workers retire. Data moves only on the workers.
 public final class TargetDaemon: @unchecked Sendable {
     // SAFETY: after `start`, everything below is touched by the control thread
-    // only, except `shared` (behind its lock), `stopFlag` (an atomic) and the
-    // workers' hand-off API.
+    // only, except `shared` (behind its lock), `stopFlag` (an atomic), the
+    // workers' hand-off API and `mailbox` (control requests, run on the control thread).
+    /// The configuration the daemon started with (`runningConfig` adds the runtime changes).
     public let config: TargetConfig
     let logger: Logger
-    /// Exports by name.
-    public let exports: [String: Export]
+    /// Exports by name (the control thread's after `start`: control methods go through `mailbox`).
+    public internal(set) var exports: [String: Export]
+    /// Export names in the order they were added (the running configuration lists them so).
+    var exportOrder: [String]
+    /// Deleted exports whose connections are still draining, by name: the name stays taken
+    /// until the last one is gone (and with it the export's last use of its storage).
+    var deleting: [String: Export] = [:]
+    /// Control requests to run on the control thread (`controlMethods()`).
+    let mailbox: ControlMailbox
     /// Networks (packet endpoints) by name.
     public let networks: [String: PacketNetwork]
     /// Who may connect: the target's name and secret, the hosts it knows.
     let policy: AccessPolicy
     /// Which hosts each endpoint (export or network) admits, by name.
-    let access: [String: AccessPolicy.Endpoint]
+    var access: [String: AccessPolicy.Endpoint]
     private let listener: Listener
     private var workers: [TargetWorker] = []
     private var context: VerbsContext?
@@ -95,6 +103,7 @@ public final class TargetDaemon: @unchecked Sendable {
             logger.info("export \(e.name): \(Self.describe(export))")
         }
         self.exports = exports
+        exportOrder = config.exports.map(\.name)
         var networks: [String: PacketNetwork] = [:]
         let retireBox = RetireBox()
         for n in config.networks {
@@ -114,7 +123,10 @@ public final class TargetDaemon: @unchecked Sendable {
         } catch {
             throw .fabric(error)
         }
-        do { controlWake = try EventFD() } catch { throw .system(error) }
+        do {
+            controlWake = try EventFD()
+            mailbox = try ControlMailbox()
+        } catch { throw .system(error) }
         retireBox.daemon = self
     }
 
@@ -227,25 +239,32 @@ public final class TargetDaemon: @unchecked Sendable {
         var access: [String: AccessPolicy.Endpoint] = [:]
         let endpoints = config.exports.map { ("export", $0.name, $0.access) } + config.networks.map { ("network", $0.name, $0.access) }
         for (kind, endpoint, a) in endpoints {
-            let rule: AccessPolicy.Endpoint
-            if a.allowAnyHost == true {
-                rule = AccessPolicy.Endpoint(allowAnyHost: true)
-            } else if let list = a.allowedHosts {
-                rule = AccessPolicy.Endpoint(allowAnyHost: false, allowedHosts: Set(list))
-            } else if config.hosts.isEmpty {
-                rule = AccessPolicy.Endpoint(allowAnyHost: true)
-                logger.warning("\(kind) \(endpoint) is open to ANY host that reaches \(config.listen): no [[host]] is configured. Configure hosts and allowed_hosts, or set allow_any_host = true to say this is meant")
-            } else {
-                rule = AccessPolicy.Endpoint(allowAnyHost: false)
-                logger.warning("\(kind) \(endpoint) admits no host: hosts are configured and it has no allowed_hosts (nor allow_any_host)")
-            }
-            if rule.allowAnyHost, a.allowAnyHost == true {
-                logger.notice("\(kind) \(endpoint): allow_any_host: any host that reaches the target may connect")
-            }
-            access[endpoint] = rule
+            access[endpoint] = endpointRule(kind: kind, name: endpoint, a, config: config, logger: logger)
         }
         logger.info("target name \(name); \(targetKey == nil ? "no key_file: initiators cannot authenticate this target" : "proves itself with its key_file"); \(hosts.count) host(s) configured")
         return (AccessPolicy(targetName: name, targetKey: targetKey, hosts: hosts), access)
+    }
+
+    /// Which hosts one endpoint admits: its own `allowed_hosts`/`allow_any_host`; without
+    /// either, any host while no host is configured (warned), else none (warned).
+    static func endpointRule(kind: String, name endpoint: String, _ a: EndpointAccessConfig, config: TargetConfig,
+                             logger: Logger) -> AccessPolicy.Endpoint {
+        let rule: AccessPolicy.Endpoint
+        if a.allowAnyHost == true {
+            rule = AccessPolicy.Endpoint(allowAnyHost: true)
+        } else if let list = a.allowedHosts {
+            rule = AccessPolicy.Endpoint(allowAnyHost: false, allowedHosts: Set(list))
+        } else if config.hosts.isEmpty {
+            rule = AccessPolicy.Endpoint(allowAnyHost: true)
+            logger.warning("\(kind) \(endpoint) is open to ANY host that reaches \(config.listen): no [[host]] is configured. Configure hosts and allowed_hosts, or set allow_any_host = true to say this is meant")
+        } else {
+            rule = AccessPolicy.Endpoint(allowAnyHost: false)
+            logger.warning("\(kind) \(endpoint) admits no host: hosts are configured and it has no allowed_hosts (nor allow_any_host)")
+        }
+        if rule.allowAnyHost, a.allowAnyHost == true {
+            logger.notice("\(kind) \(endpoint): allow_any_host: any host that reaches the target may connect")
+        }
+        return rule
     }
 
     static func describe(_ e: Export) -> String {
@@ -290,7 +309,7 @@ public final class TargetDaemon: @unchecked Sendable {
     // MARK: the control loop
 
     private func controlLoop() {
-        let poller = Poller(capacity: 2 + TargetWorker.maxQueues * 4)
+        let poller = Poller(capacity: 3 + TargetWorker.maxQueues * 4)
         var watched: [Live] = []
         var dirty = true
         while !stopFlag.load(ordering: .acquiring) {
@@ -298,6 +317,7 @@ public final class TargetDaemon: @unchecked Sendable {
                 poller.removeAll()
                 poller.add(listener.eventFD)
                 poller.add(controlWake.rawValue)
+                poller.add(mailbox.wakeFD)
                 watched = Array(live.values)
                 for w in watched where poller.count < poller.capacity { poller.add(w.connection.eventFD) }
                 dirty = false
@@ -308,6 +328,10 @@ public final class TargetDaemon: @unchecked Sendable {
             }
             if stopFlag.load(ordering: .acquiring) { break }
             if poller.isReady(1) { controlWake.drain() }
+            if poller.isReady(2) {
+                mailbox.runPending()
+                dirty = true  // a request may have dropped connections or changed endpoints
+            }
             for q in takeRetired() {
                 release(q)
                 dirty = true
@@ -328,7 +352,7 @@ public final class TargetDaemon: @unchecked Sendable {
                 }
             }
             // Connection events (DISCONNECTED, DEVICE_REMOVAL).
-            for (i, w) in watched.enumerated() where 2 + i < poller.count && poller.isReady(2 + i) {
+            for (i, w) in watched.enumerated() where 3 + i < poller.count && poller.isReady(3 + i) {
                 // The peer's disconnect does not move our QP to error by itself: tell the worker.
                 switch try? w.connection.pollEvent(timeoutMilliseconds: 0) {
                 case .disconnected?, .deviceRemoved?:
@@ -350,8 +374,21 @@ public final class TargetDaemon: @unchecked Sendable {
             q.export.queues -= 1
             q.export.queuesByHost[entry.hostID, default: 1] -= 1
             if q.export.queuesByHost[entry.hostID] == 0 { q.export.queuesByHost[entry.hostID] = nil }
+            let name = q.export.config.name
+            if q.export.queues == 0, let gone = deleting[name], gone === q.export {
+                deleting[name] = nil
+                logger.notice("export \(name) deleted: its last connection is gone")
+            }
         }
         q.release()
+    }
+
+    /// Asks the workers to drop every connection to `export` (a forced delete); each is
+    /// released as its worker retires it (control thread).
+    func dropConnections(of export: Export) {
+        for entry in live.values {
+            if let q = entry.queue, q.export === export { entry.worker?.requestDrop(q) }
+        }
     }
 
     /// Releases a retired packet port and its budget.
@@ -456,15 +493,18 @@ public final class TargetDaemon: @unchecked Sendable {
 
     /// Each worker's shared receive pool: `shared_receives` buffers (at most what the device's
     /// SRQ holds, leaving half the CQ for sends), each big enough for the largest command any
-    /// configured export grants; nil when turned off, with no exports, or on a device without SRQs.
+    /// configured export grants; nil when turned off or on a device without SRQs.
     private func sharedReceivePool(device: DeviceInfo, cqCapacity: Int) -> (count: Int, bufferSize: Int)? {
-        guard config.sharedReceives > 0, !config.exports.isEmpty else { return nil }
+        guard config.sharedReceives > 0 else { return nil }
         guard device.maxSharedReceiveQueues >= config.workers else {
             logger.notice("\(device.name) has \(device.maxSharedReceiveQueues) shared receive queues for \(config.workers) workers: each block connection posts receives of its own")
             return nil
         }
         let count = min(config.sharedReceives, device.maxSharedReceiveQueueWorkRequests, cqCapacity / 2)
-        let size = config.exports.map { TargetQueue.largestReceiveSize($0) }.max()!
+        // Sized for the configured exports, or for an export at the defaults when none is
+        // configured yet (exports created later with larger commands get receives of their own).
+        let sized = config.exports.isEmpty ? [ExportConfig(name: "default", backing: .memory)] : config.exports
+        let size = sized.map { TargetQueue.largestReceiveSize($0) }.max()!
         logger.info("shared receives: \(count) buffers of \(size) bytes per worker")
         return (count, size)
     }

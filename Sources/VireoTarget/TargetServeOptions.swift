@@ -16,6 +16,10 @@ public struct TargetServeOptions: Sendable {
     /// `--network` values (`name=lan0,...`).
     public var networks: [String] = []
     public var statsFile: String?
+    /// `--shared-receives`, overriding the config's.
+    public var sharedReceives: Int?
+    /// The control API's socket path (`--control-socket`), overriding the config's.
+    public var controlSocket: String?
     public var statsIntervalSeconds: Double?
     public var keepaliveSeconds: Double?
     public var peerTimeoutSeconds: Double?
@@ -43,6 +47,8 @@ public struct TargetServeOptions: Sendable {
         if let workers { cfg.workers = workers }
         if busyPoll { cfg.busyPoll = true }
         if let statsFile { cfg.statsFile = statsFile }
+        if let controlSocket { cfg.controlSocket = controlSocket }
+        if let sharedReceives { cfg.sharedReceives = sharedReceives }
         if let statsIntervalSeconds {
             if statsIntervalSeconds > 0 { cfg.statsIntervalSeconds = statsIntervalSeconds } else {
                 problems.append("--stats-interval must be positive")

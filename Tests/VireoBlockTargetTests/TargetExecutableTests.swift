@@ -73,8 +73,31 @@ struct TargetExecutableConfigTests {
         try p.run()
         p.waitUntilExit()
         let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationStatus != 0)
+        #expect(p.terminationStatus == 64, "EX_USAGE")
         #expect(log.contains("export 'a': a memory export needs a size"), "\(log)")
         #expect(log.contains("export 'b': size 1000 is not a multiple of block_size 512"), "\(log)")
+        #expect(!log.contains("Usage:"), "no generic usage line after the problems: \(log)")
+    }
+
+    /// A TOML value of the wrong type is reported as that, with the file and the table, not
+    /// as a missing key (#14).
+    @Test func aWrongTypeInTheFileIsNamedWithFileAndTable() throws {
+        let path = "/tmp/vireo-target-badtype-\(getpid()).toml"
+        try "workers = \"two\"\n\n[[export]]\nname = 3\nmemory = true\nsize = \"1M\"\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        let p = Process()
+        p.executableURL = TargetExecutableTests.executable
+        p.arguments = ["serve", "--config", path]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        p.waitUntilExit()
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 64)
+        #expect(log.contains("\(path): workers must be an integer"), "\(log)")
+        #expect(log.contains("\(path): export #1: name must be a string"), "\(log)")
+        #expect(!log.contains("missing"), "\(log)")
+        #expect(!log.contains("Usage:"), "\(log)")
     }
 }
