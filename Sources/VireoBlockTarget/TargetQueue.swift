@@ -437,7 +437,9 @@ package final class TargetQueue: @unchecked Sendable {
     /// The connection's first message, which must be the hello; anything after a refused
     /// hello is ignored (the connection goes when the refusal is written).
     private func hello(_ receiveIndex: Int, byteCount: Int) {
-        guard handshake.awaitingHello else { return }
+        // Every path gives the buffer back: on a shared pool a buffer kept here would be lost
+        // to every connection of the worker.
+        guard handshake.awaitingHello else { return giveBackReceive(receiveIndex) }
         // SAFETY: the receive buffer is registered and `receiveSize` ≥ byteCount long (the RNIC
         // refuses a longer SEND); nothing reads it after `hello` returns.
         let p = UnsafeRawPointer(receives.bytes(receiveIndex))
@@ -447,6 +449,7 @@ package final class TargetQueue: @unchecked Sendable {
         switch step {
         case .broken(let why):
             logger?.warning("handshake from \(peerName): \(why)")
+            giveBackReceive(receiveIndex)
             return drop(why, fault: .handshakeFailed)
         case .accepted(let host):
             counters.authenticated()

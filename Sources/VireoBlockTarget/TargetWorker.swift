@@ -13,9 +13,9 @@ import Glibc
 /// table of the queues it serves. A shared receive's completion names its
 /// connection by queue-pair number; the worker hands it to that queue. A queue
 /// pair can receive as soon as it is accepted, before the worker adopts its queue
-/// (an initiator's hello often arrives first): such a receive is held, bounded in
-/// number and time, until its queue is adopted, then served in order; one no queue
-/// claims is given back and counted (`strayReceives`). The thread,
+/// (an initiator's hello often arrives first): such a receive is held, one per queue
+/// pair, bounded in number and time, until its queue is adopted, then served; one no
+/// queue claims is given back and counted (`strayReceives`). The thread,
 /// the hand-off and the spin → arm → sleep loop are `EndpointWorker`'s; this is
 /// the engine it runs: poll the CQ and the ring, process, submit; when asleep
 /// it wakes on the channel fd, the ring's eventfd and the hand-off. Nothing on
@@ -82,23 +82,27 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
         self.context = context
         channel = try CompletionChannel(context: context)
         cq = try CompletionQueue(context: context, capacity: cqCapacity, channel: channel)
+        // A shared pool the device or the memlock limit refuses: each connection posts its own.
+        var made: (SharedReceiveQueue, ReceivePool)?
         if let shared = sharedReceives {
-            guard shared.count < cqCapacity else {
-                throw .invalidArgument(call: "shared receives", "\(shared.count) buffers do not leave room in a CQ of \(cqCapacity)")
+            do {
+                guard shared.count < cqCapacity else {
+                    throw FabricError.invalidArgument(call: "shared receives", "\(shared.count) buffers do not leave room in a CQ of \(cqCapacity)")
+                }
+                let pd = try ProtectionDomain.shared(for: context)
+                let srq = try SharedReceiveQueue(pd: pd, depth: shared.count)
+                let pool = try ReceivePool(registrar: pd, count: shared.count, bufferSize: shared.bufferSize, poster: srq,
+                                           shared: true)
+                pool.fill()
+                try pool.flush(costs: costs)
+                made = (srq, pool)
+            } catch {
+                logger.warning("worker \(index): no shared receive queue (\(error)); each block connection posts receives of its own")
             }
-            let pd = try ProtectionDomain.shared(for: context)
-            let srq = try SharedReceiveQueue(pd: pd, depth: shared.count)
-            let pool = try ReceivePool(registrar: pd, count: shared.count, bufferSize: shared.bufferSize, poster: srq,
-                                       shared: true)
-            pool.fill()
-            try pool.flush(costs: costs)
-            sharedReceiveQueue = srq
-            self.sharedReceives = pool
-            slotByQueuePair.reserveCapacity(Self.maxQueues)
-        } else {
-            sharedReceiveQueue = nil
-            self.sharedReceives = nil
         }
+        sharedReceiveQueue = made?.0
+        self.sharedReceives = made?.1
+        if made != nil { slotByQueuePair.reserveCapacity(Self.maxQueues) }
         do {
             ring = try IOUring(entries: ringEntries)
             // One fixed-buffer slot per queue-table slot: each file or device connection's bounce
@@ -242,6 +246,13 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
     private func holdUnclaimed(_ c: Completion, buffer: Int, pool: ReceivePool) {
         guard c.isSuccess else {
             pool.giveBack(buffer)
+            return
+        }
+        // An initiator sends only its hello before the handshake result, which needs its queue:
+        // one message per queue pair is held, so no peer can push out the others' hellos.
+        for i in 0..<unclaimed.count where unclaimed[i].queuePair == c.qpNumber {
+            pool.giveBack(buffer)
+            counters.strayReceive()
             return
         }
         if unclaimed.isFull, let oldest = unclaimed.pop() {

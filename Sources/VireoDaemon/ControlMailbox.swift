@@ -5,10 +5,18 @@ import Glibc
 
 /// Runs control requests on the thread that owns the daemon's state (the target's control
 /// thread), so the state needs no lock: the control server's thread posts a job and waits;
-/// the owner's loop polls `wakeFD` and calls `runPending()`.
+/// the owner's loop polls `wakeFD` and calls `runPending()`. Never call `run` on the owner's
+/// own thread (it would wait for itself until the timeout); the owner calls `close()` when
+/// it stops.
 public final class ControlMailbox: Sendable {
-    private let jobs = Locked<[@Sendable () -> Void]>([])
+    /// Waiting jobs: each runs on the owner, or is cancelled when the mailbox closes.
+    private let jobs = Locked<(open: Bool, waiting: [Job])>((true, []))
     private let wake: EventFD
+
+    private struct Job: Sendable {
+        let run: @Sendable () -> Void
+        let cancel: @Sendable () -> Void
+    }
 
     public init() throws(SystemError) { wake = try EventFD() }
 
@@ -18,11 +26,22 @@ public final class ControlMailbox: Sendable {
     /// Owner side: runs every waiting job, in order.
     public func runPending() {
         _ = wake.drain()
-        let pending = jobs.withLock { j -> [@Sendable () -> Void] in
-            defer { j.removeAll() }
-            return j
+        let pending = jobs.withLock { j -> [Job] in
+            defer { j.waiting.removeAll() }
+            return j.waiting
         }
-        for job in pending { job() }
+        for job in pending { job.run() }
+    }
+
+    /// The owner is stopping: every waiting job, and every later one, fails at once with
+    /// `.unavailable` instead of waiting for a loop that will not run it.
+    public func close() {
+        let pending = jobs.withLock { j -> [Job] in
+            j.open = false
+            defer { j.waiting.removeAll() }
+            return j.waiting
+        }
+        for job in pending { job.cancel() }
     }
 
     /// Caller side: runs `body` on the owner's thread and returns what it returned. When the
@@ -32,7 +51,13 @@ public final class ControlMailbox: Sendable {
                                  _ body: @escaping @Sendable () -> Result<T, ControlError>) throws(ControlError) -> T {
         let pending: Pending<T>
         do { pending = try Pending<T>() } catch { throw .unavailable("control: \(error)") }
-        jobs.withLock { $0.append { pending.finish(body()) } }
+        let queued = jobs.withLock { j -> Bool in
+            guard j.open else { return false }
+            j.waiting.append(Job(run: { pending.finish(body()) },
+                                 cancel: { pending.finish(.failure(.unavailable("the daemon is stopping"))) }))
+            return true
+        }
+        guard queued else { throw .unavailable("the daemon is stopping") }
         wake.signal()
         var p = pollfd(fd: pending.done.rawValue, events: Int16(POLLIN), revents: 0)
         let deadline = monotonicNanoseconds() &+ UInt64(max(timeoutMilliseconds, 0)) * 1_000_000

@@ -11,9 +11,9 @@ import Glibc
 ///
 /// Up to `maxClients` connections at once; each request line is answered before the next
 /// is read, so one client's requests run in order. A client that sends a line longer than
-/// `ControlProtocol.maxRequestBytes`, or stops reading its answers for 5 s, is
-/// disconnected; the others are not disturbed. Methods run on this thread: a slow one
-/// delays the others' answers, never the data path.
+/// `ControlProtocol.maxRequestBytes`, does not take an answer within 5 s, or sends nothing
+/// for 5 minutes is disconnected; the others are not disturbed. Methods run on this thread:
+/// a slow one delays the others' answers, never the data path.
 public final class ControlServer: @unchecked Sendable {
     // SAFETY: `clients` and the socket are touched only by the server thread after `start`;
     // `stopFlag` is atomic; `wake` is an eventfd.
@@ -26,12 +26,19 @@ public final class ControlServer: @unchecked Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private var thread: OSThread?
     private var clients: [Client] = []
+    /// The socket file this server made (device and inode): only it is removed at stop.
+    private var madeFile: (dev: UInt64, ino: UInt64)?
     public static let maxClients = 16
+    /// Most time one answer may take to be taken by its client.
+    static let answerNanoseconds: UInt64 = 5_000_000_000
+    /// A client silent this long is disconnected (its slot freed).
+    static let idleNanoseconds: UInt64 = 300_000_000_000
 
     /// A connected client and the bytes of its unfinished line.
     private final class Client {
         let socket: UnixSocket
         var pending: [UInt8] = []
+        var lastHeard = monotonicNanoseconds()
         init(_ s: consuming UnixSocket) { socket = s }
     }
 
@@ -54,14 +61,21 @@ public final class ControlServer: @unchecked Sendable {
     /// Creates the socket file and starts serving.
     public func start() throws(SystemError) {
         var st = stat()
-        if lstat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFSOCK {
-            throw SystemError(call: "control socket \(path): a file that is not a socket is in the way", errno: EEXIST)
+        if lstat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+                throw SystemError(call: "control socket \(path): a file that is not a socket is in the way", errno: EEXIST)
+            }
+            // A socket someone still answers on is another daemon's, not a stale one.
+            if (try? UnixSocket.connect(path: path)) != nil {
+                throw SystemError(call: "control socket \(path): another daemon is serving on it", errno: EADDRINUSE)
+            }
         }
         // The socket is created under a umask that leaves the owner only, then set to `mode`:
         // no moment where others could connect.
         let old = umask(0o177)
         defer { umask(old) }
         listening = ListeningSocket(try UnixSocket.listen(path: path, backlog: 16, mode: mode))
+        if lstat(path, &st) == 0 { madeFile = (UInt64(st.st_dev), UInt64(st.st_ino)) }
         thread = try OSThread(name: "vireo-rpc") { [self] in serve() }
         logger.info("control socket \(path) (mode \(String(mode, radix: 8)))")
     }
@@ -73,7 +87,12 @@ public final class ControlServer: @unchecked Sendable {
         thread?.join()
         thread = nil
         clients.removeAll()
-        if listening != nil { UnixSocket.removeSocketFile(path: path) }
+        // Only the file this server made: a later daemon's socket at the same path stays.
+        var st = stat()
+        if let made = madeFile, lstat(path, &st) == 0, UInt64(st.st_dev) == made.dev, UInt64(st.st_ino) == made.ino {
+            UnixSocket.removeSocketFile(path: path)
+        }
+        madeFile = nil
         listening = nil
     }
 
@@ -86,7 +105,7 @@ public final class ControlServer: @unchecked Sendable {
             poller.add(wake.rawValue)
             poller.add(listening.socket.rawValue)
             for c in clients { poller.add(c.socket.rawValue) }
-            do { try poller.wait(timeoutMilliseconds: -1) } catch {
+            do { try poller.wait(timeoutMilliseconds: 10_000) } catch {
                 logger.error("control socket: \(error)")
                 usleep(100_000)
                 continue
@@ -96,6 +115,8 @@ public final class ControlServer: @unchecked Sendable {
             for (i, c) in clients.enumerated() where poller.isReady(2 + i) {
                 if !read(c, buffer: &buffer) { gone.append(ObjectIdentifier(c)) }
             }
+            let now = monotonicNanoseconds()
+            for c in clients where now &- c.lastHeard > Self.idleNanoseconds { gone.append(ObjectIdentifier(c)) }
             clients.removeAll { gone.contains(ObjectIdentifier($0)) }
             if poller.isReady(1) { accept(listening) }
         }
@@ -113,7 +134,6 @@ public final class ControlServer: @unchecked Sendable {
             try? s.send(refusal)
             return
         }
-        try? s.setSendTimeout(milliseconds: 5000)
         clients.append(Client(s))
     }
 
@@ -125,6 +145,7 @@ public final class ControlServer: @unchecked Sendable {
         }
         guard let n else { return true }
         if n == 0 { return false }
+        c.lastHeard = monotonicNanoseconds()
         c.pending += buffer[0..<n]
         while let nl = c.pending.firstIndex(of: 10) {
             let line = c.pending[..<nl]
@@ -140,13 +161,33 @@ public final class ControlServer: @unchecked Sendable {
         return true
     }
 
+    /// Sends one answer line; false (drop the client) when it is not all taken within
+    /// `answerNanoseconds`, however the client paces its reads.
     private func send(_ answer: [UInt8], to c: Client) -> Bool {
-        do {
-            try c.socket.send(answer + [10])
-            return true
-        } catch {
-            logger.notice("control client dropped: it did not take its answer (\(error))")
-            return false
+        let line = answer + [10]
+        let deadline = monotonicNanoseconds() &+ Self.answerNanoseconds
+        var sent = 0
+        while sent < line.count {
+            let (failed, n) = line.withUnsafeBytes { b -> (Bool, Int?) in
+                do throws(SystemError) {
+                    return (false, try c.socket.sendAvailable(UnsafeRawBufferPointer(rebasing: b[sent...])))
+                } catch {
+                    return (true, nil)
+                }
+            }
+            if failed { return false }
+            if let n {
+                sent += n
+                continue
+            }
+            let now = monotonicNanoseconds()
+            guard now < deadline else {
+                logger.notice("control client dropped: it did not take its answer within 5 s")
+                return false
+            }
+            var p = pollfd(fd: c.socket.rawValue, events: Int16(POLLOUT), revents: 0)
+            _ = Glibc.poll(&p, 1, Int32(clamping: (deadline - now) / 1_000_000 + 1))
         }
+        return true
     }
 }

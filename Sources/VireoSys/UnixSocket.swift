@@ -149,6 +149,18 @@ public struct UnixSocket: ~Copyable, Sendable {
         }
     }
 
+    /// Sends what the socket takes now, without waiting (one `send`, `MSG_DONTWAIT`, no
+    /// SIGPIPE): the byte count, or nil when its buffer is full.
+    public func sendAvailable(_ bytes: UnsafeRawBufferPointer) throws(SystemError) -> Int? {
+        do {
+            return try syscallRetrying("send") {
+                Glibc.send(fd.rawValue, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL))
+            }
+        } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+            return nil
+        }
+    }
+
     /// Sends all of `bytes` (no descriptors).
     public func send(_ bytes: [UInt8]) throws(SystemError) {
         var failure: SystemError?

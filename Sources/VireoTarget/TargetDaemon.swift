@@ -150,6 +150,7 @@ public final class TargetDaemon: @unchecked Sendable {
         stopFlag.store(true, ordering: .releasing)
         controlWake.signal()
         thread?.join()
+        mailbox.close()
         thread = nil
         let total = TargetCounters()
         for w in workers {

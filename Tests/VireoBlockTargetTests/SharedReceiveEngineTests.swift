@@ -104,6 +104,25 @@ import VireoWire
         #expect(rig.pool!.held == 0 && rig.srq!.posted == 4)
     }
 
+    /// Every way a hello can end gives its buffer back, and so does every SEND after a refused
+    /// one: a peer refused or broken at the handshake keeps no pool buffer (found in review:
+    /// they were kept, so an unknown host could drain a worker's pool with refused hellos).
+    @Test func refusedAndBrokenHellosKeepNoPoolBuffer() throws {
+        typealias H = TargetHandshakeEngineTests
+        let refused = try Rig(depth: 4, policy: H.policy, access: H.onlyA, hostName: "host-z", sharedReceives: 8)
+        refused.send(try H.hello(refused, host: "host-z", key: H.secret))
+        for t in 0..<4 { refused.send(refused.capsule(.flush, tag: UInt32(t))) }
+        #expect(refused.pool!.held == 0, "the hello's and the later SENDs' buffers went back")
+        refused.run()
+        #expect(refused.queue.dropFault == .authenticationRefused)
+        #expect(refused.srq!.posted == 8)
+
+        let broken = try Rig(depth: 4, policy: H.policy, access: H.onlyA, sharedReceives: 8)
+        broken.send([1, 2, 3])
+        #expect(broken.queue.dropFault == .handshakeFailed)
+        #expect(broken.pool!.held == 0 && broken.srq!.posted == 8)
+    }
+
     /// A grant whose commands do not fit the pool's buffers is refused the pool.
     @Test func aPoolWithTooSmallBuffersIsRefused() throws {
         #expect(throws: FabricError.self) { try Rig(sharedReceives: 4, sharedBufferSize: 64) }

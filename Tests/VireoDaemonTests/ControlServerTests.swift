@@ -91,4 +91,50 @@ import Glibc
         #expect(JSONValue.parse(line)?["error"]?["code"] == -32600)
         #expect(try other.call("echo", ["still": true]) == ["still": true])
     }
+
+    /// A socket a running daemon answers on is not taken over, and stays.
+    @Test func aLiveSocketIsNotTakenOver() throws {
+        let path = Self.path("live")
+        let first = try Self.server(path)
+        defer { first.stop() }
+        #expect(throws: SystemError.self) { try Self.server(path) }
+        #expect(try ControlClient(path: path).call("echo", ["x": 1]) == ["x": 1])
+    }
+
+    /// A client that asks and never reads is dropped once an answer waits 5 s for it; the
+    /// others are answered again after that, not held for ever.
+    @Test func aClientThatDoesNotReadIsDroppedNotWaitedFor() throws {
+        let path = Self.path("slow")
+        let s = try Self.server(path)
+        defer { s.stop() }
+        let slow = try UnixSocket.connect(path: path)
+        let padding = String(repeating: "p", count: 4000)
+        let request = Array("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"p\":\"\(padding)\"},\"id\":1}\n".utf8)
+        // Far more answers than a socket buffer holds, never read.
+        for _ in 0..<400 {
+            let took = request.withUnsafeBytes { b -> Bool in
+                do throws(SystemError) { return try slow.sendAvailable(b) != nil } catch { return false }
+            }
+            if !took { break }
+        }
+        let started = monotonicNanoseconds()
+        let other = try ControlClient(path: path, timeoutMilliseconds: 30_000)
+        #expect(try other.call("echo", ["ok": true]) == ["ok": true])
+        #expect(monotonicNanoseconds() - started < 20_000_000_000)
+    }
+
+    @Test func aClosedMailboxFailsAtOnce() throws {
+        let m = try ControlMailbox()
+        let t0 = monotonicNanoseconds()
+        let owner = try OSThread(name: "owner") {
+            var p = pollfd(fd: m.wakeFD, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, 5000)
+            m.runPending()
+        }
+        #expect(try m.run { .success(7) } == 7, "run on the owner's thread")
+        owner.join()
+        m.close()
+        #expect(throws: ControlError.self) { _ = try m.run { .success(8) } }
+        #expect(monotonicNanoseconds() - t0 < 5_000_000_000, "no waiting for an owner that stopped")
+    }
 }
