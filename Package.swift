@@ -142,7 +142,8 @@ let package = Package(
         // What the executables share on the command line: the gen-key subcommand.
         .target(
             name: "VireoCommandLine",
-            dependencies: ["VireoDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["VireoDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "vireo-target",
@@ -191,7 +192,8 @@ let package = Package(
         .target(name: "VireoTestSupport", dependencies: ["VireoFabric", "VireoDaemon", "VireoSys", "VireoAuth", "VireoWire"],
                 path: "Tests/VireoTestSupport"),
         .testTarget(name: "VireoSysTests", dependencies: ["VireoSys"]),
-        .testTarget(name: "VireoDaemonTests", dependencies: ["VireoDaemon", "VireoSys"]),
+        .testTarget(name: "VireoDaemonTests", dependencies: ["VireoDaemon", "VireoSys", "VireoCommandLine", "VireoTestSupport",
+                                                        .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VireoWireTests", dependencies: ["VireoWire"]),
         .testTarget(name: "VireoAuthTests", dependencies: ["VireoAuth", "VireoWire"]),
         .testTarget(name: "VireoFuzzTests", dependencies: ["VireoFuzz"]),

@@ -17,7 +17,7 @@ struct VireoCtl: ParsableCommand {
 
 /// Where to reach the daemon and how to print.
 struct Connection: ParsableArguments {
-    @Option(help: "The daemon's control socket (default: /run/vireo/target.sock).")
+    @Option(help: "The daemon's control socket.")
     var socket: String = "/run/vireo/target.sock"
 
     @Flag(help: "Print the daemon's JSON result instead of a table.")

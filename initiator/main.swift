@@ -198,6 +198,12 @@ extension VireoInitiator {
         @Option(help: "Seconds between stats file writes (default 10).")
         var statsInterval: Double?
 
+        @Option(help: "How the log is written to standard error: text, or json (one object per line).")
+        var logFormat: LogFormat = .text
+
+        @Option(help: "Serve Prometheus /metrics over HTTP on this numeric address:port (e.g. 127.0.0.1:9465).")
+        var metricsListen: String?
+
         @Option(help: "Idle polls of the virtqueues and completion queues before a worker sleeps (a cap, default 2000).")
         var spinIterations: Int?
 
@@ -211,7 +217,7 @@ extension VireoInitiator {
         var hostKeyFile: String?
 
         func run() throws {
-            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            logFormat.bootstrap()
             var o = InitiatorServeOptions()
             o.disks = disks
             o.nics = nics
@@ -220,6 +226,7 @@ extension VireoInitiator {
             o.busyPoll = busyPoll
             o.statsFile = statsFile
             o.statsIntervalSeconds = statsInterval
+            o.metricsListen = metricsListen
             o.spinIterations = spinIterations
             o.spinMicroseconds = spinUs
             o.hostName = hostName

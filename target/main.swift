@@ -48,6 +48,12 @@ extension VireoTarget {
         @Flag(help: "Busy-poll completion queues and io_uring instead of poll-then-sleep (dedicated cores only).")
         var busyPoll = false
 
+        @Option(help: "How the log is written to standard error: text, or json (one object per line).")
+        var logFormat: LogFormat = .text
+
+        @Option(help: "Serve Prometheus /metrics over HTTP on this numeric address:port (e.g. 127.0.0.1:9464).")
+        var metricsListen: String?
+
         @Option(help: "Receive buffers each worker shares among its block connections (0: each connection its own; default 1024).")
         var sharedReceives: Int?
 
@@ -81,7 +87,7 @@ extension VireoTarget {
         var handshakeTimeout: Double?
 
         func run() throws {
-            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            logFormat.bootstrap()
             var o = TargetServeOptions()
             o.name = name
             o.keyFile = keyFile
@@ -92,6 +98,7 @@ extension VireoTarget {
             o.workers = workers
             o.busyPoll = busyPoll
             o.sharedReceives = sharedReceives
+            o.metricsListen = metricsListen
             o.exports = exports
             o.networks = networks
             o.statsFile = statsFile

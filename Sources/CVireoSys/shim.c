@@ -132,6 +132,51 @@ int vireo_unix_connect(const char *path) {
     return fd;
 }
 
+#include <netdb.h>
+#include <netinet/in.h>
+
+/// One numeric address (IPv4 or IPv6) and port: a TCP socket bound and listening there.
+static int vireo_tcp_open(const char *host, const char *port, int backlog, int listening, int *bound) {
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | (listening ? AI_PASSIVE : 0);
+    int g = getaddrinfo(host, port, &hints, &res);
+    if (g != 0 || res == NULL) { errno = (g == EAI_SYSTEM) ? errno : EINVAL; return -1; }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) { int e = errno; freeaddrinfo(res); errno = e; return -1; }
+    int rc;
+    if (listening) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        rc = bind(fd, res->ai_addr, res->ai_addrlen);
+        if (rc == 0) rc = listen(fd, backlog);
+        if (rc == 0 && bound) {
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof ss;
+            if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+                *bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            }
+        }
+    } else {
+        do { rc = connect(fd, res->ai_addr, res->ai_addrlen); } while (rc < 0 && errno == EINTR);
+    }
+    int e = errno;
+    freeaddrinfo(res);
+    if (rc < 0) { close(fd); errno = e; return -1; }
+    return fd;
+}
+
+int vireo_tcp_listen(const char *host, const char *port, int backlog, int *bound) {
+    return vireo_tcp_open(host, port, backlog, 1, bound);
+}
+
+int vireo_tcp_connect(const char *host, const char *port) {
+    return vireo_tcp_open(host, port, 0, 0, NULL);
+}
+
 int vireo_accept(int sock) {
     return accept4(sock, NULL, NULL, SOCK_CLOEXEC);
 }

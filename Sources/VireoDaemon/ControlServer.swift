@@ -164,30 +164,12 @@ public final class ControlServer: @unchecked Sendable {
     /// Sends one answer line; false (drop the client) when it is not all taken within
     /// `answerNanoseconds`, however the client paces its reads.
     private func send(_ answer: [UInt8], to c: Client) -> Bool {
-        let line = answer + [10]
-        let deadline = monotonicNanoseconds() &+ Self.answerNanoseconds
-        var sent = 0
-        while sent < line.count {
-            let (failed, n) = line.withUnsafeBytes { b -> (Bool, Int?) in
-                do throws(SystemError) {
-                    return (false, try c.socket.sendAvailable(UnsafeRawBufferPointer(rebasing: b[sent...])))
-                } catch {
-                    return (true, nil)
-                }
-            }
-            if failed { return false }
-            if let n {
-                sent += n
-                continue
-            }
-            let now = monotonicNanoseconds()
-            guard now < deadline else {
-                logger.notice("control client dropped: it did not take its answer within 5 s")
-                return false
-            }
-            var p = pollfd(fd: c.socket.rawValue, events: Int16(POLLOUT), revents: 0)
-            _ = Glibc.poll(&p, 1, Int32(clamping: (deadline - now) / 1_000_000 + 1))
+        do {
+            try c.socket.send(answer + [10], by: monotonicNanoseconds() &+ Self.answerNanoseconds)
+            return true
+        } catch {
+            logger.notice("control client dropped: \(error)")
+            return false
         }
-        return true
     }
 }

@@ -16,6 +16,8 @@ public struct InitiatorServeOptions: Sendable {
     public var busyPoll = false
     public var statsFile: String?
     public var statsIntervalSeconds: Double?
+    /// `--metrics-listen`, over the file's `metrics_listen`.
+    public var metricsListen: String?
     public var spinIterations: Int?
     public var spinMicroseconds: Int?
     /// `--host-name`, `--host-key-file` (over the file's `host_name`, `host_key_file`).
@@ -42,11 +44,17 @@ public struct InitiatorServeOptions: Sendable {
                 serve.nics += file.nics
                 serve.statsFile = file.statsFile
                 serve.statsIntervalSeconds = file.statsIntervalSeconds
+                serve.metricsListen = file.metricsListen
                 serve.hostName = file.hostName
                 serve.hostKeyFile = file.hostKeyFile
             } catch { problems += error.problems }
         }
         if let statsFile { serve.statsFile = statsFile }
+        if let metricsListen {
+            if MetricsServer.isValidAddress(metricsListen) { serve.metricsListen = metricsListen } else {
+                problems.append("--metrics-listen '\(metricsListen)' must be a numeric address and port, e.g. 127.0.0.1:9465")
+            }
+        }
         if let hostName { serve.hostName = hostName }
         if let hostKeyFile { serve.hostKeyFile = hostKeyFile }
         if let statsIntervalSeconds {

@@ -11,12 +11,22 @@ extension InitiatorService {
         let service = try InitiatorService(config, options: options, logger: logger)
         let disks = service.disks.map(\.device), nics = service.nics.map(\.device)
         let servers = service.disks.map(\.server) + service.nics.map(\.server)
+        let metrics: MetricsServer?
+        do {
+            metrics = try MetricsServer.started(at: config.metricsListen, logger: logger) {
+                InitiatorService.statsSnapshot(disks: disks, nics: nics, servers: servers)
+            }
+        } catch {
+            service.stop()
+            throw .config(error)
+        }
         TerminationSignal.wait(
             stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
             logger: logger,
             collect: { InitiatorService.statsSnapshot(disks: disks, nics: nics, servers: servers) },
             stop: { sig in
                 logger.info("signal \(sig): stopping")
+                metrics?.stop()
                 service.stop()
             })
     }

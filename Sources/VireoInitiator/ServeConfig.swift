@@ -9,6 +9,8 @@ public struct ServeConfig: Equatable, Sendable {
     public var statsFile: String?
     /// Seconds between stats file writes (`stats_interval`).
     public var statsIntervalSeconds: Double?
+    /// Where Prometheus scrapes the counters over HTTP (`metrics_listen`), if anywhere.
+    public var metricsListen: String?
     /// This host's name in handshakes (`host_name`; default: the machine's host name).
     public var hostName: String?
     /// This host's secret (`host_key_file`; gen-key): targets that know it check this host's proof.
@@ -27,6 +29,10 @@ public struct ServeConfig: Equatable, Sendable {
                               nics: r.tables("nic").compactMap { NicConfig(reading: $0) })
         out.statsFile = r.string("stats_file", what: "a path")
         out.statsIntervalSeconds = r.number("stats_interval", what: "a positive number of seconds") { $0 > 0 }
+        out.metricsListen = r.string("metrics_listen", what: "an address \"127.0.0.1:9465\"")
+        if let m = out.metricsListen, !MetricsServer.isValidAddress(m) {
+            r.problem("metrics_listen '\(m)' must be a numeric address and port, e.g. 127.0.0.1:9465 or [::1]:9465")
+        }
         out.hostName = r.string("host_name", what: "a name")
         out.hostKeyFile = r.string("host_key_file", what: "a path")
         if !r.has("disk") && !r.has("nic") { r.problem("no [[disk]] or [[nic]] table") }

@@ -5,9 +5,10 @@ import Glibc
 import Musl
 #endif
 
-/// A connected or listening `AF_UNIX` stream socket (vhost-user's transport),
-/// with SCM_RIGHTS descriptor passing.
-public struct UnixSocket: ~Copyable, Sendable {
+/// A connected or listening stream socket: `AF_UNIX` (vhost-user's transport, with
+/// SCM_RIGHTS descriptor passing; the control socket) or TCP (`StreamSocket+TCP`: the
+/// metrics listener). `UnixSocket` is its older name.
+public struct StreamSocket: ~Copyable, Sendable {
     /// The owned descriptor.
     public let fd: FileDescriptor
 
@@ -161,6 +162,32 @@ public struct UnixSocket: ~Copyable, Sendable {
         }
     }
 
+    /// Sends all of `bytes` by `deadline` (monotonic nanoseconds) without ever blocking past
+    /// it, however the peer paces its reads; ETIMEDOUT when it has not taken them all by then.
+    public func send(_ bytes: [UInt8], by deadline: UInt64) throws(SystemError) {
+        var sent = 0
+        while sent < bytes.count {
+            var failure: SystemError?
+            let n = bytes.withUnsafeBytes { b -> Int? in
+                do throws(SystemError) { return try sendAvailable(UnsafeRawBufferPointer(rebasing: b[sent...])) } catch {
+                    failure = error
+                    return nil
+                }
+            }
+            if let failure { throw failure }
+            if let n {
+                sent += n
+                continue
+            }
+            let now = monotonicNanoseconds()
+            guard now < deadline else {
+                throw SystemError(call: "send: the peer took \(sent) of \(bytes.count) bytes in time", errno: ETIMEDOUT)
+            }
+            var p = pollfd(fd: fd.rawValue, events: Int16(POLLOUT), revents: 0)
+            _ = Glibc.poll(&p, 1, Int32(clamping: (deadline - now) / 1_000_000 + 1))
+        }
+    }
+
     /// Sends all of `bytes` (no descriptors).
     public func send(_ bytes: [UInt8]) throws(SystemError) {
         var failure: SystemError?
@@ -197,6 +224,9 @@ public struct UnixSocket: ~Copyable, Sendable {
         _ = Glibc.shutdown(fd.rawValue, Int32(SHUT_RDWR))
     }
 }
+
+/// The AF_UNIX constructors' name for `StreamSocket`.
+public typealias UnixSocket = StreamSocket
 
 /// The two ends of `UnixSocket.pair()`.
 public struct UnixSocketPair: ~Copyable, Sendable {

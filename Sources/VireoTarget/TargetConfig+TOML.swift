@@ -13,6 +13,7 @@ extension TargetConfig {
     /// stats_file = "/run/vireo/target.prom"  # optional; counters, Prometheus text format
     /// control_socket = "/run/vireo/target.sock"  # optional; the control API (docs/api.md)
     /// control_socket_mode = 0o600
+    /// metrics_listen = "127.0.0.1:9464"  # optional; Prometheus /metrics over HTTP
     /// stats_interval = 10
     /// keepalive = 5        # seconds idle and silent before a block connection's peer is probed
     /// peer_timeout = 15    # seconds without a completion, work posted, before the peer counts as gone
@@ -56,6 +57,7 @@ extension TargetConfig {
         if let n = r.int("shared_receives") { config.sharedReceives = n }
         config.statsFile = r.string("stats_file", what: "a path")
         config.controlSocket = r.string("control_socket", what: "a path")
+        config.metricsListen = r.string("metrics_listen", what: "an address \"127.0.0.1:9464\"")
         if let n = r.int("control_socket_mode") { config.controlSocketMode = n }
         config.statsIntervalSeconds = r.number("stats_interval", what: "a positive number of seconds") { $0 > 0 }
         if let d = r.number("keepalive", what: "a number of seconds") { config.keepaliveSeconds = d }

@@ -22,6 +22,7 @@ extension TargetConfig {
         w.set("max_memory_per_host", maxMemoryPerHost)
         w.set("control_socket", controlSocket)
         w.setOctal("control_socket_mode", controlSocketMode)
+        w.set("metrics_listen", metricsListen)
         for h in hosts {
             w.table("host")
             w.set("name", h.name)

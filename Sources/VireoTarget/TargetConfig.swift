@@ -29,6 +29,9 @@ public struct TargetConfig: Equatable, Sendable {
     /// Permission bits of the control socket (TOML `control_socket_mode`, default 0o600: the
     /// daemon's user only; 0o660 lets its group manage it too).
     public var controlSocketMode = 0o600
+    /// Where Prometheus scrapes the counters over HTTP (`metrics_listen = "127.0.0.1:9464"`;
+    /// a numeric address and port), if anywhere.
+    public var metricsListen: String?
     /// Where the daemon writes its counters (Prometheus text format), if anywhere.
     public var statsFile: String?
     /// Seconds between stats file writes (default 10).
@@ -73,6 +76,9 @@ public struct TargetConfig: Equatable, Sendable {
         if workers < 1 || workers > 64 { out.append("workers \(workers) must be 1-64") }
         if controlSocketMode < 0 || controlSocketMode > 0o777 || controlSocketMode & 0o600 != 0o600 {
             out.append("control_socket_mode \(String(controlSocketMode, radix: 8)) must be 0o600-0o777 with the owner's read and write bits")
+        }
+        if let m = metricsListen, !MetricsServer.isValidAddress(m) {
+            out.append("metrics_listen '\(m)' must be a numeric address and port, e.g. 127.0.0.1:9464 or [::1]:9464")
         }
         if let c = controlSocket, c.utf8.count > 107 { out.append("control_socket '\(c)' is longer than a socket path may be (107 bytes)") }
         if sharedReceives < 0 || sharedReceives > 16384 { out.append("shared_receives \(sharedReceives) must be 0-16384") }

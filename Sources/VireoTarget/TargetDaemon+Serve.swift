@@ -12,16 +12,24 @@ extension TargetDaemon {
         TerminationSignal.block()
         let daemon = try TargetDaemon(config: config, logger: logger)
         try daemon.start()
-        var control: ControlServer?
-        if let path = config.controlSocket {
-            do {
-                control = try ControlServer(path: path, mode: mode_t(config.controlSocketMode),
-                                            methods: daemon.controlMethods(), logger: logger)
-                try control?.start()
-            } catch {
-                daemon.stop()
-                throw .system(error)
+        let control: ControlServer?, metrics: MetricsServer?
+        do {
+            control = try config.controlSocket.map { path throws(SystemError) in
+                let c = try ControlServer(path: path, mode: mode_t(config.controlSocketMode),
+                                          methods: daemon.controlMethods(), logger: logger)
+                try c.start()
+                return c
             }
+        } catch {
+            daemon.stop()
+            throw .system(error)
+        }
+        do {
+            metrics = try MetricsServer.started(at: config.metricsListen, logger: logger) { daemon.statsSnapshot() }
+        } catch {
+            control?.stop()
+            daemon.stop()
+            throw .config(error)
         }
         TerminationSignal.wait(
             stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
@@ -29,6 +37,7 @@ extension TargetDaemon {
             stop: { sig in
                 logger.info("signal \(sig): shutting down")
                 control?.stop()
+                metrics?.stop()
                 daemon.stop()
             })
     }

@@ -16,6 +16,8 @@ public struct TargetServeOptions: Sendable {
     /// `--network` values (`name=lan0,...`).
     public var networks: [String] = []
     public var statsFile: String?
+    /// `--metrics-listen`, overriding the config's.
+    public var metricsListen: String?
     /// `--shared-receives`, overriding the config's.
     public var sharedReceives: Int?
     /// The control API's socket path (`--control-socket`), overriding the config's.
@@ -49,6 +51,7 @@ public struct TargetServeOptions: Sendable {
         if let statsFile { cfg.statsFile = statsFile }
         if let controlSocket { cfg.controlSocket = controlSocket }
         if let sharedReceives { cfg.sharedReceives = sharedReceives }
+        if let metricsListen { cfg.metricsListen = metricsListen }
         if let statsIntervalSeconds {
             if statsIntervalSeconds > 0 { cfg.statsIntervalSeconds = statsIntervalSeconds } else {
                 problems.append("--stats-interval must be positive")

@@ -84,6 +84,12 @@ struct ControlAPIIntegrationTests {
         #expect(documented == served, "documented \(documented.sorted()), served \(served.sorted())")
         let metrics = try ctl.call("stats_get")["metrics"]?.array ?? []
         #expect(metrics.contains { $0["name"] == "vireo_target_commands_total" && $0["labels"]?["opcode"] == "read" })
+        // The same counters for Prometheus, over HTTP, valid for promtool.
+        let http = try #require(try MetricsServer.started(at: "127.0.0.1:0", logger: Logger(label: "test")) { d.statsSnapshot() })
+        defer { http.stop() }
+        let scrape = try httpRequest(port: http.port, path: "/metrics")
+        #expect(scrape.status == 200 && scrape.body.contains("vireo_target_commands_total{opcode=\"read\"}"))
+        if let check = try promtoolCheck(scrape.body) { #expect(check.ok, "promtool: \(check.output)") }
 
         #expect(bystander.waitForRounds(1))
         let (rounds, errors) = bystander.stop()

@@ -34,6 +34,12 @@ void vireo_fill_pattern(void *buf, size_t len, uint64_t seed);
 int vireo_unix_listen(const char *path, int backlog);
 /// socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC) connected to `path`. Returns fd or -1/errno.
 int vireo_unix_connect(const char *path);
+/// A TCP socket (close-on-exec, SO_REUSEADDR) bound to the numeric address `host` (IPv4 or
+/// IPv6) and `port` ("0": any free one, written to *bound) and listening. fd or -1/errno
+/// (EINVAL: not a numeric address).
+int vireo_tcp_listen(const char *host, const char *port, int backlog, int *bound);
+/// A TCP socket connected to the numeric `host` and `port`. fd or -1/errno.
+int vireo_tcp_connect(const char *host, const char *port);
 /// accept4(..., SOCK_CLOEXEC). Returns fd or -1/errno.
 int vireo_accept(int sock);
 /// socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC). Returns 0 or -1/errno.
