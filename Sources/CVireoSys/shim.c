@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
 
 int vireo_eventfd(unsigned int initval, int nonblock_cloexec) {
     return eventfd(initval, nonblock_cloexec ? (EFD_NONBLOCK | EFD_CLOEXEC) : EFD_CLOEXEC);
@@ -379,4 +381,26 @@ uint64_t vireo_sigbus_guard_faults(uint64_t owner) {
     }
     pthread_mutex_unlock(&guard_lock);
     return n;
+}
+
+/// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET (a path, or "@name" for
+/// the abstract namespace). 0: no socket to tell; 1: sent; -1/errno: the send failed.
+int vireo_sd_notify(const char *state) {
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (path == NULL || path[0] == 0) return 0;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n >= sizeof sa.sun_path) { errno = ENAMETOOLONG; return -1; }
+    memcpy(sa.sun_path, path, n);
+    if (sa.sun_path[0] == '@') sa.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    ssize_t rc = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+    int e = errno;
+    close(fd);
+    if (rc < 0) { errno = e; return -1; }
+    return 1;
 }

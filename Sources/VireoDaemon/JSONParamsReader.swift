@@ -42,28 +42,15 @@ public final class JSONParamsReader: ConfigReader {
     public func bool(_ key: String, aliases: [String]) -> Bool? { value(key, mustBe: "true or false") { $0.bool } }
 
     public func byteCount(_ key: String) -> Int? {
-        value(key, mustBe: "a byte count such as 4096, \"64M\" or \"1G\"") { v in
-            if let n = v.int { return n >= 0 ? n : nil }
-            return v.string.flatMap { parseByteCount($0) }
-        }
+        value(key, mustBe: ConfigValueRules.byteCountWhat) { ConfigValueRules.byteCount(int: $0.int, string: $0.string) }
     }
 
     public func duration(_ key: String) -> UInt64? {
-        value(key, mustBe: "a duration such as \"120s\", \"500ms\" or \"2m\", or a number of seconds") { v in
-            if let n = v.int {
-                guard n >= 0 else { return nil }
-                let (ns, overflow) = UInt64(n).multipliedReportingOverflow(by: 1_000_000_000)
-                return overflow ? nil : ns
-            }
-            return v.string.flatMap { parseDuration($0) }
-        }
+        value(key, mustBe: ConfigValueRules.durationWhat) { ConfigValueRules.duration(int: $0.int, string: $0.string) }
     }
 
     public func list(_ key: String) -> [String]? {
-        value(key, mustBe: "an array of strings") { v in
-            guard let strings = v.array?.map(\.string), !strings.contains(nil) else { return nil }
-            return strings.compactMap { $0 }
-        }
+        value(key, mustBe: ConfigValueRules.stringsWhat) { ConfigValueRules.strings($0.array?.map(\.string)) }
     }
 
     public func finish() -> [String] {

@@ -35,37 +35,49 @@ public enum TerminationSignal {
         return set
     }
 
-    /// Like `wait()`, while keeping `file` fresh: writes `collect()` to it
-    /// every `intervalSeconds`, on SIGUSR1, and once more after `stop` runs
-    /// (final counters). Without a file, just waits, then calls `stop` with the signal.
-    /// Returns the terminating signal.
+    /// Like `wait()`, while keeping `file` fresh and systemd told: writes `collect()` to the
+    /// file every `intervalSeconds`, on SIGUSR1, and once more after `stop` runs (final
+    /// counters); tells systemd READY=1 now, WATCHDOG=1 every half watchdog interval while
+    /// `healthy()` says so, and STOPPING=1 when a terminating signal arrives, then calls `stop`
+    /// with it. Returns the terminating signal.
     @discardableResult
     public static func wait(stats file: StatsFile?, intervalSeconds: Double, logger: Logger,
-                            collect: () -> StatsSnapshot, stop: (Int32) -> Void) -> Int32 {
-        guard let file else {
-            let sig = wait()
-            stop(sig)
-            return sig
-        }
-        let interval = max(0.001, intervalSeconds)
+                            collect: () -> StatsSnapshot, healthy: () -> Bool = { true },
+                            stop: (Int32) -> Void) -> Int32 {
+        let statsEvery: UInt64? = file == nil ? nil : UInt64(max(0.001, intervalSeconds) * 1e9)
+        let pingEvery = SystemdNotify.watchdogNanoseconds.map { max($0 / 2, 1_000_000) }
         func write() {
+            guard let file else { return }
             do { try file.write(collect()) } catch { logger.warning("stats file \(file.path): \(error)") }
         }
         write()
-        var next = monotonicNanoseconds() + UInt64(interval * 1e9)
+        SystemdNotify.send("READY=1")
+        let start = monotonicNanoseconds()
+        var nextStats = statsEvery.map { start &+ $0 } ?? .max
+        var nextPing = pingEvery.map { start &+ $0 } ?? .max
         var sig: Int32 = 0
         while true {
             let now = monotonicNanoseconds()
-            let left = next > now ? Int((next - now + 999_999) / 1_000_000) : 0
+            let next = min(nextStats, nextPing)
+            let left = next == .max ? -1 : (next > now ? Int((next - now + 999_999) / 1_000_000) : 0)
             let got = waitForSignal(timeoutMilliseconds: left)
             if got == SIGUSR1 {
                 write()
                 continue
             }
             if got != 0 { sig = got; break }
-            write()
-            next = monotonicNanoseconds() + UInt64(interval * 1e9)
+            let woke = monotonicNanoseconds()
+            if let every = statsEvery, woke >= nextStats {
+                write()
+                nextStats = woke &+ every
+            }
+            if let every = pingEvery, woke >= nextPing {
+                // A daemon that is not healthy stops pinging: systemd restarts it (Restart=).
+                if healthy() { SystemdNotify.send("WATCHDOG=1") } else { logger.error("unhealthy: not pinging the systemd watchdog") }
+                nextPing = woke &+ every
+            }
         }
+        SystemdNotify.send("STOPPING=1")
         stop(sig)
         write()
         return sig

@@ -108,11 +108,6 @@ public final class QueuePair: @unchecked Sendable {
     /// shared receive queue has no receive queue of its own: the post fails).
     @inline(__always)
     public func post(_ batch: RecvBatch) throws(FabricError) {
-        guard let head = batch.linked() else { return }
-        var bad: UnsafeMutablePointer<ibv_recv_wr>?
-        defer { batch.reset() }
-        try FabricError.wrap { () throws(SystemError) in
-            try zeroOrErrno("ibv_post_recv") { vireo_ibv_post_recv(raw, head, &bad) }
-        }
+        try batch.post("ibv_post_recv") { vireo_ibv_post_recv(raw, $0, $1) }
     }
 }

@@ -218,3 +218,18 @@ public final class RecvBatch: @unchecked Sendable {
         return wrs
     }
 }
+
+extension RecvBatch {
+    /// Posts the batch's receives, linked, with one call of `post` (`call` names it in the
+    /// error), then empties the batch; an empty batch posts nothing. The one body of
+    /// `ibv_post_recv` (a queue pair's) and `ibv_post_srq_recv` (a shared receive queue's).
+    @inline(__always)
+    func post(_ call: StaticString,
+              _ post: (UnsafeMutablePointer<ibv_recv_wr>, UnsafeMutablePointer<UnsafeMutablePointer<ibv_recv_wr>?>) -> Int32)
+        throws(FabricError) {
+        guard let head = linked() else { return }
+        var bad: UnsafeMutablePointer<ibv_recv_wr>?
+        defer { reset() }
+        try FabricError.wrap { () throws(SystemError) in try zeroOrErrno(call) { post(head, &bad) } }
+    }
+}

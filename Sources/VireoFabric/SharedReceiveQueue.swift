@@ -52,12 +52,7 @@ extension SharedReceiveQueue: ReceivePoster {
     /// Posts every receive in `batch` with one `ibv_post_srq_recv`, then empties it.
     @inline(__always)
     public func post(_ batch: RecvBatch) throws(FabricError) {
-        guard let head = batch.linked() else { return }
-        var bad: UnsafeMutablePointer<ibv_recv_wr>?
-        defer { batch.reset() }
-        try FabricError.wrap { () throws(SystemError) in
-            try zeroOrErrno("ibv_post_srq_recv") { vireo_ibv_post_srq_recv(raw, head, &bad) }
-        }
+        try batch.post("ibv_post_srq_recv") { vireo_ibv_post_srq_recv(raw, $0, $1) }
     }
 }
 

@@ -33,7 +33,7 @@ extension TargetDaemon {
         }
         TerminationSignal.wait(
             stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
-            logger: logger, collect: { daemon.statsSnapshot() },
+            logger: logger, collect: { daemon.statsSnapshot() }, healthy: { daemon.isHealthy },
             stop: { sig in
                 logger.info("signal \(sig): shutting down")
                 control?.stop()

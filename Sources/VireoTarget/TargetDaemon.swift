@@ -49,6 +49,8 @@ public final class TargetDaemon: @unchecked Sendable {
     private var deviceInfo: DeviceInfo?
     private let controlWake: EventFD
     private let stopFlag = Atomic<Bool>(false)
+    /// When the control loop last went round (monotonic ns): `isHealthy`'s evidence.
+    private let heartbeat = Atomic<UInt64>(0)
     private var thread: OSThread?
     /// What the workers and the stats writer share with the control thread.
     struct Shared {
@@ -132,6 +134,14 @@ public final class TargetDaemon: @unchecked Sendable {
 
     deinit {
         stop()
+    }
+
+    /// Whether the control loop (accepts, disconnects, retirements, control requests) went
+    /// round within the last 10 s; it goes round at least once a second when healthy. The
+    /// systemd watchdog is pinged only while this holds.
+    public var isHealthy: Bool {
+        let beat = heartbeat.load(ordering: .relaxed)
+        return beat != 0 && monotonicNanoseconds() &- beat < 10_000_000_000
     }
 
     /// The bound port (useful with port 0).
@@ -314,6 +324,7 @@ public final class TargetDaemon: @unchecked Sendable {
         var watched: [Live] = []
         var dirty = true
         while !stopFlag.load(ordering: .acquiring) {
+            heartbeat.store(monotonicNanoseconds(), ordering: .relaxed)
             if dirty {
                 poller.removeAll()
                 poller.add(listener.eventFD)

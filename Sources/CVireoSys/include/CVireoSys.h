@@ -40,6 +40,9 @@ int vireo_unix_connect(const char *path);
 int vireo_tcp_listen(const char *host, const char *port, int backlog, int *bound);
 /// A TCP socket connected to the numeric `host` and `port`. fd or -1/errno.
 int vireo_tcp_connect(const char *host, const char *port);
+/// sd_notify(3) without libsystemd: `state` ("READY=1", "WATCHDOG=1", ...) as one datagram
+/// to $NOTIFY_SOCKET. 0: not run by systemd with a notify socket; 1: sent; -1/errno: failed.
+int vireo_sd_notify(const char *state);
 /// accept4(..., SOCK_CLOEXEC). Returns fd or -1/errno.
 int vireo_accept(int sock);
 /// socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC). Returns 0 or -1/errno.
