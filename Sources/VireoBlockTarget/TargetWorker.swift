@@ -226,8 +226,16 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             noteFlush(q)
             if q.isDraining { noteDraining(q) }
         }
-        // One ibv_post_srq_recv for the pass's given-back receives, before any response leaves;
-        // then one ibv_post_recv and one ibv_post_send per queue for everything this pass produced.
+        postBatched()
+        do { if try ring.submit() { costs.count(.uringEnters) } } catch { logger.error("worker \(index): \(error)") }
+        if !draining.isEmpty { retireDrained() }
+        return work
+    }
+
+    /// Posts what the pass batched: one ibv_post_srq_recv for the given-back shared receives,
+    /// before any response leaves; then one ibv_post_recv and one ibv_post_send per queue.
+    @inline(__always)
+    private func postBatched() {
         flushSharedReceives()
         for q in flushing {
             q.isOnFlushList = false
@@ -235,9 +243,6 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             if q.isDraining { noteDraining(q) }
         }
         flushing.removeAll(keepingCapacity: true)
-        do { if try ring.submit() { costs.count(.uringEnters) } } catch { logger.error("worker \(index): \(error)") }
-        if !draining.isEmpty { retireDrained() }
-        return work
     }
 
     /// A shared receive of a queue pair not in the table: accepted but not adopted yet (held
@@ -365,13 +370,8 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             q.drop("disconnected", fault: nil)
             noteDraining(q)
         }
+        postBatched()
         if !draining.isEmpty { retireDrained() }
-        for q in flushing {
-            q.isOnFlushList = false
-            if q.needsFlush { q.flushPosts() }
-        }
-        flushing.removeAll(keepingCapacity: true)
-        flushSharedReceives()
     }
 }
 

@@ -56,11 +56,7 @@ public final class ControlClient {
         let deadline = monotonicNanoseconds() &+ UInt64(timeoutMilliseconds) * 1_000_000
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while true {
-            if let nl = pending.firstIndex(of: 10) {
-                let line = Array(pending[..<nl])
-                pending.removeSubrange(...nl)
-                return line
-            }
+            if let line = ControlProtocol.takeLine(from: &pending) { return line }
             let now = monotonicNanoseconds()
             guard now < deadline else { throw .transport("no answer from the daemon within \(timeoutMilliseconds / 1000) s") }
             var p = pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)

@@ -19,6 +19,15 @@ public struct ControlProtocol: Sendable {
         self.methods = byName
     }
 
+    /// Takes the first complete line (without its newline) out of `received`, the bytes read
+    /// so far from a stream; nil while none is complete. The framing both ends use.
+    public static func takeLine(from received: inout [UInt8]) -> [UInt8]? {
+        guard let nl = received.firstIndex(of: 10) else { return nil }
+        let line = Array(received[..<nl])
+        received.removeSubrange(...nl)
+        return line
+    }
+
     /// The response line (without its newline) to one request line; nil when nothing is
     /// answered (notifications only).
     public func respond(to line: some Collection<UInt8>) -> [UInt8]? {

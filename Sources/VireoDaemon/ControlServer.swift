@@ -21,7 +21,7 @@ public final class ControlServer: @unchecked Sendable {
     private let mode: mode_t
     private let logger: Logger
     private let protocolEngine: ControlProtocol
-    private var listening: ListeningSocket?
+    private var listening: OwnedSocket?
     private let wake: EventFD
     private let stopFlag = Atomic<Bool>(false)
     private var thread: OSThread?
@@ -39,12 +39,6 @@ public final class ControlServer: @unchecked Sendable {
         let socket: UnixSocket
         var pending: [UInt8] = []
         var lastHeard = monotonicNanoseconds()
-        init(_ s: consuming UnixSocket) { socket = s }
-    }
-
-    /// The listening socket, owned.
-    private final class ListeningSocket {
-        let socket: UnixSocket
         init(_ s: consuming UnixSocket) { socket = s }
     }
 
@@ -74,7 +68,7 @@ public final class ControlServer: @unchecked Sendable {
         // no moment where others could connect.
         let old = umask(0o177)
         defer { umask(old) }
-        listening = ListeningSocket(try UnixSocket.listen(path: path, backlog: 16, mode: mode))
+        listening = OwnedSocket(try UnixSocket.listen(path: path, backlog: 16, mode: mode))
         if lstat(path, &st) == 0 { madeFile = (UInt64(st.st_dev), UInt64(st.st_ino)) }
         thread = try OSThread(name: "vireo-rpc") { [self] in serve() }
         logger.info("control socket \(path) (mode \(String(mode, radix: 8)))")
@@ -122,7 +116,7 @@ public final class ControlServer: @unchecked Sendable {
         }
     }
 
-    private func accept(_ listening: ListeningSocket) {
+    private func accept(_ listening: OwnedSocket) {
         let s: UnixSocket?
         do { s = try listening.socket.accept() } catch {
             logger.warning("control socket: \(error)")
@@ -147,11 +141,8 @@ public final class ControlServer: @unchecked Sendable {
         if n == 0 { return false }
         c.lastHeard = monotonicNanoseconds()
         c.pending += buffer[0..<n]
-        while let nl = c.pending.firstIndex(of: 10) {
-            let line = c.pending[..<nl]
-            let answer = protocolEngine.respond(to: line)
-            c.pending.removeSubrange(...nl)
-            if let answer, !send(answer, to: c) { return false }
+        while let line = ControlProtocol.takeLine(from: &c.pending) {
+            if let answer = protocolEngine.respond(to: line), !send(answer, to: c) { return false }
         }
         if c.pending.count > ControlProtocol.maxRequestBytes {
             let e = ControlError.invalidRequest("a request line longer than \(ControlProtocol.maxRequestBytes) bytes")

@@ -22,18 +22,13 @@ public final class MetricsServer: @unchecked Sendable {
     private let askedPort: UInt16
     private let collect: @Sendable () -> StatsSnapshot
     private let logger: Logger
-    private var listening: Box?
+    private var listening: OwnedSocket?
     private let wake: EventFD
     private let stopFlag = Atomic<Bool>(false)
     private var thread: OSThread?
     static let maxClients = 16
     static let maxRequestBytes = 8 << 10
     static let deadlineNanoseconds: UInt64 = 5_000_000_000
-
-    private final class Box {
-        let socket: StreamSocket
-        init(_ s: consuming StreamSocket) { socket = s }
-    }
 
     private final class Client {
         let socket: StreamSocket
@@ -85,7 +80,7 @@ public final class MetricsServer: @unchecked Sendable {
 
     public func start() throws(SystemError) {
         var bound: UInt16 = 0
-        listening = Box(try StreamSocket.listenTCP(host: host, port: askedPort, boundPort: &bound))
+        listening = OwnedSocket(try StreamSocket.listenTCP(host: host, port: askedPort, boundPort: &bound))
         port = bound
         thread = try OSThread(name: "vireo-metrics") { [self] in serve() }
         logger.info("metrics on http://\(host.contains(":") ? "[\(host)]" : host):\(port)/metrics")

@@ -225,6 +225,13 @@ public struct StreamSocket: ~Copyable, Sendable {
     }
 }
 
+/// A class that owns a `StreamSocket`, so an optional property or a shared reference can
+/// hold one (a server's listening socket); the socket closes when the owner goes.
+public final class OwnedSocket: Sendable {
+    public let socket: StreamSocket
+    public init(_ s: consuming StreamSocket) { socket = s }
+}
+
 /// The AF_UNIX constructors' name for `StreamSocket`.
 public typealias UnixSocket = StreamSocket
 

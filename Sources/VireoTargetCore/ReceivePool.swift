@@ -47,9 +47,6 @@ package final class ReceivePool: @unchecked Sendable {
         idBase = WorkID.make(queue: 0, generation: 0, kind: shared ? WorkID.sharedReceive : WorkID.receive, index: 0)
     }
 
-    /// Registered bytes (the receive memory this pool adds).
-    package var registeredBytes: Int { count * bufferSize }
-
     /// A connection's own pool: its ids name the connection's table slot and generation from
     /// now on; every buffer is batched for posting (posted by the next `flush`).
     package func name(queue: Int, generation: UInt16) {

@@ -17,8 +17,6 @@ public final class FakeSharedReceiveQueue: ReceivePoster, @unchecked Sendable {
 
     public func post(_ batch: RecvBatch) throws(FabricError) { try receives.post(batch) }
 
-    /// `ibv_post_srq_recv` calls so far.
-    public var postCalls: Int { receives.receivePostCalls }
     /// Receives posted and not yet taken.
     public var posted: Int { receives.receives.count }
 
