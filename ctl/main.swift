@@ -10,22 +10,38 @@ import Glibc
 struct VireoCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vireoctl",
-        abstract: "Manage running Vireo daemons: exports on a target, and (soon) disks and NICs on an initiator.",
+        abstract: "Manage running Vireo daemons: exports on a target, disks and NICs on an initiator.",
         version: VireoVersion.current,
-        subcommands: [Target.self, Rpc.self])
+        subcommands: [Target.self, Initiator.self, Rpc.self])
+}
+
+/// Which daemon a command talks to, and where its control socket is by default.
+protocol Daemon {
+    static var name: String { get }
+    static var defaultSocket: String { get }
+}
+
+enum TargetDaemon: Daemon {
+    static var name: String { "target" }
+    static var defaultSocket: String { "/run/vireo/target.sock" }
+}
+
+enum InitiatorDaemon: Daemon {
+    static var name: String { "initiator" }
+    static var defaultSocket: String { "/run/vireo/initiator.sock" }
 }
 
 /// Where to reach the daemon and how to print.
 struct Connection: ParsableArguments {
-    @Option(help: "The daemon's control socket.")
-    var socket: String = "/run/vireo/target.sock"
+    @Option(help: "The daemon's control socket (default: /run/vireo/target.sock or /run/vireo/initiator.sock).")
+    var controlSocket: String?
 
     @Flag(help: "Print the daemon's JSON result instead of a table.")
     var json = false
 
-    /// Calls `method`; a daemon's error becomes the command's error (exit 1) with its message.
-    func call(_ method: String, _ params: JSONValue? = nil) throws -> JSONValue {
-        do { return try ControlClient(path: socket).call(method, params) } catch {
+    /// Calls `method` on `D`'s socket; a daemon's error becomes the command's error (exit 1) with its message.
+    func call<D: Daemon>(_ daemon: D.Type, _ method: String, _ params: JSONValue? = nil) throws -> JSONValue {
+        do { return try ControlClient(path: controlSocket ?? D.defaultSocket).call(method, params) } catch {
             throw CtlError(message: "\(error)")
         }
     }
@@ -72,48 +88,55 @@ func text(_ v: JSONValue?) -> String {
     }
 }
 
+/// Commands both daemons answer alike.
+struct Version<D: Daemon>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "version", abstract: "The daemon's version and wire protocol.")
+    }
+    @OptionGroup var connection: Connection
+    func run() throws {
+        let r = try connection.call(D.self, "version_get")
+        connection.print(r) { "\(text($0["daemon"])) \(text($0["version"])) (wire protocol \(text($0["wire_protocol"])))\n" }
+    }
+}
+
+struct Config<D: Daemon>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "config",
+                             abstract: "The running configuration as TOML (start a daemon from it to serve the same devices or endpoints).")
+    }
+    @OptionGroup var connection: Connection
+    func run() throws {
+        let r = try connection.call(D.self, "config_get")
+        connection.print(r) { text($0["toml"]) }
+    }
+}
+
+struct Stats<D: Daemon>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "stats", abstract: "Every counter (name, labels, value).")
+    }
+    @OptionGroup var connection: Connection
+    @Option(help: "Only metrics whose name contains this.")
+    var filter: String?
+    func run() throws {
+        let r = try connection.call(D.self, "stats_get")
+        connection.print(r) { r in
+            let rows = (r["metrics"]?.array ?? []).compactMap { m -> [String]? in
+                let name = text(m["name"])
+                if let filter, !name.contains(filter) { return nil }
+                let labels = (m["labels"]?.object ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\(text($0.value))" }
+                return [name, labels.joined(separator: ","), text(m["value"])]
+            }
+            return table(["METRIC", "LABELS", "VALUE"], rows)
+        }
+    }
+}
+
 struct Target: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A target daemon (vireo-target serve --control-socket PATH).",
-        subcommands: [Export.self, Config.self, Stats.self, Version.self])
-
-    struct Version: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The daemon's version and wire protocol.")
-        @OptionGroup var connection: Connection
-        func run() throws {
-            let r = try connection.call("version_get")
-            connection.print(r) { "\(text($0["daemon"])) \(text($0["version"])) (wire protocol \(text($0["wire_protocol"])))\n" }
-        }
-    }
-
-    struct Config: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "The running configuration as TOML (start a daemon from it to serve the same endpoints).")
-        @OptionGroup var connection: Connection
-        func run() throws {
-            let r = try connection.call("config_get")
-            connection.print(r) { text($0["toml"]) }
-        }
-    }
-
-    struct Stats: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Every counter (name, labels, value).")
-        @OptionGroup var connection: Connection
-        @Option(help: "Only metrics whose name contains this.")
-        var filter: String?
-        func run() throws {
-            let r = try connection.call("stats_get")
-            connection.print(r) { r in
-                let rows = (r["metrics"]?.array ?? []).compactMap { m -> [String]? in
-                    let name = text(m["name"])
-                    if let filter, !name.contains(filter) { return nil }
-                    let labels = (m["labels"]?.object ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\(text($0.value))" }
-                    return [name, labels.joined(separator: ","), text(m["value"])]
-                }
-                return table(["METRIC", "LABELS", "VALUE"], rows)
-            }
-        }
-    }
+        subcommands: [Export.self, Config<TargetDaemon>.self, Stats<TargetDaemon>.self, Version<TargetDaemon>.self])
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -125,7 +148,7 @@ struct Target: ParsableCommand {
             @OptionGroup var connection: Connection
             @Argument(help: "Only this export.") var name: String?
             func run() throws {
-                let r = try connection.call("export_list", name.map { ["name": .string($0)] })
+                let r = try connection.call(TargetDaemon.self, "export_list", name.map { ["name": .string($0)] })
                 connection.print(r) { r in
                     let rows = (r.array ?? []).map { e -> [String] in
                         let backing = e["file"].map { "file \(text($0))" } ?? e["device"].map { "device \(text($0))" } ?? "memory"
@@ -164,7 +187,7 @@ struct Target: ParsableCommand {
                 if let maxIO { p["max_io"] = .string(maxIO) }
                 if !allowedHost.isEmpty { p["allowed_hosts"] = JSONValue(allowedHost) }
                 if allowAnyHost { p["allow_any_host"] = true }
-                let r = try connection.call("export_create", .object(p))
+                let r = try connection.call(TargetDaemon.self, "export_create", .object(p))
                 connection.print(r) { "export \(text($0["name"])) created: \(bytes($0["capacity"]))\n" }
             }
         }
@@ -178,7 +201,7 @@ struct Target: ParsableCommand {
             func run() throws {
                 var p: [String: JSONValue] = ["name": .string(name)]
                 if force { p["force"] = true }
-                let r = try connection.call("export_delete", .object(p))
+                let r = try connection.call(TargetDaemon.self, "export_delete", .object(p))
                 connection.print(r) { r in
                     let n = r["dropped_queues"]?.int ?? 0
                     return n == 0 ? "export \(name) deleted\n"
@@ -194,6 +217,7 @@ struct Rpc: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Call any control method with JSON parameters (rpc_get_methods lists them).")
     @OptionGroup var connection: Connection
+    @Flag(help: "Call the initiator's socket (default: the target's).") var initiator = false
     @Argument(help: "The method, e.g. export_list.") var method: String
     @Argument(help: "Its parameters as a JSON object.") var params: String?
     func run() throws {
@@ -204,6 +228,154 @@ struct Rpc: ParsableCommand {
             }
             p = v
         }
-        print(try connection.call(method, p).pretty)
+        let r = initiator ? try connection.call(InitiatorDaemon.self, method, p) : try connection.call(TargetDaemon.self, method, p)
+        print(r.pretty)
+    }
+}
+
+struct Initiator: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "An initiator daemon (vireo-initiator serve --control-socket PATH).",
+        subcommands: [Disk.self, Nic.self, Config<InitiatorDaemon>.self, Stats<InitiatorDaemon>.self,
+                      Version<InitiatorDaemon>.self])
+
+    /// `--force` deletes of a device: the daemon's answer as a line.
+    static func deleted(_ what: String, _ r: JSONValue) -> String {
+        text(r["state"]) == "detached"
+            ? "\(what) \(text(r["socket"])) detached: its I/O fails; it goes once the VMM lets go (QMP device_del)\n"
+            : "\(what) \(text(r["socket"])) deleted\n"
+    }
+
+    /// Options every device has: its socket, its target, and what the target must prove.
+    struct Device: ParsableArguments {
+        @Option(help: "The vhost-user socket path to serve (the VMM's chardev path).") var socket: String
+        @Option(help: "The target's host:port.") var target: String
+        @Option(help: "A key file the target must prove it holds (repeatable: two while it rotates).") var targetKeyFile: [String] = []
+        @Option(help: "The name the target must call itself.") var targetName: String?
+
+        var params: [String: JSONValue] {
+            var p: [String: JSONValue] = ["socket": .string(socket), "target": .string(target)]
+            if !targetKeyFile.isEmpty { p["target_key_files"] = JSONValue(targetKeyFile) }
+            if let targetName { p["target_name"] = .string(targetName) }
+            return p
+        }
+    }
+
+    struct Disk: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List, create and delete remote disks while the initiator serves (hot-add: create, then QMP device_add).",
+            subcommands: [List.self, Create.self, Delete.self])
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Every disk (or one), with its export, capacity and state.")
+            @OptionGroup var connection: Connection
+            @Argument(help: "Only the disk on this socket.") var socket: String?
+            func run() throws {
+                let r = try connection.call(InitiatorDaemon.self, "disk_list", socket.map { ["socket": .string($0)] })
+                connection.print(r) { r in
+                    let rows = (r.array ?? []).map { d -> [String] in
+                        [text(d["id"]), text(d["socket"]), "\(text(d["export"]))@\(text(d["target"]))", bytes(d["capacity"]),
+                         text(d["queues"]), text(d["vmm_attached"]), text(d["state"])]
+                    }
+                    return table(["ID", "SOCKET", "EXPORT", "CAPACITY", "QUEUES", "VMM", "STATE"], rows)
+                }
+            }
+        }
+
+        struct Create: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Connect a disk to a target export and serve its socket (the keys of a TOML [[disk]] table).")
+            @OptionGroup var connection: Connection
+            @OptionGroup var device: Device
+            @Option(help: "The export's name on the target.") var export: String
+            @Option(help: "Virtqueues (each with its own connection).") var queues: Int?
+            @Option(help: "Virtqueue size and commands in flight per queue (a power of two).") var queueDepth: Int?
+            @Flag(help: "Serve it read-only.") var readOnly = false
+            @Option(help: "How long the target may stay away before held requests fail (e.g. 120s).") var lossTimeout: String?
+            @Option(help: "windows (default) or whole-memory.") var remoteAccess: String?
+            func run() throws {
+                var p = device.params
+                p["export"] = .string(export)
+                if let queues { p["queues"] = JSONValue(queues) }
+                if let queueDepth { p["queue_depth"] = JSONValue(queueDepth) }
+                if readOnly { p["read_only"] = true }
+                if let lossTimeout { p["loss_timeout"] = .string(lossTimeout) }
+                if let remoteAccess { p["remote_access"] = .string(remoteAccess) }
+                let r = try connection.call(InitiatorDaemon.self, "disk_create", .object(p))
+                connection.print(r) { "disk \(text($0["id"])) on \(text($0["socket"])): export \(text($0["export"])), \(bytes($0["capacity"]))\n" }
+            }
+        }
+
+        struct Delete: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Stop serving a disk. Refused while a VMM is attached unless --force (its I/O then fails with IOERR).")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The disk's socket.") var socket: String
+            @Flag(help: "Detach it from an attached VMM.") var force = false
+            func run() throws {
+                var p: [String: JSONValue] = ["socket": .string(socket)]
+                if force { p["force"] = true }
+                let r = try connection.call(InitiatorDaemon.self, "disk_delete", .object(p))
+                connection.print(r) { Initiator.deleted("disk", $0) }
+            }
+        }
+    }
+
+    struct Nic: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List, create and delete remote NICs while the initiator serves (hot-add: create, then QMP netdev_add + device_add).",
+            subcommands: [List.self, Create.self, Delete.self])
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Every NIC (or one), with its network, MAC, link and state.")
+            @OptionGroup var connection: Connection
+            @Argument(help: "Only the NIC on this socket.") var socket: String?
+            func run() throws {
+                let r = try connection.call(InitiatorDaemon.self, "nic_list", socket.map { ["socket": .string($0)] })
+                connection.print(r) { r in
+                    let rows = (r.array ?? []).map { n -> [String] in
+                        [text(n["id"]), text(n["socket"]), "\(text(n["network"]))@\(text(n["target"]))", text(n["mac"]),
+                         text(n["link_up"]), text(n["vmm_attached"]), text(n["state"])]
+                    }
+                    return table(["ID", "SOCKET", "NETWORK", "MAC", "LINK", "VMM", "STATE"], rows)
+                }
+            }
+        }
+
+        struct Create: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Connect a NIC to a target network and serve its socket (the keys of a TOML [[nic]] table).")
+            @OptionGroup var connection: Connection
+            @OptionGroup var device: Device
+            @Option(help: "The network's name on the target.") var network: String
+            @Option(help: "The NIC's MAC (the VMM's -device mac= must match).") var mac: String
+            @Option(help: "RX/TX queue pairs.") var queuePairs: Int?
+            @Option(help: "Largest virtqueue size (a power of two).") var queueSize: Int?
+            @Option(help: "A named port of the network to claim.") var port: String?
+            func run() throws {
+                var p = device.params
+                p["network"] = .string(network)
+                p["mac"] = .string(mac)
+                if let queuePairs { p["queue_pairs"] = JSONValue(queuePairs) }
+                if let queueSize { p["queue_size"] = JSONValue(queueSize) }
+                if let port { p["port"] = .string(port) }
+                let r = try connection.call(InitiatorDaemon.self, "nic_create", .object(p))
+                connection.print(r) { "nic \(text($0["id"])) on \(text($0["socket"])): network \(text($0["network"])), mac \(text($0["mac"])), MTU \(text($0["mtu"]))\n" }
+            }
+        }
+
+        struct Delete: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Stop serving a NIC. Refused while a VMM is attached unless --force (its link then goes down).")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The NIC's socket.") var socket: String
+            @Flag(help: "Detach it from an attached VMM.") var force = false
+            func run() throws {
+                var p: [String: JSONValue] = ["socket": .string(socket)]
+                if force { p["force"] = true }
+                let r = try connection.call(InitiatorDaemon.self, "nic_delete", .object(p))
+                connection.print(r) { Initiator.deleted("nic", $0) }
+            }
+        }
     }
 }

@@ -170,7 +170,8 @@ extension VireoInitiator {
             --nic socket=PATH,target=HOST:PORT,network=NAME,mac=52:54:00:00:00:01[,queue-pairs=N][,queue-size=N][,port=NAME]
             --config FILE: TOML with [[disk]] tables (socket, target, export, queues, queue_depth, read_only,
             loss_timeout) and [[nic]] tables (socket, target, network, mac, queue_pairs, queue_size, port);
-            top-level stats_file and stats_interval as the flags below.
+            top-level stats_file and stats_interval as the flags below, control_socket and
+            control_socket_mode (default 0o600) for the control API, metrics_listen.
             Handshake (docs/security.md): top-level host_name and host_key_file (or the flags below);
             per device target_key_file (the target must prove it holds that secret) and target_name.
             --stats-file PATH: counters in the Prometheus text format, rewritten atomically every
@@ -216,6 +217,9 @@ extension VireoInitiator {
         @Option(help: "This host's secret key file (gen-key); a target with its copy checks the handshake's proof.")
         var hostKeyFile: String?
 
+        @Option(help: "Serve the control API (JSON-RPC 2.0, docs/api.md; vireoctl initiator) on this UNIX socket: disks and NICs added and removed at run time.")
+        var controlSocket: String?
+
         func run() throws {
             logFormat.bootstrap()
             var o = InitiatorServeOptions()
@@ -231,6 +235,7 @@ extension VireoInitiator {
             o.spinMicroseconds = spinUs
             o.hostName = hostName
             o.hostKeyFile = hostKeyFile
+            o.controlSocket = controlSocket
             let (serve, options): (ServeConfig, VhostUserOptions)
             do { (serve, options) = try o.resolve() } catch {
                 // EX_USAGE, and no usage text: the problems say what to fix.

@@ -23,6 +23,8 @@ public struct InitiatorServeOptions: Sendable {
     /// `--host-name`, `--host-key-file` (over the file's `host_name`, `host_key_file`).
     public var hostName: String?
     public var hostKeyFile: String?
+    /// `--control-socket`, over the file's `control_socket`.
+    public var controlSocket: String?
 
     public init() {}
 
@@ -47,6 +49,8 @@ public struct InitiatorServeOptions: Sendable {
                 serve.metricsListen = file.metricsListen
                 serve.hostName = file.hostName
                 serve.hostKeyFile = file.hostKeyFile
+                serve.controlSocket = file.controlSocket
+                serve.controlSocketMode = file.controlSocketMode
             } catch { problems += error.problems }
         }
         if let statsFile { serve.statsFile = statsFile }
@@ -57,6 +61,7 @@ public struct InitiatorServeOptions: Sendable {
         }
         if let hostName { serve.hostName = hostName }
         if let hostKeyFile { serve.hostKeyFile = hostKeyFile }
+        if let controlSocket { serve.controlSocket = controlSocket }
         if let statsIntervalSeconds {
             if statsIntervalSeconds > 0 { serve.statsIntervalSeconds = statsIntervalSeconds } else {
                 problems.append("--stats-interval must be positive")

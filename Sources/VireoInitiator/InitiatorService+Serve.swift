@@ -1,6 +1,10 @@
 import Logging
 import VhostUser
 import VireoDaemon
+import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension InitiatorService {
     /// `vireo-initiator serve`: connects and serves every device of `config`, writes the
@@ -9,23 +13,32 @@ extension InitiatorService {
     public static func serve(_ config: ServeConfig, options: VhostUserOptions, logger: Logger) throws(InitiatorError) {
         TerminationSignal.block()
         let service = try InitiatorService(config, options: options, logger: logger)
-        let disks = service.disks.map(\.device), nics = service.nics.map(\.device)
-        let servers = service.disks.map(\.server) + service.nics.map(\.server)
-        let metrics: MetricsServer?
-        do {
-            metrics = try MetricsServer.started(at: config.metricsListen, logger: logger) {
-                InitiatorService.statsSnapshot(disks: disks, nics: nics, servers: servers)
+        let control: ControlServer?, metrics: MetricsServer?
+        do throws(SystemError) {
+            control = try config.controlSocket.map { path throws(SystemError) in
+                let c = try ControlServer(path: path, mode: mode_t(config.controlSocketMode),
+                                          methods: service.controlMethods(), logger: logger)
+                try c.start()
+                return c
             }
         } catch {
+            service.stop()
+            throw .system("control socket \(config.controlSocket ?? "")", error)
+        }
+        do {
+            metrics = try MetricsServer.started(at: config.metricsListen, logger: logger) { service.statsSnapshot() }
+        } catch {
+            control?.stop()
             service.stop()
             throw .config(error)
         }
         TerminationSignal.wait(
             stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
             logger: logger,
-            collect: { InitiatorService.statsSnapshot(disks: disks, nics: nics, servers: servers) },
+            collect: { service.statsSnapshot() },
             stop: { sig in
                 logger.info("signal \(sig): stopping")
+                control?.stop()
                 metrics?.stop()
                 service.stop()
             })

@@ -4,33 +4,28 @@ import VireoSys
 import VireoDaemon
 
 extension InitiatorService {
-    /// The counters of every disk and NIC for the daemon's stats file
-    /// (relaxed reads: a live, approximate view). Disks are labelled
-    /// `disk="d<N>"` in configuration order, NICs `nic="n<N>"`, each with its socket.
+    /// The counters of every disk and NIC served now for the daemon's stats file and
+    /// `/metrics` (relaxed reads: a live, approximate view; after `stop()` still the last
+    /// devices'). Disks are labelled `disk="d<N>"`, NICs `nic="n<N>"`, numbered in the order
+    /// they were added and never reused, each with its socket and export or network.
     public func statsSnapshot() -> StatsSnapshot {
-        Self.statsSnapshot(disks: disks.map(\.device), nics: nics.map(\.device),
-                           servers: disks.map(\.server) + nics.map(\.server))
-    }
-
-    /// The same for given devices (their counters outlive `stop()`, so the
-    /// daemon's last write after stopping still has them).
-    /// `servers`: the devices' vhost-user sockets, for what their front-ends did wrong.
-    public static func statsSnapshot(disks: [RemoteBlockDevice], nics: [RemoteNetDevice],
-                                     servers: [VhostUserServer] = []) -> StatsSnapshot {
+        let disks = self.disks, nics = self.nics
         var s = StatsSnapshot()
         var copied: UInt64 = 0
-        for d in disks { copied &+= d.counters.payloadBytesCopied.load(ordering: .relaxed) }
-        for n in nics { copied &+= n.counters.payloadBytesCopied.load(ordering: .relaxed) }
+        for d in disks { copied &+= d.device.counters.payloadBytesCopied.load(ordering: .relaxed) }
+        for n in nics { copied &+= n.device.counters.payloadBytesCopied.load(ordering: .relaxed) }
         s.counter("vireo_initiator_payload_bytes_copied_total", copied,
                   help: "Payload bytes the initiator's CPU copied (disks and NICs; 0 by design).")
         s.addDataPathCosts()
-        for (i, d) in disks.enumerated() {
-            add(d.counters, to: &s, labels: [("disk", "d\(i)"), ("socket", d.config.socket), ("export", d.config.export)])
+        for d in disks {
+            let c = d.device.config
+            Self.add(d.device.counters, to: &s, labels: [("disk", d.id), ("socket", c.socket), ("export", c.export)])
         }
-        for (i, n) in nics.enumerated() {
-            add(n.counters, to: &s, labels: [("nic", "n\(i)"), ("socket", n.config.socket), ("network", n.config.network)])
+        for n in nics {
+            let c = n.device.config
+            Self.add(n.device.counters, to: &s, labels: [("nic", n.id), ("socket", c.socket), ("network", c.network)])
         }
-        for v in servers {
+        for v in disks.map(\.server) + nics.map(\.server) {
             let labels = [("socket", v.path)]
             s.counter("vireo_initiator_vhost_protocol_errors_total", v.protocolErrors.load(ordering: .relaxed),
                       help: "Front-end connections closed for a protocol error (bad message, fd, file or ring).",
@@ -58,6 +53,7 @@ extension InitiatorService {
         put("connections_lost", c.connectionsLost, "Connections to the target lost.")
         put("reconnects", c.reconnects, "Connections to the target re-established.")
         put("failed_after_loss_timeout", c.failedAfterLossTimeout, "Requests failed because the target stayed away past the loss timeout.")
+        put("failed_detached", c.failedDetached, "Requests failed because the disk was deleted with force while its VMM was attached.")
         put("payload_bytes_copied", c.payloadBytesCopied, "Payload bytes the initiator's CPU copied for this disk.")
         put("bad_responses", c.badResponses, "Malformed responses or responses naming a tag not in flight.")
         put("aborted_by_quiesce", c.abortedByQuiesce, "Requests failed (IOERR) because a stop, reset or memory change could not wait for a stalled target.")

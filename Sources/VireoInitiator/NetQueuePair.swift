@@ -223,6 +223,10 @@ final class NetQueuePair: @unchecked Sendable {
             lose("the target disconnected")
             did += 1
         }
+        if connection != nil, link.detached.load(ordering: .relaxed) {
+            lose("the NIC was deleted with force (control API); no reconnect")
+            did += 1
+        }
         did += reap()
         did += assemble()
         if let conn = connection {
@@ -510,6 +514,7 @@ final class NetQueuePair: @unchecked Sendable {
     /// Takes the supervisor's new connection: receives are posted on the next poll.
     private func adopt() {
         guard let p = fabric.takePending() else { return }
+        if link.detached.load(ordering: .relaxed) { return fabric.refuse(p) }
         fabric.beginEpoch()
         _ = reap()          // discard what the old connection left in the shared CQ
         if p.geometry.maxFrameBytes != maxFrameBytes {

@@ -19,6 +19,9 @@ final class QueueLink<Grant: Sendable>: Sendable {
     /// `pending` holds a connection for the worker.
     let pendingReady = Atomic<Bool>(false)
     let pending = Locked<PendingConnection<Grant>?>(nil)
+    /// The device was deleted with force (`detach()`): the worker cuts its connection for
+    /// good and fails what the device still holds; no reconnect follows.
+    let detached = Atomic<Bool>(false)
     /// Receive buffers the worker could post on a new connection right away
     /// (packet queues: announced as initial credits in the connect request).
     let initialCredits = Atomic<Int>(0)

@@ -86,6 +86,19 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         for q in queues { q.close() }
     }
 
+    /// Deleted with force while a VMM is attached (control thread): no reconnect from now
+    /// on; each queue's worker cuts its connection (so the RNIC touches no guest buffer of
+    /// it any more), then completes every held and in-flight request with IOERR, and every
+    /// later one at once. The guest sees its disk fail, never hang.
+    public func detach() {
+        stopSupervisor?()
+        stopSupervisor = nil
+        for q in queues {
+            q.link.detached.store(true, ordering: .releasing)
+            q.link.workerWake.signal()
+        }
+    }
+
     /// Called (on a control thread) when the capacity changes after a reconnect;
     /// e.g. `{ try? server.notifyConfigChange() }` (CONFIG_CHANGE over the back-end channel).
     public func onConfigChange(_ handler: @escaping @Sendable () -> Void) {

@@ -22,6 +22,8 @@ public final class RemoteDiskCounters: Sendable {
     public let reconnects = Atomic<UInt64>(0)
     /// Requests failed because the target stayed away past the loss timeout.
     public let failedAfterLossTimeout = Atomic<UInt64>(0)
+    /// Requests failed because the disk was deleted with force while its VMM was attached.
+    public let failedDetached = Atomic<UInt64>(0)
     /// Payload bytes the initiator's CPU copied. Every copy path would add
     /// here; there is none (data moves by RDMA between guest memory and the
     /// target), so this stays 0.

@@ -78,6 +78,18 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
         for p in pairs { p.close() }
     }
 
+    /// Deleted with force while a VMM is attached (control thread): no reconnect from now
+    /// on; each pair's worker drops its connection, so the guest sees the link go down and
+    /// what it sends is dropped.
+    public func detach() {
+        stopSupervisor?()
+        stopSupervisor = nil
+        for p in pairs {
+            p.link.detached.store(true, ordering: .releasing)
+            p.link.workerWake.signal()
+        }
+    }
+
     /// Called (on a worker or control thread) when the link status or MTU
     /// changes; e.g. `{ try? server.notifyConfigChange() }`.
     public func onConfigChange(_ handler: @escaping @Sendable () -> Void) {

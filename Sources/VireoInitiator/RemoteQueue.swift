@@ -1,3 +1,4 @@
+import Synchronization
 import Logging
 import VhostUser
 import Virtio
@@ -165,6 +166,7 @@ final class RemoteQueue: @unchecked Sendable {
     /// is queued, check the loss timeout. Returns how much work it did.
     func poll() -> Int {
         var did = 0
+        if !failingFast, link.detached.load(ordering: .relaxed) { failDetached(); did += 1 }
         if fabric.hasPending { adopt(); did += 1 }
         if fabric.lossSignalled {
             lose("the target disconnected")
@@ -480,6 +482,7 @@ final class RemoteQueue: @unchecked Sendable {
     /// Takes the supervisor's new connection and resubmits everything held.
     private func adopt() {
         guard let p = fabric.takePending() else { return }
+        if link.detached.load(ordering: .relaxed) { return fabric.refuse(p) }
         let newLimits = CapsuleLimits(geometry: p.geometry, maxInlinePieces: TargetConnector.inlinePieces)
         guard Self.capsuleFits(newLimits) else {
             // A hostile or misconfigured target: never let capsules overrun their slots.
@@ -513,16 +516,32 @@ final class RemoteQueue: @unchecked Sendable {
     private func checkLossTimeout() {
         let now = monotonicNanoseconds()
         guard now &- lostSince >= disk.config.lossTimeoutNanoseconds else { return }
+        let failed = failHeld(counters.failedAfterLossTimeout)
+        logger.error("disk \(disk.config.socket) queue \(index): target \(disk.config.target) export \(disk.config.export) unreachable for \(disk.config.lossTimeoutNanoseconds / 1_000_000_000) s (loss timeout): failed \(failed) held request(s) with IOERR; new requests fail until it is back")
+    }
+
+    /// Fails every held request with IOERR (each counted in `counter` first, before the
+    /// guest can see its completion) and every later one at once (`failingFast`).
+    private func failHeld(_ counter: borrowing Atomic<UInt64>) -> Int {
         failingFast = true
         var failed = 0
         while let s = fifo.pop() {
             guard slots[s].state == .queued, let req = slots[s].request, let blk = slots[s].blk else { continue }
             slots[s] = RequestSlot()
-            counters.bump(counters.failedAfterLossTimeout)    // before the guest can see the completion
+            counters.bump(counter)
             finish(req, blk, .ioError)
             failed += 1
         }
-        logger.error("disk \(disk.config.socket) queue \(index): target \(disk.config.target) export \(disk.config.export) unreachable for \(disk.config.lossTimeoutNanoseconds / 1_000_000_000) s (loss timeout): failed \(failed) held request(s) with IOERR; new requests fail until it is back")
+        return failed
+    }
+
+    /// The disk was deleted with force (`RemoteBlockDevice.detach`): the connection is cut
+    /// (`lose`: QP to error first, so no RDMA for a request lands after it completes),
+    /// then every request fails with IOERR; the supervisor is stopped, so none reconnects.
+    private func failDetached() {
+        lose("the disk was deleted with force (control API)")
+        let failed = failHeld(counters.failedDetached)
+        logger.error("disk \(disk.config.socket) queue \(index): deleted with force: failed \(failed) held request(s) with IOERR; every new request fails at once")
     }
 
     // MARK: Control plane (parked worker)

@@ -15,6 +15,11 @@ public struct ServeConfig: Equatable, Sendable {
     public var hostName: String?
     /// This host's secret (`host_key_file`; gen-key): targets that know it check this host's proof.
     public var hostKeyFile: String?
+    /// The control API's UNIX socket (JSON-RPC 2.0, docs/api.md; `control_socket`), if any:
+    /// disks and NICs added and removed at run time.
+    public var controlSocket: String?
+    /// Permission bits of the control socket (`control_socket_mode`, default 0o600).
+    public var controlSocketMode = 0o600
 
     public init(disks: [DiskConfig] = [], nics: [NicConfig] = []) {
         self.disks = disks
@@ -35,7 +40,8 @@ public struct ServeConfig: Equatable, Sendable {
         }
         out.hostName = r.string("host_name", what: "a name")
         out.hostKeyFile = r.string("host_key_file", what: "a path")
-        if !r.has("disk") && !r.has("nic") { r.problem("no [[disk]] or [[nic]] table") }
+        out.controlSocket = r.string("control_socket", what: "a path")
+        if let n = r.int("control_socket_mode") { out.controlSocketMode = n }
         return try r.result(out)
     }
 
@@ -50,7 +56,13 @@ public struct ServeConfig: Equatable, Sendable {
         for n in nics where !macs.insert(n.mac.rawValue).inserted {
             problems.append("mac \(n.mac) is used by more than one nic")
         }
-        if disks.isEmpty && nics.isEmpty { problems.append("nothing configured: give --disk, --nic or --config") }
+        if disks.isEmpty && nics.isEmpty && controlSocket == nil {
+            problems.append("nothing configured: give --disk, --nic or --config (with [[disk]] or [[nic]] tables), or a control socket to add them at run time")
+        }
+        if controlSocketMode < 0 || controlSocketMode > 0o777 || controlSocketMode & 0o600 != 0o600 {
+            problems.append("control_socket_mode \(String(controlSocketMode, radix: 8)) must be 0o600-0o777 with the owner's read and write bits")
+        }
+        if let c = controlSocket, c.utf8.count > 107 { problems.append("control_socket '\(c)' is longer than a socket path may be (107 bytes)") }
         if let hostName, !HandshakeName.isValid(hostName) { problems.append(HandshakeName.rule(for: "host_name '\(hostName)'")) }
         guard problems.isEmpty else { throw ConfigError(problems: problems) }
     }

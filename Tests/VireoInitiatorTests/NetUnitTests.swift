@@ -96,7 +96,8 @@ import VireoDaemon
             #expect(p.contains { $0.contains("queue_pairs must be an integer") })
             #expect(p.contains { $0.contains("unknown key 'speed'") })
         }
-        #expect(throws: ConfigError.self) { try ServeConfig.parse(toml: "", source: "x.toml") }
+        // Nothing to serve and no control socket to add devices through: refused at start.
+        #expect(throws: ConfigError.self) { try ServeConfig.parse(toml: "", source: "x.toml").checkUnique() }
     }
 
     @Test func duplicatesAcrossDevices() throws {

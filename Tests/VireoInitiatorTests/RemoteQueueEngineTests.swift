@@ -173,4 +173,27 @@ import Glibc
         #expect(rig.status(w.status) == 1)
         #expect(rig.device.counters.failedAfterLossTimeout.load(ordering: .relaxed) == 1)
     }
+
+    /// A forced delete (`detach`, the control API's disk_delete with force) while the VMM
+    /// is attached: a command posted but never answered fails with IOERR at once (not
+    /// after the loss timeout), so does every later request, and no reconnect follows.
+    @Test func forcedDetachFailsHeldAndNewRequestsWithoutReconnecting() throws {
+        let rig = try Rig(tag: "detach", queues: 1)
+        let fe = rig.frontend
+        rig.fabric.held.store(true, ordering: .releasing)
+        let w = rig.add(0, type: .out, sector: 0, data: Self.pattern(4096, seed: 3))
+        fe.kick(0)
+        #expect(waitFor(5) { rig.fabric.pendingCommands == 1 })
+        rig.device.detach()
+        #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 5_000).count == 1, "failed at once, not held for the 120 s loss timeout")
+        #expect(rig.status(w.status) == 1)
+        #expect(rig.device.counters.failedDetached.load(ordering: .relaxed) == 1)
+        let r = rig.add(0, type: .in, sector: 8, readLength: 4096)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 5_000).count == 1)
+        #expect(rig.status(r.status) == 1, "a request after the detach fails at once")
+        usleep(300_000)
+        #expect(rig.fabric.connects.load(ordering: .relaxed) == 1, "no reconnect after a detach")
+        #expect(rig.device.counters.reconnects.load(ordering: .relaxed) == 0)
+    }
 }
