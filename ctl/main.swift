@@ -136,12 +136,57 @@ struct Stats<D: Daemon>: ParsableCommand {
 struct Target: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A target daemon (vireo-target serve --control-socket PATH).",
-        subcommands: [Export.self, Config<TargetDaemon>.self, Stats<TargetDaemon>.self, Version<TargetDaemon>.self])
+        subcommands: [Export.self, Host.self, Config<TargetDaemon>.self, Stats<TargetDaemon>.self, Version<TargetDaemon>.self])
+
+    struct Host: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List, add and remove the hosts the target knows ([[host]]) while it serves.",
+            subcommands: [List.self, Add.self, Remove.self])
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Every known host (or one), with where it is allowed.")
+            @OptionGroup var connection: Connection
+            @Argument(help: "Only this host.") var name: String?
+            func run() throws {
+                let r = try connection.call(TargetDaemon.self, "host_list", name.map { ["name": .string($0)] })
+                connection.print(r) { r in
+                    let rows = (r.array ?? []).map { h -> [String] in
+                        [text(h["name"]), text(h["authenticated"]),
+                         (h["allowed_on"]?.array ?? []).map { text($0) }.joined(separator: ", ")]
+                    }
+                    return table(["NAME", "KEY", "ALLOWED ON"], rows)
+                }
+            }
+        }
+
+        struct Add: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add a host: its name (the initiator's host_name) and the target's copy of its key.")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The host's name.") var name: String
+            @Option(help: "A key file (repeatable: two while its key is rotated); none: known by name only.") var keyFile: [String] = []
+            func run() throws {
+                var p: [String: JSONValue] = ["name": .string(name)]
+                if !keyFile.isEmpty { p["key_files"] = JSONValue(keyFile) }
+                let r = try connection.call(TargetDaemon.self, "host_add", .object(p))
+                connection.print(r) { "host \(text($0["name"])) added\(($0["authenticated"]?.bool ?? false) ? "" : " (no key: known by name only)")\n" }
+            }
+        }
+
+        struct Remove: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Remove a host (refused while an export, network or port allows it by name).")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The host's name.") var name: String
+            func run() throws {
+                let r = try connection.call(TargetDaemon.self, "host_remove", ["name": .string(name)])
+                connection.print(r) { _ in "host \(name) removed\n" }
+            }
+        }
+    }
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List, create and delete exports while the target serves.",
-            subcommands: [List.self, Create.self, Delete.self])
+            abstract: "List, create, resize and delete exports while the target serves.",
+            subcommands: [List.self, Create.self, Resize.self, Delete.self])
 
         struct List: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Every export (or one), with its queues and state.")
@@ -189,6 +234,22 @@ struct Target: ParsableCommand {
                 if allowAnyHost { p["allow_any_host"] = true }
                 let r = try connection.call(TargetDaemon.self, "export_create", .object(p))
                 connection.print(r) { "export \(text($0["name"])) created: \(bytes($0["capacity"]))\n" }
+            }
+        }
+
+        struct Resize: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Grow a file export online; its initiators reconnect and tell their guests the new capacity.")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The export's name.") var name: String
+            @Option(help: "The new capacity: bytes or 128M/2G (larger than now).") var size: String
+            func run() throws {
+                let r = try connection.call(TargetDaemon.self, "export_resize", ["name": .string(name), "size": .string(size)])
+                connection.print(r) { r in
+                    let q = r["reconnecting_queues"]?.int ?? 0
+                    return "export \(name) resized: \(bytes(r["old_capacity"])) -> \(bytes(r["capacity"]))"
+                        + (q > 0 ? "; \(q) queue(s) reconnecting\n" : "\n")
+                }
             }
         }
 

@@ -37,6 +37,38 @@ extension TargetDaemon {
                 guard problems.isEmpty, let name else { throw .invalidParams(problems) }
                 return try mailbox.run { [self] in deleteExport(name, force: force) }
             },
+            ControlMethod("export_resize", "Grows a file export online: the file is extended, the export's connections are dropped and remade (the initiators hold and resubmit their requests), and each initiator passes the new capacity to its guest (virtio CONFIG_CHANGE). No guest I/O fails.",
+                          parameters: ["name (string, required)", "size (bytes or \"128M\", required): the new capacity, larger than the current one"]) { [self] params throws(ControlError) in
+                let r = JSONParamsReader(params)
+                let name = r.requiredString("name", example: "vol0")
+                let size = r.byteCount("size")
+                if size == nil && !r.has("size") { r.problem("size is missing (e.g. \"size\": \"128M\")") }
+                let problems = r.finish()
+                guard problems.isEmpty, let name, let size else { throw .invalidParams(problems) }
+                return try mailbox.run { [self] in resizeExport(name, to: UInt64(size)) }
+            },
+            ControlMethod("host_list", "Every host the target knows: its name, how many key files prove it, and the exports, networks and ports that allow it by name.",
+                          parameters: ["name (string, optional): only this host"]) { [self] params throws(ControlError) in
+                let name = try Self.optionalName(params)
+                return try mailbox.run { [self] in hostList(name: name) }
+            },
+            ControlMethod("host_add", "Adds a host the target knows ([[host]]): new connections naming it must prove it holds one of its keys (none: known by name only, no proof). Exports and networks without allowed_hosts or allow_any_host admit no host once any host is known.",
+                          parameters: ["name (string, required): as its initiator's host_name", "key_file (path) or key_files (array of paths, two while its key is rotated): the target's copies of its secret"]) { [self] params throws(ControlError) in
+                let r = JSONParamsReader(params)
+                let parsed = HostConfig(reading: r)
+                var problems = r.finish()
+                if let parsed { problems += parsed.problems() }
+                guard problems.isEmpty, let h = parsed else { throw .invalidParams(problems) }
+                return try mailbox.run { [self] in addHost(h) }
+            },
+            ControlMethod("host_remove", "Removes a known host: new connections naming it are refused (its connections now go on; drop them with export_delete force or by detaching its disks). Refused while an export, network or port lists it in allowed_hosts or hosts.",
+                          parameters: ["name (string, required)"]) { [self] params throws(ControlError) in
+                let r = JSONParamsReader(params)
+                let name = r.requiredString("name", example: "compute-1")
+                let problems = r.finish()
+                guard problems.isEmpty, let name else { throw .invalidParams(problems) }
+                return try mailbox.run { [self] in removeHost(name) }
+            },
             ControlMethod("network_list", "Every network (packet endpoint): its configuration and connected ports.") { [self] _ throws(ControlError) in
                 .array(networks.keys.sorted().map { n -> JSONValue in
                     let net = networks[n]!
@@ -68,7 +100,8 @@ extension TargetDaemon {
     /// it serves now, in the order they were added (control thread).
     var runningConfig: TargetConfig {
         var c = config
-        c.exports = exportOrder.compactMap { exports[$0]?.config }
+        c.hosts = hosts
+        c.exports = exportOrder.compactMap { exports[$0]?.config ?? resized[$0]?.config }
         return c
     }
 
@@ -98,7 +131,7 @@ extension TargetDaemon {
             if let e = exports[n] { out.append(exportInfo(e, state: "serving")) }
         }
         for (n, e) in deleting.sorted(by: { $0.key < $1.key }) where name == nil || name == n {
-            out.append(exportInfo(e, state: "draining"))
+            out.append(exportInfo(e, state: resized[n] != nil ? "resizing" : "draining"))
         }
         if let name, out.isEmpty { return .failure(.notFound("no export named '\(name)'; export_list shows them all")) }
         return .success(.array(out))
@@ -112,7 +145,7 @@ extension TargetDaemon {
         var problems = r.finish()
         guard let ec = parsed else { return .failure(.invalidParams(problems)) }
         problems += ec.problems()
-        let hostNames = Set(config.hosts.map(\.name))
+        let hostNames = Set(hosts.map(\.name))
         for h in ec.access.allowedHosts ?? [] where !hostNames.contains(h) {
             problems.append("allowed host '\(h)' is not a configured [[host]]")
         }
@@ -126,16 +159,126 @@ extension TargetDaemon {
         do { export = try Export(config: ec, logger: logger) } catch {
             return .failure(.failed("export \(ec.name): \(error)"))
         }
-        access[ec.name] = Self.endpointRule(kind: "export", name: ec.name, ec.access, config: config, logger: logger)
+        access[ec.name] = Self.endpointRule(kind: "export", name: ec.name, ec.access, config: runningConfig, logger: logger)
         exports[ec.name] = export
         exportOrder.append(ec.name)
         logger.notice("export \(ec.name) created (control API): \(Self.describe(export))")
         return .success(exportInfo(export, state: "serving"))
     }
 
+    /// `export_resize` on the control thread: a new `Export` over the grown file; with no
+    /// connection it is served at once, else the old export's connections are dropped and
+    /// the new one is served when the last is gone (the name admits no connection in
+    /// between, so no I/O of the old connections overlaps one of the new).
+    func resizeExport(_ name: String, to size: UInt64) -> Result<JSONValue, ControlError> {
+        guard let old = exports[name] else {
+            if resized[name] != nil { return .failure(.busy("export \(name) is being resized already; try again once export_list shows it serving")) }
+            if deleting[name] != nil { return .failure(.busy("export \(name) is being deleted")) }
+            return .failure(.notFound("no export named '\(name)'; export_list shows them all"))
+        }
+        let capacity = old.store.capacity, block = UInt64(old.config.blockSize)
+        guard case .file = old.config.backing else {
+            let kind = old.config.backing == .memory ? "memory" : "a block device"
+            return .failure(.failed("export \(name) is backed by \(kind): only file exports grow online"))
+        }
+        if old.config.readOnly { return .failure(.failed("export \(name) is read-only: its file is never written, so it is not grown")) }
+        guard size / block * block > capacity else {
+            return .failure(.invalidParams(["size \(size) must be above the export's capacity \(capacity) by at least one block (\(block) bytes); exports only grow (shrinking would cut off what guests wrote)"]))
+        }
+        var c = old.config
+        c.size = size
+        let grown: Export
+        do { grown = try Export(config: c, logger: logger) } catch {
+            return .failure(.failed("export \(name): growing its file to \(size) bytes: \(error)"))
+        }
+        let queues = old.queues
+        if queues == 0 {
+            exports[name] = grown
+            logger.notice("export \(name) resized (control API): \(capacity) -> \(grown.store.capacity) bytes")
+        } else {
+            exports[name] = nil
+            deleting[name] = old
+            resized[name] = grown
+            dropConnections(of: old)
+            logger.notice("export \(name) resized (control API): \(capacity) -> \(grown.store.capacity) bytes; dropping its \(queues) queue(s) so the initiators reconnect and learn it")
+        }
+        return .success(["name": .string(name), "old_capacity": JSONValue(capacity), "capacity": JSONValue(grown.store.capacity),
+                         "reconnecting_queues": JSONValue(queues), "state": .string(queues > 0 ? "resizing" : "serving")])
+    }
+
+    /// Where `name` is allowed by name: "export vol0", "network lan0", "port lan0/vm1".
+    func listings(of name: String) -> [String] {
+        let c = runningConfig
+        var out: [String] = []
+        for e in c.exports where e.access.allowedHosts?.contains(name) == true { out.append("export \(e.name)") }
+        for n in c.networks {
+            if n.access.allowedHosts?.contains(name) == true { out.append("network \(n.name)") }
+            for p in n.ports where p.hosts?.contains(name) == true { out.append("port \(n.name)/\(p.name)") }
+        }
+        return out
+    }
+
+    func hostList(name: String?) -> Result<JSONValue, ControlError> {
+        let out = hosts.filter { name == nil || $0.name == name }.map { h -> JSONValue in
+            ["name": .string(h.name), "key_files": JSONValue(h.keyFiles), "authenticated": .bool(!h.keyFiles.isEmpty),
+             "allowed_on": JSONValue(listings(of: h.name))]
+        }
+        if let name, out.isEmpty { return .failure(.notFound("no host named '\(name)'; host_list shows them all")) }
+        return .success(.array(out))
+    }
+
+    /// `host_add` on the control thread: its keys read now (a bad file changes nothing), then
+    /// the policy new connections use, and every endpoint's rule as a restart would make it.
+    func addHost(_ h: HostConfig) -> Result<JSONValue, ControlError> {
+        if hosts.contains(where: { $0.name == h.name }) {
+            return .failure(.exists("host \(h.name) is known already; host_remove it first to change its keys, or replace its key file in place (read at each connection)"))
+        }
+        var keys: [HandshakeKey] = []
+        for f in h.keyFiles {
+            do { keys.append(try HandshakeKey(file: f, for: "host '\(h.name)'")) } catch {
+                return .failure(.failed("\(error)"))
+            }
+        }
+        hosts.append(h)
+        var known = policy.hosts
+        known[h.name] = keys
+        policy = AccessPolicy(targetName: policy.targetName, targetKey: policy.targetKey, hosts: known)
+        refreshAccessRules()
+        logger.notice("host \(h.name) added (control API)\(keys.isEmpty ? ": no key file, known by name only (no proof checked)" : ", \(keys.count) key(s)")")
+        return .success(["name": .string(h.name), "key_files": JSONValue(h.keyFiles), "authenticated": .bool(!keys.isEmpty),
+                         "allowed_on": JSONValue(listings(of: h.name))])
+    }
+
+    /// `host_remove` on the control thread.
+    func removeHost(_ name: String) -> Result<JSONValue, ControlError> {
+        guard hosts.contains(where: { $0.name == name }) else {
+            return .failure(.notFound("no host named '\(name)'; host_list shows them all"))
+        }
+        let listed = listings(of: name)
+        if !listed.isEmpty {
+            return .failure(.busy("host \(name) is allowed by \(listed.joined(separator: ", ")): remove it there first (export_delete and export_create it without the host)"))
+        }
+        hosts.removeAll { $0.name == name }
+        var known = policy.hosts
+        known[name] = nil
+        policy = AccessPolicy(targetName: policy.targetName, targetKey: policy.targetKey, hosts: known)
+        refreshAccessRules()
+        logger.notice("host \(name) removed (control API): new connections naming it are refused")
+        return .success(["name": .string(name), "state": "removed"])
+    }
+
+    /// Every endpoint's rule again, from the running configuration (the known hosts changed:
+    /// an endpoint with no rule of its own is open only while no host is known).
+    func refreshAccessRules() {
+        let c = runningConfig
+        for e in c.exports { access[e.name] = Self.endpointRule(kind: "export", name: e.name, e.access, config: c, logger: logger) }
+        for n in c.networks { access[n.name] = Self.endpointRule(kind: "network", name: n.name, n.access, config: c, logger: logger) }
+    }
+
     /// `export_delete` on the control thread.
     func deleteExport(_ name: String, force: Bool) -> Result<JSONValue, ControlError> {
         guard let export = exports[name] else {
+            if resized[name] != nil { return .failure(.busy("export \(name) is being resized; try again once export_list shows it serving")) }
             if let d = deleting[name] {
                 return .failure(.busy("export \(name) is already being deleted: \(d.queues) connection(s) still draining"))
             }

@@ -35,12 +35,18 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Deleted exports whose connections are still draining, by name: the name stays taken
     /// until the last one is gone (and with it the export's last use of its storage).
     var deleting: [String: Export] = [:]
+    /// Grown exports waiting for their old selves' connections to drain (`export_resize`),
+    /// by name: served once `deleting` no longer holds the name.
+    var resized: [String: Export] = [:]
     /// Control requests to run on the control thread (`controlMethods()`).
     let mailbox: ControlMailbox
     /// Networks (packet endpoints) by name.
     public let networks: [String: PacketNetwork]
     /// Who may connect: the target's name and secret, the hosts it knows.
-    let policy: AccessPolicy
+    /// Read by each new connection's handshake; replaced by `host_add`/`host_remove` (control thread).
+    var policy: AccessPolicy
+    /// The hosts the target knows now: the configuration's, then `host_add`/`host_remove` (control thread).
+    var hosts: [HostConfig]
     /// Which hosts each endpoint (export or network) admits, by name.
     var access: [String: AccessPolicy.Endpoint]
     private let listener: Listener
@@ -97,6 +103,7 @@ public final class TargetDaemon: @unchecked Sendable {
         self.config = config
         self.logger = logger
         (policy, access) = try Self.accessPolicy(config, logger: logger)
+        hosts = config.hosts
         var exports: [String: Export] = [:]
         for e in config.exports {
             let export: Export
@@ -389,7 +396,12 @@ public final class TargetDaemon: @unchecked Sendable {
             let name = q.export.config.name
             if q.export.queues == 0, let gone = deleting[name], gone === q.export {
                 deleting[name] = nil
-                logger.notice("export \(name) deleted: its last connection is gone")
+                if let grown = resized.removeValue(forKey: name) {
+                    exports[name] = grown
+                    logger.notice("export \(name) resized: its old connections are gone; serving \(grown.store.capacity) bytes (initiators reconnect and pass the new capacity to their guests)")
+                } else {
+                    logger.notice("export \(name) deleted: its last connection is gone")
+                }
             }
         }
         q.release()

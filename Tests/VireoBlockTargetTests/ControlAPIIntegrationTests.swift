@@ -44,6 +44,22 @@ struct ControlAPIIntegrationTests {
         try TargetIntegrationTests.writeReadPattern(client, bytes: 1 << 20)
         #expect(try ctl.call("export_list", ["name": "added"]).array?.first?["queues"] == 1)
 
+        // Resized: only file exports grow online; the bystander's I/O goes on meanwhile
+        // (a file export's grow-with-connections is proven with an initiator in
+        // RemoteDiskIntegrationTests.exportResizeReachesTheGuestOnline).
+        #expect(Self.code { _ = try ctl.call("export_resize", ["name": "added", "size": "16M"]) } == -32004)
+        let file = "/tmp/vireo-target-ctl-\(getpid()).img"
+        unlink(file)
+        defer { unlink(file) }
+        _ = try ctl.call("export_create", ["name": "grown", "file": .string(file), "size": "4M"])
+        #expect(Self.code { _ = try ctl.call("export_resize", ["name": "grown", "size": "2M"]) } == -32602)
+        let grown = try ctl.call("export_resize", ["name": "grown", "size": "12M"])
+        #expect(grown["capacity"] == .int(12 << 20) && grown["state"] == "serving")
+        #expect(try ctl.call("export_list", ["name": "grown"]).array?.first?["capacity"] == .int(12 << 20))
+        var st = stat()
+        #expect(stat(file, &st) == 0 && st.st_size == 12 << 20, "the file grew")
+        _ = try ctl.call("export_delete", ["name": "grown"])
+
         // Bad requests are refused with what is wrong, and change nothing.
         #expect(Self.code { _ = try ctl.call("export_create", ["name": "added", "memory": true, "size": "1M"]) } == -32002)
         #expect(Self.code { _ = try ctl.call("export_create", ["name": "x", "memory": true]) } == -32602)
@@ -95,5 +111,42 @@ struct ControlAPIIntegrationTests {
         let (rounds, errors) = bystander.stop()
         #expect(errors.isEmpty, "\(errors)")
         print("control API: bystander did \(rounds) verified rounds through create, delete and re-create")
+    }
+
+    /// host_add / host_remove (issue #14): the known hosts change at run time, new
+    /// connections follow the change, and an endpoint's implicit rule is what a restart from
+    /// config_get would give (open while no host is known, closed once one is).
+    @Test func hostsAreAddedAndRemovedAtRunTime() throws {
+        let d = try TargetIntegrationTests.daemon([TargetIntegrationTests.memory("open", size: 4 << 20)], workers: 1)
+        defer { d.stop() }
+        let path = "/tmp/vireo-target-hosts-\(getpid()).sock"
+        let server = try ControlServer(path: path, methods: d.controlMethods(), logger: Logger(label: "test"))
+        try server.start()
+        defer { server.stop() }
+        let ctl = try ControlClient(path: path)
+        func connects(_ export: String, as host: String) -> Bool {
+            (try? BlockTestClient(host: self.host, port: d.port, name: export, hostName: host, dataBytes: 1 << 20)) != nil
+        }
+        #expect(try ctl.call("host_list") == .array([]))
+        #expect(connects("open", as: "compute-9"), "no host known: an endpoint without a rule is open")
+
+        let added = try ctl.call("host_add", ["name": "compute-1"])
+        #expect(added["authenticated"] == false)
+        #expect(Self.code { _ = try ctl.call("host_add", ["name": "compute-1"]) } == -32002)
+        #expect(Self.code { _ = try ctl.call("host_add", ["name": "compute-2", "key_file": "/nonexistent/key"]) } == -32004)
+        #expect(!connects("open", as: "compute-9"), "a host is known now: the endpoint without a rule admits none")
+        _ = try ctl.call("export_create", ["name": "mine", "memory": true, "size": "4M", "allowed_hosts": ["compute-1"]])
+        #expect(connects("mine", as: "compute-1"))
+        #expect(!connects("mine", as: "compute-9"))
+        #expect(try ctl.call("host_list", ["name": "compute-1"]).array?.first?["allowed_on"] == ["export mine"])
+        let running = try TargetConfig(toml: try ctl.call("config_get")["toml"]?.string ?? "")
+        #expect(running.hosts.map(\.name) == ["compute-1"])
+
+        #expect(Self.code { _ = try ctl.call("host_remove", ["name": "compute-1"]) } == -32003, "allowed by export mine")
+        _ = try ctl.call("export_delete", ["name": "mine", "force": true])
+        for _ in 0..<100 where Self.code({ _ = try ctl.call("export_list", ["name": "mine"]) }) != -32001 { usleep(100_000) }
+        #expect(try ctl.call("host_remove", ["name": "compute-1"])["state"] == "removed")
+        #expect(Self.code { _ = try ctl.call("host_remove", ["name": "compute-1"]) } == -32001)
+        #expect(connects("open", as: "compute-9"), "no host known again: open again")
     }
 }

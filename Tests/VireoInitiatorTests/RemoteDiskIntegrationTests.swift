@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import VireoDaemon
 import VhostUser
 import VhostUserFrontend
 import Virtio
@@ -277,6 +278,50 @@ struct RemoteDiskIntegrationTests {
         #expect(rig.status(r.status) == 0)
     }
 
+    /// export_resize online (issue #14): the target grows the file export while the disk has
+    /// data on it and a write is submitted at once; the connection is remade, the initiator
+    /// sends CONFIG_CHANGE with the new capacity, the new space is usable, the old data is
+    /// intact and no request fails.
+    @Test func exportResizeReachesTheGuestOnline() throws {
+        let rig = try Rig(tag: "grow", queues: 1)
+        let fe = rig.frontend
+        let backend = try fe.openBackendChannel()
+        _ = try fe.config(size: 60)
+        let before = Self.pattern(64 << 10, seed: 7)
+        let w = rig.add(0, type: .out, sector: 128, data: before)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 10_000).count == 1 && rig.status(w.status) == 0)
+        let target = try #require(rig.target)
+        let api = ControlProtocol(methods: target.controlMethods())
+        let request: JSONValue = ["jsonrpc": "2.0", "id": 1, "method": "export_resize", "params": ["name": "vol0", "size": "32M"]]
+        let answer = JSONValue.parse(api.respond(to: request.encoded)!)
+        #expect(answer?["result"]?["capacity"] == .int(32 << 20), "\(String(describing: answer))")
+        let during = Self.pattern(16 << 10, seed: 8)
+        let w2 = rig.add(0, type: .out, sector: 4096, data: during)
+        fe.kick(0)
+        #expect(waitFor(30) { rig.device.geometry.capacityBytes == 32 << 20 })
+        #expect(try backend.readFrame()?.0.request == VhostUserBackendRequest.configChangeMsg.rawValue)
+        #expect(try fe.config(size: 60).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } == (32 << 20) / 512)
+        #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 30_000).count == 1 && rig.status(w2.status) == 0,
+                "a write submitted during the resize completes")
+        let tail = Self.pattern(4096, seed: 9)
+        let w3 = rig.add(0, type: .out, sector: (30 << 20) / 512, data: tail)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 30_000).count == 1 && rig.status(w3.status) == 0)
+        let r1 = rig.add(0, type: .in, sector: 128, readLength: before.count)
+        let r3 = rig.add(0, type: .in, sector: (30 << 20) / 512, readLength: tail.count)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 2, timeoutMilliseconds: 30_000).count == 2)
+        #expect(rig.status(r1.status) == 0 && rig.status(r3.status) == 0)
+        let oldIntact = rig.memory.read(r1.data, count: before.count) == before
+        let newHolds = rig.memory.read(r3.data, count: tail.count) == tail
+        #expect(oldIntact, "old data intact")
+        #expect(newHolds, "the new space holds what was written")
+        #expect(rig.device.counters.ioErrors.load(ordering: .relaxed) == 0)
+        let list = JSONValue.parse(api.respond(to: (["jsonrpc": "2.0", "id": 2, "method": "export_list"] as JSONValue).encoded)!)
+        #expect(list?["result"]?.array?.first?["state"] == "serving")
+    }
+
     /// No replay from another memory epoch: a WRITE held while the target is
     /// away, when the VMM stops the ring, is failed with IOERR before
     /// GET_VRING_BASE is answered; the guest then reuses the buffer, and when
@@ -424,9 +469,10 @@ func waitFor(_ seconds: Double, _ cond: () -> Bool) -> Bool {
         let first = disk.flush()
         #expect(disk.frontend.waitForUsed(0, count: 1, timeoutMilliseconds: 30_000).count == 1)
         #expect(disk.memory.read(first, count: 1) == [VirtioBlk.Status.ok.rawValue])
-        #expect(waitFor(20) { disk.fake.connections.load(ordering: .relaxed) >= 5 && disk.device.queues[0].isConnected })
+        // The worker counts a reconnect after it adopted the connection (isConnected): wait for the count too.
+        #expect(waitFor(20) { disk.fake.connections.load(ordering: .relaxed) >= 5 && disk.device.queues[0].isConnected
+                && disk.device.counters.reconnects.load(ordering: .relaxed) >= 4 })
         #expect(disk.device.counters.badResponses.load(ordering: .relaxed) == 4)
-        #expect(disk.device.counters.reconnects.load(ordering: .relaxed) >= 4)
 
         let second = disk.flush()
         #expect(disk.frontend.waitForUsed(0, count: 1, timeoutMilliseconds: 20_000).count == 1)
