@@ -242,7 +242,9 @@ extension VireoInitiator {
                 for p in error.problems { printError("vireo-initiator serve: \(p)") }
                 throw ExitCode(64)
             }
-            do { try InitiatorService.serve(serve, options: options, logger: Logger(label: "vireo.initiator")) } catch {
+            // SIGHUP reads the file again, with the same flags over it.
+            let reread = { () throws(ConfigError) -> ServeConfig in try o.resolve().0 }
+            do { try InitiatorService.serve(serve, options: options, logger: Logger(label: "vireo.initiator"), reread: reread) } catch {
                 printError("vireo-initiator serve: \(error)")
                 throw ExitCode(1)
             }

@@ -112,7 +112,8 @@ extension VireoTarget {
                 for p in error.problems { printError("vireo-target serve: \(p)") }
                 throw ExitCode(64)
             }
-            try TargetDaemon.serve(cfg, logger: Logger(label: "vireo.target"))
+            // SIGHUP reads the file again, with the same flags over it.
+            try TargetDaemon.serve(cfg, logger: Logger(label: "vireo.target"), reread: { () throws(ConfigError) in try o.resolve() })
         }
     }
 

@@ -39,11 +39,13 @@ public enum TerminationSignal {
     /// file every `intervalSeconds`, on SIGUSR1, and once more after `stop` runs (final
     /// counters); tells systemd READY=1 now, WATCHDOG=1 every half watchdog interval while
     /// `healthy()` says so, and STOPPING=1 when a terminating signal arrives, then calls `stop`
-    /// with it. Returns the terminating signal.
+    /// with it. SIGHUP calls `reload` (with systemd told RELOADING=1, then READY=1) and goes
+    /// on waiting; without `reload` it terminates as SIGINT and SIGTERM do. Returns the
+    /// terminating signal.
     @discardableResult
     public static func wait(stats file: StatsFile?, intervalSeconds: Double, logger: Logger,
                             collect: () -> StatsSnapshot, healthy: () -> Bool = { true },
-                            stop: (Int32) -> Void) -> Int32 {
+                            reload: (() -> Void)? = nil, stop: (Int32) -> Void) -> Int32 {
         let statsEvery: UInt64? = file == nil ? nil : UInt64(max(0.001, intervalSeconds) * 1e9)
         let pingEvery = SystemdNotify.watchdogNanoseconds.map { max($0 / 2, 1_000_000) }
         func write() {
@@ -63,6 +65,12 @@ public enum TerminationSignal {
             let got = waitForSignal(timeoutMilliseconds: left)
             if got == SIGUSR1 {
                 write()
+                continue
+            }
+            if got == SIGHUP, let reload {
+                SystemdNotify.send("RELOADING=1")
+                reload()
+                SystemdNotify.send("READY=1")
                 continue
             }
             if got != 0 { sig = got; break }

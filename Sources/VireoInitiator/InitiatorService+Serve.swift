@@ -10,7 +10,10 @@ extension InitiatorService {
     /// `vireo-initiator serve`: connects and serves every device of `config`, writes the
     /// stats file (every interval, on SIGUSR1 and at exit) and runs until SIGINT or SIGTERM,
     /// then stops them.
-    public static func serve(_ config: ServeConfig, options: VhostUserOptions, logger: Logger) throws(InitiatorError) {
+    /// On SIGHUP it calls `reread` (the configuration file read again, with the command
+    /// line's flags) and applies the difference (`reload(to:)`); a file with problems changes nothing.
+    public static func serve(_ config: ServeConfig, options: VhostUserOptions, logger: Logger,
+                             reread: (() throws(ConfigError) -> ServeConfig)? = nil) throws(InitiatorError) {
         TerminationSignal.block()
         let service = try InitiatorService(config, options: options, logger: logger)
         let control: ControlServer?, metrics: MetricsServer?
@@ -36,6 +39,7 @@ extension InitiatorService {
             stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
             logger: logger,
             collect: { service.statsSnapshot() },
+            reload: reread.map { ConfigReload.handler(logger: logger, reread: $0, apply: { new in service.reload(to: new) }) },
             stop: { sig in
                 logger.info("signal \(sig): stopping")
                 control?.stop()

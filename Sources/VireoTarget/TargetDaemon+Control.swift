@@ -144,7 +144,13 @@ extension TargetDaemon {
         let parsed = ExportConfig(reading: r)
         var problems = r.finish()
         guard let ec = parsed else { return .failure(.invalidParams(problems)) }
-        problems += ec.problems()
+        guard problems.isEmpty else { return .failure(.invalidParams(problems)) }
+        return createExport(ec, how: "control API")
+    }
+
+    /// Adds `ec` (checked as the file's tables are) and serves it (control thread).
+    func createExport(_ ec: ExportConfig, how: String) -> Result<JSONValue, ControlError> {
+        var problems = ec.problems()
         let hostNames = Set(hosts.map(\.name))
         for h in ec.access.allowedHosts ?? [] where !hostNames.contains(h) {
             problems.append("allowed host '\(h)' is not a configured [[host]]")
@@ -162,7 +168,7 @@ extension TargetDaemon {
         access[ec.name] = Self.endpointRule(kind: "export", name: ec.name, ec.access, config: runningConfig, logger: logger)
         exports[ec.name] = export
         exportOrder.append(ec.name)
-        logger.notice("export \(ec.name) created (control API): \(Self.describe(export))")
+        logger.notice("export \(ec.name) created (\(how)): \(Self.describe(export))")
         return .success(exportInfo(export, state: "serving"))
     }
 

@@ -8,7 +8,11 @@ import VireoDaemon
 extension TargetDaemon {
     /// `vireo-target serve`: starts a daemon for `config`, writes its stats file (every
     /// interval, on SIGUSR1 and at exit) and runs until SIGINT or SIGTERM, then stops it.
-    public static func serve(_ config: TargetConfig, logger: Logger) throws(TargetError) {
+    /// On SIGHUP it calls `reread` (the configuration file read again, with the command
+    /// line's flags) and applies the difference (`reload(to:)`); a file with problems
+    /// changes nothing.
+    public static func serve(_ config: TargetConfig, logger: Logger,
+                             reread: (() throws(ConfigError) -> TargetConfig)? = nil) throws(TargetError) {
         TerminationSignal.block()
         let daemon = try TargetDaemon(config: config, logger: logger)
         try daemon.start()
@@ -34,6 +38,7 @@ extension TargetDaemon {
         TerminationSignal.wait(
             stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
             logger: logger, collect: { daemon.statsSnapshot() }, healthy: { daemon.isHealthy },
+            reload: reread.map { ConfigReload.handler(logger: logger, reread: $0, apply: { new in daemon.reload(to: new) }) },
             stop: { sig in
                 logger.info("signal \(sig): shutting down")
                 control?.stop()

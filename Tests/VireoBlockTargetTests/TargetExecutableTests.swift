@@ -49,6 +49,43 @@ struct TargetExecutableTests {
         let flag = try BlockTestClient(host: host, port: port, name: "flag0")
         #expect(flag.geometry.blockSize == 4096 && flag.geometry.capacityBytes == 8 << 20)
         #expect(try flag.run(.flush) == .ok)
+
+        // SIGHUP (issue #14): the file read again, only the difference applied, the daemon
+        // still serving: cfg1 added, cfg0 grown (its connection remade), flag0 (a flag) kept,
+        // and a worker count change named for the next restart.
+        try """
+            listen = "\(host):\(port)"
+            workers = 2
+
+            [[export]]
+            name = "cfg0"
+            file = "\(dir)/cfg0.img"
+            size = "32M"
+            queue_depth = 8
+            max_io = "256K"
+
+            [[export]]
+            name = "cfg1"
+            memory = true
+            size = "4M"
+            """.write(toFile: "\(dir)/target.toml", atomically: true, encoding: .utf8)
+        kill(p.processIdentifier, SIGHUP)
+        var added: BlockTestClient?
+        for _ in 0..<100 where added == nil {
+            added = try? BlockTestClient(host: host, port: port, name: "cfg1")
+            if added == nil { usleep(100_000) }
+        }
+        #expect(added?.geometry.capacityBytes == 4 << 20, "cfg1 served after SIGHUP")
+        var grown: BlockTestClient?
+        for _ in 0..<100 where grown?.geometry.capacityBytes != 32 << 20 {
+            grown = try? BlockTestClient(host: host, port: port, name: "cfg0")
+            if grown?.geometry.capacityBytes != 32 << 20 { grown = nil; usleep(100_000) }
+        }
+        #expect(grown != nil, "cfg0 grown to 32 MiB after SIGHUP")
+        #expect((try? flag.run(.flush)) == .ok, "the flag's export is untouched")
+        #expect(p.isRunning, "SIGHUP reloads; it does not stop the daemon")
+        added = nil
+        grown = nil
         c = nil
         p.terminate()  // SIGTERM
         p.waitUntilExit()
@@ -56,8 +93,11 @@ struct TargetExecutableTests {
         print(log)
         #expect(p.terminationStatus == 0)
         #expect(log.contains("stopped: commands"))
+        #expect(log.contains("SIGHUP: export cfg1: created"))
+        #expect(log.contains("SIGHUP: export cfg0: resized to 33554432 bytes"))
+        #expect(log.contains("SIGHUP: workers changed: takes effect at the next restart"))
         var st = stat()
-        #expect(stat("\(dir)/cfg0.img", &st) == 0 && st.st_size == 16 << 20)
+        #expect(stat("\(dir)/cfg0.img", &st) == 0 && st.st_size == 32 << 20, "grown by the SIGHUP")
     }
 
 }

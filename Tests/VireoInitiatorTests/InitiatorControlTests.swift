@@ -4,6 +4,9 @@ import Testing
 import VireoDaemon
 import VireoFabric
 @testable import VireoInitiator
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The initiator's control API and running configuration, on the host (no target
 /// needed): what the file says reads back equal from `config_get`, an initiator with a
@@ -120,5 +123,24 @@ import VireoFabric
         let documented = Set((schema?["methods"]?.array ?? []).compactMap { $0["name"]?.string })
         let served = Set((call("rpc_get_methods")["result"]?.array ?? []).compactMap { $0["name"]?.string })
         #expect(documented == served, "documented \(documented.sorted()), served \(served.sorted())")
+    }
+
+    /// SIGHUP's difference (`reload(to:)`): a device that cannot be connected is named and
+    /// left out, a setting that needs a restart is named, an unchanged file changes nothing.
+    @Test func reloadAppliesTheDifferenceAndNamesTheRest() throws {
+        var logger = Logger(label: "test.initiator.reload")
+        logger.logLevel = .critical
+        var config = ServeConfig()
+        config.controlSocket = "/tmp/unused.sock"
+        let service = try InitiatorService(config, logger: logger)
+        defer { service.stop() }
+        #expect(service.reload(to: config).isEmpty)
+        var next = config
+        next.statsFile = "/tmp/vireo.prom"
+        next.disks = [DiskConfig(socket: "/tmp/vireo-reload-\(getpid()).sock", target: FabricAddress(host: "127.0.0.1", port: 1), export: "vol0")]
+        let notes = service.reload(to: next)
+        #expect(notes.contains("stats_file or stats_interval changed: takes effect at the next restart"), "\(notes)")
+        #expect(notes.contains { $0.hasPrefix("disk /tmp/vireo-reload-\(getpid()).sock: not added:") }, "\(notes)")
+        #expect(service.disks.isEmpty)
     }
 }

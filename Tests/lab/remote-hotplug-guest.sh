@@ -102,6 +102,13 @@ wait_file "$work/disk.sock" || die "the initiator did not serve the disk from it
 ictl disk list --json >"$work/disks.after" || die "disk list after the restart"
 cmp -s "$work/disks.before" "$work/disks.after" || die "disk list differs after a restart from config_get: $(diff "$work/disks.before" "$work/disks.after")"
 note "initiator: disk created at run time; restarted from config_get, disk list identical"
+# SIGHUP reads the same file again: nothing differs, nothing changes, the daemon stays.
+kill -HUP "$initiator"
+for _ in $(seq 1 50); do grep -q "SIGHUP: reload done" "$logs/initiator.log" && break; sleep 0.1; done
+grep -q "SIGHUP: reload done, nothing differed" "$logs/initiator.log" || die "SIGHUP: no 'reload done, nothing differed' in the initiator's log"
+kill -0 "$initiator" 2>/dev/null || die "SIGHUP stopped the initiator"
+ictl disk list --json >"$work/disks.hup" && cmp -s "$work/disks.before" "$work/disks.hup" || die "disk list changed after a SIGHUP with the same file"
+note "initiator: SIGHUP with the same file: nothing differed, still serving"
 
 # 3. The guest: no device at boot; the disk hot-added, verified, removed.
 # -no-shutdown: QEMU (and its QMP socket) stays up after the guest powers off
