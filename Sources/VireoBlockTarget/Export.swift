@@ -22,8 +22,13 @@ public final class Export: @unchecked Sendable {
     package var queuesByHost: [[UInt8]: Int] = [:]
 
     /// Opens the export's store (creating a sparse file when needed).
-    public init(config: ExportConfig, logger: Logger) throws(SystemError) {
+    /// Commands, bytes, errors and latency over every connection (`ExportCounters`).
+    public let counters: ExportCounters
+
+    /// Opens the export's storage. `counters`: a resized export's predecessor's, kept.
+    public init(config: ExportConfig, counters: ExportCounters = ExportCounters(), logger: Logger) throws(SystemError) {
         self.config = config
+        self.counters = counters
         store = try BlockStore(config: config, logger: logger)
         var id = Array(config.name.utf8.prefix(20))
         id += [UInt8](repeating: 0, count: 20 - id.count)

@@ -12,7 +12,8 @@ public struct StatsSnapshot: Sendable {
         let name: String
         let help: String
         let type: String
-        var samples: [(labels: String, pairs: [(String, String)], value: String)]
+        /// `suffix`: a histogram's `_bucket`, `_sum`, `_count` (empty otherwise).
+        var samples: [(suffix: String, labels: String, pairs: [(String, String)], value: String)]
     }
 
     private(set) var families: [Family] = []
@@ -30,9 +31,27 @@ public struct StatsSnapshot: Sendable {
         add(name, type: "gauge", help: help, labels: labels, value: String(value))
     }
 
+    /// Adds a gauge sample with labels given as an array.
+    public mutating func gauge(_ name: String, _ value: UInt64, help: String, labelPairs: [(String, String)]) {
+        add(name, type: "gauge", help: help, pairs: labelPairs, value: String(value))
+    }
+
     /// Adds a counter sample with labels given as an array (built at run time).
     public mutating func counter(_ name: String, _ value: UInt64, help: String, labelPairs: [(String, String)]) {
         add(name, type: "counter", help: help, pairs: labelPairs, value: String(value))
+    }
+
+    /// Adds a histogram of durations (`name` should end in `_seconds`): cumulative buckets
+    /// with their upper bounds in seconds (`le`), then `+Inf`, `_sum` and `_count`.
+    public mutating func histogram(_ name: String, _ h: LatencyHistogram, help: String, labelPairs: [(String, String)]) {
+        let snap = h.snapshot
+        for (i, n) in snap.cumulative.enumerated() {
+            add(name, suffix: "_bucket", type: "histogram", help: help,
+                pairs: labelPairs + [("le", "\(LatencyHistogram.upperBoundSeconds(i))")], value: String(n))
+        }
+        add(name, suffix: "_bucket", type: "histogram", help: help, pairs: labelPairs + [("le", "+Inf")], value: String(snap.count))
+        add(name, suffix: "_sum", type: "histogram", help: help, pairs: labelPairs, value: "\(Double(snap.sumNanoseconds) / 1e9)")
+        add(name, suffix: "_count", type: "histogram", help: help, pairs: labelPairs, value: String(snap.count))
     }
 
     /// Whether a family named `name` has samples.
@@ -42,9 +61,10 @@ public struct StatsSnapshot: Sendable {
         add(name, type: type, help: help, pairs: labels.map { ($0.key, $0.value) }, value: value)
     }
 
-    private mutating func add(_ name: String, type: String, help: String, pairs: [(String, String)], value: String) {
+    private mutating func add(_ name: String, suffix: String = "", type: String, help: String, pairs: [(String, String)],
+                              value: String) {
         precondition(Self.isValidName(name), "invalid metric name \(name)")
-        let sample = (Self.labelText(pairs), pairs, value)
+        let sample = (suffix, Self.labelText(pairs), pairs, value)
         if let i = index[name] {
             families[i].samples.append(sample)
         } else {
@@ -59,7 +79,7 @@ public struct StatsSnapshot: Sendable {
         var out: [JSONValue] = []
         for f in families {
             for s in f.samples {
-                var o: [String: JSONValue] = ["name": .string(f.name), "type": .string(f.type)]
+                var o: [String: JSONValue] = ["name": .string(f.name + s.suffix), "type": .string(f.type)]
                 if !s.pairs.isEmpty {
                     o["labels"] = .object(Dictionary(s.pairs.map { ($0.0, JSONValue.string($0.1)) }, uniquingKeysWith: { _, b in b }))
                 }
@@ -76,7 +96,7 @@ public struct StatsSnapshot: Sendable {
         for f in families {
             out += "# HELP \(f.name) \(Self.escapeHelp(f.help))\n"
             out += "# TYPE \(f.name) \(f.type)\n"
-            for s in f.samples { out += "\(f.name)\(s.labels) \(s.value)\n" }
+            for s in f.samples { out += "\(f.name)\(s.suffix)\(s.labels) \(s.value)\n" }
         }
         return out
     }

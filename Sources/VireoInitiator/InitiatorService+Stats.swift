@@ -54,6 +54,9 @@ extension InitiatorService {
         put("reconnects", c.reconnects, "Connections to the target re-established.")
         put("failed_after_loss_timeout", c.failedAfterLossTimeout, "Requests failed because the target stayed away past the loss timeout.")
         put("failed_detached", c.failedDetached, "Requests failed because the disk was deleted with force while its VMM was attached.")
+        s.histogram("vireo_initiator_disk_request_latency_seconds", c.latency,
+                    help: "Time from a request's pop off the virtqueue to the target's answer (before the used ring update).",
+                    labelPairs: labels)
         put("payload_bytes_copied", c.payloadBytesCopied, "Payload bytes the initiator's CPU copied for this disk.")
         put("bad_responses", c.badResponses, "Malformed responses or responses naming a tag not in flight.")
         put("aborted_by_quiesce", c.abortedByQuiesce, "Requests failed (IOERR) because a stop, reset or memory change could not wait for a stalled target.")

@@ -1,3 +1,4 @@
+import VireoSys
 import Synchronization
 
 /// Counters of one remote disk (relaxed atomics: no locks on the data path).
@@ -22,6 +23,9 @@ public final class RemoteDiskCounters: Sendable {
     public let reconnects = Atomic<UInt64>(0)
     /// Requests failed because the target stayed away past the loss timeout.
     public let failedAfterLossTimeout = Atomic<UInt64>(0)
+    /// Time from a request's pop off the virtqueue to the target's answer (requests the
+    /// target answered; resubmitted ones from their first pop).
+    public let latency = LatencyHistogram()
     /// Requests failed because the disk was deleted with force while its VMM was attached.
     public let failedDetached = Atomic<UInt64>(0)
     /// Payload bytes the initiator's CPU copied. Every copy path would add

@@ -157,7 +157,8 @@ final class RemoteQueue: @unchecked Sendable {
         case .complete(let status):
             finish(req, blk, status)
         case .send(let bytes, let pieces):
-            slots[head] = RequestSlot(state: .queued, request: req, blk: blk, capsuleBytes: bytes, inlinePieces: pieces)
+            slots[head] = RequestSlot(state: .queued, request: req, blk: blk, capsuleBytes: bytes, inlinePieces: pieces,
+                                      startedAt: monotonicNanoseconds())
             fifo.push(head)
         }
     }
@@ -283,6 +284,7 @@ final class RemoteQueue: @unchecked Sendable {
         }
         let slot = slots[tag]
         slots[tag] = RequestSlot()
+        counters.latency.record(nanoseconds: monotonicNanoseconds() &- slot.startedAt)
         finish(slot.request!, slot.blk!, status)
         return true
     }
@@ -294,6 +296,7 @@ final class RemoteQueue: @unchecked Sendable {
             return false
         }
         let status = slots[s].status
+        counters.latency.record(nanoseconds: monotonicNanoseconds() &- slots[s].startedAt)
         slots[s] = RequestSlot()
         finish(req, blk, status)
         return true

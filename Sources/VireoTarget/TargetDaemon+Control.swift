@@ -194,7 +194,7 @@ extension TargetDaemon {
         var c = old.config
         c.size = size
         let grown: Export
-        do { grown = try Export(config: c, logger: logger) } catch {
+        do { grown = try Export(config: c, counters: old.counters, logger: logger) } catch {
             return .failure(.failed("export \(name): growing its file to \(size) bytes: \(error)"))
         }
         let queues = old.queues

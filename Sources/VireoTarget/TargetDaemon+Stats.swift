@@ -10,7 +10,7 @@ extension TargetDaemon {
     /// packet port's counters. Racy reads of single-writer counters: a live,
     /// approximate view (exact once stopped). Safe from any thread.
     public func statsSnapshot() -> StatsSnapshot {
-        let (workerCounters, ports) = shared.withLock { ($0.workerCounters, Array($0.ports.values)) }
+        let (workerCounters, ports, exports) = shared.withLock { ($0.workerCounters, Array($0.ports.values), $0.exports) }
         let total = TargetCounters()
         for c in workerCounters { total.add(c) }
         var s = StatsSnapshot()
@@ -51,6 +51,20 @@ extension TargetDaemon {
                   help: "Commands in a worker's shared receive pool that no connection claimed (its queue pair was gone or never adopted); given back unserved.")
         s.counter("vireo_target_liveness_probes_total", total.livenessProbes,
                   help: "Zero-length RDMA WRITEs sent to block connections that were idle and silent for the keepalive interval.")
+        for e in exports {
+            let labels = [("export", e.name)]
+            let c = e.counters
+            s.counter("vireo_target_export_commands_total", c[.reads], help: "Commands answered for the export, by kind (read, write, other).",
+                      labelPairs: labels + [("kind", "read")])
+            s.counter("vireo_target_export_commands_total", c[.writes], help: "", labelPairs: labels + [("kind", "write")])
+            s.counter("vireo_target_export_commands_total", c[.otherCommands], help: "", labelPairs: labels + [("kind", "other")])
+            s.counter("vireo_target_export_bytes_read_total", c[.bytesRead], help: "Bytes read from the export by successful READs.", labelPairs: labels)
+            s.counter("vireo_target_export_bytes_written_total", c[.bytesWritten], help: "Bytes written to the export by successful WRITEs.", labelPairs: labels)
+            s.counter("vireo_target_export_errors_total", c[.errors], help: "Commands for the export answered with an error status.", labelPairs: labels)
+            s.gauge("vireo_target_export_capacity_bytes", e.capacity, help: "The export's capacity.", labelPairs: labels)
+            s.histogram("vireo_target_export_command_latency_seconds", c.latency,
+                        help: "Time from a command's capsule taken into a request slot to its response posted.", labelPairs: labels)
+        }
         for name in networks.keys.sorted() {
             let totals = networks[name]!.totals
             Self.add(totals, to: &s, prefix: "vireo_target_network", labels: [("network", name)])

@@ -29,7 +29,9 @@ public final class TargetDaemon: @unchecked Sendable {
     public let config: TargetConfig
     let logger: Logger
     /// Exports by name (the control thread's after `start`: control methods go through `mailbox`).
-    public internal(set) var exports: [String: Export]
+    public internal(set) var exports: [String: Export] {
+        didSet { publishExports() }
+    }
     /// Export names in the order they were added (the running configuration lists them so).
     var exportOrder: [String]
     /// Deleted exports whose connections are still draining, by name: the name stays taken
@@ -66,6 +68,8 @@ public final class TargetDaemon: @unchecked Sendable {
         /// The stats file's view: every worker's counters and the live packet ports.
         var workerCounters: [TargetCounters] = []
         var ports: [ObjectIdentifier: (network: String, port: PacketPort)] = [:]
+        /// Every served export's name, counters and capacity (control thread publishes).
+        var exports: [(name: String, counters: ExportCounters, capacity: UInt64)] = []
     }
     let shared = Locked(Shared())
     /// Live connections by queue identity: the control plane's view.
@@ -156,6 +160,7 @@ public final class TargetDaemon: @unchecked Sendable {
 
     /// Starts the workers (now, when the listener is bound to a device; else at the first connection) and the control thread.
     public func start() throws(TargetError) {
+        publishExports()
         if let ctx = listener.context { try makeWorkers(on: ctx) }
         do { thread = try OSThread(name: "vireo-ctl") { [self] in controlLoop() } } catch { throw .system(error) }
         logger.info("serving \(exports.count) export(s), \(networks.count) network(s) on \(listener.address.host):\(port) with \(config.workers) worker(s)")
@@ -382,6 +387,12 @@ public final class TargetDaemon: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Publishes the served exports for the stats (control thread, or init).
+    func publishExports() {
+        let list = exports.values.sorted { $0.config.name < $1.config.name }.map { ($0.config.name, $0.counters, $0.store.capacity) }
+        shared.withLock { $0.exports = list }
     }
 
     /// Releases a retired queue and its counts.

@@ -105,6 +105,8 @@ struct ControlAPIIntegrationTests {
         defer { http.stop() }
         let scrape = try httpRequest(port: http.port, path: "/metrics")
         #expect(scrape.status == 200 && scrape.body.contains("vireo_target_commands_total{opcode=\"read\"}"))
+        #expect(scrape.body.contains("vireo_target_export_commands_total{export=\"keep\",kind=\"write\"}"), "per-export counters")
+        #expect(scrape.body.contains("vireo_target_export_command_latency_seconds_bucket{export=\"keep\",le=\"+Inf\"}"), "per-export latency")
         if let check = try promtoolCheck(scrape.body) { #expect(check.ok, "promtool: \(check.output)") }
 
         #expect(bystander.waitForRounds(1))

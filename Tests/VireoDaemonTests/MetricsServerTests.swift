@@ -13,7 +13,24 @@ import VireoTestSupport
         s.counter("vireo_test_commands_total", 42, help: "Commands.", labels: ["opcode": "read"])
         s.counter("vireo_test_commands_total", 7, help: "Commands.", labels: ["opcode": "write"])
         s.gauge("vireo_test_queues", 3, help: "Queues \"now\".")
+        let h = LatencyHistogram()
+        for ns: UInt64 in [1, 16_384, 16_385, 100_000, 50_000_000_000] { h.record(nanoseconds: ns) }
+        s.histogram("vireo_test_latency_seconds", h, help: "Latency.", labelPairs: [("disk", "d0")])
         return s
+    }
+
+    /// Buckets: ≤ 2^14 ns, ≤ 2^15 ns, …; cumulative counts, +Inf, sum and count as
+    /// Prometheus wants them (promtool checks the whole exposition in the next test).
+    @Test func aLatencyHistogramIsRenderedCumulatively() {
+        let text = Self.snapshot().render()
+        #expect(text.contains("# TYPE vireo_test_latency_seconds histogram"))
+        #expect(text.contains("vireo_test_latency_seconds_bucket{disk=\"d0\",le=\"1.6384e-05\"} 2"), "1 ns and 16384 ns")
+        #expect(text.contains("vireo_test_latency_seconds_bucket{disk=\"d0\",le=\"3.2768e-05\"} 3"), "16385 ns")
+        #expect(text.contains("vireo_test_latency_seconds_bucket{disk=\"d0\",le=\"0.000131072\"} 4"), "100 µs")
+        #expect(text.contains("vireo_test_latency_seconds_bucket{disk=\"d0\",le=\"8.589934592\"} 4"), "50 s is beyond the last bound")
+        #expect(text.contains("vireo_test_latency_seconds_bucket{disk=\"d0\",le=\"+Inf\"} 5"))
+        #expect(text.contains("vireo_test_latency_seconds_count{disk=\"d0\"} 5"))
+        #expect(text.contains("vireo_test_latency_seconds_sum{disk=\"d0\"} 50.00013277"))
     }
 
     @Test func metricsAreServedAndEverythingElseRefused() throws {

@@ -78,5 +78,9 @@ void vireo_sigbus_guard_remove(int slot);
 uint64_t vireo_sigbus_guard_faults(uint64_t owner);
 /// Faults contained so far, process-wide: one relaxed load, for a worker's loop.
 extern uint64_t vireo_sigbus_guard_total;
+/* Relaxed atomic add and load of a 64-bit counter that several threads bump (AtomicCounters). */
+static inline void vireo_counter_add(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t vireo_counter_load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
 static inline uint64_t vireo_sigbus_faults_total(void) { return __atomic_load_n(&vireo_sigbus_guard_total, __ATOMIC_RELAXED); }
 #endif
