@@ -136,7 +136,79 @@ struct Stats<D: Daemon>: ParsableCommand {
 struct Target: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A target daemon (vireo-target serve --control-socket PATH).",
-        subcommands: [Export.self, Host.self, Config<TargetDaemon>.self, Stats<TargetDaemon>.self, Version<TargetDaemon>.self])
+        subcommands: [Export.self, Network.self, Port.self, Host.self, Config<TargetDaemon>.self, Stats<TargetDaemon>.self, Version<TargetDaemon>.self])
+
+    struct Network: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List, create and delete networks (L2 switches) while the target serves.",
+            subcommands: [List.self, Create.self, Delete.self])
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Every network (or one), with its MTU, uplink and ports.")
+            @OptionGroup var connection: Connection
+            @Argument(help: "Only this network.") var name: String?
+            func run() throws {
+                let r = try connection.call(TargetDaemon.self, "network_list", name.map { ["name": .string($0)] })
+                connection.print(r) { r in
+                    table(["NAME", "MTU", "TAP", "PORTS", "MAX PORTS"], (r.array ?? []).map {
+                        [text($0["name"]), text($0["mtu"]), text($0["tap"]), text($0["ports"]), text($0["max_ports"])]
+                    })
+                }
+            }
+        }
+
+        struct Create: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add a network and serve it at once (the keys of a TOML [[network]] table).")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The network's name.") var name: String
+            @Option(help: "MTU (default 1500).") var mtu: Int?
+            @Option(help: "A TAP uplink to create with this interface name.") var tap: String?
+            @Option(help: "Largest number of ports.") var maxPorts: Int?
+            @Option(help: "A configured host allowed to connect (repeatable).") var allowedHost: [String] = []
+            @Flag(help: "Allow any host that reaches the target.") var allowAnyHost = false
+            func run() throws {
+                var p: [String: JSONValue] = ["name": .string(name)]
+                if let mtu { p["mtu"] = JSONValue(mtu) }
+                if let tap { p["tap"] = .string(tap) }
+                if let maxPorts { p["max_ports"] = JSONValue(maxPorts) }
+                if !allowedHost.isEmpty { p["allowed_hosts"] = JSONValue(allowedHost) }
+                if allowAnyHost { p["allow_any_host"] = true }
+                let r = try connection.call(TargetDaemon.self, "network_create", .object(p))
+                connection.print(r) { "network \(text($0["name"])) created: MTU \(text($0["mtu"]))\n" }
+            }
+        }
+
+        struct Delete: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Remove a network. Refused while ports are connected unless --force.")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The network's name.") var name: String
+            @Flag(help: "Drop its connected ports.") var force = false
+            func run() throws {
+                var p: [String: JSONValue] = ["name": .string(name)]
+                if force { p["force"] = true }
+                let r = try connection.call(TargetDaemon.self, "network_delete", .object(p))
+                connection.print(r) { "network \(name) deleted; \(text($0["dropped_ports"])) port(s) dropped\n" }
+            }
+        }
+    }
+
+    struct Port: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The connected ports of the networks.", subcommands: [List.self])
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Every connected port (or one network's), with its counters.")
+            @OptionGroup var connection: Connection
+            @Argument(help: "Only this network's ports.") var network: String?
+            func run() throws {
+                let r = try connection.call(TargetDaemon.self, "port_list", network.map { ["network": .string($0)] })
+                connection.print(r) { r in
+                    table(["NETWORK", "PEER", "PAIR", "PORT", "RX FRAMES", "TX FRAMES"], (r.array ?? []).map {
+                        [text($0["network"]), text($0["peer"]), text($0["queue_pair"]), text($0["port"]), text($0["rx_frames"]), text($0["tx_frames"])]
+                    })
+                }
+            }
+        }
+    }
 
     struct Host: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import Logging
 import VireoAuth
 import VireoBlockTarget
 import VireoDaemon
+import VireoPacketTarget
 import VireoWire
 
 extension TargetDaemon {
@@ -69,11 +70,47 @@ extension TargetDaemon {
                 guard problems.isEmpty, let name else { throw .invalidParams(problems) }
                 return try mailbox.run { [self] in removeHost(name) }
             },
-            ControlMethod("network_list", "Every network (packet endpoint): its configuration and connected ports.") { [self] _ throws(ControlError) in
-                .array(networks.keys.sorted().map { n -> JSONValue in
-                    let net = networks[n]!
-                    return ["name": .string(n), "mtu": JSONValue(net.config.mtu), "tap": net.config.tap.map { JSONValue.string($0) } ?? .null,
-                            "max_ports": JSONValue(net.config.maxPorts)]
+            ControlMethod("network_list", "Every network (packet endpoint): its configuration and connected ports.",
+                          parameters: ["name (string, optional): only this network"]) { [self] params throws(ControlError) in
+                let name = try Self.optionalName(params)
+                return try mailbox.run { [self] in networkList(name: name) }
+            },
+            ControlMethod("network_create", "Adds a network (an L2 switch, optionally with a TAP uplink) and serves it at once; the keys are the TOML [[network]] table's (named ports only from the file).",
+                          parameters: ["name (string, required)", "mtu, aging, receive_buffers, max_ports, mac_table_size (integers)", "tap (string): the uplink's interface name",
+                                       "allowed_macs, allowed_hosts (arrays of strings), allow_any_host (bool)"]) { [self] params throws(ControlError) in
+                let r = JSONParamsReader(params)
+                let parsed = NetworkConfig(reading: r)
+                let problems = r.finish()
+                guard problems.isEmpty, let n = parsed else { throw .invalidParams(problems) }
+                return try mailbox.run { [self] in createNetwork(n, how: "control API") }
+            },
+            ControlMethod("network_delete", "Removes a network. Refused while ports are connected, unless force: then they are dropped (their guests see the link go down).",
+                          parameters: ["name (string, required)", "force (bool, default false)"]) { [self] params throws(ControlError) in
+                let r = JSONParamsReader(params)
+                let name = r.requiredString("name", example: "lan0")
+                let force = r.bool("force") ?? false
+                let problems = r.finish()
+                guard problems.isEmpty, let name else { throw .invalidParams(problems) }
+                return try mailbox.run { [self] in deleteNetwork(name, force: force) }
+            },
+            ControlMethod("port_list", "Every connected port of every network (or one network): its peer, queue pair and frame counters.",
+                          parameters: ["network (string, optional)"]) { [self] params throws(ControlError) in
+                let r = JSONParamsReader(params)
+                let network = r.string("network")
+                let problems = r.finish()
+                guard problems.isEmpty else { throw .invalidParams(problems) }
+                let ports = shared.withLock { Array($0.ports.values) }
+                    .filter { network == nil || $0.network == network }
+                    .sorted { ($0.network, $0.port.peer, $0.port.queueIndex) < ($1.network, $1.port.peer, $1.port.queueIndex) }
+                return .array(ports.map { (n, p) -> JSONValue in
+                    let c = p.counters
+                    var o: [String: JSONValue] = [
+                        "network": .string(n), "peer": .string(p.peer), "queue_pair": JSONValue(Int(p.queueIndex)),
+                        "rx_frames": JSONValue(c.rxFrames), "rx_bytes": JSONValue(c.rxBytes),
+                        "tx_frames": JSONValue(c.txFrames), "tx_bytes": JSONValue(c.txBytes),
+                    ]
+                    if case .named(let name)? = p.portKey { o["port"] = .string(name) }
+                    return .object(o)
                 })
             },
         ]
@@ -102,6 +139,7 @@ extension TargetDaemon {
         var c = config
         c.hosts = hosts
         c.exports = exportOrder.compactMap { exports[$0]?.config ?? resized[$0]?.config }
+        c.networks = networkOrder.compactMap { networks[$0]?.config }
         return c
     }
 
@@ -279,6 +317,68 @@ extension TargetDaemon {
         let c = runningConfig
         for e in c.exports { access[e.name] = Self.endpointRule(kind: "export", name: e.name, e.access, config: c, logger: logger) }
         for n in c.networks { access[n.name] = Self.endpointRule(kind: "network", name: n.name, n.access, config: c, logger: logger) }
+    }
+
+    /// One network as `network_list` shows it.
+    func networkInfo(_ net: PacketNetwork) -> JSONValue {
+        let c = net.config
+        var o: [String: JSONValue] = ["name": .string(c.name), "mtu": JSONValue(c.mtu), "max_ports": JSONValue(c.maxPorts),
+                                      "ports": JSONValue(net.portCount), "named_ports": JSONValue(c.ports.map(\.name))]
+        if let t = c.tap { o["tap"] = .string(t) }
+        if let h = c.access.allowedHosts { o["allowed_hosts"] = JSONValue(h) }
+        if let any = c.access.allowAnyHost { o["allow_any_host"] = .bool(any) }
+        return .object(o)
+    }
+
+    func networkList(name: String?) -> Result<JSONValue, ControlError> {
+        let out = networkOrder.filter { name == nil || $0 == name }.compactMap { networks[$0].map(networkInfo) }
+        if let name, out.isEmpty { return .failure(.notFound("no network named '\(name)'; network_list shows them all")) }
+        return .success(.array(out))
+    }
+
+    /// `network_create` on the control thread: checked as the file's tables are, its TAP
+    /// uplink opened, its worker started when the target's RDMA device is known.
+    func createNetwork(_ n: NetworkConfig, how: String) -> Result<JSONValue, ControlError> {
+        var problems = n.problems()
+        let hostNames = Set(hosts.map(\.name))
+        for h in n.access.allowedHosts ?? [] where !hostNames.contains(h) {
+            problems.append("allowed host '\(h)' is not a configured [[host]]")
+        }
+        guard problems.isEmpty else { return .failure(.invalidParams(problems)) }
+        if networks[n.name] != nil { return .failure(.exists("network \(n.name) exists; network_delete it first, or pick another name")) }
+        if exports[n.name] != nil || deleting[n.name] != nil {
+            return .failure(.exists("'\(n.name)' is an export; endpoint names are shared by exports and networks"))
+        }
+        let net: PacketNetwork
+        do {
+            net = try PacketNetwork(config: n, busyPoll: config.busyPoll, keepaliveNanoseconds: UInt64(config.keepaliveSeconds * 1e9),
+                                    peerTimeoutNanoseconds: UInt64(config.peerTimeoutSeconds * 1e9), logger: logger,
+                                    retire: { [weak self] p in self?.retirePort(p) })
+            if let ctx = context, let info = deviceInfo { try net.start(context: ctx, maxCQE: info.maxCQE) }
+        } catch {
+            return .failure(.failed("network \(n.name): \(error)"))
+        }
+        access[n.name] = Self.endpointRule(kind: "network", name: n.name, n.access, config: runningConfig, logger: logger)
+        networks[n.name] = net
+        networkOrder.append(n.name)
+        logger.notice("network \(n.name) created (\(how))")
+        return .success(networkInfo(net))
+    }
+
+    /// `network_delete` on the control thread: with `force`, its worker stops and every port
+    /// it held is released (their initiators see the connection go; their guests' links go down).
+    func deleteNetwork(_ name: String, force: Bool) -> Result<JSONValue, ControlError> {
+        guard let net = networks[name] else { return .failure(.notFound("no network named '\(name)'; network_list shows them all")) }
+        let ports = net.portCount
+        if ports > 0 && !force {
+            return .failure(.busy("network \(name) has \(ports) connected port(s); detach their NICs first, or pass force: true to drop them (their guests' links go down)"))
+        }
+        networks[name] = nil
+        access[name] = nil
+        networkOrder.removeAll { $0 == name }
+        for p in net.stop() { release(p) }
+        logger.notice("network \(name) deleted (\(force && ports > 0 ? "forced: dropped \(ports) port(s)" : "no port connected"))")
+        return .success(["name": .string(name), "dropped_ports": JSONValue(ports), "state": "deleted"])
     }
 
     /// `export_delete` on the control thread.

@@ -34,7 +34,6 @@ extension TargetDaemon {
             || new.peerTimeoutSeconds != running.peerTimeoutSeconds || new.handshakeTimeoutSeconds != running.handshakeTimeoutSeconds)
         restart("max_connections_per_host or max_memory_per_host", new.maxConnectionsPerHost != running.maxConnectionsPerHost
             || new.maxMemoryPerHost != running.maxMemoryPerHost)
-        restart("networks", new.networks != running.networks)
 
         func outcome(_ r: Result<JSONValue, ControlError>, _ done: String) {
             switch r {
@@ -66,6 +65,18 @@ extension TargetDaemon {
         }
         for e in running.exports where newExports[e.name] == nil {
             outcome(deleteExport(e.name, force: false), "export \(e.name): deleted")
+        }
+        let oldNetworks = Dictionary(running.networks.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let newNetworks = Set(new.networks.map(\.name))
+        for n in new.networks {
+            if let old = oldNetworks[n.name] {
+                if old != n { notes.append("network \(n.name): changed keys not applied at run time: network_delete and re-create it, or restart") }
+            } else {
+                outcome(createNetwork(n, how: "SIGHUP reload"), "network \(n.name): created")
+            }
+        }
+        for n in running.networks where !newNetworks.contains(n.name) {
+            outcome(deleteNetwork(n.name, force: false), "network \(n.name): deleted")
         }
         for h in running.hosts where newHosts[h.name] == nil { outcome(removeHost(h.name), "host \(h.name): removed") }
         return notes

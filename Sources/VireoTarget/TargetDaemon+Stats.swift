@@ -10,7 +10,9 @@ extension TargetDaemon {
     /// packet port's counters. Racy reads of single-writer counters: a live,
     /// approximate view (exact once stopped). Safe from any thread.
     public func statsSnapshot() -> StatsSnapshot {
-        let (workerCounters, ports, exports) = shared.withLock { ($0.workerCounters, Array($0.ports.values), $0.exports) }
+        let (workerCounters, ports, exports, networks) = shared.withLock {
+            ($0.workerCounters, Array($0.ports.values), $0.exports, $0.networks)
+        }
         let total = TargetCounters()
         for c in workerCounters { total.add(c) }
         var s = StatsSnapshot()
@@ -65,8 +67,8 @@ extension TargetDaemon {
             s.histogram("vireo_target_export_command_latency_seconds", c.latency,
                         help: "Time from a command's capsule taken into a request slot to its response posted.", labelPairs: labels)
         }
-        for name in networks.keys.sorted() {
-            let totals = networks[name]!.totals
+        for network in networks {
+            let name = network.name, totals = network.totals
             Self.add(totals, to: &s, prefix: "vireo_target_network", labels: [("network", name)])
             s.counter("vireo_target_network_handshakes_accepted_total", totals.acceptedHandshakes,
                       help: "Packet connections whose host authenticated and may join the network.", labelPairs: [("network", name)])

@@ -43,7 +43,12 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Control requests to run on the control thread (`controlMethods()`).
     let mailbox: ControlMailbox
     /// Networks (packet endpoints) by name.
-    public let networks: [String: PacketNetwork]
+    /// Networks by name (the control thread's after `start`; `network_create`/`network_delete`).
+    public internal(set) var networks: [String: PacketNetwork] {
+        didSet { publishNetworks() }
+    }
+    /// Network names in the order they were added.
+    var networkOrder: [String]
     /// Who may connect: the target's name and secret, the hosts it knows.
     /// Read by each new connection's handshake; replaced by `host_add`/`host_remove` (control thread).
     var policy: AccessPolicy
@@ -53,8 +58,8 @@ public final class TargetDaemon: @unchecked Sendable {
     var access: [String: AccessPolicy.Endpoint]
     private let listener: Listener
     private var workers: [TargetWorker] = []
-    private var context: VerbsContext?
-    private var deviceInfo: DeviceInfo?
+    var context: VerbsContext?
+    var deviceInfo: DeviceInfo?
     private let controlWake: EventFD
     private let stopFlag = Atomic<Bool>(false)
     /// When the control loop last went round (monotonic ns): `isHealthy`'s evidence.
@@ -68,6 +73,8 @@ public final class TargetDaemon: @unchecked Sendable {
         /// The stats file's view: every worker's counters and the live packet ports.
         var workerCounters: [TargetCounters] = []
         var ports: [ObjectIdentifier: (network: String, port: PacketPort)] = [:]
+        /// Every network (control thread publishes), for the stats.
+        var networks: [PacketNetwork] = []
         /// Every served export's name, counters and capacity (control thread publishes).
         var exports: [(name: String, counters: ExportCounters, capacity: UInt64)] = []
     }
@@ -131,6 +138,7 @@ public final class TargetDaemon: @unchecked Sendable {
             }
         }
         self.networks = networks
+        networkOrder = config.networks.map(\.name)
         do {
             listener = try Listener(address: FabricAddress(parsing: config.listen))
         } catch {
@@ -161,6 +169,7 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Starts the workers (now, when the listener is bound to a device; else at the first connection) and the control thread.
     public func start() throws(TargetError) {
         publishExports()
+        publishNetworks()
         if let ctx = listener.context { try makeWorkers(on: ctx) }
         do { thread = try OSThread(name: "vireo-ctl") { [self] in controlLoop() } } catch { throw .system(error) }
         logger.info("serving \(exports.count) export(s), \(networks.count) network(s) on \(listener.address.host):\(port) with \(config.workers) worker(s)")
@@ -308,7 +317,7 @@ public final class TargetDaemon: @unchecked Sendable {
         controlWake.signal()
     }
 
-    fileprivate func retirePort(_ p: PacketPort) {
+    func retirePort(_ p: PacketPort) {
         shared.withLock { $0.retiredPorts.append(p) }
         controlWake.signal()
     }
@@ -389,6 +398,12 @@ public final class TargetDaemon: @unchecked Sendable {
         }
     }
 
+    /// Publishes the networks for the stats (control thread, or start).
+    func publishNetworks() {
+        let list = networks.values.sorted { $0.name < $1.name }
+        shared.withLock { $0.networks = list }
+    }
+
     /// Publishes the served exports for the stats (control thread, or init).
     func publishExports() {
         let list = exports.values.sorted { $0.config.name < $1.config.name }.map { ($0.config.name, $0.counters, $0.store.capacity) }
@@ -427,7 +442,7 @@ public final class TargetDaemon: @unchecked Sendable {
     }
 
     /// Releases a retired packet port and its budget.
-    private func release(_ p: PacketPort) {
+    func release(_ p: PacketPort) {
         if let entry = live.removeValue(forKey: ObjectIdentifier(p)) { entry.network?.forget(p) }
         _ = shared.withLock { $0.ports.removeValue(forKey: ObjectIdentifier(p)) }
         p.release()

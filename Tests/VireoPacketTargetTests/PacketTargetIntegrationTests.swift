@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Testing
 import VireoBlockTarget
+import VireoDaemon
 import VireoFabric
 import VireoPacketTarget
 import VireoSys
@@ -233,5 +234,43 @@ struct PacketTargetIntegrationTests {
             if Array(buf[0..<n]) == Array(f[12...]) { got = Array(buf[0..<n]); break }
         }
         #expect(got == Array(f[12...]), "the TAP did not carry the frame (tx \(d.networks["lan0"]!.totals.txFrames))")
+    }
+
+    /// network_create / network_delete / port_list (issue #14): a network made at run time
+    /// switches frames at once; deleting it is refused while ports are connected, forced it
+    /// drops them; a bystander network's ports go on exchanging frames throughout.
+    @Test func networksAreAddedAndRemovedAtRunTime() throws {
+        let d = try Self.daemon([NetworkConfig(name: "lan0")])
+        defer { d.stop() }
+        let api = ControlProtocol(methods: d.controlMethods())
+        func call(_ method: String, _ params: JSONValue? = nil) -> JSONValue {
+            var request: [String: JSONValue] = ["jsonrpc": "2.0", "id": 1, "method": .string(method)]
+            if let params { request["params"] = params }
+            return JSONValue.parse(api.respond(to: JSONValue.object(request).encoded)!)!
+        }
+        let a = try PacketTestPort(host: host, port: d.port, network: "lan0")
+        let b = try PacketTestPort(host: host, port: d.port, network: "lan0", queueIndex: 1)
+        #expect(call("network_create", ["name": "lan9", "mtu": 1400])["result"]?["mtu"] == .int(1400))
+        #expect(call("network_create", ["name": "lan9"])["error"]?["code"] == .int(-32002))
+        let x = try PacketTestPort(host: host, port: d.port, network: "lan9")
+        let y = try PacketTestPort(host: host, port: d.port, network: "lan9", queueIndex: 1)
+        #expect(x.geometry.mtu == 1400)
+        #expect(Self.waitUntil { d.networks["lan9"]?.portCount == 2 })
+        let big = PacketTestPort.frame(dst: .broadcast, src: Self.macs[2], payload: Self.payload(9, 1000))
+        #expect(x.send(big))
+        #expect(y.receive() == big, "the new network switches at once")
+        let ports = call("port_list", ["network": "lan9"])["result"]?.array ?? []
+        #expect(ports.count == 2 && ports.allSatisfy { $0["network"] == "lan9" })
+        #expect(call("network_delete", ["name": "lan9"])["error"]?["code"] == .int(-32003))
+        #expect(call("network_delete", ["name": "lan9", "force": true])["result"]?["dropped_ports"] == .int(2))
+        #expect(call("network_list", ["name": "lan9"])["error"]?["code"] == .int(-32001))
+        #expect(call("port_list", ["network": "lan9"])["result"] == .array([]))
+        let toml = call("config_get")["result"]?["toml"]?.string ?? ""
+        #expect(try TargetConfig(toml: toml).networks.map(\.name) == ["lan0"])
+        // The bystander network was not touched.
+        let hello = PacketTestPort.frame(dst: .broadcast, src: Self.macs[0], payload: Self.payload(1))
+        #expect(a.send(hello))
+        #expect(b.receive() == hello)
+        _ = (x, y)
     }
 }
