@@ -95,37 +95,39 @@ public final class InitiatorService: @unchecked Sendable {
 
     /// Connects `config`'s disk and serves its socket. The socket must not be served already.
     public func addDisk(_ config: DiskConfig) throws(InitiatorError) -> Served<RemoteBlockDevice> {
-        try changes.withLock { _ throws(InitiatorError) in
-            try checkFree(config.socket)
-            let device = try RemoteBlockDevice(config: config, credentials: try credentials(config.targetTrust), logger: logger)
-            let server = try serve(device, socket: config.socket, what: "disk")
-            let s = registry.withLock { r in
-                defer { r.nextDisk += 1 }
-                let s = Served(id: "d\(r.nextDisk)", device: device, server: server)
-                r.disks.append(s)
-                return s
-            }
-            logger.info("disk \(config.socket): serving vhost-user (export \(config.export) on \(config.target))")
-            return s
+        try add(\.disks, next: \.nextDisk, id: "d", socket: config.socket, trust: config.targetTrust,
+                what: "disk", serving: "export \(config.export) on \(config.target)") { c throws(InitiatorError) in
+            try RemoteBlockDevice(config: config, credentials: c, logger: logger)
         }
     }
 
-    /// Connects `config`'s NIC and serves its socket. The socket must not be served already.
+    /// Connects `config`'s NIC and serves its socket. The socket and the MAC must not be in use already.
     public func addNic(_ config: NicConfig) throws(InitiatorError) -> Served<RemoteNetDevice> {
-        try changes.withLock { _ throws(InitiatorError) in
-            try checkFree(config.socket)
+        try add(\.nics, next: \.nextNic, id: "n", socket: config.socket, trust: config.targetTrust,
+                what: "nic", serving: "network \(config.network) on \(config.target), mac \(config.mac)") { c throws(InitiatorError) in
             if let other = nics.first(where: { $0.device.config.mac == config.mac }) {
                 throw .config(ConfigError(problems: ["mac \(config.mac) is used by nic \(other.id) (\(other.device.config.socket))"]))
             }
-            let device = try RemoteNetDevice(config: config, credentials: try credentials(config.targetTrust), logger: logger)
-            let server = try serve(device, socket: config.socket, what: "nic")
+            return try RemoteNetDevice(config: config, credentials: c, logger: logger)
+        }
+    }
+
+    /// Under `changes`: the socket checked free, the device checked and connected by `make`, its socket
+    /// served, the device listed with the next id of its kind.
+    private func add<D: ConfigChangeSource>(_ list: WritableKeyPath<Registry, [Served<D>]>, next: WritableKeyPath<Registry, Int>,
+                                            id prefix: String, socket: String, trust: TargetTrust, what: String, serving: String,
+                                            make: (CredentialSource) throws(InitiatorError) -> D) throws(InitiatorError) -> Served<D> {
+        try changes.withLock { _ throws(InitiatorError) in
+            try checkFree(socket)
+            let device = try make(try credentials(trust))
+            let server = try serve(device, socket: socket, what: what)
             let s = registry.withLock { r in
-                defer { r.nextNic += 1 }
-                let s = Served(id: "n\(r.nextNic)", device: device, server: server)
-                r.nics.append(s)
+                defer { r[keyPath: next] += 1 }
+                let s = Served(id: "\(prefix)\(r[keyPath: next])", device: device, server: server)
+                r[keyPath: list].append(s)
                 return s
             }
-            logger.info("nic \(config.socket): serving vhost-user (network \(config.network) on \(config.target), mac \(config.mac))")
+            logger.info("\(what) \(socket): serving vhost-user (\(serving))")
             return s
         }
     }

@@ -45,6 +45,15 @@ import Glibc
         port = "vm1"
         """
 
+    /// An initiator serving nothing yet, with a control socket configured (not served here).
+    static func emptyService() throws -> (InitiatorService, ServeConfig) {
+        var logger = Logger(label: "test.initiator.control")
+        logger.logLevel = .critical
+        var config = ServeConfig()
+        config.controlSocket = "/tmp/unused.sock"
+        return (try InitiatorService(config, logger: logger), config)
+    }
+
     @Test func theRunningConfigurationReadsBackEqual() throws {
         let c = try ServeConfig.parse(toml: Self.rich)
         #expect(c.disks.count == 1 && c.nics.count == 1)
@@ -85,11 +94,7 @@ import Glibc
     /// parameters, and a target nobody answers at (the create fails with its reason and
     /// leaves nothing behind).
     @Test func methodsAnswerWithActionableErrors() throws {
-        var logger = Logger(label: "test.initiator.control")
-        logger.logLevel = .critical
-        var config = ServeConfig()
-        config.controlSocket = "/tmp/unused.sock"
-        let service = try InitiatorService(config, logger: logger)
+        let (service, config) = try Self.emptyService()
         defer { service.stop() }
         let api = ControlProtocol(methods: service.controlMethods())
         func call(_ method: String, _ params: JSONValue? = nil) -> JSONValue {
@@ -128,11 +133,7 @@ import Glibc
     /// SIGHUP's difference (`reload(to:)`): a device that cannot be connected is named and
     /// left out, a setting that needs a restart is named, an unchanged file changes nothing.
     @Test func reloadAppliesTheDifferenceAndNamesTheRest() throws {
-        var logger = Logger(label: "test.initiator.reload")
-        logger.logLevel = .critical
-        var config = ServeConfig()
-        config.controlSocket = "/tmp/unused.sock"
-        let service = try InitiatorService(config, logger: logger)
+        let (service, config) = try Self.emptyService()
         defer { service.stop() }
         #expect(service.reload(to: config).isEmpty)
         var next = config
