@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -74,7 +75,8 @@ let package = Package(
         .target(
             name: "VireoDaemon",
             dependencies: ["VireoSys", "VireoWire", "VireoAuth", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "TOMLKit", package: "TOMLKit")]
+                           .product(name: "TOMLKit", package: "TOMLKit"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         .target(
             name: "VireoTargetCore",

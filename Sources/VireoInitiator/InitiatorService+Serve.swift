@@ -15,6 +15,7 @@ extension InitiatorService {
     public static func serve(_ config: ServeConfig, options: VhostUserOptions, logger: Logger,
                              reread: (() throws(ConfigError) -> ServeConfig)? = nil) throws(InitiatorError) {
         TerminationSignal.block()
+        CycleClock.calibrate()
         let service = try InitiatorService(config, options: options, logger: logger)
         let control: ControlServer?, metrics: MetricsServer?
         do throws(SystemError) {
@@ -35,17 +36,14 @@ extension InitiatorService {
             service.stop()
             throw .config(error)
         }
-        TerminationSignal.wait(
-            stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
-            logger: logger,
-            collect: { service.statsSnapshot() },
-            reload: reread.map { ConfigReload.handler(logger: logger, reread: $0, apply: { new in service.reload(to: new) }) },
-            stop: { sig in
-                logger.info("signal \(sig): stopping")
-                control?.stop()
-                metrics?.stop()
-                service.stop()
-            })
+        // Started in this order: devices, control socket, metrics; stopped in reverse.
+        var parts = [DaemonPart("devices") { service.stop() }]
+        if let control { parts.append(DaemonPart("control socket") { control.stop() }) }
+        if let metrics { parts.append(DaemonPart("metrics") { metrics.stop() }) }
+        DaemonLifecycle.run(
+            parts, stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
+            logger: logger, collect: { service.statsSnapshot() },
+            reload: reread.map { ConfigReload.handler(logger: logger, reread: $0, apply: { new in service.reload(to: new) }) })
     }
 
     /// Serves one stand-in `device` (no fabric: `local-disk`, `loopback-net`) on a vhost-user

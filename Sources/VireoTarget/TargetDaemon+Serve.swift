@@ -14,6 +14,7 @@ extension TargetDaemon {
     public static func serve(_ config: TargetConfig, logger: Logger,
                              reread: (() throws(ConfigError) -> TargetConfig)? = nil) throws(TargetError) {
         TerminationSignal.block()
+        CycleClock.calibrate()
         let daemon = try TargetDaemon(config: config, logger: logger)
         try daemon.start()
         let control: ControlServer?, metrics: MetricsServer?
@@ -35,15 +36,13 @@ extension TargetDaemon {
             daemon.stop()
             throw .config(error)
         }
-        TerminationSignal.wait(
-            stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
+        // Started in this order: endpoints, control socket, metrics; stopped in reverse.
+        var parts = [DaemonPart("endpoints") { daemon.stop() }]
+        if let control { parts.append(DaemonPart("control socket") { control.stop() }) }
+        if let metrics { parts.append(DaemonPart("metrics") { metrics.stop() }) }
+        DaemonLifecycle.run(
+            parts, stats: config.statsFile.map { StatsFile(path: $0) }, intervalSeconds: config.statsIntervalSeconds ?? 10,
             logger: logger, collect: { daemon.statsSnapshot() }, healthy: { daemon.isHealthy },
-            reload: reread.map { ConfigReload.handler(logger: logger, reread: $0, apply: { new in daemon.reload(to: new) }) },
-            stop: { sig in
-                logger.info("signal \(sig): shutting down")
-                control?.stop()
-                metrics?.stop()
-                daemon.stop()
-            })
+            reload: reread.map { ConfigReload.handler(logger: logger, reread: $0, apply: { new in daemon.reload(to: new) }) })
     }
 }

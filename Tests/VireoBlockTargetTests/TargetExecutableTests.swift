@@ -33,7 +33,8 @@ struct TargetExecutableTests {
             """.write(toFile: "\(dir)/target.toml", atomically: true, encoding: .utf8)
         let p = Process()
         p.executableURL = Self.executable
-        p.arguments = ["serve", "--config", "\(dir)/target.toml", "--export", "name=flag0,memory,size=8M,block-size=4096"]
+        p.arguments = ["serve", "--config", "\(dir)/target.toml", "--export", "name=flag0,memory,size=8M,block-size=4096",
+                       "--control-socket", "\(dir)/ctl.sock"]
         let err = Pipe()
         p.standardError = err
         try p.run()
@@ -93,6 +94,9 @@ struct TargetExecutableTests {
         print(log)
         #expect(p.terminationStatus == 0)
         #expect(log.contains("stopped: commands"))
+        // swift-service-lifecycle's group stopped the parts in reverse order of start.
+        #expect(log.contains("stopping control socket, endpoints (reverse order of start)"))
+        #expect(access("\(dir)/ctl.sock", F_OK) != 0, "the control socket was closed and removed")
         #expect(log.contains("SIGHUP: export cfg1: created"))
         #expect(log.contains("SIGHUP: export cfg0: resized to 33554432 bytes"))
         #expect(log.contains("SIGHUP: workers changed: takes effect at the next restart"))
