@@ -468,7 +468,7 @@ package final class TargetQueue: @unchecked Sendable {
         let r = requests.base + slot
         r.pointee = TargetRequest()
         r.pointee.receiveIndex = receiveIndex
-        r.pointee.startedAt = CycleClock.now
+        r.pointee.startedAt = monotonicNanoseconds()
         // SAFETY: the receive buffer is registered, `receiveSize` long, and not
         // reposted until this request's response is posted.
         let p = UnsafeRawPointer(receives.bytes(receiveIndex))
@@ -729,7 +729,7 @@ package final class TargetQueue: @unchecked Sendable {
         if r.pointee.status != .ok { counters.status(r.pointee.status.rawValue) }
         export.counters.completed(opcode: r.pointee.capsule?.opcode, ok: r.pointee.status == .ok,
                                   length: r.pointee.capsule?.length ?? 0,
-                                  nanoseconds: CycleClock.nanoseconds(from: r.pointee.startedAt, to: CycleClock.now))
+                                  nanoseconds: monotonicNanoseconds() &- r.pointee.startedAt)
         r.pointee.capsule = nil
         // The receive goes back before the response leaves (`flushPosts` posts its own receives
         // first; the worker posts a shared pool's before any queue's sends), so a new command

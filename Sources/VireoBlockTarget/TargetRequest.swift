@@ -58,6 +58,6 @@ struct TargetRequest {
     /// READ/WRITE data moves by RDMA straight from or into a registered memory export
     /// (no bounce buffer, no copy); otherwise it goes through this slot's bounce buffer.
     var direct: Bool = false
-    /// When the capsule was taken into this slot (`CycleClock.now`): its latency's start.
+    /// When the capsule was taken into this slot (monotonic ns): its latency's start.
     var startedAt: UInt64 = 0
 }

@@ -15,7 +15,6 @@ extension InitiatorService {
     public static func serve(_ config: ServeConfig, options: VhostUserOptions, logger: Logger,
                              reread: (() throws(ConfigError) -> ServeConfig)? = nil) throws(InitiatorError) {
         TerminationSignal.block()
-        CycleClock.calibrate()
         let service = try InitiatorService(config, options: options, logger: logger)
         let control: ControlServer?, metrics: MetricsServer?
         do throws(SystemError) {

@@ -158,7 +158,7 @@ final class RemoteQueue: @unchecked Sendable {
             finish(req, blk, status)
         case .send(let bytes, let pieces):
             slots[head] = RequestSlot(state: .queued, request: req, blk: blk, capsuleBytes: bytes, inlinePieces: pieces,
-                                      startedAt: CycleClock.now)
+                                      startedAt: monotonicNanoseconds())
             fifo.push(head)
         }
     }
@@ -284,7 +284,7 @@ final class RemoteQueue: @unchecked Sendable {
         }
         let slot = slots[tag]
         slots[tag] = RequestSlot()
-        counters.latency.record(nanoseconds: CycleClock.nanoseconds(from: slot.startedAt, to: CycleClock.now))
+        counters.latency.record(nanoseconds: monotonicNanoseconds() &- slot.startedAt)
         finish(slot.request!, slot.blk!, status)
         return true
     }
@@ -296,7 +296,7 @@ final class RemoteQueue: @unchecked Sendable {
             return false
         }
         let status = slots[s].status
-        counters.latency.record(nanoseconds: CycleClock.nanoseconds(from: slots[s].startedAt, to: CycleClock.now))
+        counters.latency.record(nanoseconds: monotonicNanoseconds() &- slots[s].startedAt)
         slots[s] = RequestSlot()
         finish(req, blk, status)
         return true

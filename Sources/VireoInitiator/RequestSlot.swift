@@ -36,6 +36,6 @@ struct RequestSlot {
     var windowsBound = 0
     /// The target's answer, kept while the windows are invalidated (`invalidating`).
     var status: VirtioBlk.Status = .ok
-    /// When the request was taken from the virtqueue (`CycleClock.now`): its latency's start.
+    /// When the request was taken from the virtqueue (monotonic ns): its latency's start.
     var startedAt: UInt64 = 0
 }

@@ -14,7 +14,6 @@ extension TargetDaemon {
     public static func serve(_ config: TargetConfig, logger: Logger,
                              reread: (() throws(ConfigError) -> TargetConfig)? = nil) throws(TargetError) {
         TerminationSignal.block()
-        CycleClock.calibrate()
         let daemon = try TargetDaemon(config: config, logger: logger)
         try daemon.start()
         let control: ControlServer?, metrics: MetricsServer?

@@ -1,7 +1,6 @@
 // Linux calls that Glibc's Swift module does not export (they need _GNU_SOURCE).
 #ifndef CVIREOSYS_H
 #define CVIREOSYS_H
-#include <time.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -79,24 +78,6 @@ void vireo_sigbus_guard_remove(int slot);
 uint64_t vireo_sigbus_guard_faults(uint64_t owner);
 /// Faults contained so far, process-wide: one relaxed load, for a worker's loop.
 extern uint64_t vireo_sigbus_guard_total;
-/* A cycle counter for timing the data path without a system call: the TSC on x86-64, the
- * virtual counter on arm64 (both constant-rate on the machines Vireo runs on), else
- * CLOCK_MONOTONIC in ns. Where the kernel's clocksource gives no vDSO clock_gettime (HPET
- * and ACPI PM, as in the soft-RoCE lab VM), clock_gettime is a real system call. */
-static inline uint64_t vireo_cycles(void) {
-#if defined(__x86_64__)
-    return __builtin_ia32_rdtsc();
-#elif defined(__aarch64__)
-    uint64_t v;
-    __asm__ volatile("mrs %0, cntvct_el0" : "=r"(v));
-    return v;
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-#endif
-}
-
 /* Relaxed atomic add and load of a 64-bit counter that several threads bump (AtomicCounters). */
 static inline void vireo_counter_add(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t vireo_counter_load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
