@@ -18,7 +18,7 @@ extension InitiatorService {
             },
             ControlMethod("disk_list", "Every disk: its configuration, what the target granted, whether a VMM is attached, its state (serving, or detached after a forced delete) and request counts.",
                           parameters: ["socket (string, optional): only the disk on this socket"]) { [self] params throws(ControlError) in
-                let socket = try Self.optionalSocket(params)
+                let socket = try JSONParamsReader.optionalString("socket", in: params)
                 reapDetached()
                 let out = disks.filter { socket == nil || $0.device.config.socket == socket }.map(Self.diskInfo)
                 if let socket, out.isEmpty { throw .notFound("no disk on socket \(socket); disk_list shows them all") }
@@ -38,12 +38,12 @@ extension InitiatorService {
             },
             ControlMethod("disk_delete", "Stops serving a disk. Refused while a VMM is attached (QMP device_del first), unless force: then every request fails with IOERR (the guest sees its disk fail, never hang) and the disk goes once the VMM lets go of the socket.",
                           parameters: ["socket (string, required)", "force (bool, default false): detach it from an attached VMM"]) { [self] params throws(ControlError) in
-                let (socket, force) = try Self.deleteParams(params)
+                let (socket, force) = try JSONParamsReader.deletion("socket", example: "/run/vireo/vm1-disk0.sock", in: params)
                 return try Self.removal(removeDisk(socket: socket, force: force), socket: socket, what: "disk")
             },
             ControlMethod("nic_list", "Every NIC: its configuration, the network's MTU, link state, whether a VMM is attached and its state.",
                           parameters: ["socket (string, optional): only the NIC on this socket"]) { [self] params throws(ControlError) in
-                let socket = try Self.optionalSocket(params)
+                let socket = try JSONParamsReader.optionalString("socket", in: params)
                 reapDetached()
                 let out = nics.filter { socket == nil || $0.device.config.socket == socket }.map(Self.nicInfo)
                 if let socket, out.isEmpty { throw .notFound("no nic on socket \(socket); nic_list shows them all") }
@@ -63,7 +63,7 @@ extension InitiatorService {
             },
             ControlMethod("nic_delete", "Stops serving a NIC. Refused while a VMM is attached (QMP device_del first), unless force: then its link goes down, and the NIC goes once the VMM lets go of the socket.",
                           parameters: ["socket (string, required)", "force (bool, default false): detach it from an attached VMM"]) { [self] params throws(ControlError) in
-                let (socket, force) = try Self.deleteParams(params)
+                let (socket, force) = try JSONParamsReader.deletion("socket", example: "/run/vireo/vm1-disk0.sock", in: params)
                 return try Self.removal(removeNic(socket: socket, force: force), socket: socket, what: "nic")
             },
         ]
@@ -85,23 +85,6 @@ extension InitiatorService {
         "queue_pairs (1-32), queue_size (power of two 16-1024), port (a named port of the network)",
         "target_key_file or target_key_files, target_name",
     ]
-
-    static func optionalSocket(_ params: JSONValue?) throws(ControlError) -> String? {
-        let r = JSONParamsReader(params)
-        let socket = r.string("socket")
-        let problems = r.finish()
-        guard problems.isEmpty else { throw .invalidParams(problems) }
-        return socket
-    }
-
-    static func deleteParams(_ params: JSONValue?) throws(ControlError) -> (String, Bool) {
-        let r = JSONParamsReader(params)
-        let socket = r.requiredString("socket", example: "/run/vireo/vm1-disk0.sock")
-        let force = r.bool("force") ?? false
-        let problems = r.finish()
-        guard problems.isEmpty, let socket else { throw .invalidParams(problems) }
-        return (socket, force)
-    }
 
     static func removal(_ r: Removal, socket: String, what: String) throws(ControlError) -> JSONValue {
         switch r {

@@ -22,7 +22,7 @@ extension TargetDaemon {
             },
             ControlMethod("export_list", "Every export: its configuration, capacity, connected queues and state (serving, or draining after a forced delete).",
                           parameters: ["name (string, optional): only this export"]) { [self] params throws(ControlError) in
-                let name = try Self.optionalName(params)
+                let name = try JSONParamsReader.optionalString("name", in: params)
                 return try mailbox.run { [self] in exportList(name: name) }
             },
             ControlMethod("export_create", "Adds an export and starts serving it; the keys are the TOML [[export]] table's.",
@@ -31,11 +31,7 @@ extension TargetDaemon {
             },
             ControlMethod("export_delete", "Removes an export. Refused while a host is connected to it, unless force: then its connections are dropped (their guests' I/O fails) and the name stays taken until they are gone.",
                           parameters: ["name (string, required)", "force (bool, default false): drop the export's connections"]) { [self] params throws(ControlError) in
-                let r = JSONParamsReader(params)
-                let name = r.requiredString("name", example: "vol0")
-                let force = r.bool("force") ?? false
-                let problems = r.finish()
-                guard problems.isEmpty, let name else { throw .invalidParams(problems) }
+                let (name, force) = try JSONParamsReader.deletion("name", example: "vol0", in: params)
                 return try mailbox.run { [self] in deleteExport(name, force: force) }
             },
             ControlMethod("export_resize", "Grows a file export online: the file is extended, the export's connections are dropped and remade (the initiators hold and resubmit their requests), and each initiator passes the new capacity to its guest (virtio CONFIG_CHANGE). No guest I/O fails.",
@@ -50,7 +46,7 @@ extension TargetDaemon {
             },
             ControlMethod("host_list", "Every host the target knows: its name, how many key files prove it, and the exports, networks and ports that allow it by name.",
                           parameters: ["name (string, optional): only this host"]) { [self] params throws(ControlError) in
-                let name = try Self.optionalName(params)
+                let name = try JSONParamsReader.optionalString("name", in: params)
                 return try mailbox.run { [self] in hostList(name: name) }
             },
             ControlMethod("host_add", "Adds a host the target knows ([[host]]): new connections naming it must prove it holds one of its keys (none: known by name only, no proof). Exports and networks without allowed_hosts or allow_any_host admit no host once any host is known.",
@@ -72,7 +68,7 @@ extension TargetDaemon {
             },
             ControlMethod("network_list", "Every network (packet endpoint): its configuration and connected ports.",
                           parameters: ["name (string, optional): only this network"]) { [self] params throws(ControlError) in
-                let name = try Self.optionalName(params)
+                let name = try JSONParamsReader.optionalString("name", in: params)
                 return try mailbox.run { [self] in networkList(name: name) }
             },
             ControlMethod("network_create", "Adds a network (an L2 switch, optionally with a TAP uplink) and serves it at once; the keys are the TOML [[network]] table's (named ports only from the file).",
@@ -86,19 +82,12 @@ extension TargetDaemon {
             },
             ControlMethod("network_delete", "Removes a network. Refused while ports are connected, unless force: then they are dropped (their guests see the link go down).",
                           parameters: ["name (string, required)", "force (bool, default false)"]) { [self] params throws(ControlError) in
-                let r = JSONParamsReader(params)
-                let name = r.requiredString("name", example: "lan0")
-                let force = r.bool("force") ?? false
-                let problems = r.finish()
-                guard problems.isEmpty, let name else { throw .invalidParams(problems) }
+                let (name, force) = try JSONParamsReader.deletion("name", example: "lan0", in: params)
                 return try mailbox.run { [self] in deleteNetwork(name, force: force) }
             },
             ControlMethod("port_list", "Every connected port of every network (or one network): its peer, queue pair and frame counters.",
                           parameters: ["network (string, optional)"]) { [self] params throws(ControlError) in
-                let r = JSONParamsReader(params)
-                let network = r.string("network")
-                let problems = r.finish()
-                guard problems.isEmpty else { throw .invalidParams(problems) }
+                let network = try JSONParamsReader.optionalString("network", in: params)
                 let ports = shared.withLock { Array($0.ports.values) }
                     .filter { network == nil || $0.network == network }
                     .sorted { ($0.network, $0.port.peer, $0.port.queueIndex) < ($1.network, $1.port.peer, $1.port.queueIndex) }
@@ -123,15 +112,6 @@ extension TargetDaemon {
         "block_size (512 or 4096), read_only (bool), queue_depth, max_io, max_segments, inline_max, max_queues, max_queues_per_host",
         "allowed_hosts (array of configured host names), allow_any_host (bool)",
     ]
-
-    /// An optional `name` parameter.
-    static func optionalName(_ params: JSONValue?) throws(ControlError) -> String? {
-        let r = JSONParamsReader(params)
-        let name = r.string("name")
-        let problems = r.finish()
-        guard problems.isEmpty else { throw .invalidParams(problems) }
-        return name
-    }
 
     /// The configuration the daemon runs now: its startup configuration with the exports
     /// it serves now, in the order they were added (control thread).
