@@ -13,6 +13,8 @@
 //   Virtio        Split/packed virtqueues over guest memory (no RDMA).
 //   VhostUser     The vhost-user backend protocol and device runtime.
 //   CVireoUring   C module over liburing (shims for its static-inline helpers).
+//   CVireoRBD / VireoRBD  librados + librbd (RBD exports): cluster connections,
+//                 images, asynchronous I/O polled on the export's worker.
 //   VireoTargetCore   Small pieces both target engines share (work ids, index rings).
 //   VireoPacketTarget Packet endpoints: named L2 networks (switch, ports, TAP uplink).
 //   VireoBench    Benchmarks: vhost-user load generators (virtio-blk, virtio-net)
@@ -52,6 +54,10 @@ let package = Package(
         .target(name: "CVireoUring", linkerSettings: [.linkedLibrary("uring")]),
         // The io_uring wrapper and the storage calls beside it (fallocate, O_DIRECT, BLKGETSIZE64).
         .target(name: "VireoUring", dependencies: ["CVireoUring", "VireoSys"]),
+        // librados/librbd (Debian's librbd-dev) for RBD exports: the cluster connection, images and
+        // their asynchronous I/O, completions polled on the export's worker.
+        .target(name: "CVireoRBD", linkerSettings: [.linkedLibrary("rbd"), .linkedLibrary("rados")]),
+        .target(name: "VireoRBD", dependencies: ["CVireoRBD", "VireoSys"]),
         .target(
             name: "VireoSys",
             dependencies: ["CVireoSys", .product(name: "Logging", package: "swift-log")]
@@ -93,7 +99,7 @@ let package = Package(
         .target(
             name: "VireoBlockTarget",
             dependencies: [
-                "VireoFabric", "VireoWire", "VireoAuth", "VireoSys", "VireoDaemon", "VireoUring", "VireoTargetCore",
+                "VireoFabric", "VireoWire", "VireoAuth", "VireoSys", "VireoDaemon", "VireoUring", "VireoRBD", "VireoTargetCore",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

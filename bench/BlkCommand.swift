@@ -59,6 +59,9 @@ struct BlkCommand: ParsableCommand {
     @Option(help: "End the run early (window closed, then the --verify read-back) once this file exists.")
     var stopFile: String?
 
+    @Option(help: "With --verify: after the read-back and a FLUSH on each queue, write each written block's last acknowledged generation here (for check-image).")
+    var writtenMap: String?
+
     @Option(help: "A label carried into the JSON.")
     var label: String = ""
 
@@ -85,6 +88,8 @@ struct BlkCommand: ParsableCommand {
         job.spinIterations = spin
         job.reconnectSeconds = reconnect
         job.stopFile = stopFile
+        if writtenMap != nil && !verify { throw ValidationError("--written-map needs --verify") }
+        job.writtenMap = writtenMap
         if let span {
             guard let s = parseByteCount(span) else { throw ValidationError("--span takes a size such as 64M") }
             job.spanBytes = UInt64(s)

@@ -7,5 +7,5 @@ struct VireoBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vireo-bench",
         abstract: "Vireo benchmarks: vhost-user load generators and the comparison report.",
-        subcommands: [BlkCommand.self, NetCommand.self, ReportCommand.self])
+        subcommands: [BlkCommand.self, NetCommand.self, ReportCommand.self, CheckImageCommand.self])
 }

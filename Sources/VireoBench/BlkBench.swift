@@ -222,6 +222,8 @@ public struct BlkBench {
             result.verifiedBlocks += w.verifiedBlocks
             result.reissued += w.reissued
             result.acknowledgedWrites += w.acknowledgedWrites
+            if w.flushed == true { result.flushedQueues += 1 }
+            if w.flushed == false { result.problems.append("queue \(w.index): the FLUSH after the read-back failed") }
             if w.ioErrors > 0 { result.problems.append("queue \(w.index): \(w.ioErrors) request(s) completed with an error status") }
             if w.mismatches > 0 {
                 result.problems.append("queue \(w.index): \(w.mismatches) read(s) returned data that does not match the last write"
@@ -229,6 +231,11 @@ public struct BlkBench {
             }
             if let p = w.protocolProblem { result.problems.append(p) }
             if w.stuckRequests > 0 { result.problems.append("queue \(w.index): \(w.stuckRequests) request(s) never completed") }
+        }
+        if let path = job.writtenMap, let table {
+            do { try BlkWrittenMap(table: table, blockSize: job.blockSize).write(to: path) } catch {
+                result.problems.append("\(error)")
+            }
         }
         if h.totalCount > 0 {
             result.latencyMicroseconds = [

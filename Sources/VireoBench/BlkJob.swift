@@ -36,6 +36,10 @@ public struct BlkJob: Sendable {
     public var reconnectSeconds = 0.0
     /// The run ends early (window closed, then the verify sweep) once this file exists.
     public var stopFile: String?
+    /// With `verify`: after the read-back and a FLUSH on every queue, write the generation of
+    /// each block's last acknowledged write here (`BlkWrittenMap`), so another reader of the
+    /// disk (`vireo-bench check-image`) can check what it holds.
+    public var writtenMap: String?
     /// PRNG seed (offsets, read/write mix).
     public var seed: UInt64 = 0x5652_4245_4E43_4821
 

@@ -65,6 +65,8 @@ final class BlkQueueWorker: @unchecked Sendable {
     private(set) var reissued: UInt64 = 0
     /// Writes completed OK (acknowledged to the "guest").
     private(set) var acknowledgedWrites: UInt64 = 0
+    /// The FLUSH after the read-back completed OK (nil: none was sent).
+    private(set) var flushed: Bool?
 
     static let slotHeaderBytes = 16, slotStatusBytes = 8, indirectTableBytes = 48
 
@@ -144,7 +146,38 @@ final class BlkQueueWorker: @unchecked Sendable {
             sweeping = true
             sweepCursor = 0
             runPhase()
+            if protocolProblem == nil, stuckRequests == 0 { flush() }
         }
+    }
+
+    /// One FLUSH on slot 0's chain (its data descriptor is ignored, virtio 1.x §5.2.6): every
+    /// write acknowledged before it is durable once it completes OK. Waits up to 60 s.
+    private func flush() {
+        let h = headerHost
+        h.storeBytes(of: VirtioBlk.RequestType.flush.rawValue.littleEndian, as: UInt32.self)
+        h.storeBytes(of: UInt32(0), toByteOffset: 4, as: UInt32.self)
+        h.storeBytes(of: UInt64(0), toByteOffset: 8, as: UInt64.self)
+        dataFlags[0].storeBytes(of: RingLayout.descFlagNext.littleEndian, as: UInt16.self)
+        statusHost.storeBytes(of: UInt8(0xFF), as: UInt8.self)
+        ring.add(head: 0)
+        publish()
+        let deadline = monotonicNanoseconds() + 60_000_000_000
+        while !ring.hasUsed && monotonicNanoseconds() < deadline {
+            _ = ring.enableCalls()
+            if ring.hasUsed { break }
+            _ = try? poller.wait(timeoutMilliseconds: 100)
+            call.drain()
+        }
+        ring.disableCalls()
+        guard ring.hasUsed else {
+            stuckRequests += 1
+            errors += 1
+            return
+        }
+        _ = ring.popUsed()
+        let ok = statusHost.load(as: UInt8.self) == VirtioBlk.Status.ok.rawValue
+        flushed = ok
+        if !ok { ioErrors += 1; errors += 1 }
     }
 
     /// The next avail index the backend should take (the new connection's

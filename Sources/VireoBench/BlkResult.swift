@@ -31,6 +31,8 @@ public struct BlkResult: Sendable {
     public var reissued: UInt64 = 0
     /// Writes that completed OK, over the whole run.
     public var acknowledgedWrites: UInt64 = 0
+    /// Queues whose FLUSH after the read-back completed OK (--verify).
+    public var flushedQueues = 0
     /// Human-readable problems (I/O errors, mismatches, protocol errors, stuck requests): the run fails.
     public var problems: [String] = []
     /// What could not be measured beside the I/O (a daemon's stats file that did not refresh):
@@ -60,7 +62,11 @@ public struct BlkResult: Sendable {
         var lat = JSONObject()
         for (k, v) in latencyMicroseconds { lat.set(k, v) }
         o.set("lat_us", lat)
-        if job.verify { o.set("verify", true); o.set("verified_blocks", verifiedBlocks) }
+        if job.verify {
+            o.set("verify", true)
+            o.set("verified_blocks", verifiedBlocks)
+            o.set("flushed_queues", flushedQueues)
+        }
         if job.reconnectSeconds > 0 {
             o.set("reconnects", reconnects)
             o.set("reissued", reissued)

@@ -1,15 +1,18 @@
 import VireoUring
 import Logging
+import VireoRBD
 import VireoSys
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The bytes behind one export: a regular file, a block device, or memory.
+/// The bytes behind one export: a regular file, a block device, memory, or an RBD image.
 ///
 /// Files and devices are read and written by the workers' io_uring rings
-/// through `fd`; memory exports are copied to and from directly. Owned by the
-/// daemon; workers share it read-only (positional I/O needs no lock).
+/// through `fd`; memory exports are copied to and from directly; an RBD image is
+/// driven by librbd's asynchronous calls from the one worker it is pinned to
+/// (`pin(worker:eventFD:)`). Owned by the daemon; workers share it read-only
+/// (positional I/O needs no lock).
 public final class BlockStore: @unchecked Sendable {
     // SAFETY: immutable after init. Concurrent positional I/O on one fd is safe,
     // and memory exports are only touched by the worker serving a command.
@@ -19,6 +22,7 @@ public final class BlockStore: @unchecked Sendable {
         case file(direct: Bool)
         case device(direct: Bool)
         case memory
+        case rbd
     }
 
     public let kind: Kind
@@ -32,18 +36,38 @@ public final class BlockStore: @unchecked Sendable {
     public let supportsDiscard: Bool
     public let supportsWriteZeroes: Bool
 
+    /// An RBD export's open image, nil otherwise.
+    public let image: RBDImage?
+    /// The worker an RBD image's operations start and complete on (nil: not pinned yet).
+    private let home = Locked<Int?>(nil)
+
     private let owned: FileDescriptorBox?
     private let mapping: MappingOwner?
 
-    /// Opens (or creates) the backing of `config`.
-    public init(config: ExportConfig, logger: Logger) throws(SystemError) {
+    /// Opens (or creates) the backing of `config`; an RBD image through `ceph`'s connections.
+    public init(config: ExportConfig, ceph: CephClusters = CephClusters(), logger: Logger) throws(SystemError) {
         let block = UInt64(config.blockSize)
         switch config.backing {
+        case .rbd(let spec):
+            guard let cluster = ceph.cluster(named: config.cephCluster) else {
+                throw SystemError(call: "export \(config.name): ceph_cluster '\(config.cephCluster ?? "")' [not configured]", errno: ENOENT)
+            }
+            let opened = try ceph.open(spec, cluster: cluster, timeout: config.ioTimeoutSeconds, readOnly: config.readOnly)
+            image = opened
+            owned = nil
+            mapping = nil
+            memory = nil
+            fd = -1
+            kind = .rbd
+            capacity = try opened.size() / block * block
+            supportsDiscard = !opened.isReadOnly
+            supportsWriteZeroes = !opened.isReadOnly
         case .memory:
             let size = config.size ?? 0
             guard size > 0, size <= UInt64(Int.max) else { throw SystemError(call: "mmap(export \(config.name))", errno: EINVAL) }
             let m = try MappingOwner(count: Int(size))
             mapping = m
+            image = nil
             memory = m.mapping.baseAddress
             owned = nil
             fd = -1
@@ -70,6 +94,7 @@ public final class BlockStore: @unchecked Sendable {
             let fileSize = UInt64(try box.fd.size())
             owned = box
             fd = box.fd.rawValue
+            image = nil
             mapping = nil
             memory = nil
             kind = .file(direct: direct)
@@ -85,6 +110,7 @@ public final class BlockStore: @unchecked Sendable {
             }
             owned = box
             fd = box.fd.rawValue
+            image = nil
             mapping = nil
             memory = nil
             kind = .device(direct: direct)
@@ -117,9 +143,25 @@ public final class BlockStore: @unchecked Sendable {
     public var isDirect: Bool {
         switch kind {
         case .file(let d), .device(let d): return d
-        case .memory: return false
+        case .memory, .rbd: return false
         }
     }
+
+    /// Pins an RBD image to worker `worker` the first time (its completions are announced on
+    /// that worker's `eventFD` and taken by it alone) and returns the worker it is pinned to:
+    /// every connection of the export is served there. Nil for other stores.
+    package func pin(worker: Int, eventFD: Int32) throws(SystemError) -> Int? {
+        guard let image else { return nil }
+        return try home.withLock { h throws(SystemError) -> Int in
+            if let h { return h }
+            try image.notify(eventFD: eventFD)
+            h = worker
+            return worker
+        }
+    }
+
+    /// The worker an RBD image is pinned to (nil: none yet, or not RBD).
+    package var pinnedWorker: Int? { home.withLock { $0 } }
 }
 
 /// A class owner for a `FileDescriptor` (closed when the store goes).

@@ -26,10 +26,12 @@ public final class Export: @unchecked Sendable {
     public let counters: ExportCounters
 
     /// Opens the export's storage. `counters`: a resized export's predecessor's, kept.
-    public init(config: ExportConfig, counters: ExportCounters = ExportCounters(), logger: Logger) throws(SystemError) {
+    /// `ceph`: the clusters an RBD export's image is opened through.
+    public init(config: ExportConfig, counters: ExportCounters = ExportCounters(), ceph: CephClusters = CephClusters(),
+                logger: Logger) throws(SystemError) {
         self.config = config
         self.counters = counters
-        store = try BlockStore(config: config, logger: logger)
+        store = try BlockStore(config: config, ceph: ceph, logger: logger)
         var id = Array(config.name.utf8.prefix(20))
         id += [UInt8](repeating: 0, count: 20 - id.count)
         identifier = id

@@ -11,6 +11,8 @@ public struct ExportConfig: Equatable, Sendable {
         case device(String)
         /// Anonymous memory of `size` bytes (gone when the target stops).
         case memory
+        /// An RBD image in a Ceph cluster (`ceph_cluster`); its size comes from the image.
+        case rbd(RBDImageSpec)
     }
 
     /// Endpoint name initiators connect to (1–23 of A-Z a-z 0-9 . _ : -).
@@ -35,6 +37,11 @@ public struct ExportConfig: Equatable, Sendable {
     public var inlineMax = 4096
     /// Which hosts may open this export (`allowed_hosts`, `allow_any_host`).
     public var access = EndpointAccessConfig()
+    /// RBD: the `[[ceph_cluster]]` the image is in (nil: the only one configured).
+    public var cephCluster: String?
+    /// RBD: seconds an operation may wait for the cluster before the guest gets an I/O error
+    /// (an OSD down, the client blocklisted, the cluster unreachable).
+    public var ioTimeoutSeconds: Double = 30
 
     public init(name: String, backing: Backing, size: UInt64? = nil) {
         self.name = name
@@ -55,6 +62,15 @@ public struct ExportConfig: Equatable, Sendable {
             if size == nil { out.append("\(who): a memory export needs a size") }
         case .file(let path), .device(let path):
             if path.isEmpty { out.append("\(who): empty path") }
+        case .rbd(let spec):
+            if size != nil { out.append("\(who): an rbd export takes its size from the image; drop size") }
+            if spec.snapshot != nil && !readOnly { out.append("\(who): a snapshot (\(spec)) is served read-only; drop read_only = false") }
+            if !(ioTimeoutSeconds >= 1 && ioTimeoutSeconds <= 3600) {
+                out.append("\(who): io_timeout \(ioTimeoutSeconds) must be 1-3600 seconds")
+            }
+        }
+        if case .rbd = backing {} else if cephCluster != nil {
+            out.append("\(who): ceph_cluster applies to rbd exports only")
         }
         if case .device = backing, size != nil { out.append("\(who): a device export takes its size from the device; drop size") }
         if let size {

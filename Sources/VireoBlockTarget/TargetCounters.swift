@@ -16,7 +16,8 @@ public final class TargetCounters: @unchecked Sendable {
     private static let copiedIndex = refusedBase + AuthRejectReason.allCases.count + 1
     private static let fixedIndex = copiedIndex + 1
     private static let strayIndex = fixedIndex + 1
-    private static let count = strayIndex + 1
+    private static let clusterRetryIndex = strayIndex + 1, clusterErrorIndex = strayIndex + 2
+    private static let count = clusterErrorIndex + 1
 
     public init() {
         counts = FixedArray(repeating: 0, count: Self.count)
@@ -32,6 +33,8 @@ public final class TargetCounters: @unchecked Sendable {
     @inline(__always) func copied(_ n: Int) { storage[Self.copiedIndex] &+= UInt64(n) }
     @inline(__always) func fixedBufferOperation() { storage[Self.fixedIndex] &+= 1 }
     func strayReceive() { storage[Self.strayIndex] &+= 1 }
+    func clusterRetry() { storage[Self.clusterRetryIndex] &+= 1 }
+    func clusterError() { storage[Self.clusterErrorIndex] &+= 1 }
     @inline(__always) func badCommand(_ check: CapsuleCheck) { storage[Self.badCommandBase + check.rawValue] &+= 1 }
     func authenticated() { storage[Self.authenticatedIndex] &+= 1 }
     func refused(_ reason: AuthRejectReason) { storage[Self.refusedBase + Int(min(reason.rawValue, UInt16(AuthRejectReason.allCases.count)))] &+= 1 }
@@ -70,6 +73,10 @@ public final class TargetCounters: @unchecked Sendable {
     /// Shared receives no connection claimed (its queue pair was gone, or not adopted within
     /// 10 s, or more were waiting than the worker holds): given back unserved.
     public var strayReceives: UInt64 { storage[Self.strayIndex] }
+    /// RBD operations the cluster failed and that were started again (within the export's io_timeout).
+    public var clusterRetries: UInt64 { storage[Self.clusterRetryIndex] }
+    /// RBD operations answered with an I/O error: the cluster failed them past the export's io_timeout.
+    public var clusterErrors: UInt64 { storage[Self.clusterErrorIndex] }
     /// Liveness probes (zero-length RDMA WRITEs) sent to idle, silent peers.
     public var livenessProbes: UInt64 { storage[Self.probedIndex] }
 

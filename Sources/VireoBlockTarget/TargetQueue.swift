@@ -87,6 +87,15 @@ package final class TargetQueue: @unchecked Sendable {
     private var zeroingSlots: FixedRing<Int>
     /// Set by the worker while this queue is on its list of queues with chunked work.
     var isOnZeroingList = false
+    /// Slots whose RBD operation the cluster failed, waiting for the worker's tick to start it again.
+    private var retryingSlots: FixedRing<Int>
+    /// RBD errors logged in the current 10 s on this connection (the first `loggedClusterErrors`
+    /// of each 10 s are; all are counted), and when those 10 s began.
+    private var clusterErrorsLogged = 0
+    private var clusterErrorMinute: UInt64 = 0
+    static let loggedClusterErrors = 8
+    /// An RBD export's io_timeout (ns): how long a command may wait for the cluster in all.
+    private let clusterTimeoutNanoseconds: UInt64
     /// Most bytes a memory export zeroes in one go on the worker; larger ranges go in chunks of this.
     static let zeroChunkBytes = 1 << 20
     private var sendQueueFree: Int
@@ -158,6 +167,8 @@ package final class TargetQueue: @unchecked Sendable {
         pendingReceives = FixedRing(capacity: depth)
         waiters = FixedRing(capacity: depth)
         zeroingSlots = FixedRing(capacity: depth)
+        retryingSlots = FixedRing(capacity: depth)
+        clusterTimeoutNanoseconds = UInt64(export.config.ioTimeoutSeconds * 1e9)
         sendQueueFree = sendQueueDepth
         // Room for one command's READs or data WRITEs and response, or for a whole pass at
         // queue depth with one segment per command (a data WRITE and a response each).
@@ -222,7 +233,7 @@ package final class TargetQueue: @unchecked Sendable {
         self.generation = generation
         self.ring = ring
         self.counters = counters
-        if store.memory == nil, index < ring.fixedBufferSlots, let b = bounce?.bytes {
+        if store.memory == nil, store.image == nil, index < ring.fixedBufferSlots, let b = bounce?.bytes {
             // A ring that refuses is served with plain reads and writes.
             if (try? ring.setFixedBuffer(index, b)) != nil { fixedBufferIndex = index }
         }
@@ -345,6 +356,13 @@ package final class TargetQueue: @unchecked Sendable {
         if isDraining || index < 0 || index >= depth { return }
         let r = requests.base + index
         guard let cap = r.pointee.capsule else { return }
+        if store.image != nil {
+            // librbd completes a whole operation: bytes (read, write) or 0, or a negative errno.
+            if result < 0, !clusterFailed(index, cap, errno: -result) { return }
+            r.pointee.hasData = cap.opcode == .read && r.pointee.status == .ok
+            r.pointee.state = .readyToComplete
+            return process(index)
+        }
         if result < 0 {
             if cap.opcode == .writeZeroes, result == -EOPNOTSUPP || result == -EINVAL || result == -ENOTTY,
                r.pointee.zeroing != .writeZeroes {
@@ -497,7 +515,7 @@ package final class TargetQueue: @unchecked Sendable {
         let r = requests.base + slot
         while !isDraining {
             switch r.pointee.state {
-            case .free, .transferringFromHost, .executing, .zeroing, .completing:
+            case .free, .transferringFromHost, .executing, .waitingToRetry, .zeroing, .completing:
                 // Nothing to decide: the slot waits for an event (see each state's comment).
                 return
             case .received:
@@ -639,6 +657,30 @@ package final class TargetQueue: @unchecked Sendable {
         let done = Int(r.pointee.progress)
         let remaining = Int(cap.length) - done
         let at = cap.offset + UInt64(done)  // ≤ capacity: checked by parse
+        if let image = store.image {
+            let n = Int(cap.length)
+            let rc: Int32
+            switch cap.opcode {
+            case .read: rc = image.read(into: bounceBase(slot), count: n, offset: cap.offset, tag: ud)
+            case .write where cap.flags.contains(.inlineData):
+                // SAFETY: the receive buffer holding the data is not reposted until the response.
+                rc = image.write(from: cap.inlineData.baseAddress!, count: n, offset: cap.offset, tag: ud)
+            case .write: rc = image.write(from: bounceBase(slot), count: n, offset: cap.offset, tag: ud)
+            case .flush: rc = image.flush(tag: ud)
+            case .discard: rc = image.discard(offset: cap.offset, count: UInt64(n), tag: ud)
+            case .writeZeroes: rc = image.writeZeroes(offset: cap.offset, count: UInt64(n), tag: ud)
+            case .getID: rc = -EINVAL
+            }
+            if rc == 0 {
+                storageInFlight += 1
+                return true
+            }
+            // librbd refused to start it (the image is closing, or an invalid range parse let through).
+            r.pointee.status = .ioError
+            counters.clusterError()
+            logClusterError(cap, errno: -rc, what: "could not start")
+            return false
+        }
         let fd = store.fd
         let ring = self.ring!
         let queued: Bool
@@ -683,6 +725,65 @@ package final class TargetQueue: @unchecked Sendable {
         // The ring is sized for every slot of every queue; this is a bug, not load.
         r.pointee.status = .ioError
         return false
+    }
+
+    /// An RBD operation of `slot` failed with `errno`: true when the slot's status is final
+    /// (an I/O error, or read-only), false when it waits to be started again. The cluster's
+    /// own timeouts (`rados_osd_op_timeout` = io_timeout) end an operation that hangs; any
+    /// error before io_timeout since the command arrived (a blocklisted client, an OSD
+    /// refusing, an operation timed out behind another) is retried on the worker's ticks, so
+    /// a guest sees an I/O error only once io_timeout has passed.
+    private func clusterFailed(_ slot: Int, _ cap: CommandCapsule, errno: Int32) -> Bool {
+        let r = requests.base + slot
+        if errno == EROFS {
+            r.pointee.status = .readOnly
+            return true
+        }
+        let waited = monotonicNanoseconds() &- r.pointee.startedAt
+        // ETIMEDOUT too: librbd fails an operation that waited behind another one (the exclusive
+        // lock's, the watch's) when that one times out, which can be well within io_timeout.
+        if errno != EINVAL, waited < clusterTimeoutNanoseconds {
+            if retryingSlots.isEmpty { logClusterError(cap, errno: errno, what: "failed; starting it again within io_timeout", final: false) }
+            counters.clusterRetry()
+            r.pointee.state = .waitingToRetry
+            retryingSlots.push(slot)
+            return false
+        }
+        r.pointee.status = .ioError
+        counters.clusterError()
+        logClusterError(cap, errno: errno, what: "failed after \(waited / 1_000_000) ms")
+        return true
+    }
+
+    /// Logs an RBD error (the first few per connection; all are counted).
+    private func logClusterError(_ cap: CommandCapsule, errno: Int32, what: String, final: Bool = true) {
+        let now = monotonicNanoseconds()
+        if now &- clusterErrorMinute > 10_000_000_000 {
+            clusterErrorMinute = now
+            clusterErrorsLogged = 0
+        }
+        guard clusterErrorsLogged < Self.loggedClusterErrors, let logger else { return }
+        clusterErrorsLogged += 1
+        let name = store.image?.name ?? "?"
+        let outcome = final ? "the guest gets an I/O error" : "no error for the guest yet"
+        let more = clusterErrorsLogged == Self.loggedClusterErrors ? " (further errors on this connection in these 10 s are counted, not logged)" : ""
+        logger.error("export \(export.config.name) (rbd \(name)) for \(peerName): \(cap.opcode) of \(cap.length) bytes at \(cap.offset) \(what): \(String(cString: strerror(errno))) (errno \(errno)); \(outcome)\(more)")
+    }
+
+    /// Starts again the RBD operations the cluster failed (the worker's tick).
+    func retryClusterOperations() {
+        guard !isDraining else { return }
+        for _ in 0..<retryingSlots.count {
+            guard let slot = retryingSlots.pop() else { break }
+            let r = requests.base + slot
+            guard r.pointee.state == .waitingToRetry else { continue }
+            if submitStorage(slot) {
+                r.pointee.state = .executing
+            } else {
+                r.pointee.state = .readyToComplete
+                process(slot)
+            }
+        }
     }
 
     /// Posts READ/GET_ID data (one RDMA WRITE per segment, unsignaled) and the

@@ -15,8 +15,11 @@ enum TargetRequestState: UInt8 {
     case transferringFromHost
     /// Data (if any) is in the bounce buffer; the storage operation has not started.
     case readyToExecute
-    /// An io_uring operation is in flight (waits: its completion).
+    /// A storage operation is in flight: io_uring's, or librbd's (waits: its completion).
     case executing
+    /// An RBD operation the cluster failed, to be started again on the worker's next tick while
+    /// the export's io_timeout has not run out since the command arrived (waits: the tick).
+    case waitingToRetry
     /// A memory export's large DISCARD/WRITE_ZEROES, zeroed one bounded chunk per worker
     /// loop turn between other connections' work (waits: `TargetQueue.stepZeroing()`).
     case zeroing

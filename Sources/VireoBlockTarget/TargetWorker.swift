@@ -1,5 +1,6 @@
 import Logging
 import VireoFabric
+import VireoRBD
 import VireoSys
 import VireoTargetCore
 import VireoUring
@@ -62,6 +63,10 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
     private var zeroing: [TargetQueue] = []
     /// Queues with batched work requests to post at the end of this pass.
     private var flushing: [TargetQueue] = []
+    /// RBD images pinned here with connections on this worker, and how many each: their
+    /// completions are announced on the ring's eventfd and taken by `pollImages()`.
+    private var images: [(image: RBDImage, queues: Int)] = []
+    private let imageCompletions = RBDCompletions()
 
     // Control-plane bookkeeping (touched only by the control thread).
     /// CQ entries not yet promised to a connection.
@@ -157,10 +162,17 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
         }
     }
 
-    /// Lets every queue probe a silent idle peer or drop one that left its posted work unacknowledged.
+    /// The fd librbd announces an RBD image's completions on, for images pinned here
+    /// (the io_uring eventfd the loop already sleeps on).
+    package var storageEventFD: Int32 { ring.eventFD.rawValue }
+
+    /// Lets every queue probe a silent idle peer or drop one that left its posted work
+    /// unacknowledged, and start again RBD operations the cluster failed.
     package func tick(now: UInt64) {
         expireUnclaimed(now: now)
         for (_, q) in table.occupied {
+            q.retryClusterOperations()
+            noteFlush(q)
             q.checkLiveness(now: now)
             if q.isDraining { noteDraining(q) }
         }
@@ -173,13 +185,13 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
     package func finish() {
         let deadline = monotonicNanoseconds() &+ 5_000_000_000
         while table.occupied.contains(where: { $0.item.storageInFlight > 0 }) && monotonicNanoseconds() < deadline {
+            for (_, q) in table.occupied { q.drop("target stopping", fault: .stopping) }
+            if pollImages() > 0 { continue }
             guard let (ud, res) = ring.takeCompletion() else {
                 usleep(1000)
                 continue
             }
-            guard let q = table.item(for: ud) else { continue }
-            q.drop("target stopping", fault: .stopping)
-            q.storageCompleted(WorkID.index(ud), result: res)
+            table.item(for: ud)?.storageCompleted(WorkID.index(ud), result: res)
         }
     }
 
@@ -226,10 +238,45 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             noteFlush(q)
             if q.isDraining { noteDraining(q) }
         }
+        if !images.isEmpty { work += pollImages() }
         postBatched()
         do { if try ring.submit() { costs.count(.uringEnters) } } catch { logger.error("worker \(index): \(error)") }
         if !draining.isEmpty { retireDrained() }
         return work
+    }
+
+    /// Takes the completed operations of every RBD image pinned here and hands each to its
+    /// queue (by its tag, a work id like io_uring's user data). Returns how many.
+    @inline(__always)
+    private func pollImages() -> Int {
+        var work = 0
+        for i in images.indices {
+            while true {
+                let n = images[i].image.poll(into: imageCompletions)
+                for k in 0..<n {
+                    let ud = imageCompletions.tag(k)
+                    guard let q = table.item(for: ud) else { continue }
+                    q.storageCompleted(WorkID.index(ud), result: Int32(clamping: imageCompletions.result(k)))
+                    noteFlush(q)
+                    if q.isDraining { noteDraining(q) }
+                }
+                work += n
+                if n < imageCompletions.capacity { break }
+            }
+        }
+        return work
+    }
+
+    /// Counts a queue of an RBD export in (adopted) or out (retired): its image is polled
+    /// while any is here.
+    private func countImage(of q: TargetQueue, _ delta: Int) {
+        guard let image = q.store.image else { return }
+        if let i = images.firstIndex(where: { $0.image === image }) {
+            images[i].queues += delta
+            if images[i].queues <= 0 { images.remove(at: i) }
+        } else if delta > 0 {
+            images.append((image, delta))
+        }
     }
 
     /// Posts what the pass batched: one ibv_post_srq_recv for the given-back shared receives,
@@ -339,6 +386,7 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
             q.unregisterFixedBuffer()
             q.returnSharedReceives()
             if q.usesSharedReceives { slotByQueuePair[q.queuePairNumber] = nil }
+            countImage(of: q, -1)
             table.remove(at: slot)
             if let fault = q.dropFault {
                 counters.dropped(fault)
@@ -359,6 +407,7 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
                 continue
             }
             counters.accepted()
+            countImage(of: q, 1)
             if q.usesSharedReceives { slotByQueuePair[q.queuePairNumber] = slot }
             q.install(index: slot, generation: generation, ring: ring, counters: counters, costs: costs, logger: logger,
                       liveness: PeerLiveness(keepaliveNanoseconds: keepaliveNanoseconds,

@@ -38,6 +38,17 @@ extension TargetConfig {
     /// max_segments = 128
     /// inline_max = 4096
     /// allowed_hosts = ["compute-1"]        # or allow_any_host = true
+    /// [[ceph_cluster]]                     # RBD exports' cluster (docs/ceph.md)
+    /// name = "ceph"
+    /// conf = "/etc/ceph/ceph.conf"
+    /// client = "vireo"                     # cephx user (client.vireo)
+    /// keyring = "/etc/ceph/ceph.client.vireo.keyring"
+    /// images_per_connection = 8
+    /// [[export]]
+    /// name = "db0"
+    /// rbd = "rbd/db0"                      # pool/[namespace/]image[@snapshot: read-only]
+    /// ceph_cluster = "ceph"                # optional with one cluster
+    /// io_timeout = 30                      # seconds before a stuck cluster fails the guest's I/O
     /// [[network]]
     /// name = "lan0"
     /// mtu = 1500
@@ -69,6 +80,7 @@ extension TargetConfig {
         if let n = r.byteCount("max_memory_per_host") { config.maxMemoryPerHost = n }
         config.hosts = r.tables("host").compactMap { HostConfig(reading: $0) }
         config.exports = r.tables("export").compactMap { ExportConfig(reading: $0) }
+        config.cephClusters = r.tables("ceph_cluster").compactMap { CephClusterConfig(reading: $0) }
         config.networks = r.tables("network").compactMap { NetworkConfig(toml: $0) }
         self = try r.result(config)
         try validate()

@@ -28,6 +28,14 @@ extension TargetConfig {
             w.set("name", h.name)
             if !h.keyFiles.isEmpty { w.set("key_files", h.keyFiles) }
         }
+        for c in cephClusters {
+            w.table("ceph_cluster")
+            w.set("name", c.name)
+            w.set("conf", c.configFile)
+            w.set("client", c.clientID)
+            w.set("keyring", c.keyring)
+            w.set("images_per_connection", c.imagesPerConnection)
+        }
         for e in exports { e.write(to: &w) }
         for n in networks {
             w.table("network")
@@ -60,6 +68,10 @@ extension ExportConfig {
         case .file(let p): w.set("file", p)
         case .device(let p): w.set("device", p)
         case .memory: w.set("memory", true)
+        case .rbd(let spec):
+            w.set("rbd", spec.description)
+            w.set("ceph_cluster", cephCluster)
+            w.set("io_timeout", Int(ioTimeoutSeconds.rounded(.up)))
         }
         if let size { w.set("size", size) }
         w.set("block_size", Int(blockSize))

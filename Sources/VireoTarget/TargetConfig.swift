@@ -22,6 +22,8 @@ public struct TargetConfig: Equatable, Sendable {
     /// queues, get their own.
     public var sharedReceives = 1024
     public var exports: [ExportConfig] = []
+    /// Ceph clusters RBD exports live in (`[[ceph_cluster]]`).
+    public var cephClusters: [CephClusterConfig] = []
     /// Packet endpoints: named L2 networks.
     public var networks: [NetworkConfig] = []
     /// The control API's UNIX socket (JSON-RPC 2.0, docs/api.md; TOML `control_socket`), if any.
@@ -112,10 +114,21 @@ public struct TargetConfig: Equatable, Sendable {
         if exports.isEmpty && networks.isEmpty && controlSocket == nil {
             out.append("no exports configured (add [[export]] or --export, or [[network]] or --network, or a control_socket to add them at run time)")
         }
+        var clusterNames = Set<String>()
+        for c in cephClusters {
+            if !clusterNames.insert(c.name).inserted { out.append("ceph_cluster '\(c.name)' is configured twice") }
+            out += c.problems()
+        }
         var seen = Set<String>()
         for e in exports {
             if !seen.insert(e.name).inserted { out.append("export '\(e.name)' is configured twice") }
             out += e.problems()
+            guard case .rbd = e.backing else { continue }
+            if let c = e.cephCluster {
+                if !clusterNames.contains(c) { out.append("export '\(e.name)': ceph_cluster '\(c)' is not a configured [[ceph_cluster]]") }
+            } else if cephClusters.count != 1 {
+                out.append("export '\(e.name)': an rbd export needs ceph_cluster = NAME (\(cephClusters.count) [[ceph_cluster]] configured)")
+            }
         }
         var taps = Set<String>()
         for n in networks {

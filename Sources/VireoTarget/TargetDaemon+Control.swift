@@ -136,6 +136,10 @@ extension TargetDaemon {
         case .file(let p): o["file"] = .string(p)
         case .device(let p): o["device"] = .string(p)
         case .memory: o["memory"] = true
+        case .rbd(let spec):
+            o["rbd"] = .string(spec.description)
+            if let cluster = c.cephCluster { o["ceph_cluster"] = .string(cluster) }
+            o["io_timeout"] = JSONValue(Int(c.ioTimeoutSeconds.rounded(.up)))
         }
         if let n = c.maxQueuesPerHost { o["max_queues_per_host"] = JSONValue(n) }
         if let h = c.access.allowedHosts { o["allowed_hosts"] = JSONValue(h) }
@@ -180,12 +184,13 @@ extension TargetDaemon {
             return .failure(.busy("export \(ec.name) is being deleted: \(d.queues) connection(s) still draining; try again shortly"))
         }
         let export: Export
-        do { export = try Export(config: ec, logger: logger) } catch {
+        do { export = try Export(config: ec, ceph: ceph, logger: logger) } catch {
             return .failure(.failed("export \(ec.name): \(error)"))
         }
         access[ec.name] = Self.endpointRule(kind: "export", name: ec.name, ec.access, config: runningConfig, logger: logger)
         exports[ec.name] = export
         exportOrder.append(ec.name)
+        watchImage(export)
         logger.notice("export \(ec.name) created (\(how)): \(Self.describe(export))")
         return .success(exportInfo(export, state: "serving"))
     }
@@ -202,7 +207,12 @@ extension TargetDaemon {
         }
         let capacity = old.store.capacity, block = UInt64(old.config.blockSize)
         guard case .file = old.config.backing else {
-            let kind = old.config.backing == .memory ? "memory" : "a block device"
+            let kind: String
+            switch old.config.backing {
+            case .memory: kind = "memory"
+            case .rbd: kind = "an RBD image (resize the image: `rbd resize`; the export follows it)"
+            default: kind = "a block device"
+            }
             return .failure(.failed("export \(name) is backed by \(kind): only file exports grow online"))
         }
         if old.config.readOnly { return .failure(.failed("export \(name) is read-only: its file is never written, so it is not grown")) }
@@ -212,22 +222,65 @@ extension TargetDaemon {
         var c = old.config
         c.size = size
         let grown: Export
-        do { grown = try Export(config: c, counters: old.counters, logger: logger) } catch {
+        do { grown = try Export(config: c, counters: old.counters, ceph: ceph, logger: logger) } catch {
             return .failure(.failed("export \(name): growing its file to \(size) bytes: \(error)"))
         }
         let queues = old.queues
+        serveGrown(grown, replacing: old, why: "control API")
+        return .success(["name": .string(name), "old_capacity": JSONValue(capacity), "capacity": JSONValue(grown.store.capacity),
+                         "reconnecting_queues": JSONValue(queues), "state": .string(queues > 0 ? "resizing" : "serving")])
+    }
+
+    /// Serves `grown` (the same export, reopened at a larger capacity) in place of `old`: at
+    /// once when nothing is connected, else once `old`'s connections, dropped now, are gone
+    /// (the name admits none in between, so no I/O of the old ones overlaps the new).
+    func serveGrown(_ grown: Export, replacing old: Export, why: String) {
+        let name = old.config.name, capacity = old.store.capacity, queues = old.queues
         if queues == 0 {
             exports[name] = grown
-            logger.notice("export \(name) resized (control API): \(capacity) -> \(grown.store.capacity) bytes")
+            logger.notice("export \(name) resized (\(why)): \(capacity) -> \(grown.store.capacity) bytes")
         } else {
             exports[name] = nil
             deleting[name] = old
             resized[name] = grown
             dropConnections(of: old)
-            logger.notice("export \(name) resized (control API): \(capacity) -> \(grown.store.capacity) bytes; dropping its \(queues) queue(s) so the initiators reconnect and learn it")
+            logger.notice("export \(name) resized (\(why)): \(capacity) -> \(grown.store.capacity) bytes; dropping its \(queues) queue(s) so the initiators reconnect and learn it")
         }
-        return .success(["name": .string(name), "old_capacity": JSONValue(capacity), "capacity": JSONValue(grown.store.capacity),
-                         "reconnecting_queues": JSONValue(queues), "state": .string(queues > 0 ? "resizing" : "serving")])
+        watchImage(grown)
+    }
+
+    /// Asks librbd to wake the control thread when an RBD export's image header changes.
+    func watchImage(_ export: Export) {
+        guard let image = export.store.image else { return }
+        do { try image.watchUpdates(eventFD: controlWake.rawValue) } catch {
+            logger.warning("export \(export.config.name): \(error); an rbd resize will reach its initiators only after a target restart")
+        }
+    }
+
+    /// Control thread, when woken: each RBD export whose image header changed is checked for a
+    /// new size. A grown image is served grown (as `export_resize` does a file); a shrunk one
+    /// keeps its served capacity, and I/O beyond the image's end fails, logged.
+    func followImages() {
+        for name in exportOrder {
+            guard let e = exports[name], let image = e.store.image, image.takeUpdated() else { continue }
+            let size: UInt64
+            do { size = try image.size() } catch {
+                logger.warning("export \(name): \(error)")
+                continue
+            }
+            let block = UInt64(e.config.blockSize)
+            if size / block * block > e.store.capacity {
+                logger.notice("export \(name): rbd image grew to \(size) bytes")
+                let grown: Export
+                do { grown = try Export(config: e.config, counters: e.counters, ceph: ceph, logger: logger) } catch {
+                    logger.error("export \(name): reopening the grown image: \(error); still serving \(e.store.capacity) bytes")
+                    continue
+                }
+                serveGrown(grown, replacing: e, why: "rbd image resized")
+            } else if size < e.store.capacity {
+                logger.warning("export \(name): rbd image shrank to \(size) bytes below the served \(e.store.capacity); I/O past its end fails until the export is recreated")
+            }
+        }
     }
 
     /// Where `name` is allowed by name: "export vol0", "network lan0", "port lan0/vm1".

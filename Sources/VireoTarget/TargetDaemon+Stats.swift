@@ -53,6 +53,10 @@ extension TargetDaemon {
                   help: "Commands in a worker's shared receive pool that no connection claimed (its queue pair was gone or never adopted); given back unserved.")
         s.counter("vireo_target_liveness_probes_total", total.livenessProbes,
                   help: "Zero-length RDMA WRITEs sent to block connections that were idle and silent for the keepalive interval.")
+        s.counter("vireo_target_cluster_retries_total", total.clusterRetries,
+                  help: "RBD operations the Ceph cluster failed and that were started again within the export's io_timeout.")
+        s.counter("vireo_target_cluster_errors_total", total.clusterErrors,
+                  help: "RBD operations answered with an I/O error: the cluster failed or did not answer them within the export's io_timeout.")
         for e in exports {
             let labels = [("export", e.name)]
             let c = e.counters

@@ -49,6 +49,8 @@ public final class TargetDaemon: @unchecked Sendable {
     }
     /// Network names in the order they were added.
     var networkOrder: [String]
+    /// The Ceph clusters RBD exports open their images through (and the connections to them).
+    let ceph: CephClusters
     /// Who may connect: the target's name and secret, the hosts it knows.
     /// Read by each new connection's handshake; replaced by `host_add`/`host_remove` (control thread).
     var policy: AccessPolicy
@@ -60,7 +62,7 @@ public final class TargetDaemon: @unchecked Sendable {
     private var workers: [TargetWorker] = []
     var context: VerbsContext?
     var deviceInfo: DeviceInfo?
-    private let controlWake: EventFD
+    let controlWake: EventFD
     private let stopFlag = Atomic<Bool>(false)
     /// When the control loop last went round (monotonic ns): `isHealthy`'s evidence.
     private let heartbeat = Atomic<UInt64>(0)
@@ -115,10 +117,11 @@ public final class TargetDaemon: @unchecked Sendable {
         self.logger = logger
         (policy, access) = try Self.accessPolicy(config, logger: logger)
         hosts = config.hosts
+        ceph = CephClusters(config.cephClusters)
         var exports: [String: Export] = [:]
         for e in config.exports {
             let export: Export
-            do { export = try Export(config: e, logger: logger) } catch { throw .export(name: e.name, error) }
+            do { export = try Export(config: e, ceph: ceph, logger: logger) } catch { throw .export(name: e.name, error) }
             exports[e.name] = export
             logger.info("export \(e.name): \(Self.describe(export))")
         }
@@ -168,6 +171,7 @@ public final class TargetDaemon: @unchecked Sendable {
 
     /// Starts the workers (now, when the listener is bound to a device; else at the first connection) and the control thread.
     public func start() throws(TargetError) {
+        for e in exports.values { watchImage(e) }
         publishExports()
         publishNetworks()
         if let ctx = listener.context { try makeWorkers(on: ctx) }
@@ -306,6 +310,8 @@ public final class TargetDaemon: @unchecked Sendable {
         case .file(let p): backing = "file \(p)" + (e.store.isDirect ? " (O_DIRECT)" : " (buffered)")
         case .device(let p): backing = "device \(p)" + (e.store.isDirect ? " (O_DIRECT)" : " (buffered)")
         case .memory: backing = "memory"
+        case .rbd(let spec):
+            backing = "rbd \(spec) (cluster \(c.cephCluster ?? "default"), client.\(e.store.image.map { String($0.connection.instanceID) } ?? "?"), io_timeout \(c.ioTimeoutSeconds) s)"
         }
         return "\(backing), \(e.store.capacity) bytes, block \(c.blockSize)" + (c.readOnly ? ", read-only" : "")
     }
@@ -360,7 +366,10 @@ public final class TargetDaemon: @unchecked Sendable {
                 continue
             }
             if stopFlag.load(ordering: .acquiring) { break }
-            if poller.isReady(1) { controlWake.drain() }
+            if poller.isReady(1) {
+                controlWake.drain()
+                followImages()
+            }
             if poller.isReady(2) {
                 mailbox.runPending()
                 dirty = true  // a request may have dropped connections or changed endpoints
@@ -490,12 +499,25 @@ public final class TargetDaemon: @unchecked Sendable {
         let receiveSize = TargetQueue.receiveSize(g)
         let fitsShared = { (w: TargetWorker) in (w.sharedReceives?.bufferSize ?? 0) >= receiveSize }
         let cqNeed = { (w: TargetWorker) in sendDepth + (fitsShared(w) ? 0 : depth) }
-        // The least loaded worker with room for this connection's completions and storage operations.
-        guard let worker = workers.filter({ $0.completionBudgetLeft >= cqNeed($0) && $0.ringBudgetLeft >= depth
-            && $0.queueCount < TargetWorker.maxQueues })
-            .min(by: { $0.queueCount < $1.queueCount }) else {
-            reject(ConnectReject(.queueLimit, "target is at its connection capacity"))
+        // The least loaded worker with room for this connection's completions and storage operations;
+        // an RBD export's connections all go to the worker its image is pinned to (the first one's).
+        let hasRoom = { (w: TargetWorker) in
+            w.completionBudgetLeft >= cqNeed(w) && w.ringBudgetLeft >= depth && w.queueCount < TargetWorker.maxQueues
+        }
+        let pinned = admitted.export.store.pinnedWorker.map { i in workers.first { $0.index == i } } ?? nil
+        guard let worker = pinned.flatMap({ hasRoom($0) ? $0 : nil })
+            ?? (pinned == nil ? workers.filter(hasRoom).min(by: { $0.queueCount < $1.queueCount }) : nil) else {
+            reject(ConnectReject(.queueLimit, pinned == nil ? "target is at its connection capacity"
+                                 : "the worker serving rbd export \(admitted.request.name) is at its connection capacity"))
             return false
+        }
+        if admitted.export.store.image != nil, pinned == nil {
+            do { _ = try admitted.export.store.pin(worker: worker.index, eventFD: worker.storageEventFD) } catch {
+                logger.error("export \(admitted.request.name): \(error)")
+                reject(ConnectReject(.internalError, "export \(admitted.request.name) cannot deliver completions: \(error)"))
+                return false
+            }
+            logger.info("export \(admitted.request.name): rbd image pinned to worker \(worker.index)")
         }
         let shared = fitsShared(worker) ? worker.sharedReceives : nil
         let bytes = TargetQueue.registeredBytes(g, sharedReceives: shared != nil)

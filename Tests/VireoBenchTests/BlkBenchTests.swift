@@ -272,3 +272,42 @@ private func verifiedMixedJob(_ socket: String, readPercent: Int, runtime: Doubl
         #expect(seen.count == 10)
     }
 }
+
+/// The written map of a `--verify` run, and `check-image`'s check of a raw image against it.
+struct BlkWrittenMapTests {
+    @Test func aMapReadsBackAndChecksAnImage() throws {
+        let bs = 4096
+        let map = BlkWrittenMap(blockSize: bs, entries: [(1, 7), (3, 1)])
+        #expect(try BlkWrittenMap(parsing: map.text) == map)
+        let path = "/tmp/vireo-written-map-\(getpid()).img"
+        defer { unlink(path) }
+        var image = [UInt8](repeating: 0, count: 4 * bs)
+        image.withUnsafeMutableBytes { p in
+            BlkVerifyTable.fill(p.baseAddress! + bs, count: bs, offset: UInt64(bs), generation: 7)
+            BlkVerifyTable.fill(p.baseAddress! + 3 * bs, count: bs, offset: UInt64(3 * bs), generation: 1)
+        }
+        #expect(writeFile(path, image))
+        let good = try map.check(image: path)
+        #expect(good.checked == 2 && good.mismatches == 0)
+        // An older generation in block 3 (a write that never reached the disk) is found.
+        image.withUnsafeMutableBytes { p in
+            BlkVerifyTable.fill(p.baseAddress! + 3 * bs, count: bs, offset: UInt64(3 * bs), generation: 9)
+        }
+        #expect(writeFile(path, image))
+        let bad = try map.check(image: path)
+        #expect(bad.mismatches == 1 && bad.firstMismatchBlock == 3)
+    }
+
+    @Test(arguments: ["", "block_size=4096\n1 2", "vireo-written-map block_size=12\n", "vireo-written-map block_size=4096\n1 0",
+                      "vireo-written-map block_size=4096\nx 2"])
+    func aBadMapIsRefused(_ text: String) {
+        #expect(throws: BlkWrittenMap.Failure.self) { try BlkWrittenMap(parsing: text) }
+    }
+}
+
+private func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
+}

@@ -53,6 +53,27 @@ import VireoWire
         size = 67108864
         allow_any_host = true
 
+        [[ceph_cluster]]
+        name = "ceph-a"
+        conf = "/etc/ceph/a.conf"
+        client = "vireo"
+        keyring = "/etc/ceph/ceph.client.vireo.keyring"
+        images_per_connection = 4
+
+        [[ceph_cluster]]
+        name = "ceph-b"
+
+        [[export]]
+        name = "db0"
+        rbd = "rbd/tenant1/db0"
+        ceph_cluster = "ceph-a"
+        io_timeout = 45
+
+        [[export]]
+        name = "db0-monday"
+        rbd = "rbd/db0@monday"
+        ceph_cluster = "ceph-b"
+
         [[export]]
         name = "disk"
         device = "/dev/nvme0n1"

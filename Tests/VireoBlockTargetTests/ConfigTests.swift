@@ -77,8 +77,8 @@ struct ConfigTests {
     @Test(arguments: [
         ("workers = 0\n[[export]]\nname = \"a\"\nmemory = true\nsize = \"1M\"", "workers 0 must be 1-64"),
         ("listen = \"x:1\"", "no exports configured"),
-        ("[[export]]\nname = \"a\"\nsize = \"1M\"", "export 'a': needs exactly one of file, device or memory"),
-        ("[[export]]\nname = \"a\"\nmemory = true\nfile = \"/x\"\nsize = \"1M\"", "needs exactly one of file, device or memory"),
+        ("[[export]]\nname = \"a\"\nsize = \"1M\"", "export 'a': needs exactly one of file, device, memory or rbd"),
+        ("[[export]]\nname = \"a\"\nmemory = true\nfile = \"/x\"\nsize = \"1M\"", "needs exactly one of file, device, memory or rbd"),
         ("[[export]]\nname = \"a\"\nmemory = true", "export 'a': a memory export needs a size"),
         ("[[export]]\nname = \"a b\"\nmemory = true\nsize = \"1M\"", "name must be 1-23 characters"),
         ("[[export]]\nname = \"a\"\nmemory = true\nsize = \"lots\"", "export 'a': size must be a byte count"),
@@ -122,7 +122,7 @@ struct ConfigTests {
 
     @Test(arguments: [
         ("file=/tmp/x,size=1M", "name is missing (e.g. name=vol0)"),
-        ("name=a,size=1M", "--export name=a,size=1M: needs exactly one of file, device or memory"),
+        ("name=a,size=1M", "--export name=a,size=1M: needs exactly one of file, device, memory or rbd"),
         ("name=a,memory,size=big", "size needs a byte count"),
         ("name=a,memory,size=1M,colour=red", "unknown key 'colour'"),
         ("name=a,memory,size=1M,queue-depth=x", "queue-depth needs an integer"),
