@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
+#include <rbd/features.h>
 
 struct vireo_rados { rados_t cluster; };
 struct vireo_rbd_image {
@@ -79,6 +80,12 @@ void vireo_rbd_close(vireo_rbd_image *m) {
 }
 
 int vireo_rbd_size(vireo_rbd_image *m, uint64_t *size) { return rbd_get_size(m->image, size); }
+
+int vireo_rbd_has_exclusive_lock(vireo_rbd_image *m) {
+    uint64_t f = 0;
+    int r = rbd_get_features(m->image, &f);
+    return r < 0 ? r : (f & RBD_FEATURE_EXCLUSIVE_LOCK) != 0;
+}
 
 int vireo_rbd_set_notification(vireo_rbd_image *m, int fd) {
     return rbd_set_image_notification(m->image, fd, EVENT_TYPE_EVENTFD);

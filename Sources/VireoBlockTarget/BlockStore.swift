@@ -53,6 +53,11 @@ public final class BlockStore: @unchecked Sendable {
                 throw SystemError(call: "export \(config.name): ceph_cluster '\(config.cephCluster ?? "")' [not configured]", errno: ENOENT)
             }
             let opened = try ceph.open(spec, cluster: cluster, timeout: config.ioTimeoutSeconds, readOnly: config.readOnly)
+            // A gateway group relies on the exclusive lock: one gateway writes at a time, and a
+            // dead one is fenced (blocklisted) before another writes (docs/ceph.md).
+            if let group = config.group, !config.readOnly, try !opened.hasExclusiveLock() {
+                throw SystemError(call: "export \(config.name): group \(group) needs the image's exclusive-lock feature [rbd feature enable \(spec) exclusive-lock]", errno: EINVAL)
+            }
             image = opened
             owned = nil
             mapping = nil

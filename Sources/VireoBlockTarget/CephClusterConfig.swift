@@ -59,6 +59,11 @@ public struct CephClusterConfig: Equatable, Sendable {
             configFile: configFile, clientID: clientID, keyring: keyring,
             options: [("rados_osd_op_timeout", t), ("rados_mon_op_timeout", t), ("client_mount_timeout", t),
                       // librbd writes straight from the target's buffers (they stay until the completion).
-                      ("rbd_disable_zero_copy_writes", "false")])
+                      ("rbd_disable_zero_copy_writes", "false"),
+                      // No gateway-side cache: a write is acknowledged once the OSDs have it. A
+                      // cache would acknowledge earlier, and what it held is lost when the gateway
+                      // dies; the guest's next FLUSH, served by the restarted gateway or another
+                      // of the group, would then complete without covering it.
+                      ("rbd_cache", "false")])
     }
 }

@@ -10,7 +10,8 @@ public final class Export: @unchecked Sendable {
     // everything else is immutable after init.
     public let config: ExportConfig
     public let store: BlockStore
-    /// The 20-byte identifier GET_ID returns: the export name, NUL padded.
+    /// The 20-byte identifier GET_ID returns: the export's group (the same through every
+    /// gateway), else its name; NUL padded.
     public let identifier: [UInt8]
     /// A memory export's bytes registered (local access only: no peer gets a key to
     /// them) with each protection domain serving it, so RDMA moves READ and WRITE
@@ -32,9 +33,13 @@ public final class Export: @unchecked Sendable {
         self.config = config
         self.counters = counters
         store = try BlockStore(config: config, ceph: ceph, logger: logger)
-        var id = Array(config.name.utf8.prefix(20))
-        id += [UInt8](repeating: 0, count: 20 - id.count)
-        identifier = id
+        identifier = Self.identifier(for: config)
+    }
+
+    /// What GET_ID answers for `config`: its group, else its name, NUL padded to 20 bytes.
+    static func identifier(for config: ExportConfig) -> [UInt8] {
+        let id = Array((config.group ?? config.name).utf8.prefix(20))
+        return id + [UInt8](repeating: 0, count: 20 - id.count)
     }
 
     /// A memory export's registration with `registrar` (made on first use), or nil for

@@ -3,8 +3,8 @@ import VireoDaemon
 extension ExportConfig {
     /// One export's keys, from a `--export` value (`ExportConfig(flag:)`) or an
     /// `[[export]]` table (`TargetConfig(toml:)`): `name`, exactly one of `file`, `device`,
-    /// `memory = true` or `rbd = "pool/[namespace/]image[@snapshot]"` (with `ceph_cluster`
-    /// and `io_timeout`), and `size`, `block_size`, `read_only`, `max_queues`,
+    /// `memory = true` or `rbd = "pool/[namespace/]image[@snapshot]"` (with `ceph_cluster`,
+    /// `io_timeout` and `group`), and `size`, `block_size`, `read_only`, `max_queues`,
     /// `max_queues_per_host`, `queue_depth`, `max_io`, `max_segments`, `inline_max`,
     /// `allowed_hosts`, `allow_any_host`.
     /// Every problem is recorded in `r` (nil: no name, or not exactly one backing). Not
@@ -26,6 +26,7 @@ extension ExportConfig {
         if case .rbd(let spec) = e.backing, spec.snapshot != nil { e.readOnly = true }
         if let b = r.bool("read_only", aliases: "ro", "readonly") { e.readOnly = b }
         e.cephCluster = r.string("ceph_cluster", what: "a [[ceph_cluster]] name")
+        e.group = r.string("group", what: "a gateway group name")
         if let ns = r.duration("io_timeout") { e.ioTimeoutSeconds = Double(ns) / 1e9 }
         if let n = r.int("max_queues") { e.maxQueues = n }
         if let n = r.int("max_queues_per_host") { e.maxQueuesPerHost = n }

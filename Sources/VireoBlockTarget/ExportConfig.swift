@@ -37,6 +37,10 @@ public struct ExportConfig: Equatable, Sendable {
     public var inlineMax = 4096
     /// Which hosts may open this export (`allowed_hosts`, `allow_any_host`).
     public var access = EndpointAccessConfig()
+    /// RBD: the gateway group this export belongs to: other targets export the same image
+    /// under the same name and group, and initiators fail over between them. The group name is
+    /// the disk's identifier (GET_ID: the guest's serial), the same through every gateway.
+    public var group: String?
     /// RBD: the `[[ceph_cluster]]` the image is in (nil: the only one configured).
     public var cephCluster: String?
     /// RBD: seconds an operation may wait for the cluster before the guest gets an I/O error
@@ -71,6 +75,15 @@ public struct ExportConfig: Equatable, Sendable {
         }
         if case .rbd = backing {} else if cephCluster != nil {
             out.append("\(who): ceph_cluster applies to rbd exports only")
+        }
+        if let group {
+            if case .rbd = backing {} else { out.append("\(who): group applies to rbd exports only (gateways share an image)") }
+            if !ConnectRequest.isValidName(group) || group.utf8.count > 20 {
+                out.append("\(who): group '\(group)' must be 1-20 characters of A-Z a-z 0-9 . _ : -")
+            }
+            if case .rbd(let spec) = backing, spec.snapshot != nil {
+                out.append("\(who): a group serves an image, not a snapshot")
+            }
         }
         if case .device = backing, size != nil { out.append("\(who): a device export takes its size from the device; drop size") }
         if let size {

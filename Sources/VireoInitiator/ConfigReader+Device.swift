@@ -7,13 +7,35 @@ import VireoWire
 extension ConfigReader {
     /// `socket` and `target`, both required; a target that is no "host:port" is a problem.
     func deviceEndpoint(socketExample: String) -> (socket: String, target: FabricAddress)? {
+        guard let (socket, targets) = deviceEndpoints(socketExample: socketExample) else { return nil }
+        if targets.count > 1 { problem("\(spelled("target")) takes one \"host:port\" here (several paths are for disks)") }
+        return (socket, targets[0])
+    }
+
+    /// `socket` and `target`, both required; `target` is one "host:port" or several,
+    /// comma-separated (a disk's paths through a gateway group, in order of preference).
+    func deviceEndpoints(socketExample: String) -> (socket: String, targets: [FabricAddress])? {
         let socket = requiredString("socket", example: socketExample)
-        var target: FabricAddress?
+        var targets: [FabricAddress] = []
+        var bad = false
         if let text = requiredString("target", example: "10.99.0.1:4420") {
-            do throws(FabricError) { target = try FabricAddress(parsing: text) } catch { problem("target '\(text)': \(error)") }
+            for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+                do throws(FabricError) {
+                    let a = try FabricAddress(parsing: String(part))
+                    if targets.contains(a) { problem("\(spelled("target")) '\(part)' is given twice"); bad = true }
+                    targets.append(a)
+                } catch {
+                    problem("target '\(part)': \(error)")
+                    bad = true
+                }
+            }
+            if targets.count > DiskConfig.maxPaths {
+                problem("\(spelled("target")) lists \(targets.count) paths; at most \(DiskConfig.maxPaths)")
+                bad = true
+            }
         }
-        guard let socket, let target else { return nil }
-        return (socket, target)
+        guard let socket, !targets.isEmpty, !bad else { return nil }
+        return (socket, targets)
     }
 
     /// A required name of something on the target (an export, a network).

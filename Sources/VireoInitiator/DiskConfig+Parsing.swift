@@ -2,7 +2,7 @@ import VireoDaemon
 
 extension DiskConfig {
     /// Parses one `--disk` value:
-    /// `socket=PATH,target=HOST:PORT,export=NAME[,queues=N][,queue-depth=N][,ro][,loss-timeout=120s]`
+    /// `socket=PATH,target=HOST:PORT[,HOST:PORT...],export=NAME[,queues=N][,queue-depth=N][,ro][,loss-timeout=120s]`
     /// `[,target-key-file=PATH][,target-name=NAME]`.
     public static func parse(diskOption text: String) throws(ConfigError) -> DiskConfig {
         let r = FlagReader(flag: "--disk", text: text)
@@ -22,7 +22,7 @@ extension DiskConfig {
     /// One disk's keys, from a `--disk` value or a `[[disk]]` table, checked; every
     /// problem is recorded in `r` (nil: a required key is missing or wrong).
     init?(reading r: some ConfigReader) {
-        let endpoint = r.deviceEndpoint(socketExample: "/run/vireo/vm1-disk0.sock")
+        let endpoint = r.deviceEndpoints(socketExample: "/run/vireo/vm1-disk0.sock")
         let export = r.targetName("export", example: "vol0")
         let queues = r.count("queues", in: 1...64, default: 1)
         let depth = r.count("queue_depth", in: 2...1024, default: DiskConfig.defaultQueueDepth, powerOfTwo: true)
@@ -37,8 +37,9 @@ extension DiskConfig {
             }
         }
         guard let endpoint, let export else { return nil }
-        self.init(socket: endpoint.socket, target: endpoint.target, export: export, queues: queues, queueDepth: depth,
+        self.init(socket: endpoint.socket, target: endpoint.targets[0], export: export, queues: queues, queueDepth: depth,
                   readOnly: readOnly, lossTimeoutNanoseconds: loss)
+        standbyTargets = Array(endpoint.targets.dropFirst())
         targetTrust = trust
         remoteAccess = access
     }

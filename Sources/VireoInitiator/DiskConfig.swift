@@ -5,8 +5,16 @@ import VireoFabric
 public struct DiskConfig: Equatable, Sendable {
     /// vhost-user socket path the VMM connects to.
     public var socket: String
-    /// The target's address ("10.99.0.1:4420").
+    /// The target's address ("10.99.0.1:4420"): the first path.
     public var target: FabricAddress
+    /// Further paths to the same export through other gateways of its group, in order of
+    /// preference (`target = "a:4420,b:4420"`): I/O goes over one path at a time, and moves
+    /// to the next when the active one is lost (docs/ceph.md, "Gateway groups").
+    public var standbyTargets: [FabricAddress] = []
+    /// Every path, the first target first.
+    public var paths: [FabricAddress] { [target] + standbyTargets }
+    /// Most paths a disk takes.
+    public static let maxPaths = 8
     /// Export name on the target (1–23 of A-Z a-z 0-9 . _ : -).
     public var export: String
     /// Virtqueues, each with its own connection (queue index i).

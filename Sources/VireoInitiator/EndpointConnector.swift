@@ -34,11 +34,21 @@ protocol EndpointConnector: Sendable {
     /// production connector uses; tests supply connectors over the fake verbs layer).
     func connect(queue: Int, cq: (any CompletionSource)?, pd: (any MemoryRegistrar)?, initialCredits: Int,
                  timeoutMilliseconds: Int32) throws(InitiatorError) -> (any FabricLink, Grant)
+    /// Which of the endpoint's paths new connections go over (0 for a single path). The
+    /// supervisor moves connections made over another path to this one.
+    var activePath: Int { get }
+    /// Describes path `index` ("10.99.0.2:4420").
+    func pathDescription(_ index: Int) -> String
+    /// How many paths the endpoint has (1 for a single target).
+    var pathCount: Int { get }
 }
 
 extension EndpointConnector {
     /// The target, for messages ("10.99.0.1:4420").
     var targetDescription: String { "\(target)" }
+    var activePath: Int { 0 }
+    func pathDescription(_ index: Int) -> String { targetDescription }
+    var pathCount: Int { 1 }
 
     /// Connects queue `queue`; with `cq`, the new queue pair completes into it
     /// (a queue keeps its CQ, and so its wake fd, across reconnects); with `pd`,
@@ -49,6 +59,14 @@ extension EndpointConnector {
     /// `authenticate` answers before the connection is returned.
     func connect(queue: Int, cq: (any CompletionSource)?, pd: (any MemoryRegistrar)?, initialCredits: Int,
                  timeoutMilliseconds: Int32) throws(InitiatorError) -> (any FabricLink, Grant) {
+        try connect(to: target, queue: queue, cq: cq, pd: pd, initialCredits: initialCredits,
+                    timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// `connect` over the path to `target` (one of the endpoint's paths).
+    func connect(to target: FabricAddress, queue: Int, cq: (any CompletionSource)?, pd: (any MemoryRegistrar)?,
+                 initialCredits: Int, timeoutMilliseconds: Int32) throws(InitiatorError) -> (any FabricLink, Grant) {
+        let targetDescription = "\(target)"
         let req = request(queue: queue, initialCredits: initialCredits)
         let data: [UInt8]
         do throws(WireError) { data = try req.encoded() } catch { throw .geometry(target: targetDescription, queue: queue, error) }
@@ -75,14 +93,22 @@ extension EndpointConnector {
             conn.disconnect(timeoutMilliseconds: 100)
             throw .geometry(target: targetDescription, queue: queue, error)
         }
-        try authenticate(conn, queue: queue, request: data, accept: conn.peerPrivateData, timeoutMilliseconds: timeoutMilliseconds)
+        try authenticate(conn, queue: queue, request: data, accept: conn.peerPrivateData, target: targetDescription,
+                         timeoutMilliseconds: timeoutMilliseconds)
         return (conn, grant)
+    }
+
+    /// `authenticate` on a connection to `target`.
+    func authenticate(_ link: any FabricLink, queue: Int, request: [UInt8], accept: [UInt8], timeoutMilliseconds: Int32)
+        throws(InitiatorError) {
+        try authenticate(link, queue: queue, request: request, accept: accept, target: targetDescription,
+                         timeoutMilliseconds: timeoutMilliseconds)
     }
 
     /// The handshake on a connection just made (`HandshakeExchange`): on failure the
     /// connection is dropped and the error names this host and the endpoint.
-    func authenticate(_ link: any FabricLink, queue: Int, request: [UInt8], accept: [UInt8], timeoutMilliseconds: Int32)
-        throws(InitiatorError) {
+    func authenticate(_ link: any FabricLink, queue: Int, request: [UInt8], accept: [UInt8], target targetDescription: String,
+                      timeoutMilliseconds: Int32) throws(InitiatorError) {
         let now: InitiatorCredentials
         do throws(ConfigError) { now = try credentials.current() } catch {
             link.disconnect(timeoutMilliseconds: 100)

@@ -35,6 +35,11 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
     private var backoff: [UInt64]
     private var nextAttempt: [UInt64]
     private var lastFailure: [String]
+    /// The path each watched connection was made over (`EndpointConnector.activePath` then).
+    private var connectedPath: [Int]
+    /// Paths tried in a row without backoff since the queue's last connection (a failover
+    /// tries each path at once, then backs off like a single target).
+    private var pathsTried: [Int]
     private let stopping = Atomic<Bool>(false)
     private var thread: OSThread?
 
@@ -55,6 +60,8 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
         backoff = [UInt64](repeating: Self.initialBackoffNanoseconds, count: n)
         nextAttempt = [UInt64](repeating: 0, count: n)
         lastFailure = [String](repeating: "", count: n)
+        connectedPath = [Int](repeating: connector.activePath, count: n)
+        pathsTried = [Int](repeating: 0, count: n)
     }
 
     func start(name: String) throws(SystemError) {
@@ -101,6 +108,12 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
                     connectionGone(q, "rdma_get_cm_event: \(error)")
                 }
             }
+            // Every queue on the active path: one that is still connected over another (the
+            // active path moved when another queue's connect failed) is moved there.
+            let active = connector.activePath
+            for q in 0..<links.count where watched[q] != nil && connectedPath[q] != active {
+                connectionGone(q, "moving to path \(connector.pathDescription(active)), the active one now")
+            }
             for q in 0..<links.count {
                 let g = links[q].reconnectWanted.exchange(0, ordering: .acquiring)
                 if g != 0, g == generations[q], !needsConnect[q] {
@@ -126,12 +139,15 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
     }
 
     private func attempt(_ q: Int) {
+        let path = connector.activePath
         do {
             let credits = links[q].initialCredits.load(ordering: .acquiring)
             let (conn, geometry) = try connector.connect(queue: q, cq: cqs[q], pd: pd, initialCredits: credits,
                                                          timeoutMilliseconds: Self.attemptTimeoutMilliseconds)
             generations[q] &+= 1
             watched[q] = conn
+            connectedPath[q] = path
+            pathsTried[q] = 0
             needsConnect[q] = false
             lastFailure[q] = ""
             onGeometry(geometry, q)
@@ -142,6 +158,17 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
             links[q].workerWake.signal()
         } catch {
             let text = "\(error)"
+            let now = connector.activePath
+            if now != path {
+                logger.warning("queue \(q): path \(connector.pathDescription(path)) failed (\(text)); path \(connector.pathDescription(now)) is active now")
+            }
+            if connector.pathCount > 1, pathsTried[q] + 1 < connector.pathCount {
+                // A gateway group fails over at once: each path is tried before backing off.
+                pathsTried[q] += 1
+                nextAttempt[q] = monotonicNanoseconds()
+                return
+            }
+            pathsTried[q] = 0
             if text != lastFailure[q] {
                 logger.warning("queue \(q): reconnect failed: \(text) (retrying, backoff up to \(Self.maxBackoffNanoseconds / 1_000_000_000) s)")
                 lastFailure[q] = text

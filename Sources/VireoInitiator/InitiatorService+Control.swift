@@ -71,7 +71,7 @@ extension InitiatorService {
 
     static let diskParameters = [
         "socket (string, required): the vhost-user socket path to serve",
-        "target (string, required): the target's \"host:port\"",
+        "target (string, required): the target's \"host:port\" (a disk: several, comma-separated, its paths through a gateway group)",
         "export (string, required): the export's name on the target",
         "queues (1-64), queue_depth (power of two 2-1024), read_only (bool), loss_timeout (\"120s\")",
         "remote_access (\"windows\" or \"whole-memory\"), target_key_file or target_key_files, target_name",
@@ -79,7 +79,7 @@ extension InitiatorService {
 
     static let nicParameters = [
         "socket (string, required): the vhost-user socket path to serve",
-        "target (string, required): the target's \"host:port\"",
+        "target (string, required): the target's \"host:port\" (a disk: several, comma-separated, its paths through a gateway group)",
         "network (string, required): the network's name on the target",
         "mac (string, required): e.g. \"52:54:00:00:00:01\" (the VMM's -device mac must match)",
         "queue_pairs (1-32), queue_size (power of two 16-1024), port (a named port of the network)",
@@ -109,7 +109,7 @@ extension InitiatorService {
     static func diskInfo(_ s: Served<RemoteBlockDevice>) -> JSONValue {
         let c = s.device.config, g = s.device.geometry, k = s.device.counters
         var o: [String: JSONValue] = [
-            "id": .string(s.id), "socket": .string(c.socket), "target": .string(c.target.description),
+            "id": .string(s.id), "socket": .string(c.socket), "target": .string(c.paths.map(\.description).joined(separator: ",")),
             "export": .string(c.export), "queues": JSONValue(c.queues), "queue_depth": JSONValue(c.queueDepth),
             "read_only": .bool(c.readOnly || g.flags.contains(.readOnly)), "capacity": JSONValue(g.capacityBytes),
             "block_size": JSONValue(Int(g.blockSize)), "remote_access": .string(c.remoteAccess.rawValue),
@@ -118,6 +118,13 @@ extension InitiatorService {
             "requests": JSONValue(k.requests.load(ordering: .relaxed)), "io_errors": JSONValue(k.ioErrors.load(ordering: .relaxed)),
         ]
         if let n = c.targetTrust.name { o["target_name"] = .string(n) }
+        if let paths = s.device.paths, paths.addresses.count > 1 {
+            o["paths"] = .array(paths.snapshot().map { p in
+                var e: [String: JSONValue] = ["address": .string(p.address.description), "state": .string(p.state.rawValue)]
+                if let err = p.lastError { e["last_error"] = .string(err) }
+                return .object(e)
+            })
+        }
         return .object(o)
     }
 

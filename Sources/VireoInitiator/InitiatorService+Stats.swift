@@ -20,6 +20,14 @@ extension InitiatorService {
         for d in disks {
             let c = d.device.config
             Self.add(d.device.counters, to: &s, labels: [("disk", d.id), ("socket", c.socket), ("export", c.export)])
+            guard let paths = d.device.paths else { continue }
+            for p in paths.snapshot() {
+                s.gauge("vireo_initiator_disk_path_active", p.state == .active ? 1 : 0,
+                        help: "1 for the path a disk's I/O goes over, 0 for its other paths (a gateway group's).",
+                        labelPairs: [("disk", d.id), ("path", p.address.description), ("state", p.state.rawValue)])
+            }
+            s.counter("vireo_initiator_disk_path_switches_total", paths.switches.load(ordering: .relaxed),
+                      help: "Times a disk's active path moved to another gateway of its group.", labelPairs: [("disk", d.id)])
         }
         for n in nics {
             let c = n.device.config

@@ -34,6 +34,10 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
     private(set) var queues: [RemoteQueue] = []
     /// Stops the fabric supervisor (whatever connector it runs).
     private var stopSupervisor: (@Sendable () -> Void)?
+    /// The disk's paths and which carries I/O (nil: a test connector without paths).
+    let paths: DiskPaths?
+    /// The target I/O goes to now (the active path's), for messages.
+    var activeTarget: String { paths.map { "\($0.addresses[$0.active])" } ?? "\(config.target)" }
 
     /// Connects every queue to the target and prepares the per-queue buffers.
     /// Errors: the target's reject (message verbatim), connect failures, an
@@ -50,6 +54,7 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         where Connector.Grant == BlockGeometry {
         self.config = config
         self.logger = logger
+        paths = (connector as? TargetConnector)?.paths
         let fabric = try FabricQueues(connector: connector, queues: config.queues, initialCredits: 0)
         geometryState = Locked(fabric.firstGrant)
         pd = fabric.registrar

@@ -97,7 +97,7 @@ final class RemoteQueue: @unchecked Sendable {
         // asked), and its capsules must still fit their slot.
         capsuleStride = Self.capsuleStride
         guard Self.capsuleFits(limits) else {
-            throw .geometry(target: "\(disk.config.target)", queue: index,
+            throw .geometry(target: "\(disk.activeTarget)", queue: index,
                             WireError("granted \(geometry.maxSegments) segments: capsule exceeds its \(Self.capsuleStride)-byte slot"))
         }
         do throws(FabricError) {
@@ -465,7 +465,7 @@ final class RemoteQueue: @unchecked Sendable {
             if let req = slot.request, let blk = slot.blk { finish(req, blk, slot.status) }
         }
         inFlight = 0
-        logger.warning("disk \(disk.config.socket) queue \(index): connection to \(disk.config.target) lost (\(reason)); holding \(fifo.count) request(s) (\(held) were in flight), reconnecting")
+        logger.warning("disk \(disk.config.socket) queue \(index): connection to \(disk.activeTarget) lost (\(reason)); holding \(fifo.count) request(s) (\(held) were in flight), reconnecting")
         dropConnection()
     }
 
@@ -489,7 +489,7 @@ final class RemoteQueue: @unchecked Sendable {
         let newLimits = CapsuleLimits(geometry: p.geometry, maxInlinePieces: TargetConnector.inlinePieces)
         guard Self.capsuleFits(newLimits) else {
             // A hostile or misconfigured target: never let capsules overrun their slots.
-            logger.error("disk \(disk.config.socket) queue \(index): target \(disk.config.target) granted \(p.geometry.maxSegments) segments, more than a \(Self.capsuleStride)-byte capsule slot holds; connection refused")
+            logger.error("disk \(disk.config.socket) queue \(index): target \(disk.activeTarget) granted \(p.geometry.maxSegments) segments, more than a \(Self.capsuleStride)-byte capsule slot holds; connection refused")
             counters.bump(counters.badResponses)
             fabric.refuse(p)
             return
@@ -513,14 +513,14 @@ final class RemoteQueue: @unchecked Sendable {
         counters.bump(counters.reconnects)
         counters.bump(counters.resubmitted, UInt64(fifo.count))
         disk.geometryAdopted(p.geometry, queue: index)
-        logger.notice("disk \(disk.config.socket) queue \(index): reconnected to \(disk.config.target) after \(lostFor) ms; resubmitting \(fifo.count) held request(s)")
+        logger.notice("disk \(disk.config.socket) queue \(index): reconnected to \(disk.activeTarget) after \(lostFor) ms; resubmitting \(fifo.count) held request(s)")
     }
 
     private func checkLossTimeout() {
         let now = monotonicNanoseconds()
         guard now &- lostSince >= disk.config.lossTimeoutNanoseconds else { return }
         let failed = failHeld(counters.failedAfterLossTimeout)
-        logger.error("disk \(disk.config.socket) queue \(index): target \(disk.config.target) export \(disk.config.export) unreachable for \(disk.config.lossTimeoutNanoseconds / 1_000_000_000) s (loss timeout): failed \(failed) held request(s) with IOERR; new requests fail until it is back")
+        logger.error("disk \(disk.config.socket) queue \(index): target \(disk.activeTarget) export \(disk.config.export) unreachable for \(disk.config.lossTimeoutNanoseconds / 1_000_000_000) s (loss timeout): failed \(failed) held request(s) with IOERR; new requests fail until it is back")
     }
 
     /// Fails every held request with IOERR (each counted in `counter` first, before the
@@ -593,7 +593,7 @@ final class RemoteQueue: @unchecked Sendable {
         }
         fifo.removeAll()
         inFlight = 0
-        logger.error("disk \(disk.config.socket) queue \(index): target \(disk.config.target) export \(disk.config.export) did not complete \(failed) request(s) before a stop, reset or memory change: connection cut, requests failed with IOERR (never replayed)")
+        logger.error("disk \(disk.config.socket) queue \(index): target \(disk.activeTarget) export \(disk.config.export) did not complete \(failed) request(s) before a stop, reset or memory change: connection cut, requests failed with IOERR (never replayed)")
     }
 
     /// (Control, after the worker stopped) Drops the connection for shutdown.

@@ -8,6 +8,8 @@ struct TargetConnector: EndpointConnector {
     typealias Grant = BlockGeometry
     let config: DiskConfig
     let credentials: CredentialSource
+    /// The disk's paths (one per gateway of its group; one for a plain target).
+    let paths: DiskPaths
     /// Segments per command asked for (the most a capsule slot is sized for).
     static let wantedSegments: UInt16 = 128
     /// Segments per command asked for on memory windows: one window each, bound per command.
@@ -17,9 +19,10 @@ struct TargetConnector: EndpointConnector {
     /// Guest pieces an inline WRITE may gather (send SGEs besides the capsule header).
     static let inlinePieces = 4
 
-    init(config: DiskConfig, credentials: CredentialSource) {
+    init(config: DiskConfig, credentials: CredentialSource, paths: DiskPaths? = nil) {
         self.config = config
         self.credentials = credentials
+        self.paths = paths ?? DiskPaths(config.paths)
     }
 
     /// The queue pair shape for `slots` request slots.
@@ -31,7 +34,27 @@ struct TargetConnector: EndpointConnector {
                         maxReceiveSegments: 1, maxInlineData: 0, readDepth: 16)
     }
 
-    var target: FabricAddress { config.target }
+    /// The active path's target.
+    var target: FabricAddress { paths.addresses[paths.active] }
+    var activePath: Int { paths.active }
+    var pathCount: Int { paths.addresses.count }
+    func pathDescription(_ index: Int) -> String { "\(paths.addresses[index])" }
+
+    /// Connects over the active path. A failure there makes the next path active (when the
+    /// disk has another), so the supervisor's next attempt goes to the next gateway.
+    func connect(queue: Int, cq: (any CompletionSource)?, pd: (any MemoryRegistrar)?, initialCredits: Int,
+                 timeoutMilliseconds: Int32) throws(InitiatorError) -> (any FabricLink, BlockGeometry) {
+        let index = paths.active
+        do {
+            let made = try connect(to: paths.addresses[index], queue: queue, cq: cq, pd: pd, initialCredits: initialCredits,
+                                   timeoutMilliseconds: timeoutMilliseconds)
+            paths.connected(index)
+            return made
+        } catch {
+            paths.failed(index, "\(error)")
+            throw error
+        }
+    }
     var endpointDescription: String { "export \(config.export)" }
     var queuePairConfig: QueuePairConfig { Self.queuePairConfig(slots: config.queueDepth, windows: config.remoteAccess == .windows) }
 

@@ -48,6 +48,14 @@ public final class RBDImage: @unchecked Sendable {
         return s
     }
 
+    /// Whether the image has RBD's exclusive-lock feature (one client writes at a time; a
+    /// dead owner's lock is broken and the owner blocklisted before another writes).
+    public func hasExclusiveLock() throws(SystemError) -> Bool {
+        let r = vireo_rbd_has_exclusive_lock(handle)
+        guard r >= 0 else { throw SystemError(call: "rbd_get_features(\(name))", errno: -r) }
+        return r == 1
+    }
+
     /// Completions are announced on `eventFD` (an eventfd) from now on. Once per image.
     public func notify(eventFD: Int32) throws(SystemError) {
         let r = vireo_rbd_set_notification(handle, eventFD)

@@ -71,6 +71,7 @@ extension ExportConfig {
         case .rbd(let spec):
             w.set("rbd", spec.description)
             w.set("ceph_cluster", cephCluster)
+            w.set("group", group)
             w.set("io_timeout", Int(ioTimeoutSeconds.rounded(.up)))
         }
         if let size { w.set("size", size) }

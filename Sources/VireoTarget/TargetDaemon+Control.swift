@@ -139,6 +139,7 @@ extension TargetDaemon {
         case .rbd(let spec):
             o["rbd"] = .string(spec.description)
             if let cluster = c.cephCluster { o["ceph_cluster"] = .string(cluster) }
+            if let group = c.group { o["group"] = .string(group) }
             o["io_timeout"] = JSONValue(Int(c.ioTimeoutSeconds.rounded(.up)))
         }
         if let n = c.maxQueuesPerHost { o["max_queues_per_host"] = JSONValue(n) }

@@ -71,9 +71,23 @@ struct RBDConfigTests {
         ("[[ceph_cluster]]\nname = \"c\"\nclient = \"client.admin\"\n[[export]]\nname = \"a\"\nrbd = \"rbd/a\"", "client 'client.admin' must be a cephx user name without 'client.'"),
         ("[[ceph_cluster]]\nname = \"c\"\nimages_per_connection = 0\n[[export]]\nname = \"a\"\nrbd = \"rbd/a\"", "images_per_connection 0 must be 1-1024"),
         ("[[ceph_cluster]]\nconf = \"/x\"\n[[export]]\nname = \"a\"\nmemory = true\nsize = \"1M\"", "name is missing"),
+        (cluster + "[[export]]\nname = \"a\"\nmemory = true\nsize = \"1M\"\ngroup = \"g0\"", "group applies to rbd exports only"),
+        (cluster + "[[export]]\nname = \"a\"\nrbd = \"rbd/a@s\"\ngroup = \"g0\"", "a group serves an image, not a snapshot"),
+        (cluster + "[[export]]\nname = \"a\"\nrbd = \"rbd/a\"\ngroup = \"a group name longer than twenty\"", "group 'a group name longer than twenty' must be 1-20 characters"),
     ])
     func badRBDConfigIsReported(_ text: String, _ expected: String) {
         expectConfigProblem(expected) { _ = try TargetConfig(toml: text) }
+    }
+
+    /// A gateway group's exports answer GET_ID with the group, so the guest's disk serial is
+    /// the same through every gateway; the running configuration keeps the group.
+    @Test func aGroupIsTheDisksIdentifier() throws {
+        let c = try TargetConfig(toml: Self.cluster + "[[export]]\nname = \"vol0\"\nrbd = \"rbd/vol0\"\ngroup = \"g0\"\n")
+        #expect(c.exports[0].group == "g0")
+        #expect(try TargetConfig(toml: c.tomlText) == c)
+        #expect(Export.identifier(for: c.exports[0]) == Array("g0".utf8) + [UInt8](repeating: 0, count: 18))
+        let m = try Export(config: ExportConfig(name: "vol0", backing: .memory, size: 1 << 20), logger: .init(label: "t"))
+        #expect(m.identifier == Array("vol0".utf8) + [UInt8](repeating: 0, count: 16))
     }
 
     /// An export naming a cluster the daemon does not know fails to open with the name in the

@@ -8,6 +8,14 @@ import VireoDaemon
         #expect(FlagItems("").items.isEmpty)
     }
 
+    /// A bare item holding `:` continues the value before it (a disk's paths); other bare items stay keys.
+    @Test func aBareAddressContinuesTheValueBefore() {
+        #expect(FlagItems("target=a:4420,b:4420,[fe80::1]:4420,export=v,ro").items
+            == [.init(key: "target", value: "a:4420,b:4420,[fe80::1]:4420"), .init(key: "export", value: "v"), .init(key: "ro")])
+        // With nothing before it to continue, it stays an item (and is reported as an unknown key).
+        #expect(FlagItems("a:1,ro").items == [.init(key: "a:1"), .init(key: "ro")])
+    }
+
     /// `=` splits at its first occurrence only; `key=` has an empty value, `=v` an empty key.
     @Test func equalsSplitsAtTheFirstOnly() {
         #expect(FlagItems("port=vm1:52:54=x,k=,=v").items

@@ -31,6 +31,8 @@ int vireo_rbd_open(vireo_rados *cluster, const char *pool, const char *ns, const
 void vireo_rbd_close(vireo_rbd_image *image);
 /// rbd_get_size.
 int vireo_rbd_size(vireo_rbd_image *image, uint64_t *size);
+/// Whether the image has the exclusive-lock feature: 1 yes, 0 no, or a negative errno.
+int vireo_rbd_has_exclusive_lock(vireo_rbd_image *image);
 /// rbd_set_image_notification(EVENT_TYPE_EVENTFD): librbd writes to `eventfd` when an
 /// operation completes and queues it for vireo_rbd_poll.
 int vireo_rbd_set_notification(vireo_rbd_image *image, int eventfd);
