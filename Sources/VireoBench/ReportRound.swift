@@ -37,7 +37,7 @@ public struct ReportRound: Sendable {
             for (stem, data) in files(in: dir, ext: "json", round: &round, name: name) {
                 let where_ = "\(name)/\(system.directory)/\(stem).json"
                 switch system {
-                case .vireo, .vireoWholeMemory:
+                case .vireo, .vireoWholeMemory, .vireoRBD:
                     do throws(ReportJSONError) {
                         let record = try ReportBlkRecord.parse(data)
                         if system == .vireo { round.vireoBlk[stem] = record }
@@ -45,7 +45,7 @@ public struct ReportRound: Sendable {
                     } catch {
                         round.problems.append("\(where_): \(error)")
                     }
-                case .nvmf, .local:
+                case .nvmf, .local, .rbdFio, .rbdNvmf:
                     do throws(FioParseError) {
                         let fio = try FioResult.parse(data)
                         if let sample = ReportJobSample(fio) {

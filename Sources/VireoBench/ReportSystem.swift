@@ -9,6 +9,12 @@ public enum ReportSystem: String, Sendable, CaseIterable, Hashable {
     case nvmf = "fio-nvmf"
     /// The same null_blk, locally (`fio` on /dev/nullb0): the floor.
     case local = "fio-local"
+    /// Vireo in front of Ceph: the target's rbd export of an image on the lab's one-OSD cluster.
+    case vireoRBD = "vireo-rbd"
+    /// fio's own rbd engine on the same image (librbd in fio, no fabric): the no-fabric limit.
+    case rbdFio = "fio-rbd"
+    /// Kernel NVMe-oF (nvmet-rdma) over the same image mapped by the kernel (krbd /dev/rbd0).
+    case rbdNvmf = "fio-krbd-nvmf"
 
     /// The results subdirectory (`round-N/<directory>/<job>.json`).
     public var directory: String { rawValue }
@@ -20,6 +26,17 @@ public enum ReportSystem: String, Sendable, CaseIterable, Hashable {
         case .vireoWholeMemory: "vireo, whole-memory keys"
         case .nvmf: "kernel NVMe-oF"
         case .local: "local null_blk"
+        case .vireoRBD: "vireo, rbd export"
+        case .rbdFio: "fio rbd engine"
+        case .rbdNvmf: "kernel NVMe-oF on krbd"
+        }
+    }
+
+    /// Whether it serves a Ceph RBD image (the RBD comparison) rather than memory.
+    public var isRBD: Bool {
+        switch self {
+        case .vireoRBD, .rbdFio, .rbdNvmf: true
+        default: false
         }
     }
 }

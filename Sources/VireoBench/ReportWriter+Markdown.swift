@@ -20,6 +20,7 @@ extension ReportWriter {
         md += "![Throughput vs size](throughput-vs-size.svg)\n\n"
         md += perftestSection()
         md += blockSection()
+        md += rbdSection()
         md += netSection()
         md += metaSection()
         return md
@@ -184,6 +185,29 @@ extension ReportWriter {
             md += "\n"
         }
         return md
+    }
+
+    /// Vireo's rbd export against fio's rbd engine (librbd, no fabric) and kernel NVMe-oF over
+    /// krbd, on the same image in the same boot.
+    private func rbdSection() -> String {
+        var md = "## Ceph RBD (one-OSD memstore cluster in the lab)\n\n"
+        let jobs = Array(Set(ReportSystem.allCases.filter(\.isRBD).flatMap { results.jobs($0) })).sorted()
+        guard !jobs.isEmpty else { return md + "Not measured.\n\n" }
+        md += "| Job | vireo rbd export IOPS | fio rbd engine IOPS | NVMe-oF on krbd IOPS | vireo / fio rbd | vireo / NVMe-oF krbd |\n"
+        md += "|---|---:|---:|---:|---:|---:|\n"
+        for job in jobs {
+            let v = results.block(.vireoRBD, job) { $0.iops }?.median
+            let f = results.block(.rbdFio, job) { $0.iops }?.median
+            let k = results.block(.rbdNvmf, job) { $0.iops }?.median
+            if v == nil && f == nil && k == nil { continue }
+            func ratio(_ a: Double?, _ b: Double?) -> String {
+                guard let a, let b, b > 0 else { return "n/a" }
+                return ReportFormat.ratio(a / b)
+            }
+            md += "| \(Self.cell(job)) | \(v.map { ReportFormat.number($0) } ?? "n/a") | \(f.map { ReportFormat.number($0) } ?? "n/a") | "
+                + "\(k.map { ReportFormat.number($0) } ?? "n/a") | \(ratio(v, f)) | \(ratio(v, k)) |\n"
+        }
+        return md + "\n"
     }
 
     private func netSection() -> String {

@@ -6,6 +6,9 @@ extension ReportWriter {
         case .vireoWholeMemory: ("#56B4E9", .diamond)
         case .nvmf: ("#D55E00", .square)
         case .local: ("#009E73", .triangle)
+        case .vireoRBD: ("#CC79A7", .circle)
+        case .rbdFio: ("#E69F00", .triangle)
+        case .rbdNvmf: ("#000000", .square)
         }
     }
 

@@ -35,6 +35,26 @@ import Testing
         #expect(md.contains("| mode | short |"))
     }
 
+    /// The RBD comparison: Vireo's rbd export against fio's rbd engine and NVMe-oF on krbd,
+    /// ratios per job; "Not measured." without them.
+    @Test func rbdSectionComparesTheThreeWays() throws {
+        let root = try ReportFixtures.syntheticResults()
+        let none = ReportWriter(results: try ReportResultSet.load(from: root), title: "t").markdown()
+        #expect(none.contains("## Ceph RBD (one-OSD memstore cluster in the lab)\n\nNot measured."))
+        let round = root.appendingPathComponent("round-1")
+        try ReportFixtures.write(ReportFixtures.vireoBlk(iops: 900, mbps: 3.7, p50: 30000, p99: 60000),
+                                 to: round.appendingPathComponent("vireo-rbd/randread-4k-qd32.json"))
+        try ReportFixtures.write(ReportFixtures.fio(rw: "read", iops: 1200, bwBytes: 1200 * 4096, p50Us: 25000, p99Us: 50000),
+                                 to: round.appendingPathComponent("fio-rbd/randread-4k-qd32.json"))
+        try ReportFixtures.write(ReportFixtures.fio(rw: "read", iops: 1000, bwBytes: 1000 * 4096, p50Us: 28000, p99Us: 55000),
+                                 to: round.appendingPathComponent("fio-krbd-nvmf/randread-4k-qd32.json"))
+        let md = ReportWriter(results: try ReportResultSet.load(from: root), title: "t").markdown()
+        let section = md.components(separatedBy: "## Ceph RBD")[1].components(separatedBy: "\n## ")[0]
+        #expect(section.contains("| randread-4k-qd32 | 900 | 1,200 | 1,000 | 0.75 | 0.90 |"))
+        #expect(!section.contains("randread-4k-qd1"), "jobs no RBD system ran are left out")
+        #expect(md.contains("### vireo, rbd export") && md.contains("### fio rbd engine") && md.contains("### kernel NVMe-oF on krbd"))
+    }
+
     @Test func fullModeListsFailedMeasurementsAsNotAvailable() throws {
         let root = try ReportFixtures.temporaryDirectory()
         try ReportFixtures.write("mode=full\nrounds=3\n", to: root.appendingPathComponent("meta.txt"))
