@@ -57,7 +57,7 @@ conf=$("$repo/deploy/ceph/micro-cluster" start "$work/ceph" $( ((cephx)) && echo
 note "Ceph cluster up in $((SECONDS - t0)) s ($( ((cephx)) && echo cephx || echo 'auth none'))"
 admin=(-c "$conf")
 rbd "${admin[@]}" create rbd/vol0 --size 64M || die "rbd create"
-rbd "${admin[@]}" snap create rbd/vol0@base >/dev/null || die "rbd snap create"
+rbd "${admin[@]}" snap create --no-progress rbd/vol0@base >/dev/null || die "rbd snap create"
 
 client=admin keyring=
 if ((cephx)); then client=vireo keyring="keyring = \"$work/ceph/client.vireo.keyring\""; fi
