@@ -218,7 +218,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VireoBlockTargetTests",
-            dependencies: ["VireoInitiator", "VireoAuth", "VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoBlockTarget", "VireoUring", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys", "CVireoVerbs"]
+            dependencies: ["VireoInitiator", "VireoAuth", "VireoTestSupport", "VireoTarget", "VireoDaemon", "VireoBlockTarget", "VireoUring", "VireoRBD", "VireoFabric", "VireoWire", "VireoSys", "CVireoSys", "CVireoVerbs"]
         ),
         .testTarget(name: "VireoBenchTests", dependencies: ["VireoBench", "VireoDaemon", "VhostUser", "VhostUserFrontend", "Virtio", "VirtioDriver", "VireoSys"], resources: [.copy("Fixtures")]),
         .testTarget(

@@ -42,9 +42,10 @@ public struct BlkWrittenMap: Equatable, Sendable {
     }
 
     public func write(to path: String) throws(Failure) {
+        // A map cut short would let check-image pass on fewer blocks: every failure is one.
         guard let f = fopen(path, "w") else { throw Failure(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
-        fputs(text, f)
-        fclose(f)
+        let put = fputs(text, f)
+        guard fclose(f) == 0, put >= 0 else { throw Failure(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
     }
 
     /// Parses `text` (as `text` writes it).

@@ -19,10 +19,6 @@ public final class CephClusters: Sendable {
     /// Opens `spec` on `cluster` (blocking: the control plane).
     func open(_ spec: RBDImageSpec, cluster: CephClusterConfig, timeout: Double, readOnly: Bool) throws(SystemError) -> RBDImage {
         try connections.open(settings: cluster.settings(timeout: timeout), imagesPerConnection: cluster.imagesPerConnection,
-                             pool: spec.pool, namespace: spec.namespace, image: spec.image, snapshot: spec.snapshot,
-                             readOnly: readOnly)
+                             spec: spec, readOnly: readOnly)
     }
-
-    /// Open connections, with the images on each.
-    public func connectionCensus() -> [Int] { connections.census() }
 }

@@ -1,4 +1,5 @@
 import VireoDaemon
+import VireoRBD
 
 extension ExportConfig {
     /// One export's keys, from a `--export` value (`ExportConfig(flag:)`) or an

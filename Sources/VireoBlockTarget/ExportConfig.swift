@@ -1,4 +1,5 @@
 import VireoDaemon
+import VireoRBD
 import VireoWire
 
 /// One export as configured: what backs it and the limits its connections get.

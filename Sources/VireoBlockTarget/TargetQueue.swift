@@ -92,7 +92,7 @@ package final class TargetQueue: @unchecked Sendable {
     /// RBD errors logged in the current 10 s on this connection (the first `loggedClusterErrors`
     /// of each 10 s are; all are counted), and when those 10 s began.
     private var clusterErrorsLogged = 0
-    private var clusterErrorMinute: UInt64 = 0
+    private var clusterErrorWindowStart: UInt64 = 0
     static let loggedClusterErrors = 8
     /// An RBD export's io_timeout (ns): how long a command may wait for the cluster in all.
     private let clusterTimeoutNanoseconds: UInt64
@@ -654,9 +654,6 @@ package final class TargetQueue: @unchecked Sendable {
         let r = requests.base + slot
         let cap = r.pointee.capsule!
         let ud = WorkID.make(queue: tableIndex, generation: generation, kind: WorkID.storage, index: slot)
-        let done = Int(r.pointee.progress)
-        let remaining = Int(cap.length) - done
-        let at = cap.offset + UInt64(done)  // ≤ capacity: checked by parse
         if let image = store.image {
             let n = Int(cap.length)
             let rc: Int32
@@ -681,6 +678,9 @@ package final class TargetQueue: @unchecked Sendable {
             logClusterError(cap, errno: -rc, what: "could not start")
             return false
         }
+        let done = Int(r.pointee.progress)
+        let remaining = Int(cap.length) - done
+        let at = cap.offset + UInt64(done)  // ≤ capacity: checked by parse
         let fd = store.fd
         let ring = self.ring!
         let queued: Bool
@@ -758,8 +758,8 @@ package final class TargetQueue: @unchecked Sendable {
     /// Logs an RBD error (the first few per connection; all are counted).
     private func logClusterError(_ cap: CommandCapsule, errno: Int32, what: String, final: Bool = true) {
         let now = monotonicNanoseconds()
-        if now &- clusterErrorMinute > 10_000_000_000 {
-            clusterErrorMinute = now
+        if now &- clusterErrorWindowStart > 10_000_000_000 {
+            clusterErrorWindowStart = now
             clusterErrorsLogged = 0
         }
         guard clusterErrorsLogged < Self.loggedClusterErrors, let logger else { return }

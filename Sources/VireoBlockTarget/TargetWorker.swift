@@ -184,8 +184,8 @@ package final class TargetWorker: EndpointEngine, @unchecked Sendable {
     /// bounce buffer is released while the kernel may still write into it.
     package func finish() {
         let deadline = monotonicNanoseconds() &+ 5_000_000_000
+        for (_, q) in table.occupied { q.drop("target stopping", fault: .stopping) }
         while table.occupied.contains(where: { $0.item.storageInFlight > 0 }) && monotonicNanoseconds() < deadline {
-            for (_, q) in table.occupied { q.drop("target stopping", fault: .stopping) }
             if pollImages() > 0 { continue }
             guard let (ud, res) = ring.takeCompletion() else {
                 usleep(1000)

@@ -13,6 +13,8 @@ public struct DiskConfig: Equatable, Sendable {
     public var standbyTargets: [FabricAddress] = []
     /// Every path, the first target first.
     public var paths: [FabricAddress] { [target] + standbyTargets }
+    /// The paths as the `target` key writes them: "a:4420,b:4420".
+    public var targetText: String { paths.map(\.description).joined(separator: ",") }
     /// Most paths a disk takes.
     public static let maxPaths = 8
     /// Export name on the target (1–23 of A-Z a-z 0-9 . _ : -).

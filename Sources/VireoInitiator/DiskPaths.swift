@@ -63,7 +63,7 @@ final class DiskPaths: Sendable {
         paths.withLock { p in
             p[index].state = .failed
             p[index].lastError = error
-            if p[now].state != .failed || now != index { p[now].state = .active }
+            if now != index { p[now].state = .active }
         }
         return moved
     }

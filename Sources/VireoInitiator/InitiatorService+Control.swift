@@ -109,7 +109,7 @@ extension InitiatorService {
     static func diskInfo(_ s: Served<RemoteBlockDevice>) -> JSONValue {
         let c = s.device.config, g = s.device.geometry, k = s.device.counters
         var o: [String: JSONValue] = [
-            "id": .string(s.id), "socket": .string(c.socket), "target": .string(c.paths.map(\.description).joined(separator: ",")),
+            "id": .string(s.id), "socket": .string(c.socket), "target": .string(c.targetText),
             "export": .string(c.export), "queues": JSONValue(c.queues), "queue_depth": JSONValue(c.queueDepth),
             "read_only": .bool(c.readOnly || g.flags.contains(.readOnly)), "capacity": JSONValue(g.capacityBytes),
             "block_size": JSONValue(Int(g.blockSize)), "remote_access": .string(c.remoteAccess.rawValue),

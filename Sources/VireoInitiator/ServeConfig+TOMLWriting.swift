@@ -15,7 +15,7 @@ extension ServeConfig {
         for d in disks {
             w.table("disk")
             w.set("socket", d.socket)
-            w.set("target", d.paths.map(\.description).joined(separator: ","))
+            w.set("target", d.targetText)
             w.set("export", d.export)
             w.set("queues", d.queues)
             w.set("queue_depth", d.queueDepth)

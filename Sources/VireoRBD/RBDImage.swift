@@ -16,22 +16,22 @@ public final class RBDImage: @unchecked Sendable {
     let handle: OpaquePointer
     /// The connection it was opened on (kept open while the image is).
     public let connection: RadosConnection
+    /// Which image, at which snapshot.
+    public let spec: RBDImageSpec
     /// `pool/[namespace/]image[@snapshot]`.
-    public let name: String
+    public var name: String { spec.description }
     /// Opened on a snapshot, or read-only: writes are refused by librbd.
     public let isReadOnly: Bool
 
-    /// Opens `image` in `pool` (and `namespace`), at `snapshot` (read-only) or the head.
-    public init(connection: RadosConnection, pool: String, namespace: String?, image: String, snapshot: String?,
-                readOnly: Bool) throws(SystemError) {
+    /// Opens `spec`'s image, at its snapshot (read-only) or the head.
+    public init(connection: RadosConnection, spec: RBDImageSpec, readOnly: Bool) throws(SystemError) {
         self.connection = connection
-        var spec = pool + "/" + (namespace.map { $0 + "/" } ?? "") + image
-        if let snapshot { spec += "@" + snapshot }
-        name = spec
-        isReadOnly = readOnly || snapshot != nil
+        self.spec = spec
+        isReadOnly = readOnly || spec.snapshot != nil
         var out: OpaquePointer?
         var failed: UnsafePointer<CChar>?
-        let r = vireo_rbd_open(connection.handle, pool, namespace, image, snapshot, readOnly ? 1 : 0, &out, &failed)
+        let r = vireo_rbd_open(connection.handle, spec.pool, spec.namespace, spec.image, spec.snapshot, readOnly ? 1 : 0,
+                               &out, &failed)
         guard r == 0, let out else {
             throw SystemError(call: "\(failed.map { String(cString: $0) } ?? "rbd_open")(\(spec))", errno: -r)
         }

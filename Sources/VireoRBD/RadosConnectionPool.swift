@@ -18,8 +18,8 @@ public final class RadosConnectionPool: Sendable {
 
     /// Opens an image on a shared connection (connecting first when none has room): blocking,
     /// made on the control plane.
-    public func open(settings: RadosConnection.Settings, imagesPerConnection: Int, pool: String, namespace: String?,
-                     image: String, snapshot: String?, readOnly: Bool) throws(SystemError) -> RBDImage {
+    public func open(settings: RadosConnection.Settings, imagesPerConnection: Int, spec: RBDImageSpec,
+                     readOnly: Bool) throws(SystemError) -> RBDImage {
         // Connecting and opening block on the cluster: not under the lock. Two opens racing
         // may each make a connection; both are used.
         var reuse: RadosConnection?
@@ -35,8 +35,7 @@ public final class RadosConnectionPool: Sendable {
         }
         let connection: RadosConnection
         if let reuse { connection = reuse } else { connection = try RadosConnection(settings) }
-        let opened = try RBDImage(connection: connection, pool: pool, namespace: namespace, image: image,
-                                  snapshot: snapshot, readOnly: readOnly)
+        let opened = try RBDImage(connection: connection, spec: spec, readOnly: readOnly)
         entries.withLock { e in
             if let i = e.firstIndex(where: { $0.connection === connection }) {
                 e[i].images.append(WeakImage(image: opened))
@@ -45,12 +44,5 @@ public final class RadosConnectionPool: Sendable {
             }
         }
         return opened
-    }
-
-    /// Open connections and the images on each, for the stats and tests.
-    public func census() -> [Int] {
-        entries.withLock { e in
-            e.compactMap { entry in entry.connection == nil ? nil : entry.images.filter { $0.image != nil }.count }
-        }
     }
 }

@@ -165,7 +165,7 @@ extension TargetDaemon {
     func createExport(_ params: JSONValue?) -> Result<JSONValue, ControlError> {
         let r = JSONParamsReader(params)
         let parsed = ExportConfig(reading: r)
-        var problems = r.finish()
+        let problems = r.finish()
         guard let ec = parsed else { return .failure(.invalidParams(problems)) }
         guard problems.isEmpty else { return .failure(.invalidParams(problems)) }
         return createExport(ec, how: "control API")

@@ -2,6 +2,7 @@ import Testing
 @testable import VireoBlockTarget
 @testable import VireoTarget
 import VireoDaemon
+import VireoRBD
 import VireoTestSupport
 import Logging
 

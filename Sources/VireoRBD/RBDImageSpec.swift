@@ -1,5 +1,5 @@
-/// Which RBD image an export serves: `pool/[namespace/]image[@snapshot]`, as the `rbd`
-/// tool writes it. A snapshot is served read-only.
+/// Which RBD image: `pool/[namespace/]image[@snapshot]`, as the `rbd` tool writes it (an
+/// export's `rbd` key, an `RBDImage`'s name). A snapshot is opened read-only.
 public struct RBDImageSpec: Equatable, Sendable, CustomStringConvertible {
     public var pool: String
     public var namespace: String?
