@@ -78,8 +78,20 @@ public final class RemoteBlockDevice: VhostUserDevice, @unchecked Sendable {
         // A new geometry is acted on when the queue adopts the connection
         // (`geometryAdopted`), not in `onGeometry`: CONFIG_CHANGE must not reach the
         // guest while the queue still checks requests against the old capacity.
-        stopSupervisor = try fabric.startSupervisor(cqs: queues.map(\.cq), name: "vireo-fab", logger: logger,
+        let stopFabric = try fabric.startSupervisor(cqs: queues.map(\.cq), name: "vireo-fab", logger: logger,
                                                     onGeometry: { _, _ in })
+        stopSupervisor = stopFabric
+        if let target = connector as? TargetConnector, target.pathCount > 1 {
+            do throws(SystemError) {
+                let prober = try PathProber(connector: target, what: "disk \(config.socket)", logger: logger)
+                try prober.start(name: "vireo-probe")
+                stopSupervisor = { prober.stop(); stopFabric() }
+            } catch {
+                stopFabric()
+                for q in queues { q.close() }
+                throw .system("pthread_create (path prober)", error)
+            }
+        }
         let g = fabric.firstGrant
         logger.info("disk \(config.socket): target \(config.target) export \(config.export): \(g.capacityBytes) bytes, block \(g.blockSize), \(config.queues) queue(s), depth \(g.queueDepth), \(g.maxSegments) segments, max I/O \(g.maxIOBytes), inline \(g.maxInlineBytes), remote access \(config.remoteAccess.rawValue)\(g.flags.contains(.readOnly) || config.readOnly ? ", read-only" : "")")
     }

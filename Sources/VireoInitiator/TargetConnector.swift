@@ -55,6 +55,30 @@ struct TargetConnector: EndpointConnector {
             throw error
         }
     }
+    /// Asks path `index`'s gateway whether it would admit this disk, without a connection:
+    /// the connect request of queue 0 marked as a probe, which a target answers with a
+    /// `probeAnswer` reject once every admission check passed. Returns nil when it would,
+    /// else why not (the gateway's reject message, or the fabric's error).
+    func probe(path index: Int, timeoutMilliseconds: Int32) -> String? {
+        var req = request(queue: 0)
+        req.probe = true
+        let data: [UInt8]
+        do throws(WireError) { data = try req.encoded() } catch { return "\(error)" }
+        // The smallest queue pair rdma_connect takes; the target never accepts it.
+        let resources = ConnectionResources(queuePair: QueuePairConfig(sendDepth: 1, receiveDepth: 1, readDepth: 0))
+        do throws(FabricError) {
+            let conn = try Connection.connect(to: paths.addresses[index], resources: resources, privateData: data,
+                                              timeoutMilliseconds: timeoutMilliseconds)
+            conn.disconnect(timeoutMilliseconds: 100)
+            return "the target accepted a path probe as a connection (it predates path probes)"
+        } catch {
+            if case .rejected(_, let pd) = error, let answer = ConnectReject(decoding: pd) {
+                return answer.reason == .probeAnswer ? nil : "rejected: \(answer.message)"
+            }
+            return "\(error)"
+        }
+    }
+
     var endpointDescription: String { "export \(config.export)" }
     var queuePairConfig: QueuePairConfig { Self.queuePairConfig(slots: config.queueDepth, windows: config.remoteAccess == .windows) }
 

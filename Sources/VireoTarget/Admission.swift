@@ -18,7 +18,8 @@ enum Admission {
     }
 
     /// Checks, in order: decodable, version, kind, export name, write access,
-    /// per-export and per-host queue limits; then grants the geometry.
+    /// per-export and per-host queue limits; then grants the geometry. A path probe that
+    /// passes them all is answered with a `probeAnswer` reject: nothing is allocated for it.
     static func decide(privateData: [UInt8], exports: [String: Export], networks: Set<String> = []) -> Decision {
         let r: ConnectRequest
         do {
@@ -30,7 +31,7 @@ enum Admission {
             return .reject(ConnectReject(.versionMismatch, "target speaks wire version \(Wire.version), initiator sent \(r.version)"))
         }
         if r.kind == .packet {
-            if networks.contains(r.name) { return .packet(r) }
+            if networks.contains(r.name) { return r.probe ? probeAnswer(r, "network \(r.name) is served here") : .packet(r) }
             var reject = exports[r.name] != nil
                 ? ConnectReject(.wrongKind, "'\(r.name)' is an export: it serves block endpoints only")
                 : ConnectReject(.noSuchEndpoint, "no such network: \(r.name)")
@@ -55,8 +56,17 @@ enum Admission {
             return .reject(ConnectReject(.queueLimit, "export \(r.name) already serves \(perHost) queues to this host"))
         }
         switch export.grant(r) {
-        case .granted(let g): return .admit(Admitted(export: export, request: r, geometry: g))
+        case .granted(let g):
+            if r.probe { return probeAnswer(r, "export \(r.name) is served here (\(export.store.capacity) bytes)") }
+            return .admit(Admitted(export: export, request: r, geometry: g))
         case .refused(let reject): return .reject(reject)
         }
+    }
+
+    /// The answer to a probe that would have been admitted.
+    private static func probeAnswer(_ r: ConnectRequest, _ text: String) -> Decision {
+        var answer = ConnectReject(.probeAnswer, text)
+        answer.kind = r.kind
+        return .reject(answer)
     }
 }

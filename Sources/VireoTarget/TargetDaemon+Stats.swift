@@ -53,6 +53,8 @@ extension TargetDaemon {
                   help: "Commands in a worker's shared receive pool that no connection claimed (its queue pair was gone or never adopted); given back unserved.")
         s.counter("vireo_target_liveness_probes_total", total.livenessProbes,
                   help: "Zero-length RDMA WRITEs sent to block connections that were idle and silent for the keepalive interval.")
+        s.counter("vireo_target_path_probes_total", pathProbes.load(ordering: .relaxed),
+                  help: "Path probes answered that the export would be admitted (initiators checking this target as a standby path); nothing is allocated for them.")
         s.counter("vireo_target_cluster_retries_total", total.clusterRetries,
                   help: "RBD operations the Ceph cluster failed and that were started again within the export's io_timeout.")
         s.counter("vireo_target_cluster_errors_total", total.clusterErrors,

@@ -66,6 +66,8 @@ public final class TargetDaemon: @unchecked Sendable {
     private let stopFlag = Atomic<Bool>(false)
     /// When the control loop last went round (monotonic ns): `isHealthy`'s evidence.
     private let heartbeat = Atomic<UInt64>(0)
+    /// Path probes answered (initiators' checks of a standby gateway; control thread writes).
+    let pathProbes = Atomic<UInt64>(0)
     private var thread: OSThread?
     /// What the workers and the stats writer share with the control thread.
     struct Shared {
@@ -602,7 +604,12 @@ public final class TargetDaemon: @unchecked Sendable {
 
     /// Refuses `req` with `r`'s reason and message, and logs it.
     private func reject(_ req: ConnectionRequest, _ r: ConnectReject) {
-        logger.notice("rejected \(req.peerAddress): \(r.message)")
+        if r.reason == .probeAnswer {
+            pathProbes.add(1, ordering: .relaxed)
+            logger.debug("path probe from \(req.peerAddress): \(r.message)")
+        } else {
+            logger.notice("rejected \(req.peerAddress): \(r.message)")
+        }
         do { try req.reject(privateData: r.encoded()) } catch { logger.error("reject \(req.peerAddress): \(error)") }
     }
 

@@ -5,7 +5,9 @@
 /// max segments u16 · max I/O bytes u32 · host id [16] · flags u8 · name [23].
 ///
 /// Flags: bit 0 needs write access (block); bit 1 (packet) the host-id bytes
-/// carry a `PortKey` instead; bit 2 (with bit 1) that key is a port name.
+/// carry a `PortKey` instead; bit 2 (with bit 1) that key is a port name; bit 3
+/// a path probe: the target checks the request as it would a connect and answers
+/// with a reject (`RejectReason.probeAnswer` when it would admit), allocating nothing.
 public struct ConnectRequest: Equatable, Sendable {
     public static let size = 56
 
@@ -23,12 +25,16 @@ public struct ConnectRequest: Equatable, Sendable {
     public var port: PortKey?
     /// The endpoint (export or network) name, ≤ 23 bytes of UTF-8.
     public var name: String
+    /// A path probe (flags bit 3): asks whether the target would admit this request,
+    /// without a connection (a standby path's health check).
+    public var probe = false
     /// The version the peer spoke (decoded), or ours (encoded).
     public var version: UInt8 = Wire.version
 
     public static let flagWrite: UInt8 = 1
     public static let flagPortKey: UInt8 = 2
     public static let flagNamedPort: UInt8 = 4
+    public static let flagProbe: UInt8 = 8
 
     public init(kind: Wire.EndpointKind, name: String, queueIndex: UInt16, queueDepth: UInt16,
                 maxSegments: UInt16, maxIOBytes: UInt32, hostID: [UInt8], wantsWrite: Bool, port: PortKey? = nil) {
@@ -63,6 +69,7 @@ public struct ConnectRequest: Equatable, Sendable {
         }
         var flags: UInt8 = wantsWrite ? Self.flagWrite : 0
         if let port { flags |= Self.flagPortKey | (port.name != nil ? Self.flagNamedPort : 0) }
+        if probe { flags |= Self.flagProbe }
         let idBytes = port?.bytes ?? hostID
         var b = [UInt8](repeating: 0, count: Self.size)
         b.withUnsafeMutableBytes { raw in
@@ -98,7 +105,7 @@ public struct ConnectRequest: Equatable, Sendable {
                 return
             }
             let flags = LE.load(p, 32, as: UInt8.self)
-            let known = Self.flagWrite | (kind == .packet ? Self.flagPortKey | Self.flagNamedPort : 0)
+            let known = Self.flagWrite | Self.flagProbe | (kind == .packet ? Self.flagPortKey | Self.flagNamedPort : 0)
             guard flags & ~known == 0, flags & Self.flagNamedPort == 0 || flags & Self.flagPortKey != 0 else {
                 result = .failure(WireError("unknown connect flags 0x\(String(flags, radix: 16))"))
                 return
@@ -124,6 +131,7 @@ public struct ConnectRequest: Equatable, Sendable {
                 maxIOBytes: LE.load(p, 12, as: UInt32.self),
                 hostID: idBytes, wantsWrite: flags & Self.flagWrite != 0, port: port)
             r.version = version
+            r.probe = flags & Self.flagProbe != 0
             result = .success(r)
         }
         self = try result.get()

@@ -101,6 +101,9 @@ public enum RejectReason: UInt16, Sendable, CaseIterable {
     case malformed = 5
     case wrongKind = 6
     case internalError = 7
+    /// Not a refusal: the answer to a path probe (`ConnectRequest.probe`) that passed every
+    /// check a connect would; nothing was allocated for it.
+    case probeAnswer = 8
 }
 
 /// A handshake message could not be decoded.

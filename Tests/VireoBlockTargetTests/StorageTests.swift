@@ -144,10 +144,12 @@ struct StorageTests {
     // MARK: admission
 
     static func request(_ name: String, depth: UInt16 = 64, segments: UInt16 = 300, maxIO: UInt32 = 8 << 20,
-                        write: Bool = true, kind: Wire.EndpointKind = .block, version: UInt8 = Wire.version) -> [UInt8] {
+                        write: Bool = true, kind: Wire.EndpointKind = .block, version: UInt8 = Wire.version,
+                        probe: Bool = false) -> [UInt8] {
         var r = ConnectRequest(kind: kind, name: name, queueIndex: 0, queueDepth: depth, maxSegments: segments,
                                maxIOBytes: maxIO, hostID: Array(repeating: 1, count: 16), wantsWrite: write)
         r.version = version
+        r.probe = probe
         return try! r.encoded()
     }
 
@@ -214,5 +216,33 @@ struct StorageTests {
             return
         }
         #expect(h.reason == .queueLimit && h.message.contains("to this host"))
+    }
+
+    /// A path probe is checked as a connect would be; one that would be admitted is answered
+    /// with `probeAnswer` (nothing allocated), one that would not with the connect's reject.
+    @Test func aPathProbeIsAnsweredWithoutAConnection() throws {
+        let ex = try Self.exports()
+        guard case .reject(let ok) = Admission.decide(privateData: Self.request("small", probe: true), exports: ex) else {
+            Issue.record("a probe was admitted as a connection")
+            return
+        }
+        #expect(ok.reason == .probeAnswer && ok.message.contains("export small is served here"), "\(ok.message)")
+        #expect(ConnectReject(decoding: ok.encoded()) == ok)
+        #expect(ex["small"]!.queues == 0)
+        for (pd, reason) in [(Self.request("nope", probe: true), RejectReason.noSuchEndpoint),
+                             (Self.request("ro", write: true, probe: true), .readOnly),
+                             (Self.request("small", version: 9, probe: true), .versionMismatch)] {
+            guard case .reject(let r) = Admission.decide(privateData: pd, exports: ex) else { Issue.record("admitted"); continue }
+            #expect(r.reason == reason, "\(r.message)")
+        }
+        ex["small"]!.queues = 1
+        guard case .reject(let full) = Admission.decide(privateData: Self.request("small", probe: true), exports: ex) else {
+            Issue.record("admitted")
+            return
+        }
+        #expect(full.reason == .queueLimit, "a probe of a full export says so")
+        guard case .reject(let net) = Admission.decide(privateData: Self.request("lan0", kind: .packet, probe: true), exports: ex,
+                                                       networks: ["lan0"]) else { Issue.record("not answered"); return }
+        #expect(net.reason == .probeAnswer && net.kind == .packet)
     }
 }

@@ -55,4 +55,19 @@ import VireoTestSupport
         let one = DiskPaths([Self.a])
         #expect(one.failed(0, "x") == nil && one.active == 0, "a single path never switches")
     }
+
+    /// Probes keep the standby paths' state; a failover skips a path whose probe failed.
+    @Test func probesMarkStandbyPathsAndFailoverPrefersAGoodOne() {
+        let p = DiskPaths([Self.a, Self.b, Self.c])
+        #expect(p.probed(1, error: "nothing listens at b") == .standby, "a change returns the state before")
+        #expect(p.probed(1, error: "nothing listens at b") == nil, "no change, nothing to log")
+        #expect(p.probed(2, error: nil) == nil, "never tried counts as standby already")
+        #expect(p.probed(0, error: "x") == nil && p.snapshot()[0].state == .active, "the active path is not probed")
+        #expect(p.snapshot().map(\.state) == [.active, .failed, .standby])
+        #expect(p.snapshot()[1].lastError == "nothing listens at b")
+        #expect(p.failed(0, "gateway gone") == 2, "skips the path that failed its probe")
+        #expect(p.snapshot().map(\.state) == [.failed, .failed, .active])
+        #expect(p.failed(2, "gone too") == 0, "none known good: the next path")
+        #expect(p.probed(1, error: nil) == .failed && p.snapshot()[1].lastError == nil)
+    }
 }

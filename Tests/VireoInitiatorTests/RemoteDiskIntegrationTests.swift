@@ -29,6 +29,8 @@ struct RemoteDiskIntegrationTests {
         let file: String
         var port: UInt16 = 0
         var target: TargetDaemon?
+        /// Targets serving the same backing on the disk's standby paths (`standbyPaths`).
+        var standbyTargets: [TargetDaemon] = []
         /// Export size for the next target start; a memory export when `memoryExport`.
         var exportSize: UInt64 = 16 << 20
         let memoryExport: Bool
@@ -39,8 +41,10 @@ struct RemoteDiskIntegrationTests {
         var queues: [SplitDriverQueue] = []
         let path: String
 
+        /// `standbyPaths`: more targets on the same file, each a standby path of the disk; `deadPath`: a path
+        /// where nothing listens, before them.
         init(tag: String, queues: Int = 2, lossTimeout: UInt64 = 120_000_000_000, memoryExport: Bool = false,
-             drainTimeout: UInt64 = 5_000_000_000) throws {
+             drainTimeout: UInt64 = 5_000_000_000, standbyPaths: Int = 0, deadPath: Bool = false) throws {
             self.memoryExport = memoryExport
             file = "/tmp/vireo-init-\(getpid())-\(tag).img"
             unlink(file)
@@ -50,8 +54,14 @@ struct RemoteDiskIntegrationTests {
             port = p
             var logger = Logger(label: "test.initiator.\(tag)")
             logger.logLevel = .notice
-            let cfg = DiskConfig(socket: path, target: FabricAddress(host: host, port: port), export: "vol0",
+            var cfg = DiskConfig(socket: path, target: FabricAddress(host: host, port: port), export: "vol0",
                                  queues: queues, queueDepth: 64, lossTimeoutNanoseconds: lossTimeout)
+            if deadPath { cfg.standbyTargets.append(FabricAddress(host: host, port: 1)) }
+            for _ in 0..<standbyPaths {
+                let (s, p) = try Self.makeTarget(host: host, port: 0, file: memoryExport ? nil : file, size: exportSize)
+                standbyTargets.append(s)
+                cfg.standbyTargets.append(FabricAddress(host: host, port: p))
+            }
             device = try RemoteBlockDevice(config: cfg, logger: logger)
             server = try VhostUserServer(path: path, device: device,
                                          options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200),
@@ -110,6 +120,7 @@ struct RemoteDiskIntegrationTests {
             server.stop()
             device.stop()
             target?.stop()
+            for t in standbyTargets { t.stop() }
             unlink(file)
         }
     }
@@ -227,6 +238,49 @@ struct RemoteDiskIntegrationTests {
         #expect(rig.device.counters.reconnects.load(ordering: .relaxed) >= 1)
         #expect(rig.device.counters.resubmitted.load(ordering: .relaxed) >= 1)
         #expect(rig.device.counters.payloadBytesCopied.load(ordering: .relaxed) == 0)
+    }
+
+    /// A gateway group's standby paths are probed, not connected: a live standby answers (its
+    /// target allocates nothing), a dead one is marked failed; when the active target goes,
+    /// both queues move to the live standby, skipping the dead path, and data written
+    /// before reads back after.
+    @Test func standbyPathsAreProbedAndFailoverSkipsADeadOne() throws {
+        let rig = try Rig(tag: "paths", standbyPaths: 1, deadPath: true)
+        let fe = rig.frontend
+        let paths = try #require(rig.device.paths)
+        let standby = try #require(rig.standbyTargets.first)
+        #expect(waitFor(10) { paths.snapshot().map(\.state) == [.active, .failed, .standby] })
+        let dead = paths.snapshot()[1]
+        #expect(dead.lastError?.contains("nothing listens") == true, "\(dead.lastError ?? "-")")
+        func probes() -> Int {
+            standby.statsSnapshot().render().split(separator: "\n")
+                .first { $0.hasPrefix("vireo_target_path_probes_total ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+        }
+        #expect(waitFor(10) { probes() >= 1 })
+        #expect(standby.statsSnapshot().render().contains("vireo_target_connections_accepted_total 0"),
+                "a probe allocates no connection")
+
+        let a = RemoteDiskIntegrationTests.pattern(64 << 10, seed: 21)
+        let wa = rig.add(0, type: .out, sector: 0, data: a)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 20_000).count == 1)
+        #expect(rig.status(wa.status) == 0)
+
+        rig.stopTarget()
+        let ra = rig.add(1, type: .in, sector: 0, readLength: a.count)
+        fe.kick(1)
+        #expect(fe.waitForUsed(1, count: 1, timeoutMilliseconds: 30_000).count == 1)
+        #expect(rig.status(ra.status) == 0)
+        #expect(rig.memory.read(ra.data, count: a.count) == a)
+        #expect(paths.active == 2, "the live standby carries I/O")
+        #expect(paths.switches.load(ordering: .relaxed) == 1, "straight there: the dead path was skipped")
+        let wb = rig.add(0, type: .out, sector: 256, data: a)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 1, timeoutMilliseconds: 30_000).count == 1)
+        #expect(rig.status(wb.status) == 0)
+        #expect(waitFor(10) { paths.snapshot()[0].state == .failed }, "the stopped target is probed as failed")
+        try rig.startTarget()
+        #expect(waitFor(10) { paths.snapshot()[0].state == .standby }, "and as standby once it is back")
     }
 
     @Test func targetStoppedWithCommandsInFlightLosesNoAcknowledgedWrite() throws {

@@ -19,6 +19,17 @@ import Testing
         #expect(try ConnectRequest(decoding: bytes + [0, 0, 0, 0]) == request)
     }
 
+    /// A path probe is flags bit 3; it keeps every other field.
+    @Test func probeFlagRoundTrips() throws {
+        var probe = request
+        probe.probe = true
+        let bytes = try probe.encoded()
+        #expect(bytes[32] == ConnectRequest.flagWrite | ConnectRequest.flagProbe)
+        let back = try ConnectRequest(decoding: bytes)
+        #expect(back == probe && back.probe && back.wantsWrite)
+        #expect(try !ConnectRequest(decoding: request.encoded()).probe)
+    }
+
     @Test(arguments: ["", "a-name-that-is-far-too-long", "bad/slash", "spa ce", "ünï"])
     func badNamesAreRefused(name: String) {
         var r = request

@@ -30,7 +30,7 @@ import Testing
         #expect(throws: WireError.self) { try block.encoded() }
         let good = try request(.named("vm1")).encoded()
         var namedWithoutKey = good; namedWithoutKey[32] = 4
-        var unknownBit = good; unknownBit[32] |= 8
+        var unknownBit = good; unknownBit[32] |= 16
         var blockWithKey = good; blockWithKey[5] = Wire.EndpointKind.block.rawValue
         var junkAfterName = good; junkAfterName[16 + 5] = 0x41           // "vm1\0\0A..."
         var badChar = good; badChar[16] = 0x20
