@@ -20,6 +20,12 @@ struct BlkCommand: ParsableCommand {
     @Option(help: "Percentage of reads for randrw.")
     var readPercent: Int = 70
 
+    @Option(help: "Percentage of writes sent as WRITE_ZEROES (with --verify the block then reads as zeros).")
+    var zeroesPercent: Int = 0
+
+    @Option(help: "Percentage of writes sent as DISCARD (with --verify the block is unknown until written again).")
+    var discardPercent: Int = 0
+
     @Option(help: "Bytes per request (e.g. 4K, 128K).")
     var bs: String = "4K"
 
@@ -78,6 +84,8 @@ struct BlkCommand: ParsableCommand {
         var job = BlkJob(socket: socket)
         job.pattern = pattern
         job.readPercent = readPercent
+        job.zeroesPercent = zeroesPercent
+        job.discardPercent = discardPercent
         job.blockSize = bsBytes
         job.queueDepth = qd
         job.queues = queues

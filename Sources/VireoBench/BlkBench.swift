@@ -37,7 +37,7 @@ public struct BlkBench {
     public static let wantedFeatures: UInt64 = VirtioFeatures.version1 | VirtioFeatures.eventIdx
         | VirtioFeatures.indirectDesc | VirtioBlk.Feature.segMax | VirtioBlk.Feature.sizeMax
         | VirtioBlk.Feature.blockSize | VirtioBlk.Feature.flush | VirtioBlk.Feature.multiqueue
-        | VirtioBlk.Feature.topology
+        | VirtioBlk.Feature.topology | VirtioBlk.Feature.discard | VirtioBlk.Feature.writeZeroes
 
     public var job: BlkJob
     public var label = ""
@@ -85,6 +85,12 @@ public struct BlkBench {
         log("connected to \(job.socket): capacity \(geometry.capacityBytes) bytes, block \(geometry.blockSize), "
             + "\(geometry.numQueues) queue(s), features 0x\(String(fe.features, radix: 16))")
         guard fe.features & VirtioFeatures.version1 != 0 else { throw .device("the backend does not offer VIRTIO_F_VERSION_1") }
+        if job.zeroesPercent > 0 && fe.features & VirtioBlk.Feature.writeZeroes == 0 {
+            throw .device("--zeroes-percent: the backend does not offer VIRTIO_BLK_F_WRITE_ZEROES")
+        }
+        if job.discardPercent > 0 && fe.features & VirtioBlk.Feature.discard == 0 {
+            throw .device("--discard-percent: the backend does not offer VIRTIO_BLK_F_DISCARD")
+        }
         guard job.queues <= geometry.numQueues else {
             throw .invalid(["--queues \(job.queues) but the device has \(geometry.numQueues) queue(s)"])
         }
@@ -222,6 +228,8 @@ public struct BlkBench {
             result.verifiedBlocks += w.verifiedBlocks
             result.reissued += w.reissued
             result.acknowledgedWrites += w.acknowledgedWrites
+            result.acknowledgedZeroes += w.acknowledgedZeroes
+            result.acknowledgedDiscards += w.acknowledgedDiscards
             if w.flushed == true { result.flushedQueues += 1 }
             if w.flushed == false { result.problems.append("queue \(w.index): the FLUSH after the read-back failed") }
             if w.ioErrors > 0 { result.problems.append("queue \(w.index): \(w.ioErrors) request(s) completed with an error status") }

@@ -13,6 +13,12 @@ public struct BlkJob: Sendable {
     public var pattern: Pattern = .randread
     /// Percentage of reads for `randrw` (0...100).
     public var readPercent = 70
+    /// Percentage of writes sent as WRITE_ZEROES instead (virtio-blk §5.2.6.2): with `verify`,
+    /// the block then reads back as zeros.
+    public var zeroesPercent = 0
+    /// Percentage of writes sent as DISCARD instead: with `verify`, the block's contents are
+    /// unknown until it is written again (a device may keep, zero or drop discarded data).
+    public var discardPercent = 0
     /// Bytes per request (a multiple of 512).
     public var blockSize = 4096
     /// Requests kept in flight per queue.
@@ -54,6 +60,9 @@ public struct BlkJob: Sendable {
         if !(runtimeSeconds > 0) { p.append("--runtime must be positive") }
         if !(rampSeconds >= 0) { p.append("--ramp must be ≥ 0") }
         if !(0...100).contains(readPercent) { p.append("--read-percent must be in 0...100") }
+        if !(0...100).contains(zeroesPercent) || !(0...100).contains(discardPercent) || zeroesPercent + discardPercent > 100 {
+            p.append("--zeroes-percent and --discard-percent must be in 0...100 and add up to at most 100")
+        }
         if let s = spanBytes, s == 0 { p.append("--span must be positive") }
         if spinIterations < 0 { p.append("--spin must be ≥ 0") }
         if !(reconnectSeconds >= 0) { p.append("--reconnect must be ≥ 0") }

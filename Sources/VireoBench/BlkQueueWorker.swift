@@ -35,10 +35,13 @@ final class BlkQueueWorker: @unchecked Sendable {
     private let headerHost: UnsafeMutableRawPointer
     private let statusHost: UnsafeMutableRawPointer
     private let dataHost: UnsafeMutableRawPointer
+    /// Each slot's data descriptor: its flags (and, 4 bytes before, its length) are set per request.
     private let dataFlags: UnsafeMutablePointer<UnsafeMutableRawPointer>
     private let submitted: UnsafeMutablePointer<UInt64>
     private let slotBlock: UnsafeMutablePointer<Int>
+    /// The slot's request changes its block (WRITE, WRITE_ZEROES or DISCARD).
     private let slotWrite: UnsafeMutablePointer<Bool>
+    private let slotType: UnsafeMutablePointer<VirtioBlk.RequestType>
     private let slotGeneration: UnsafeMutablePointer<UInt32>
     private let slotBusy: UnsafeMutablePointer<Bool>
     private var rng: XorShift
@@ -65,6 +68,9 @@ final class BlkQueueWorker: @unchecked Sendable {
     private(set) var reissued: UInt64 = 0
     /// Writes completed OK (acknowledged to the "guest").
     private(set) var acknowledgedWrites: UInt64 = 0
+    /// Of those, WRITE_ZEROES and DISCARD requests.
+    private(set) var acknowledgedZeroes: UInt64 = 0
+    private(set) var acknowledgedDiscards: UInt64 = 0
     /// The FLUSH after the read-back completed OK (nil: none was sent).
     private(set) var flushed: Bool?
 
@@ -105,6 +111,7 @@ final class BlkQueueWorker: @unchecked Sendable {
         submitted = .allocate(capacity: qd); submitted.initialize(repeating: 0, count: qd)
         slotBlock = .allocate(capacity: qd); slotBlock.initialize(repeating: 0, count: qd)
         slotWrite = .allocate(capacity: qd); slotWrite.initialize(repeating: false, count: qd)
+        slotType = .allocate(capacity: qd); slotType.initialize(repeating: .in, count: qd)
         slotGeneration = .allocate(capacity: qd); slotGeneration.initialize(repeating: 0, count: qd)
         slotBusy = .allocate(capacity: qd); slotBusy.initialize(repeating: false, count: qd)
         memory.fill(dataGPA, count: qd * bs, byte: 0)
@@ -134,7 +141,7 @@ final class BlkQueueWorker: @unchecked Sendable {
 
     deinit {
         dataFlags.deallocate(); submitted.deallocate(); slotBlock.deallocate()
-        slotWrite.deallocate(); slotGeneration.deallocate(); slotBusy.deallocate()
+        slotWrite.deallocate(); slotType.deallocate(); slotGeneration.deallocate(); slotBusy.deallocate()
     }
 
     /// Runs the load until `end`, then (with --verify) reads back every block it wrote.
@@ -158,6 +165,7 @@ final class BlkQueueWorker: @unchecked Sendable {
         h.storeBytes(of: UInt32(0), toByteOffset: 4, as: UInt32.self)
         h.storeBytes(of: UInt64(0), toByteOffset: 8, as: UInt64.self)
         dataFlags[0].storeBytes(of: RingLayout.descFlagNext.littleEndian, as: UInt16.self)
+        (dataFlags[0] - 4).storeBytes(of: UInt32(job.blockSize).littleEndian, as: UInt32.self)
         statusHost.storeBytes(of: UInt8(0xFF), as: UInt8.self)
         ring.add(head: 0)
         publish()
@@ -351,13 +359,19 @@ final class BlkQueueWorker: @unchecked Sendable {
             if !job.pattern.isRandom { seqCursor = b + 1 == sliceBlocks ? 0 : b + 1 }
             block = sliceStart + b
         }
+        var type = write ? VirtioBlk.RequestType.out : .in
+        if write && job.zeroesPercent + job.discardPercent > 0 {
+            let r = Int(rng.next(below: 100))
+            if r < job.zeroesPercent { type = .writeZeroes } else if r < job.zeroesPercent + job.discardPercent { type = .discard }
+        }
         let offset = UInt64(block) * UInt64(bs)
         let data = dataHost + s * bs
         if let table {
             let g = table[block]
             if write {
-                let n = BlkVerifyTable.nextGeneration(g)
-                BlkVerifyTable.fill(data, count: bs, offset: offset, generation: n)
+                // After WRITE_ZEROES the block reads as zeros; after DISCARD it is unknown (0).
+                let n = type == .writeZeroes ? BlkVerifyTable.zeroed : type == .discard ? 0 : BlkVerifyTable.nextGeneration(g)
+                if type == .out { BlkVerifyTable.fill(data, count: bs, offset: offset, generation: n) }
                 slotGeneration[s] = n
             } else {
                 slotGeneration[s] = g
@@ -366,15 +380,28 @@ final class BlkQueueWorker: @unchecked Sendable {
             table[block] = g | BlkVerifyTable.busy
         }
         let h = headerHost + s * Self.slotHeaderBytes
-        h.storeBytes(of: (write ? VirtioBlk.RequestType.out : VirtioBlk.RequestType.in).rawValue.littleEndian,
-                     as: UInt32.self)
+        h.storeBytes(of: type.rawValue.littleEndian, as: UInt32.self)
         h.storeBytes(of: UInt32(0), toByteOffset: 4, as: UInt32.self)
-        h.storeBytes(of: (offset / VirtioBlk.sectorSize).littleEndian, toByteOffset: 8, as: UInt64.self)
+        let sector = offset / VirtioBlk.sectorSize
+        var dataLength = UInt32(bs)
+        if type == .writeZeroes || type == .discard {
+            // The data is one 16-byte range (§5.2.6: le64 sector, le32 num_sectors, le32 flags);
+            // the header's sector is not used.
+            h.storeBytes(of: UInt64(0), toByteOffset: 8, as: UInt64.self)
+            data.storeBytes(of: sector.littleEndian, as: UInt64.self)
+            data.storeBytes(of: UInt32(UInt64(bs) / VirtioBlk.sectorSize).littleEndian, toByteOffset: 8, as: UInt32.self)
+            data.storeBytes(of: UInt32(0), toByteOffset: 12, as: UInt32.self)
+            dataLength = 16
+        } else {
+            h.storeBytes(of: sector.littleEndian, toByteOffset: 8, as: UInt64.self)
+        }
+        (dataFlags[s] - 4).storeBytes(of: dataLength.littleEndian, as: UInt32.self)
         dataFlags[s].storeBytes(of: (RingLayout.descFlagNext | (write ? 0 : RingLayout.descFlagWrite)).littleEndian,
                                 as: UInt16.self)
         statusHost.storeBytes(of: UInt8(0xFF), toByteOffset: s * Self.slotStatusBytes, as: UInt8.self)
         slotBlock[s] = block
         slotWrite[s] = write
+        slotType[s] = type
         submitted[s] = now
         slotBusy[s] = true
         ring.add(head: indirect ? UInt16(s) : UInt16(3 * s))
@@ -386,7 +413,13 @@ final class BlkQueueWorker: @unchecked Sendable {
         slotBusy[s] = false
         let status = statusHost.load(fromByteOffset: s * Self.slotStatusBytes, as: UInt8.self)
         let ok = status == VirtioBlk.Status.ok.rawValue
-        if !ok { ioErrors += 1; errors += 1 } else if slotWrite[s] { acknowledgedWrites += 1 }
+        if !ok {
+            ioErrors += 1
+            errors += 1
+        } else if slotWrite[s] {
+            acknowledgedWrites += 1
+            if slotType[s] == .writeZeroes { acknowledgedZeroes += 1 } else if slotType[s] == .discard { acknowledgedDiscards += 1 }
+        }
         if let table {
             let block = slotBlock[s]
             let g = slotGeneration[s]

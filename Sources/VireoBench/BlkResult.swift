@@ -31,6 +31,9 @@ public struct BlkResult: Sendable {
     public var reissued: UInt64 = 0
     /// Writes that completed OK, over the whole run.
     public var acknowledgedWrites: UInt64 = 0
+    /// Of those, WRITE_ZEROES and DISCARD requests (`--zeroes-percent`, `--discard-percent`).
+    public var acknowledgedZeroes: UInt64 = 0
+    public var acknowledgedDiscards: UInt64 = 0
     /// Queues whose FLUSH after the read-back completed OK (--verify).
     public var flushedQueues = 0
     /// Human-readable problems (I/O errors, mismatches, protocol errors, stuck requests): the run fails.
@@ -50,6 +53,12 @@ public struct BlkResult: Sendable {
         o.set("label", label)
         o.set("rw", job.pattern.rawValue)
         if job.pattern == .randrw { o.set("read_percent", job.readPercent) }
+        if job.zeroesPercent > 0 || job.discardPercent > 0 {
+            o.set("zeroes_percent", job.zeroesPercent)
+            o.set("discard_percent", job.discardPercent)
+            o.set("acknowledged_zeroes", acknowledgedZeroes)
+            o.set("acknowledged_discards", acknowledgedDiscards)
+        }
         o.set("bs", job.blockSize)
         o.set("qd", job.queueDepth)
         o.set("queues", job.queues)

@@ -7,6 +7,8 @@
 final class BlkVerifyTable: @unchecked Sendable {
     // SAFETY: entries [q*perQueue, (q+1)*perQueue) are touched by queue q's thread only.
     static let busy: UInt32 = 1 << 31
+    /// The generation of a block last written by WRITE_ZEROES: it holds zeros.
+    static let zeroed: UInt32 = busy - 1
     let blocks: Int
     private let entries: UnsafeMutablePointer<UInt32>
 
@@ -25,10 +27,10 @@ final class BlkVerifyTable: @unchecked Sendable {
 
     @inline(__always) func isBusy(_ block: Int) -> Bool { entries[block] & Self.busy != 0 }
 
-    /// The generation after `g` (never 0, never the busy bit).
+    /// The generation after `g` (never 0, `zeroed` or the busy bit).
     @inline(__always) static func nextGeneration(_ g: UInt32) -> UInt32 {
         let n = (g & ~busy) &+ 1
-        return n >= busy ? 1 : n
+        return n >= zeroed ? 1 : n
     }
 
     /// The 64-bit word `i` of the pattern of the block at byte `offset` written with generation `gen`.
@@ -40,6 +42,10 @@ final class BlkVerifyTable: @unchecked Sendable {
 
     /// Fills `count` bytes (a multiple of 8) at `p` with the pattern of (offset, gen).
     @inline(__always) static func fill(_ p: UnsafeMutableRawPointer, count: Int, offset: UInt64, generation: UInt32) {
+        if generation == zeroed {
+            p.initializeMemory(as: UInt8.self, repeating: 0, count: count)
+            return
+        }
         let s = seed(offset: offset, generation: generation)
         let w = p.assumingMemoryBound(to: UInt64.self)
         for i in 0..<(count / 8) { w[i] = s &+ UInt64(i) &* 0xD1B5_4A32_D192_ED03 }
@@ -47,8 +53,12 @@ final class BlkVerifyTable: @unchecked Sendable {
 
     /// Whether `count` bytes at `p` hold the pattern of (offset, gen).
     @inline(__always) static func check(_ p: UnsafeRawPointer, count: Int, offset: UInt64, generation: UInt32) -> Bool {
-        let s = seed(offset: offset, generation: generation)
         let w = p.assumingMemoryBound(to: UInt64.self)
+        if generation == zeroed {
+            for i in 0..<(count / 8) where w[i] != 0 { return false }
+            return true
+        }
+        let s = seed(offset: offset, generation: generation)
         for i in 0..<(count / 8) where w[i] != s &+ UInt64(i) &* 0xD1B5_4A32_D192_ED03 { return false }
         return true
     }

@@ -124,6 +124,36 @@ private func verifiedMixedJob(_ socket: String, readPercent: Int, runtime: Doubl
         #expect(json.contains("\"cpu_us_per_io\":{\"self\":"))
     }
 
+    /// WRITE_ZEROES and DISCARD in the mix: each is sent as one 16-byte range; a zeroed block
+    /// must read back as zeros (the read-back and the written map check it), a discarded one
+    /// is not checked until written again.
+    @Test func zeroesAndDiscardsInTheMixVerify() throws {
+        let disk = try MemoryDiskServer(capacity: 1 << 20, queues: 2)
+        var job = verifiedMixedJob(disk.path, readPercent: 40, runtime: 0.6, ramp: 0)
+        job.zeroesPercent = 30
+        job.discardPercent = 20
+        let map = "/tmp/vireo-bench-zeroes-\(getpid()).map"
+        let image = "/tmp/vireo-bench-zeroes-\(getpid()).img"
+        defer { unlink(map); unlink(image) }
+        job.writtenMap = map
+        let r = try BlkBench(job: job).run()
+        #expect(r.errors == 0 && r.problems.isEmpty, "\(r.problems)")
+        #expect(r.acknowledgedZeroes > 0 && r.acknowledgedDiscards > 0)
+        #expect(r.acknowledgedWrites > r.acknowledgedZeroes + r.acknowledgedDiscards)
+        #expect(r.json.text.contains("\"acknowledged_zeroes\":\(r.acknowledgedZeroes)"))
+        let written = try BlkWrittenMap(parsing: String(decoding: try #require(readFile(map)), as: UTF8.self))
+        let zeroed = written.entries.filter { $0.generation == BlkVerifyTable.zeroed }
+        #expect(!zeroed.isEmpty, "some block's last write was WRITE_ZEROES")
+        var bytes = Array(disk.device.contents)
+        #expect(writeFile(image, bytes))
+        let good = try written.check(image: image)
+        #expect(good.checked == written.entries.count && good.mismatches == 0)
+        // A zeroed block that is not zero is found.
+        bytes[zeroed[0].block * 4096 + 100] = 1
+        #expect(writeFile(image, bytes))
+        #expect(try written.check(image: image).firstMismatchBlock == zeroed[0].block)
+    }
+
     @Test func sequentialReadsOfABlockLargerThanASector() throws {
         let disk = try MemoryDiskServer(capacity: 4 << 20, queues: 1)
         var job = BlkJob(socket: disk.path)
@@ -310,4 +340,17 @@ private func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
     guard fd >= 0 else { return false }
     defer { close(fd) }
     return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
+}
+
+private func readFile(_ path: String) -> [UInt8]? {
+    guard let f = fopen(path, "r") else { return nil }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return out
 }

@@ -9,7 +9,8 @@
 #     random load, then FLUSHes each queue and writes its map of acknowledged
 #     writes;
 #  2. an independent librbd client (`rbd export`) copies the image, and every
-#     acknowledged write is found in it (vireo-bench check-image);
+#     acknowledged write is found in it (vireo-bench check-image); then a load
+#     with WRITE_ZEROES and DISCARD: zeroed blocks read as zeros through both;
 #  3. the snapshot export refuses writes and reads the image as it was (zeros);
 #  4. `rbd resize` grows the image: the export follows online (the target's
 #     update watch), the initiator learns the new capacity;
@@ -104,6 +105,20 @@ rbd "${admin[@]}" export rbd/vol0 "$work/vol0.raw" >/dev/null 2>&1 || die "rbd e
 "$bin/vireo-bench" check-image --image "$work/vol0.raw" --map "$work/written.map" >"$logs/check-image.out" \
     || die "rbd export does not hold every acknowledged write: $(cat "$logs/check-image.out")"
 note "verified load through the export ($acked block reads checked), FLUSH on both queues; $(cat "$logs/check-image.out")"
+
+# 2b. WRITE_ZEROES and DISCARD (rbd_aio_write_zeroes, rbd_aio_discard) in a verified load over
+# 1 MiB, so most zeroes land on blocks the same run wrote: a zeroed block must read back as
+# zeros through Vireo and through librbd.
+bench zeroes --runtime 3 --span 1M --zeroes-percent 30 --discard-percent 20 --written-map "$work/zeroes.map" ||
+    die "the verified load with zeroes and discards failed: $(cat "$logs/bench-zeroes.out")"
+zeroes=$(sed -n 's/.*"acknowledged_zeroes":\([0-9]*\).*/\1/p' "$logs/bench-zeroes.json")
+discards=$(sed -n 's/.*"acknowledged_discards":\([0-9]*\).*/\1/p' "$logs/bench-zeroes.json")
+((${zeroes:-0} > 0 && ${discards:-0} > 0)) || die "no WRITE_ZEROES or DISCARD was acknowledged ($zeroes, $discards)"
+zeroed=$(grep -c " 2147483647$" "$work/zeroes.map" || true)
+rbd "${admin[@]}" export rbd/vol0 "$work/vol0.raw" >/dev/null 2>&1 || die "rbd export (after zeroes)"
+"$bin/vireo-bench" check-image --image "$work/vol0.raw" --map "$work/zeroes.map" >"$logs/check-zeroes.out" \
+    || die "rbd export does not hold every acknowledged write and zeroing: $(cat "$logs/check-zeroes.out")"
+note "$zeroes WRITE_ZEROES and $discards DISCARD acknowledged; $zeroed block(s) last zeroed read as zeros through librbd; $(cat "$logs/check-zeroes.out")"
 
 # 3. The snapshot: read-only, and as it was when taken.
 bk_stop TERM
