@@ -2,6 +2,7 @@ import VireoUring
 import Logging
 import VireoAuth
 import VireoFabric
+import VireoRBD
 import VireoSys
 import VireoTargetCore
 import VireoWire
@@ -738,6 +739,12 @@ package final class TargetQueue: @unchecked Sendable {
         if errno == EROFS {
             r.pointee.status = .readOnly
             return true
+        }
+        if errno == RadosConnection.blocklistedErrno, let image = store.image, !image.connection.isFenced {
+            // Fenced: the control plane reopens the image on a new client and drops this
+            // export's connections, whose initiators resubmit (nothing of this client lands).
+            image.connection.markFenced()
+            logger?.error("export \(export.config.name) (rbd \(image.name)) for \(peerName): the cluster blocklisted this gateway's client.\(image.connection.instanceID); the image is reopened on a new client")
         }
         let waited = monotonicNanoseconds() &- r.pointee.startedAt
         // ETIMEDOUT too: librbd fails an operation that waited behind another one (the exclusive

@@ -1,4 +1,5 @@
 import CVireoRBD
+import Synchronization
 import VireoSys
 
 /// One connection to a Ceph cluster (a librados client: its own messenger and
@@ -11,6 +12,19 @@ public final class RadosConnection: @unchecked Sendable {
     /// How the cluster names this client instance (`client.<instanceID>`): what a
     /// blocklist entry or an exclusive-lock owner shows.
     public let instanceID: UInt64
+    private let fenced = Atomic<Bool>(false)
+
+    /// librados' error for every operation of a client the cluster blocklisted (EBLOCKLISTED).
+    public static let blocklistedErrno: Int32 = ESHUTDOWN
+
+    /// Whether an operation on it failed with `blocklistedErrno`: the cluster fenced this
+    /// client (another gateway broke its exclusive lock, or an operator blocklisted it), and
+    /// every later operation fails too. No image opens on it any more (`RadosConnectionPool`);
+    /// its images are reopened on a new connection, a new client instance.
+    public var isFenced: Bool { fenced.load(ordering: .acquiring) }
+
+    /// Records that the cluster blocklisted this client (any thread; no allocation).
+    public func markFenced() { fenced.store(true, ordering: .releasing) }
 
     /// How to reach and authenticate with a cluster.
     public struct Settings: Equatable, Sendable {

@@ -4,7 +4,8 @@ import VireoSys
 /// live connection with the same settings holding fewer than `imagesPerConnection`
 /// images, or on a new one. Each connection costs a messenger and librados' threads;
 /// each image on it shares them (and its completions' latency under load).
-/// Connections close when their last image does (the images own them).
+/// Connections close when their last image does (the images own them). A fenced connection
+/// (blocklisted by the cluster) takes no new image.
 public final class RadosConnectionPool: Sendable {
     private struct Entry {
         let settings: RadosConnection.Settings
@@ -24,7 +25,7 @@ public final class RadosConnectionPool: Sendable {
         // may each make a connection; both are used.
         var reuse: RadosConnection?
         entries.withLock { e in
-            e.removeAll { $0.connection == nil }
+            e.removeAll { $0.connection == nil || $0.connection?.isFenced == true }
             for i in e.indices where e[i].settings == settings {
                 e[i].images.removeAll { $0.image == nil }
                 if e[i].images.count < max(1, imagesPerConnection), let c = e[i].connection {

@@ -1,6 +1,7 @@
 import Logging
 import VireoAuth
 import VireoBlockTarget
+import VireoSys
 import VireoDaemon
 import VireoPacketTarget
 import VireoWire
@@ -227,27 +228,59 @@ extension TargetDaemon {
             return .failure(.failed("export \(name): growing its file to \(size) bytes: \(error)"))
         }
         let queues = old.queues
-        serveGrown(grown, replacing: old, why: "control API")
+        serveReplacement(grown, replacing: old, what: "resized (control API): \(capacity) -> \(grown.store.capacity) bytes")
         return .success(["name": .string(name), "old_capacity": JSONValue(capacity), "capacity": JSONValue(grown.store.capacity),
                          "reconnecting_queues": JSONValue(queues), "state": .string(queues > 0 ? "resizing" : "serving")])
     }
 
-    /// Serves `grown` (the same export, reopened at a larger capacity) in place of `old`: at
-    /// once when nothing is connected, else once `old`'s connections, dropped now, are gone
-    /// (the name admits none in between, so no I/O of the old ones overlaps the new).
-    func serveGrown(_ grown: Export, replacing old: Export, why: String) {
-        let name = old.config.name, capacity = old.store.capacity, queues = old.queues
+    /// Serves `replacement` (the same export reopened: at a larger capacity, or on a new
+    /// cluster client) in place of `old`: at once when nothing is connected, else once `old`'s
+    /// connections, dropped now, are gone (the name admits none in between, so no I/O of the
+    /// old ones overlaps the new). `what` completes the log line ("resized ...").
+    func serveReplacement(_ replacement: Export, replacing old: Export, what: String) {
+        let name = old.config.name, queues = old.queues
         if queues == 0 {
-            exports[name] = grown
-            logger.notice("export \(name) resized (\(why)): \(capacity) -> \(grown.store.capacity) bytes")
+            exports[name] = replacement
+            logger.notice("export \(name) \(what)")
         } else {
             exports[name] = nil
             deleting[name] = old
-            resized[name] = grown
+            resized[name] = replacement
             dropConnections(of: old)
-            logger.notice("export \(name) resized (\(why)): \(capacity) -> \(grown.store.capacity) bytes; dropping its \(queues) queue(s) so the initiators reconnect and learn it")
+            logger.notice("export \(name) \(what); dropping its \(queues) queue(s) so the initiators reconnect to it")
         }
-        watchImage(grown)
+        watchImage(replacement)
+    }
+
+    /// Control thread, each pass: an RBD export whose cluster client was fenced (an operation
+    /// failed with EBLOCKLISTED: `RadosConnection.isFenced`) is reopened on a new connection
+    /// (a new client instance, which the blocklist does not name) and served at once in place
+    /// of the old one, whose connections are cut: their initiators reconnect to the new one and
+    /// resubmit what was held or in flight. Unlike a resize this need not wait for the old
+    /// connections' operations: the cluster refuses every one of the fenced client's, and
+    /// librbd may hold some (writes waiting for the lock it lost) for ever; each old connection
+    /// is released once its own are done. Tried every 2 s until the image opens.
+    func reopenFencedImages() {
+        let now = monotonicNanoseconds()
+        for name in exportOrder {
+            guard let e = exports[name], let image = e.store.image, image.connection.isFenced else {
+                reopenAttempts[name] = nil
+                continue
+            }
+            if let last = reopenAttempts[name], now &- last < 2_000_000_000 { continue }
+            reopenAttempts[name] = now
+            let fresh: Export
+            do { fresh = try Export(config: e.config, counters: e.counters, ceph: ceph, logger: logger) } catch {
+                logger.error("export \(name): reopening rbd \(image.name) after client.\(image.connection.instanceID) was blocklisted: \(error); trying again in 2 s")
+                continue
+            }
+            reopenAttempts[name] = nil
+            let client = fresh.store.image.map { String($0.connection.instanceID) } ?? "?"
+            exports[name] = fresh
+            watchImage(fresh)
+            let cut = cutConnections(of: e)
+            logger.notice("export \(name) reopened rbd \(image.name) on client.\(client) (client.\(image.connection.instanceID) was blocklisted); its \(cut) connection(s) cut, their initiators reconnect to it")
+        }
     }
 
     /// Asks librbd to wake the control thread when an RBD export's image header changes.
@@ -277,7 +310,7 @@ extension TargetDaemon {
                     logger.error("export \(name): reopening the grown image: \(error); still serving \(e.store.capacity) bytes")
                     continue
                 }
-                serveGrown(grown, replacing: e, why: "rbd image resized")
+                serveReplacement(grown, replacing: e, what: "resized (rbd image resized): \(e.store.capacity) -> \(grown.store.capacity) bytes")
             } else if size < e.store.capacity {
                 logger.warning("export \(name): rbd image shrank to \(size) bytes below the served \(e.store.capacity); I/O past its end fails until the export is recreated")
             }

@@ -37,9 +37,11 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Deleted exports whose connections are still draining, by name: the name stays taken
     /// until the last one is gone (and with it the export's last use of its storage).
     var deleting: [String: Export] = [:]
-    /// Grown exports waiting for their old selves' connections to drain (`export_resize`),
-    /// by name: served once `deleting` no longer holds the name.
+    /// Grown exports waiting for their old selves' connections to drain (`export_resize`,
+    /// an rbd resize), by name: served once `deleting` no longer holds the name.
     var resized: [String: Export] = [:]
+    /// When each export whose cluster client was fenced was last tried to reopen (monotonic ns).
+    var reopenAttempts: [String: UInt64] = [:]
     /// Control requests to run on the control thread (`controlMethods()`).
     let mailbox: ControlMailbox
     /// Networks (packet endpoints) by name.
@@ -372,6 +374,7 @@ public final class TargetDaemon: @unchecked Sendable {
                 controlWake.drain()
                 followImages()
             }
+            reopenFencedImages()
             if poller.isReady(2) {
                 mailbox.runPending()
                 dirty = true  // a request may have dropped connections or changed endpoints
@@ -450,6 +453,22 @@ public final class TargetDaemon: @unchecked Sendable {
         for entry in live.values {
             if let q = entry.queue, q.export === export { entry.worker?.requestDrop(q) }
         }
+    }
+
+    /// Disconnects every connection to `export` now (its queue pair goes to error, so the
+    /// RNIC no longer touches its peer's memory, and the initiator reconnects at once) and
+    /// asks the workers to drop them; each is released once its storage operations are done,
+    /// however long that takes (control thread). For an export whose cluster client was
+    /// fenced: operations librbd holds for it may never finish, and none of them can land.
+    func cutConnections(of export: Export) -> Int {
+        var cut = 0
+        for entry in live.values {
+            guard let q = entry.queue, q.export === export else { continue }
+            entry.connection.disconnect(timeoutMilliseconds: 0)
+            entry.worker?.requestDrop(q)
+            cut += 1
+        }
+        return cut
     }
 
     /// Releases a retired packet port and its budget.

@@ -115,8 +115,8 @@ zeroes=$(sed -n 's/.*"acknowledged_zeroes":\([0-9]*\).*/\1/p' "$logs/bench-zeroe
 discards=$(sed -n 's/.*"acknowledged_discards":\([0-9]*\).*/\1/p' "$logs/bench-zeroes.json")
 ((${zeroes:-0} > 0 && ${discards:-0} > 0)) || die "no WRITE_ZEROES or DISCARD was acknowledged ($zeroes, $discards)"
 zeroed=$(grep -c " 2147483647$" "$work/zeroes.map" || true)
-rbd "${admin[@]}" export rbd/vol0 "$work/vol0.raw" >/dev/null 2>&1 || die "rbd export (after zeroes)"
-"$bin/vireo-bench" check-image --image "$work/vol0.raw" --map "$work/zeroes.map" >"$logs/check-zeroes.out" \
+rbd "${admin[@]}" export rbd/vol0 "$work/vol0-zeroes.raw" >/dev/null 2>&1 || die "rbd export (after zeroes)"
+"$bin/vireo-bench" check-image --image "$work/vol0-zeroes.raw" --map "$work/zeroes.map" >"$logs/check-zeroes.out" \
     || die "rbd export does not hold every acknowledged write and zeroing: $(cat "$logs/check-zeroes.out")"
 note "$zeroes WRITE_ZEROES and $discards DISCARD acknowledged; $zeroed block(s) last zeroed read as zeros through librbd; $(cat "$logs/check-zeroes.out")"
 

@@ -9,8 +9,10 @@
 # read/write load on it. KILLS times (default 3), in a row: the gateway
 # carrying the I/O is SIGKILLed mid-write; both queues must move to the other
 # path (the exclusive lock is broken and the dead gateway blocklisted before
-# the survivor writes); the killed one is restarted as the standby. The load
-# must see no I/O error; at the end it reads back every block, FLUSHes, and an
+# the survivor writes); the killed one is restarted as the standby. Then the
+# active gateway's client is blocklisted while it lives on: it reopens the image
+# on a new client and the initiator reconnects to it. The load must see no I/O
+# error; at the end it reads back every block, FLUSHes, and an
 # independent librbd client (`rbd export`) must hold every acknowledged write.
 #
 # Binaries: $VIREO_BIN (default <repo>/.build/debug). Logs: $VIREO_LAB_OUT/rbd-gateways/.
@@ -98,6 +100,28 @@ for ((i = 1; i <= kills; i++)); do
     start_gateway "$active"
     tmp=$active; active=$standby; standby=$tmp
 done
+
+# A gateway the cluster fences while it lives on (an operator's blocklist here; a partition
+# during which another gateway broke its lock does the same): its operations fail with
+# EBLOCKLISTED, it reopens the image on a new client and drops its connections, and the
+# initiator reconnects to it; the load sees no error.
+sleep 2
+# The active gateway's cluster client (its log names it) and that client's address (its watch).
+client=$(grep -o "rbd rbd/vol0 (cluster [a-z]*, client\.[0-9]*" "$logs/gw-$active.log" | tail -n 1 | grep -o "client\.[0-9]*")
+rbd -c "$conf" status rbd/vol0 >"$logs/status.txt" 2>&1
+locker=$(sed -n "s/.*watcher=\([^ ]*\) $client .*/\1/p" "$logs/status.txt" | head -n 1)
+[[ -n $client && -n $locker ]] || die "no watcher of rbd/vol0 for gateway $active's ${client:-client}: $(cat "$logs/status.txt")"
+r=$(count "reopened rbd" "$logs/gw-$active.log")
+n=$(count "reconnected to $addr:$active" "$bk_log")
+t=$SECONDS
+command ceph -c "$conf" osd blocklist add "$locker" >"$logs/blocklist-add.txt" 2>&1 || die "ceph osd blocklist add $locker: $(cat "$logs/blocklist-add.txt")"
+wait_count "reopened rbd" "$logs/gw-$active.log" $((r + 1)) 60 ||
+    die "gateway $active did not reopen rbd/vol0 after its client ($locker) was blocklisted"
+wait_count "reconnected to $addr:$active" "$bk_log" $((n + 2)) 60 ||
+    die "both queues did not reconnect to gateway $active after it reopened the image"
+kill -0 "$bench_pid" 2>/dev/null || die "vireo-bench exited after the blocklist"
+note "gateway $active's client $locker blocklisted: image reopened on a new client, both queues back after $((SECONDS - t)) s"
+sleep 2
 
 touch "$work/stop"
 for ((i = 0; i < 3000; i++)); do kill -0 "$bench_pid" 2>/dev/null || break; sleep 0.1; done
