@@ -1,6 +1,7 @@
 import Logging
 import VireoAuth
 import VireoBlockTarget
+import VireoRBD
 import VireoSys
 import VireoDaemon
 import VireoPacketTarget
@@ -279,7 +280,10 @@ extension TargetDaemon {
             exports[name] = fresh
             watchImage(fresh)
             let cut = cutConnections(of: e)
-            logger.notice("export \(name) reopened rbd \(image.name) on client.\(client) (client.\(image.connection.instanceID) was blocklisted); its \(cut) connection(s) cut, their initiators reconnect to it")
+            logger.notice("export \(name) reopened rbd \(image.name) on client.\(client) (client.\(image.connection.instanceID) was blocklisted); its \(cut.count) connection(s) cut, their initiators reconnect to it")
+            if cut.count > 0 {
+                logger.warning("export \(name): the \(cut.count) cut connection(s) of fenced client.\(image.connection.instanceID) are released when librbd ends their operations, which it never does for writes that waited for the lock it lost: their \(cut.bytes) bytes of registered buffers stay until this target restarts")
+            }
         }
     }
 
@@ -299,7 +303,14 @@ extension TargetDaemon {
             guard let e = exports[name], let image = e.store.image, image.takeUpdated() else { continue }
             let size: UInt64
             do { size = try image.size() } catch {
-                logger.warning("export \(name): \(error)")
+                if error.errno == RadosConnection.blocklistedErrno {
+                    // The watch broke because the cluster fenced this client: writes waiting for
+                    // the lock it lost would never end, and may be all that is in flight.
+                    image.connection.markFenced()
+                    logger.error("export \(name): the cluster blocklisted this gateway's client.\(image.connection.instanceID) (\(error)); the image is reopened on a new client")
+                } else {
+                    logger.warning("export \(name): \(error)")
+                }
                 continue
             }
             let block = UInt64(e.config.blockSize)

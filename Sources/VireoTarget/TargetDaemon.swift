@@ -460,13 +460,15 @@ public final class TargetDaemon: @unchecked Sendable {
     /// asks the workers to drop them; each is released once its storage operations are done,
     /// however long that takes (control thread). For an export whose cluster client was
     /// fenced: operations librbd holds for it may never finish, and none of them can land.
-    func cutConnections(of export: Export) -> Int {
-        var cut = 0
+    /// Returns how many, and the registered bytes they hold.
+    func cutConnections(of export: Export) -> (count: Int, bytes: Int) {
+        var cut = (count: 0, bytes: 0)
         for entry in live.values {
             guard let q = entry.queue, q.export === export else { continue }
             entry.connection.disconnect(timeoutMilliseconds: 0)
             entry.worker?.requestDrop(q)
-            cut += 1
+            cut.count += 1
+            cut.bytes += entry.bytes
         }
         return cut
     }

@@ -102,9 +102,9 @@ for ((i = 1; i <= kills; i++)); do
 done
 
 # A gateway the cluster fences while it lives on (an operator's blocklist here; a partition
-# during which another gateway broke its lock does the same): its operations fail with
-# EBLOCKLISTED, it reopens the image on a new client and drops its connections, and the
-# initiator reconnects to it; the load sees no error.
+# during which another gateway broke its lock does the same): its image watch breaks or an
+# operation fails with EBLOCKLISTED, it reopens the image on a new client and cuts its
+# connections, and the initiator reconnects to it; the load sees no error.
 sleep 2
 # The active gateway's cluster client (its log names it) and that client's address (its watch).
 client=$(grep -o "rbd rbd/vol0 (cluster [a-z]*, client\.[0-9]*" "$logs/gw-$active.log" | tail -n 1 | grep -o "client\.[0-9]*")
