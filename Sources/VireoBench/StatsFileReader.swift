@@ -18,6 +18,12 @@ public struct StatsFileReader: Sendable {
 
     /// Sample values summed by metric name (labels ignored), from the current file; nil if unreadable.
     public func read() -> [String: Double]? {
+        guard let bytes = Self.readBytes(path) else { return nil }
+        return Self.parse(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// The bytes of the file at `path`; nil if it cannot be opened.
+    public static func readBytes(_ path: String) -> [UInt8]? {
         guard let f = fopen(path, "r") else { return nil }
         defer { fclose(f) }
         var bytes: [UInt8] = []
@@ -27,7 +33,7 @@ public struct StatsFileReader: Sendable {
             if n == 0 { break }
             bytes += buf[0..<n]
         }
-        return Self.parse(String(decoding: bytes, as: UTF8.self))
+        return bytes
     }
 
     /// Sums sample values by metric name; comments and malformed lines are skipped.

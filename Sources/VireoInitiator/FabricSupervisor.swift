@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 import VireoFabric
 import VireoSys
 import VireoWire
@@ -40,8 +39,7 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
     /// Paths tried in a row without backoff since the queue's last connection (a failover
     /// tries each path at once, then backs off like a single target).
     private var pathsTried: [Int]
-    private let stopping = Atomic<Bool>(false)
-    private var thread: OSThread?
+    private let control: ControlThread
 
     init(connector: Connector, links: [QueueLink<Connector.Grant>], cqs: [any CompletionSource], pd: any MemoryRegistrar,
          initial: [any FabricLink], wake: EventBox, logger: Logger,
@@ -51,6 +49,7 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
         self.links = links
         self.cqs = cqs
         self.wake = wake
+        control = ControlThread(wake: wake)
         self.logger = logger
         self.onGeometry = onGeometry
         watched = initial
@@ -65,22 +64,19 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
     }
 
     func start(name: String) throws(SystemError) {
-        thread = try OSThread(name: name) { [self] in run() }
+        try control.start(name: name) { [self] in run() }
     }
 
     /// Stops and joins the thread; drops the connections it watches.
     func stop() {
-        stopping.store(true, ordering: .releasing)
-        wake.signal()
-        thread?.join()
-        thread = nil
+        control.stop()
         watched = watched.map { _ in nil }
     }
 
     private func run() {
         var fds: [pollfd] = []
         var owners: [Int] = []
-        while !stopping.load(ordering: .acquiring) {
+        while !control.isStopping {
             fds.removeAll(keepingCapacity: true)
             owners.removeAll(keepingCapacity: true)
             fds.append(pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0))
@@ -124,7 +120,7 @@ final class FabricSupervisor<Connector: EndpointConnector>: @unchecked Sendable 
                 }
             }
             for q in 0..<links.count where needsConnect[q] && monotonicNanoseconds() >= nextAttempt[q] {
-                if stopping.load(ordering: .acquiring) { return }
+                if control.isStopping { return }
                 attempt(q)
             }
         }

@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 import VireoFabric
 import VireoSys
 #if canImport(Glibc)
@@ -13,7 +12,6 @@ import Glibc
 /// thread per disk with more than one path; a probe blocks only this thread, never the
 /// supervisor that moves queues.
 final class PathProber: @unchecked Sendable {
-    // SAFETY (Sendable): `thread` is set by start and cleared by stop, on the owner's thread.
 
     /// Time between rounds of probes.
     static var intervalNanoseconds: UInt64 { 2_000_000_000 }
@@ -23,34 +21,28 @@ final class PathProber: @unchecked Sendable {
     private let connector: TargetConnector
     private let logger: Logger
     private let what: String
-    private let wake: EventBox
-    private let stopping = Atomic<Bool>(false)
-    private var thread: OSThread?
+    private let control: ControlThread
 
     init(connector: TargetConnector, what: String, logger: Logger) throws(SystemError) {
         self.connector = connector
         self.what = what
         self.logger = logger
-        wake = try EventBox()
+        control = ControlThread(wake: try EventBox())
     }
 
     func start(name: String) throws(SystemError) {
-        thread = try OSThread(name: name) { [self] in run() }
+        try control.start(name: name) { [self] in run() }
     }
 
-    /// Stops and joins the thread (a probe under way finishes first: at most its timeout).
-    func stop() {
-        stopping.store(true, ordering: .releasing)
-        wake.signal()
-        thread?.join()
-        thread = nil
-    }
+    /// Stops and joins the thread (a probe under way finishes first: a few seconds at most
+    /// when its gateway does not answer).
+    func stop() { control.stop() }
 
     /// Probes every path but the active one once, recording each answer.
     func round() {
         let paths = connector.paths
         for index in paths.addresses.indices where index != paths.active {
-            if stopping.load(ordering: .acquiring) { return }
+            if control.isStopping { return }
             let error = connector.probe(path: index, timeoutMilliseconds: Self.probeTimeoutMilliseconds)
             guard let before = paths.probed(index, error: error) else { continue }
             let address = paths.addresses[index]
@@ -63,11 +55,11 @@ final class PathProber: @unchecked Sendable {
     }
 
     private func run() {
-        while !stopping.load(ordering: .acquiring) {
+        while !control.isStopping {
             round()
-            var fd = pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)
+            var fd = pollfd(fd: control.wake.fd, events: Int16(POLLIN), revents: 0)
             _ = poll(&fd, 1, Int32(Self.intervalNanoseconds / 1_000_000))
-            wake.drainIfSignalled()
+            control.wake.drainIfSignalled()
         }
     }
 }

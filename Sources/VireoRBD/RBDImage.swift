@@ -38,7 +38,12 @@ public final class RBDImage: @unchecked Sendable {
         handle = out
     }
 
-    deinit { vireo_rbd_close(handle) }
+    /// Closes the image, unless its connection was fenced: librbd never ends the writes of a
+    /// blocklisted client that waited for the lock it lost, and `rbd_close` waits for them
+    /// for ever (a target stopping would hang), so a fenced image is left open.
+    deinit {
+        if !connection.isFenced { vireo_rbd_close(handle) }
+    }
 
     /// The image's size now (bytes).
     public func size() throws(SystemError) -> UInt64 {

@@ -73,7 +73,11 @@ public final class RadosConnection: @unchecked Sendable {
         instanceID = vireo_rados_instance_id(out)
     }
 
-    deinit { vireo_rados_shutdown(handle) }
+    /// Shuts the client down, unless it was fenced: its images are left open then (see
+    /// `RBDImage`), and librados must not be shut down under them.
+    deinit {
+        if !isFenced { vireo_rados_shutdown(handle) }
+    }
 }
 
 #if canImport(Glibc)

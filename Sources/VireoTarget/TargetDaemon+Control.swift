@@ -260,7 +260,9 @@ extension TargetDaemon {
     /// resubmit what was held or in flight. Unlike a resize this need not wait for the old
     /// connections' operations: the cluster refuses every one of the fenced client's, and
     /// librbd may hold some (writes waiting for the lock it lost) for ever; each old connection
-    /// is released once its own are done. Tried every 2 s until the image opens.
+    /// is released once its own are done. Tried again after 2 s, doubling to 60 s, until the
+    /// image opens (each try blocks this thread for up to the export's io_timeout when the
+    /// cluster does not answer).
     func reopenFencedImages() {
         let now = monotonicNanoseconds()
         for name in exportOrder {
@@ -268,11 +270,12 @@ extension TargetDaemon {
                 reopenAttempts[name] = nil
                 continue
             }
-            if let last = reopenAttempts[name], now &- last < 2_000_000_000 { continue }
-            reopenAttempts[name] = now
+            let attempt = reopenAttempts[name] ?? (next: now, wait: 2_000_000_000)
+            if now < attempt.next { continue }
             let fresh: Export
             do { fresh = try Export(config: e.config, counters: e.counters, ceph: ceph, logger: logger) } catch {
-                logger.error("export \(name): reopening rbd \(image.name) after client.\(image.connection.instanceID) was blocklisted: \(error); trying again in 2 s")
+                logger.error("export \(name): reopening rbd \(image.name) after client.\(image.connection.instanceID) was blocklisted: \(error); trying again in \(attempt.wait / 1_000_000_000) s")
+                reopenAttempts[name] = (next: monotonicNanoseconds() &+ attempt.wait, wait: min(attempt.wait * 2, 60_000_000_000))
                 continue
             }
             reopenAttempts[name] = nil

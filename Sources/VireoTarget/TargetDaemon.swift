@@ -40,8 +40,9 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Grown exports waiting for their old selves' connections to drain (`export_resize`,
     /// an rbd resize), by name: served once `deleting` no longer holds the name.
     var resized: [String: Export] = [:]
-    /// When each export whose cluster client was fenced was last tried to reopen (monotonic ns).
-    var reopenAttempts: [String: UInt64] = [:]
+    /// When each export whose cluster client was fenced may next be tried to reopen
+    /// (monotonic ns), and the wait after that one fails (2 s doubling to 60 s).
+    var reopenAttempts: [String: (next: UInt64, wait: UInt64)] = [:]
     /// Control requests to run on the control thread (`controlMethods()`).
     let mailbox: ControlMailbox
     /// Networks (packet endpoints) by name.
@@ -99,6 +100,9 @@ public final class TargetDaemon: @unchecked Sendable {
         let hostID: [UInt8]
         /// Registered buffer bytes this connection holds (`max_memory_per_host`).
         var bytes = 0
+        /// Cut by the target (`cutConnections`): no longer its host's, so not counted
+        /// against the host's limits while it waits to be released.
+        var cut = false
     }
 
     /// Device CQ entries per worker (capped by the device's maximum).
@@ -463,10 +467,11 @@ public final class TargetDaemon: @unchecked Sendable {
     /// Returns how many, and the registered bytes they hold.
     func cutConnections(of export: Export) -> (count: Int, bytes: Int) {
         var cut = (count: 0, bytes: 0)
-        for entry in live.values {
-            guard let q = entry.queue, q.export === export else { continue }
+        for (key, entry) in live {
+            guard let q = entry.queue, q.export === export, !entry.cut else { continue }
             entry.connection.disconnect(timeoutMilliseconds: 0)
             entry.worker?.requestDrop(q)
+            live[key]?.cut = true
             cut.count += 1
             cut.bytes += entry.bytes
         }
@@ -607,7 +612,7 @@ public final class TargetDaemon: @unchecked Sendable {
     /// A reject when the request's host already holds `max_connections_per_host` connections
     /// (counted by host id, which the handshake then checks against the host's name).
     private func hostLimitReject(_ r: ConnectRequest) -> ConnectReject? {
-        let held = live.values.reduce(0) { $0 + ($1.hostID == r.hostID ? 1 : 0) }
+        let held = live.values.reduce(0) { $0 + ($1.hostID == r.hostID && !$1.cut ? 1 : 0) }
         guard held >= config.maxConnectionsPerHost else { return nil }
         var rj = ConnectReject(.queueLimit, "this host already holds its maximum of \(config.maxConnectionsPerHost) connections on the target")
         rj.kind = r.kind
@@ -616,7 +621,7 @@ public final class TargetDaemon: @unchecked Sendable {
 
     /// A reject when `bytes` more would take the request's host past `max_memory_per_host`.
     private func hostMemoryReject(_ r: ConnectRequest, adding bytes: Int) -> ConnectReject? {
-        let held = live.values.reduce(0) { $0 + ($1.hostID == r.hostID ? $1.bytes : 0) }
+        let held = live.values.reduce(0) { $0 + ($1.hostID == r.hostID && !$1.cut ? $1.bytes : 0) }
         guard held + bytes > config.maxMemoryPerHost else { return nil }
         var rj = ConnectReject(.queueLimit, "this host's connections already hold \(held) bytes of target buffers; \(bytes) more would pass max_memory_per_host (\(config.maxMemoryPerHost))")
         rj.kind = r.kind

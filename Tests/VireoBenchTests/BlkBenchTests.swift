@@ -343,14 +343,5 @@ private func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
 }
 
 private func readFile(_ path: String) -> [UInt8]? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        out += buf[0..<n]
-    }
-    return out
+    StatsFileReader.readBytes(path)
 }

@@ -136,4 +136,13 @@ rbd -c "$conf" export rbd/vol0 "$work/vol0.raw" >/dev/null 2>&1 || die "rbd expo
 command ceph -c "$conf" osd blocklist ls >"$logs/blocklist.txt" 2>&1
 blocklisted=$(grep -c "^[0-9]" "$logs/blocklist.txt" || true)
 note "$(cat "$logs/check-image.out"); $blocklisted client(s) blocklisted (the dead gateways, fenced)"
+# Both gateways stop on SIGTERM, the fenced one too (librbd holds its lock-waiting writes for
+# ever; closing that image would wait for them).
+for port in "${!gw_pid[@]}"; do
+    kill -TERM "${gw_pid[$port]}" 2>/dev/null
+    for ((i = 0; i < 300; i++)); do kill -0 "${gw_pid[$port]}" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "${gw_pid[$port]}" 2>/dev/null && { kill -KILL "${gw_pid[$port]}"; die "gateway $port did not exit within 30 s of SIGTERM"; }
+    wait "${gw_pid[$port]}" 2>/dev/null
+done
+gw_pid=()
 note "PASS ($kills gateway kills, no guest I/O error)"
