@@ -282,7 +282,7 @@ extension TargetDaemon {
             let client = fresh.store.image.map { String($0.connection.instanceID) } ?? "?"
             exports[name] = fresh
             watchImage(fresh)
-            let cut = cutConnections(of: e)
+            let cut = dropConnections(of: e, cut: true)
             logger.notice("export \(name) reopened rbd \(image.name) on client.\(client) (client.\(image.connection.instanceID) was blocklisted); its \(cut.count) connection(s) cut, their initiators reconnect to it")
             if cut.count > 0 {
                 logger.warning("export \(name): the \(cut.count) cut connection(s) of fenced client.\(image.connection.instanceID) are released when librbd ends their operations, which it never does for writes that waited for the lock it lost: their \(cut.bytes) bytes of registered buffers stay until this target restarts")

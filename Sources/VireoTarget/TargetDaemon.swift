@@ -100,7 +100,7 @@ public final class TargetDaemon: @unchecked Sendable {
         let hostID: [UInt8]
         /// Registered buffer bytes this connection holds (`max_memory_per_host`).
         var bytes = 0
-        /// Cut by the target (`cutConnections`): no longer its host's, so not counted
+        /// Cut by the target (`dropConnections(of:cut:)`): no longer its host's, so not counted
         /// against the host's limits while it waits to be released.
         var cut = false
     }
@@ -451,31 +451,27 @@ public final class TargetDaemon: @unchecked Sendable {
         q.release()
     }
 
-    /// Asks the workers to drop every connection to `export` (a forced delete); each is
-    /// released as its worker retires it (control thread).
-    func dropConnections(of export: Export) {
-        for entry in live.values {
-            if let q = entry.queue, q.export === export { entry.worker?.requestDrop(q) }
-        }
-    }
-
-    /// Disconnects every connection to `export` now (its queue pair goes to error, so the
-    /// RNIC no longer touches its peer's memory, and the initiator reconnects at once) and
-    /// asks the workers to drop them; each is released once its storage operations are done,
-    /// however long that takes (control thread). For an export whose cluster client was
-    /// fenced: operations librbd holds for it may never finish, and none of them can land.
+    /// Asks the workers to drop every connection to `export` (a forced delete, a resize);
+    /// each is released as its worker retires it, once its storage operations are done
+    /// (control thread). `cut`: disconnect each now as well (its queue pair goes to error, so
+    /// the RNIC no longer touches its peer's memory, and the initiator reconnects at once),
+    /// and stop counting it against its host's limits: for an export whose cluster client was
+    /// fenced, whose operations librbd may hold for ever and none of which can land.
     /// Returns how many, and the registered bytes they hold.
-    func cutConnections(of export: Export) -> (count: Int, bytes: Int) {
-        var cut = (count: 0, bytes: 0)
+    @discardableResult
+    func dropConnections(of export: Export, cut: Bool = false) -> (count: Int, bytes: Int) {
+        var dropped = (count: 0, bytes: 0)
         for (key, entry) in live {
             guard let q = entry.queue, q.export === export, !entry.cut else { continue }
-            entry.connection.disconnect(timeoutMilliseconds: 0)
+            if cut {
+                entry.connection.disconnect(timeoutMilliseconds: 0)
+                live[key]?.cut = true
+            }
             entry.worker?.requestDrop(q)
-            live[key]?.cut = true
-            cut.count += 1
-            cut.bytes += entry.bytes
+            dropped.count += 1
+            dropped.bytes += entry.bytes
         }
-        return cut
+        return dropped
     }
 
     /// Releases a retired packet port and its budget.
