@@ -220,9 +220,13 @@ extension VireoInitiator {
         @Option(help: "Serve the control API (JSON-RPC 2.0, docs/api.md; vireoctl initiator) on this UNIX socket: disks and NICs added and removed at run time.")
         var controlSocket: String?
 
+        @Flag(help: ArgumentHelp("Test only: do not dirty-log what completions write into guest buffers during a migration (the migration test's negative control).", visibility: .hidden))
+        var testUnloggedDeviceWrites = false
+
         func run() throws {
             logFormat.bootstrap()
             var o = InitiatorServeOptions()
+            o.testUnloggedDeviceWrites = testUnloggedDeviceWrites
             o.disks = disks
             o.nics = nics
             o.configFile = config

@@ -40,9 +40,16 @@ public final class DirtyLog: @unchecked Sendable {
 
     /// Marks every page touched by `[gpa, gpa+length)` dirty. Never traps:
     /// a range that overflows or lies past the log is counted in `outOfRange`.
+    ///
+    /// Call it after the write it records is complete (for an RDMA write by
+    /// the target: after the completion that follows it) and before the used
+    /// entry that hands the buffer back is published. A release fence first
+    /// (as DPDK's `vhost_log_write`): the front-end, which clears bits and then
+    /// copies the pages they name, must never see a bit before the data.
     @inline(__always)
     public func logWrite(gpa: UInt64, length: UInt64) {
         guard length > 0 else { return }
+        atomicMemoryFence(ordering: .releasing)
         let (last, o) = gpa.addingReportingOverflow(length - 1)
         guard !o else { outOfRange.add(1, ordering: .relaxed); return }
         var page = gpa / Self.pageSize

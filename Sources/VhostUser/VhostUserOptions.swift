@@ -17,6 +17,12 @@ public struct VhostUserOptions: Sendable {
     public var parkTimeoutNanoseconds: UInt64 = 30_000_000_000
     /// How long a front-end may take to finish a message it began.
     public var partialMessageTimeoutMilliseconds: Int32 = 5000
+    /// Whether completions dirty-log what they wrote into guest buffers while
+    /// a migration's LOG_ALL is on (data the target RDMA-wrote for a disk
+    /// read, frames received). Always true in service: false is a test
+    /// switch (`vireo-initiator serve --test-unlogged-device-writes`) that
+    /// proves the migration test sees the stale data it guards against.
+    public var logsDeviceWrites = true
 
     public init(socketMode: mode_t? = nil, maxMemorySlots: Int = 32,
                 polling: VhostUserPollingOptions = VhostUserPollingOptions(),

@@ -32,11 +32,6 @@ extension VhostUserSession {
             guard v & ~offeredFeatures == 0 else {
                 throw invalid("features 0x\(String(v, radix: 16)) not a subset of offered 0x\(String(offeredFeatures, radix: 16))")
             }
-            // Dirty logging of packed ring writes is not implemented: refuse
-            // LOG_ALL with RING_PACKED rather than migrate an incomplete log.
-            guard v & VirtioFeatures.ringPacked == 0 || v & VhostFeature.logAll == 0 else {
-                throw invalid("LOG_ALL with RING_PACKED is not supported")
-            }
             let packed = v & VirtioFeatures.ringPacked != 0
             if packed != (features & VirtioFeatures.ringPacked != 0), vrings.contains(where: \.started) {
                 throw invalid("ring layout cannot change while rings run")

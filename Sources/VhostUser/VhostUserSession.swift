@@ -74,6 +74,7 @@ public final class VhostUserSession: @unchecked Sendable {
             | (proto.contains(.logSHMFD) ? VhostFeature.logAll : 0)
         let maxSize = device.maxQueueSize
         vrings = (0..<max(1, device.queueCount)).map { VhostUserVring(index: $0, maxSize: maxSize) }
+        for r in vrings { r.logsDeviceWrites = options.logsDeviceWrites }
     }
 
     /// Wakes `run()` so it ends (as if the front-end hung up).

@@ -21,10 +21,12 @@ public struct VhostUserVringCounters: Sendable, Equatable {
 /// plane (SET_VRING_*) and, while started, its runtime on a worker thread.
 ///
 /// Split (`SplitQueue`) or, with VIRTIO_F_RING_PACKED, packed
-/// (`PackedQueue`). Packed rings have two limits: INFLIGHT_SHMFD does not
-/// track them (the region is accepted, but a packed ring's requests are not
-/// resubmitted after a reconnect), and LOG_ALL is refused with RING_PACKED
-/// (descriptor-ring writes are not dirty-logged).
+/// (`PackedQueue`). With LOG_ALL both layouts log every ring write the
+/// device makes (split: used elements, used.idx, avail_event; packed: used
+/// descriptors and the device event suppression structure) and the bytes
+/// each completion wrote. One limit: INFLIGHT_SHMFD does not track packed
+/// rings (the region is accepted, but a packed ring's requests are not
+/// resubmitted after a reconnect).
 ///
 /// Threading: configuration fields are written by the control thread only
 /// while the owning worker is paused (see `VhostUserWorker`), except `call`
@@ -81,7 +83,16 @@ public final class VhostUserVring: @unchecked Sendable {
     var eventIdx = false
     var rules = ChainRules()
     var log: DirtyLog?
+    /// Split: where the used ring is in guest-physical memory (SET_VRING_ADDR
+    /// `log_guest_addr`, given with the LOG flag).
     var logUsedGPA: UInt64?
+    /// Packed: the guest-physical addresses of the descriptor ring and the
+    /// device area, translated from the ring's front-end addresses at start.
+    var logPackedGPAs: (descriptors: UInt64, deviceArea: UInt64)?
+    /// Whether completions dirty-log the bytes they wrote into the chain's
+    /// writable buffers (the ring's own writes are logged regardless).
+    /// Only `VhostUserOptions.logsDeviceWrites` turns it off: a test switch.
+    var logsDeviceWrites = true
     var inflight: InflightSplitQueue?
     var generation: UInt64 = 0
 
@@ -140,6 +151,7 @@ public final class VhostUserVring: @unchecked Sendable {
                 throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) packed setup: \(error)"))
             }
             self.memory = memory
+            logPackedGPAs = Self.packedLogAddresses(address, memory: memory)
             try preparePool()
             packedQueue = p
             started = true
@@ -173,6 +185,14 @@ public final class VhostUserVring: @unchecked Sendable {
         try preparePool()
         queue = q
         started = true
+    }
+
+    /// The guest-physical addresses a packed ring's writes are logged at
+    /// (nil when either is outside the memory table: the queue setup fails then anyway).
+    private static func packedLogAddresses(_ a: VhostUserVringAddress, memory: GuestMemory) -> (descriptors: UInt64, deviceArea: UInt64)? {
+        guard let d = memory.guestPhysAddr(userAddr: a.descriptorTable),
+              let e = memory.guestPhysAddr(userAddr: a.usedRing) else { return nil }
+        return (d, e)
     }
 
     /// (Control, paused) One request per descriptor, allocated up front.
@@ -215,6 +235,7 @@ public final class VhostUserVring: @unchecked Sendable {
     func replaceMemory(_ newMemory: GuestMemory) throws(VhostUserProtocolError) {
         memory = newMemory
         guard let q = deviceQueue else { return }
+        if packed, let address { logPackedGPAs = Self.packedLogAddresses(address, memory: newMemory) }
         do {
             try q.replaceMemory(newMemory)
         } catch {
@@ -363,7 +384,7 @@ public final class VhostUserVring: @unchecked Sendable {
         let head = req.chain.head
         headInUse[Int(head)] = false
         let length = min(writtenLength, req.chain.writableBytes)
-        if let log {
+        if let log, logsDeviceWrites {
             var remaining = length
             for s in req.chain.writableSegments where remaining > 0 {
                 let l = min(remaining, s.length)
@@ -373,7 +394,7 @@ public final class VhostUserVring: @unchecked Sendable {
         }
         inflight?.prePut(head: head)
         q.pushUsed(req.chain.token, length: length)
-        q.usedPublished(self, head: head)
+        q.usedPublished(self, head: head, token: req.chain.token)
         req.isOutstanding = false
         outstanding -= 1
         counters.completions += 1

@@ -25,6 +25,8 @@ public struct InitiatorServeOptions: Sendable {
     public var hostKeyFile: String?
     /// `--control-socket`, over the file's `control_socket`.
     public var controlSocket: String?
+    /// `--test-unlogged-device-writes` (hidden): see `VhostUserOptions.logsDeviceWrites`.
+    public var testUnloggedDeviceWrites = false
 
     public init() {}
 
@@ -74,6 +76,7 @@ public struct InitiatorServeOptions: Sendable {
             }
         }
         options.polling.busyPoll = busyPoll
+        options.logsDeviceWrites = !testUnloggedDeviceWrites
         if let spinIterations {
             if spinIterations >= 0 { options.polling.spinIterations = spinIterations } else {
                 problems.append("--spin-iterations must be ≥ 0")

@@ -15,6 +15,9 @@ extension InitiatorService {
     public static func serve(_ config: ServeConfig, options: VhostUserOptions, logger: Logger,
                              reread: (() throws(ConfigError) -> ServeConfig)? = nil) throws(InitiatorError) {
         TerminationSignal.block()
+        if !options.logsDeviceWrites {
+            logger.warning("TEST SWITCH: completions do not dirty-log what they write into guest memory; a VM migrated from this host may resume with stale data (--test-unlogged-device-writes)")
+        }
         let service = try InitiatorService(config, options: options, logger: logger)
         let control: ControlServer?, metrics: MetricsServer?
         do throws(SystemError) {

@@ -143,9 +143,9 @@ final class RemoteQueue: @unchecked Sendable {
                 counters.bump(counters.ioErrors)
                 req.complete(writtenLength: 0)
             } else {
-                BlkRequest.writeStatus(error.status, to: chain)
+                let written = BlkRequest.writeStatus(error.status, to: chain)
                 count(error.status)
-                req.complete(writtenLength: 1)
+                req.complete(writtenLength: written)
             }
             return
         }

@@ -76,12 +76,15 @@ extension BlkRequest {
     }
 
     /// Writes `status` into the last writable byte of `chain` (for requests
-    /// that failed to parse); false if the chain has no writable byte.
+    /// that failed to parse) and returns the used length to complete it with:
+    /// the whole writable stream, so that the dirty log of a migration covers
+    /// that last byte (see `usedLength(status:)`); 0 if the chain has no
+    /// writable byte (nothing written).
     @discardableResult
-    public static func writeStatus(_ status: VirtioBlk.Status, to chain: Chain) -> Bool {
-        guard chain.writableBytes >= 1, let p = chain.writableByte(at: chain.writableBytes - 1) else { return false }
+    public static func writeStatus(_ status: VirtioBlk.Status, to chain: Chain) -> UInt32 {
+        guard chain.writableBytes >= 1, let p = chain.writableByte(at: chain.writableBytes - 1) else { return 0 }
         // SAFETY: one byte inside a writable segment.
         p.storeBytes(of: status.rawValue, as: UInt8.self)
-        return true
+        return chain.writableBytes
     }
 }

@@ -27,10 +27,15 @@ public struct BlkRequest: Equatable, Sendable {
         chain.slice(writable: dataIsWritable, offset: dataOffset, length: dataLength)!
     }
 
-    /// The `len` to put in the used element on completion: bytes the device
-    /// wrote (data for IN/GET_ID on success, plus the status byte).
+    /// The `len` to put in the used element on completion: the writable
+    /// stream up to and including the status byte, whatever the status (as
+    /// QEMU's virtio-blk reports). A failed IN may have been written in part
+    /// (an RDMA WRITE of the target before the failure), and the status byte
+    /// sits after the data: the runtime dirty-logs exactly this many writable
+    /// bytes during a migration, so a shorter length would leave the status
+    /// byte, or a partly written buffer, stale on the destination.
     public func usedLength(status: VirtioBlk.Status) -> UInt32 {
-        dataIsWritable && status == .ok ? dataLength + 1 : 1
+        statusOffset + 1
     }
 
     /// Number of discard / write-zeroes segments in the data.

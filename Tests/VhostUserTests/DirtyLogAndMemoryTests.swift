@@ -52,6 +52,109 @@ import VirtioDriver
         #expect(!dirty(w.data) || w.data / 4096 == r.status / 4096 || w.data / 4096 == q.usedGPA / 4096)
     }
 
+    /// The front-end's side of a migration's dirty log: SET_LOG_BASE over a
+    /// memfd covering `memory`, then LOG_ALL. Returns the bit reader.
+    private func startLogging(_ fe: VhostUserFrontend, memory: DriverMemory) throws -> (UInt64) -> Bool {
+        let top = memory.layout.map { $0.guestPhysAddr + UInt64($0.size) }.max()!
+        let logSize = Int((top / 4096 + 7) / 8)
+        let logFD = try FileDescriptor.memfd(name: "log", size: logSize)
+        try fe.setLogBase(fd: logFD, size: UInt64(logSize))
+        try fe.setFeatures(fe.features | VhostFeature.logAll)
+        let log = try MemoryMapping(fd: logFD, offset: 0, count: logSize)
+        return { gpa in
+            let page = gpa / 4096
+            return log.baseAddress.load(fromByteOffset: Int(page / 8), as: UInt8.self) & (1 << UInt8(page % 8)) != 0
+        }
+    }
+
+    /// A failed IN still logs its status byte, which follows the data (here
+    /// on another page): the destination of a migration must see IOERR, not
+    /// the stale byte. (Completing with used length 1 logged the first data
+    /// byte instead.) Both failure paths: a request refused at parse (past
+    /// the end of the disk) and one failed after parse (a quiesce's abort).
+    @Test func failedReadLogsItsStatusByte() throws {
+        let rig = try BlockRig(tag: "log-fail", queues: 1, capacity: 1 << 20, drainTimeoutNanoseconds: 200_000_000)
+        let fe = rig.frontend
+        try fe.negotiate(wanted: blockFeatures)
+        try fe.setMemTable(rig.memory)
+        let q = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: true)
+        try fe.setUpRing(0, driver: q)
+        let dirty = try startLogging(fe, memory: rig.memory)
+        try fe.setRingAddress(0, driver: q, log: true)
+        // Sector 2048 is the end of a 1 MiB disk: refused at parse.
+        let data = rig.memory.allocate(8192, alignment: 4096)
+        let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 2048, dataLength: 8192, dataGPA: data)
+        #expect(r.status / 4096 != r.data / 4096)
+        q.add(r, write: false)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 1).first?.length == 8193)
+        #expect(rig.memory.read(r.status, count: 1) == [VirtioBlk.Status.ioError.rawValue])
+        #expect(dirty(r.status))
+        #expect(dirty(r.data) && dirty(r.data + 4096))
+
+        // Held by the device, then failed by the quiesce of GET_VRING_BASE.
+        rig.device.holdCompletions(true)
+        let data2 = rig.memory.allocate(8192, alignment: 4096)
+        let r2 = rig.memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 0, dataLength: 8192, dataGPA: data2)
+        #expect(r2.status / 4096 != r2.data / 4096)
+        q.add(r2, write: false)
+        fe.kick(0)
+        #expect(waitUntil { rig.device.heldCount == 1 })
+        _ = try fe.vringBase(0)
+        #expect(rig.memory.read(r2.status, count: 1) == [VirtioBlk.Status.ioError.rawValue])
+        #expect(dirty(r2.status))
+    }
+
+    /// Packed rings under LOG_ALL: the used descriptor the device writes and
+    /// the device event suppression structure are logged with the data and
+    /// status; GET_VRING_BASE and a restart from it carry on.
+    @Test func packedRingWritesAreLogged() throws {
+        let rig = try BlockRig(tag: "log-packed", queues: 1)
+        let fe = rig.frontend
+        try fe.negotiate(wanted: blockFeatures | VirtioFeatures.ringPacked)
+        try fe.setMemTable(rig.memory)
+        let q = PackedDriverQueue(memory: rig.memory, size: 16, eventIdx: true)
+        try fe.setUpPackedRing(0, driver: q)
+        let w = rig.memory.blockRequest(type: VirtioBlk.RequestType.out.rawValue, sector: 0, dataLength: 8192)
+        rig.memory.write(pattern(8192, seed: 5), at: w.data)
+        q.add(w, write: true)
+        fe.kickPacked(0)
+        #expect(fe.waitForPackedUsed(0, count: 1).count == 1)
+        let dirty = try startLogging(fe, memory: rig.memory)
+        #expect(!dirty(q.ringGPA) && !dirty(q.deviceEventGPA))
+
+        let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 0, dataLength: 8192)
+        q.add(r, write: false)
+        fe.kickPacked(0)
+        #expect(fe.waitForPackedUsed(0, count: 1).first?.length == 8193)
+        #expect(rig.memory.read(r.data, count: 8192) == pattern(8192, seed: 5))
+        #expect(dirty(r.data) && dirty(r.data + 8191) && dirty(r.status))
+        #expect(dirty(q.ringGPA))          // the used descriptor (slot 2: the OUT took 0-2, the IN 3-5)
+        #expect(dirty(q.deviceEventGPA))   // DESC mode: rewritten on each pop
+        #expect(!dirty(w.data) || w.data / 4096 == q.ringGPA / 4096 || w.data / 4096 == q.deviceEventGPA / 4096)
+    }
+
+    /// The test switch (`logsDeviceWrites` false) leaves what completions write
+    /// into guest buffers unlogged and still logs the ring: what the migration
+    /// test's negative control relies on.
+    @Test func testSwitchLeavesDeviceWritesUnlogged() throws {
+        let rig = try BlockRig(tag: "log-off", queues: 1, logsDeviceWrites: false)
+        let fe = rig.frontend
+        try fe.negotiate(wanted: blockFeatures)
+        try fe.setMemTable(rig.memory)
+        let q = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: true)
+        try fe.setUpRing(0, driver: q)
+        let dirty = try startLogging(fe, memory: rig.memory)
+        try fe.setRingAddress(0, driver: q, log: true)
+        let data = rig.memory.allocate(8192, alignment: 4096)
+        let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 0, dataLength: 8192, dataGPA: data)
+        q.add(r, write: false)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 1).count == 1)
+        #expect(!dirty(r.data) && !dirty(r.data + 4096))
+        #expect(dirty(q.usedGPA + 2))
+    }
+
     /// ADD_MEM_REG / REM_MEM_REG: callbacks see each region, buffers in an
     /// added region work, and once removed they are rejected while the ring
     /// (in another region) keeps working.

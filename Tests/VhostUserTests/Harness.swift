@@ -70,14 +70,16 @@ final class BlockRig {
     let memory: DriverMemory
     var frontend: VhostUserFrontend
 
-    init(tag: String, queues: Int = 2, memory: DriverMemory? = nil, capacity: Int = 1 << 20) throws {
+    init(tag: String, queues: Int = 2, memory: DriverMemory? = nil, capacity: Int = 1 << 20,
+         logsDeviceWrites: Bool = true, drainTimeoutNanoseconds: UInt64 = 5_000_000_000) throws {
         path = socketPath(tag)
         device = MemoryBlockDevice(capacityBytes: capacity, numQueues: queues, workerCount: queues)
         var logger = Logger(label: "test.\(tag)")
         logger.logLevel = .critical
-        server = try VhostUserServer(path: path, device: device,
-                                     options: VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200)),
-                                     logger: logger)
+        var options = VhostUserOptions(polling: VhostUserPollingOptions(spinIterations: 200))
+        options.logsDeviceWrites = logsDeviceWrites
+        options.drainTimeoutNanoseconds = drainTimeoutNanoseconds
+        server = try VhostUserServer(path: path, device: device, options: options, logger: logger)
         try server.start()
         self.memory = try memory ?? DriverMemory(size: 8 << 20)
         frontend = try VhostUserFrontend(path: path)

@@ -154,8 +154,7 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     public func abortOutstanding(worker: Int) {
         let aborted = held.withLock { h -> [VhostUserQueueRequest] in defer { h.removeAll() }; return h }
         for r in aborted {
-            BlkRequest.writeStatus(.ioError, to: r.chain)
-            r.complete(writtenLength: 1)
+            r.complete(writtenLength: BlkRequest.writeStatus(.ioError, to: r.chain))
         }
     }
 
@@ -187,8 +186,7 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
                 // §5.2.6: without header and status byte there is nothing to answer.
                 return 0
             default:
-                BlkRequest.writeStatus(tooManySegments ? .ioError : error.status, to: chain)
-                return 1
+                return BlkRequest.writeStatus(tooManySegments ? .ioError : error.status, to: chain)
             }
         }
         func finish(_ s: VirtioBlk.Status) -> UInt32 {
