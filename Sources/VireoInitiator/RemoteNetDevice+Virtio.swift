@@ -4,14 +4,19 @@ import VireoWire
 
 extension RemoteNetDevice {
     /// Offered: VERSION_1, MAC, MTU, STATUS, MRG_RXBUF, CTRL_VQ (+ CTRL_RX,
-    /// CTRL_MAC_ADDR), MQ with several pairs, EVENT_IDX, INDIRECT_DESC,
-    /// RING_PACKED. No checksum or segmentation offload: frames cross the
-    /// network as the guest wrote them, and the switch takes only plain frames.
+    /// CTRL_MAC_ADDR, GUEST_ANNOUNCE), MQ with several pairs, EVENT_IDX,
+    /// INDIRECT_DESC, RING_PACKED. No checksum or segmentation offload: frames
+    /// cross the network as the guest wrote them, and the switch takes only
+    /// plain frames. GUEST_ANNOUNCE is how a migrated guest's MAC moves to the
+    /// destination's switch port: after a migration QEMU asks the guest to
+    /// announce itself (§5.1.6.5.4), and its gratuitous ARP teaches the switch
+    /// (vhost-user SEND_RARP is not offered: the initiator has no frame of its
+    /// own to send through the guest's queues).
     public var features: UInt64 {
         var f = VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc | VirtioFeatures.ringPacked
             | VirtioNet.Feature.mac | VirtioNet.Feature.mtu | VirtioNet.Feature.status
             | VirtioNet.Feature.mergeableRxBuffers | VirtioNet.Feature.ctrlVQ | VirtioNet.Feature.ctrlRX
-            | VirtioNet.Feature.ctrlMACAddr
+            | VirtioNet.Feature.ctrlMACAddr | VirtioNet.Feature.guestAnnounce
         if config.queuePairs > 1 { f |= VirtioNet.Feature.multiqueue }
         return f
     }
@@ -23,7 +28,7 @@ extension RemoteNetDevice {
     /// re-adds regions the backend already has and the session refuses the
     /// overlap; SET_MEM_TABLE is sent once (by pair 0's device).
     public var protocolFeatures: VhostUserProtocolFeatures {
-        var p: VhostUserProtocolFeatures = [.mq, .logSHMFD, .rarp, .replyAck, .mtu, .backendReq, .config, .resetDevice, .status]
+        var p: VhostUserProtocolFeatures = [.mq, .logSHMFD, .replyAck, .mtu, .backendReq, .config, .resetDevice, .status]
         if config.queuePairs == 1 { p.insert(.configureMemSlots) }
         return p
     }
@@ -45,8 +50,6 @@ extension RemoteNetDevice {
         }
         setMTUOverride(UInt32(value))
     }
-
-    public func sendRARP(mac: [UInt8]) {}
 
     /// The control queue (§5.1.6.5), on worker 0.
     func control(_ request: VhostUserQueueRequest) {
