@@ -67,6 +67,19 @@ import VirtioDriver
         }
     }
 
+    /// A split ring 0 on `rig` with the migration log on (SET_VRING_ADDR with
+    /// the LOG flag): the driver queue and the bit reader.
+    private func loggingSplitRing(_ rig: BlockRig) throws -> (SplitDriverQueue, (UInt64) -> Bool) {
+        let fe = rig.frontend
+        try fe.negotiate(wanted: blockFeatures)
+        try fe.setMemTable(rig.memory)
+        let q = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: true)
+        try fe.setUpRing(0, driver: q)
+        let dirty = try startLogging(fe, memory: rig.memory)
+        try fe.setRingAddress(0, driver: q, log: true)
+        return (q, dirty)
+    }
+
     /// A failed IN still logs its status byte, which follows the data (here
     /// on another page): the destination of a migration must see IOERR, not
     /// the stale byte. (Completing with used length 1 logged the first data
@@ -75,12 +88,7 @@ import VirtioDriver
     @Test func failedReadLogsItsStatusByte() throws {
         let rig = try BlockRig(tag: "log-fail", queues: 1, capacity: 1 << 20, drainTimeoutNanoseconds: 200_000_000)
         let fe = rig.frontend
-        try fe.negotiate(wanted: blockFeatures)
-        try fe.setMemTable(rig.memory)
-        let q = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: true)
-        try fe.setUpRing(0, driver: q)
-        let dirty = try startLogging(fe, memory: rig.memory)
-        try fe.setRingAddress(0, driver: q, log: true)
+        let (q, dirty) = try loggingSplitRing(rig)
         // Sector 2048 is the end of a 1 MiB disk: refused at parse.
         let data = rig.memory.allocate(8192, alignment: 4096)
         let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 2048, dataLength: 8192, dataGPA: data)
@@ -140,12 +148,7 @@ import VirtioDriver
     @Test func testSwitchLeavesDeviceWritesUnlogged() throws {
         let rig = try BlockRig(tag: "log-off", queues: 1, logsDeviceWrites: false)
         let fe = rig.frontend
-        try fe.negotiate(wanted: blockFeatures)
-        try fe.setMemTable(rig.memory)
-        let q = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: true)
-        try fe.setUpRing(0, driver: q)
-        let dirty = try startLogging(fe, memory: rig.memory)
-        try fe.setRingAddress(0, driver: q, log: true)
+        let (q, dirty) = try loggingSplitRing(rig)
         let data = rig.memory.allocate(8192, alignment: 4096)
         let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.in.rawValue, sector: 0, dataLength: 8192, dataGPA: data)
         q.add(r, write: false)

@@ -27,9 +27,10 @@
 # control: initiator B runs with the test switch --test-unlogged-device-writes
 # and B migrates to C the same way; the guest on C must find stale
 # page-cache chunks on both disks while the disks themselves verify.
-# --no-negative-control runs round 1 only. Last seen: the guest migrated
-# before the "fill" step (an idle TCG guest converges even with a 1 ms
-# downtime limit) and panicked on B (timer list corruption) right after.
+# --no-negative-control runs round 1 only. Last seen (before the guest kept
+# dirtying memory until "fill"): the guest migrated before the fill step (an
+# idle TCG guest converges even with a 1 ms downtime limit) and panicked on B
+# right after: the NIC bug of docs/migration.md "Status".
 #
 # Binaries: $VIREO_BIN (default <repo>/.build/debug). Logs:
 # $VIREO_LAB_OUT/migration-guest/.
