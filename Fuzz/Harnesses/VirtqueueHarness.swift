@@ -133,8 +133,7 @@ enum VirtqueueHarness {
         do {
             request = try BlkRequest.parse(chain, limits: limits)
         } catch {
-            BlkRequest.writeStatus(.ioError, to: chain)
-            return chain.writableBytes >= 1 ? 1 : 0
+            return BlkRequest.writeStatus(.ioError, to: chain)
         }
         FuzzCheck.require(request.statusOffset == chain.writableBytes - 1, "status is not the last writable byte")
         switch request.type {
@@ -159,7 +158,7 @@ enum VirtqueueHarness {
             FuzzCheck.require(request.segment(i, in: chain) != nil, "discard segment unreadable")
         }
         request.complete(chain, status: .ok)
-        return request.usedLength(status: .ok)
+        return request.usedLength
     }
 
     // MARK: Seeds

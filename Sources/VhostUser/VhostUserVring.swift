@@ -394,7 +394,7 @@ public final class VhostUserVring: @unchecked Sendable {
         }
         inflight?.prePut(head: head)
         q.pushUsed(req.chain.token, length: length)
-        q.usedPublished(self, head: head, token: req.chain.token)
+        q.usedPublished(self, token: req.chain.token)
         req.isOutstanding = false
         outstanding -= 1
         counters.completions += 1

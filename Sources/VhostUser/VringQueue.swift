@@ -7,9 +7,9 @@ protocol VringQueue: DeviceQueue {
     /// After a pop: log the device's event write (split: avail_event with
     /// EVENT_IDX; packed: the device event suppression structure in DESC mode).
     func logAvailEvent(_ ring: VhostUserVring)
-    /// After `pushUsed` of `token` (head `head`): log the used element and
-    /// index writes, and finish the inflight record.
-    func usedPublished(_ ring: VhostUserVring, head: UInt16, token: UsedToken)
+    /// After `pushUsed` of `token`: log the used element and index writes,
+    /// and finish the inflight record of its head (`token.id`).
+    func usedPublished(_ ring: VhostUserVring, token: UsedToken)
 }
 
 extension SplitQueue: VringQueue {
@@ -22,14 +22,14 @@ extension SplitQueue: VringQueue {
     }
 
     @inline(__always)
-    func usedPublished(_ ring: VhostUserVring, head: UInt16, token: UsedToken) {
+    func usedPublished(_ ring: VhostUserVring, token: UsedToken) {
         if let log = ring.log, let gpa = ring.logUsedGPA {
             // §2.7.8: used ring element `slot`, then used.idx.
             let slot = UInt64((usedIdx &- 1) & (size &- 1))
             log.logWrite(gpa: gpa &+ 4 &+ 8 &* slot, length: 8)
             log.logWrite(gpa: gpa &+ 2, length: 2)
         }
-        ring.inflight?.postPut(head: head, usedIndex: usedIdx)
+        ring.inflight?.postPut(head: token.id, usedIndex: usedIdx)
     }
 }
 
@@ -48,7 +48,7 @@ extension PackedQueue: VringQueue {
     /// the device wrote its len, id and flags (bytes 8-15). Packed rings are
     /// not tracked by INFLIGHT_SHMFD (see `VhostUserVring`).
     @inline(__always)
-    func usedPublished(_ ring: VhostUserVring, head: UInt16, token: UsedToken) {
+    func usedPublished(_ ring: VhostUserVring, token: UsedToken) {
         guard let log = ring.log, let gpa = ring.logPackedGPAs?.descriptors else { return }
         var slot = Int(nextUsed) - Int(token.descriptorCount)
         if slot < 0 { slot += Int(size) }

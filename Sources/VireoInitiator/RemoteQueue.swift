@@ -413,7 +413,7 @@ final class RemoteQueue: @unchecked Sendable {
     private func finish(_ req: VhostUserQueueRequest, _ blk: BlkRequest, _ status: VirtioBlk.Status) {
         blk.complete(req.chain, status: status)
         count(status)
-        req.complete(writtenLength: blk.usedLength(status: status))
+        req.complete(writtenLength: blk.usedLength)
     }
 
     @inline(__always)

@@ -78,7 +78,7 @@ extension BlkRequest {
     /// Writes `status` into the last writable byte of `chain` (for requests
     /// that failed to parse) and returns the used length to complete it with:
     /// the whole writable stream, so that the dirty log of a migration covers
-    /// that last byte (see `usedLength(status:)`); 0 if the chain has no
+    /// that last byte (see `usedLength`); 0 if the chain has no
     /// writable byte (nothing written).
     @discardableResult
     public static func writeStatus(_ status: VirtioBlk.Status, to chain: Chain) -> UInt32 {

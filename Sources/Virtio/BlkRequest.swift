@@ -34,9 +34,7 @@ public struct BlkRequest: Equatable, Sendable {
     /// sits after the data: the runtime dirty-logs exactly this many writable
     /// bytes during a migration, so a shorter length would leave the status
     /// byte, or a partly written buffer, stale on the destination.
-    public func usedLength(status: VirtioBlk.Status) -> UInt32 {
-        statusOffset + 1
-    }
+    public var usedLength: UInt32 { statusOffset + 1 }
 
     /// Number of discard / write-zeroes segments in the data.
     public var segmentCount: Int { Int(dataLength) / VirtioBlk.DiscardWriteZeroesSegment.size }

@@ -191,7 +191,7 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
         }
         func finish(_ s: VirtioBlk.Status) -> UInt32 {
             req.complete(chain, status: s)
-            return req.usedLength(status: s)
+            return req.usedLength
         }
         guard !tooManySegments else { return finish(.ioError) }
         switch req.type {
