@@ -28,7 +28,8 @@
 # on C must find stale page-cache chunks on both disks while the disks
 # themselves verify. --no-negative-control runs round 1 only. --nic adds a
 # NIC on network lan0 (TAP uplink vtap0, 10.98.0.254 on this host) receiving
-# a TCP stream across the migrations: NOT PASSING (the NIC bug of
+# a TCP stream across the migrations: NOT PASSING here (a guest receiving a
+# stream writes memory at the switchover, which QEMU 7.2's TCG loses:
 # docs/migration.md "Status").
 #
 # Binaries: $VIREO_BIN (default <repo>/.build/debug). Logs:
@@ -175,10 +176,12 @@ wait_console() {
     return 1
 }
 # tell HOST WORD: WORD as a line on the guest's serial console input on
-# HOST, resent until the guest acknowledges it ("control: WORD").
+# HOST, resent until the guest acknowledges it ("control: WORD"; acks
+# counts those lines, which end in the console's CR).
+acks() { grep -c "VIREO-GUEST: control: $2[[:space:]]*$" "$logs/guest-$1.console" 2>/dev/null; }
 tell() {
     local i n
-    n=$(grep -c "VIREO-GUEST: control: $2[[:space:]]*$" "$logs/guest-$1.console" 2>/dev/null)
+    n=$(acks "$1" "$2")
     for i in $(seq 1 30); do
         python3 -c 'import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((sys.argv[2] + "\n").encode())
@@ -186,7 +189,7 @@ time.sleep(1)  # closing at once can drop what the UART has not taken yet
 s.close()' \
             "$work/$1.con" "$2" 2>/dev/null
         for _ in $(seq 1 25); do
-            (($(grep -c "VIREO-GUEST: control: $2[[:space:]]*$" "$logs/guest-$1.console" 2>/dev/null) > n)) && return 0
+            (($(acks "$1" "$2") > n)) && return 0
             sleep 0.2
         done
     done
