@@ -92,7 +92,7 @@ struct VhostSocketOptions: ParsableArguments {
 
 /// Serves `device` on a vhost-user socket until SIGINT/SIGTERM.
 func serveVhostUser(_ device: VhostUserDevice, _ socket: VhostSocketOptions, what: String) throws {
-    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    LogFormat.text.bootstrap()
     try InitiatorService.serveLocal(device, socket: socket.socket, options: try socket.options(), what: what,
                                     logger: Logger(label: "vireo.initiator"))
 }

@@ -11,9 +11,11 @@ import VireoSys
 ///   u64 features; u16 version; u16 desc_num; u16 last_batch_head; u16 used_idx;
 ///   DescStateSplit desc[desc_num]   // u8 inflight; u8 pad[5]; u16 next; u64 counter
 /// ```
-/// Packed layout (`QueueRegionPacked`): a 32-byte header (features, version,
-/// desc_num, free_head, old_free_head, used_idx, old_used_idx, used_wrap_counter,
-/// old_used_wrap_counter, padding) and 32-byte `DescStatePacked` entries.
+/// Packed layout (`QueueRegionPacked`, see `InflightPackedQueue`): a 32-byte
+/// header (features, version, desc_num, free_head, old_free_head, used_idx,
+/// old_used_idx, used_wrap_counter, old_used_wrap_counter, padding) and
+/// 32-byte `DescStatePacked` entries. The layout follows the negotiated
+/// features (QEMU sends SET_FEATURES before GET_INFLIGHT_FD).
 public final class InflightRegion: @unchecked Sendable {
     // SAFETY (Sendable): each queue's slice is written only by the worker that
     // owns the queue, or by the control thread while that worker is paused.
@@ -45,8 +47,10 @@ public final class InflightRegion: @unchecked Sendable {
     /// Total bytes.
     public let size: Int
 
-    /// A fresh zeroed buffer for `numQueues` queues (GET_INFLIGHT_FD), each
-    /// queue region initialised with version and desc_num.
+    /// A fresh zeroed buffer for `numQueues` queues (GET_INFLIGHT_FD). Split
+    /// queue regions get version and desc_num now; packed ones stay version 0
+    /// until their ring first starts (`InflightPackedQueue.recover` takes the
+    /// positions from SET_VRING_BASE then, and only then).
     public init(numQueues: Int, queueSize: UInt16, packed: Bool) throws(SystemError) {
         guard numQueues > 0, numQueues <= 256, queueSize > 0 else { throw SystemError(call: "inflight", errno: 22) }
         self.numQueues = numQueues
@@ -57,7 +61,7 @@ public final class InflightRegion: @unchecked Sendable {
         fd = try FileDescriptor.sealedMemfd(name: "vhost-inflight", size: size)
         mapping = try MemoryMapping(fd: fd, offset: 0, count: size)
         base = mapping.baseAddress
-        for q in 0..<numQueues {
+        for q in 0..<numQueues where !packed {
             let r = queueBase(q)
             // SAFETY: each queue region is at least 16 bytes inside the mapping.
             r.storeBytes(of: UInt16(Self.version).littleEndian, toByteOffset: 8, as: UInt16.self)
@@ -101,6 +105,13 @@ public final class InflightRegion: @unchecked Sendable {
     func queueBase(_ q: Int) -> UnsafeMutableRawPointer {
         // SAFETY: q < numQueues, so the region is inside the mapping.
         base + q * Self.queueRegionSize(queueSize: queueSize, packed: packed)
+    }
+
+    /// The packed-ring view of queue `q` (its worker keeps it: the view holds
+    /// the queue's private free list).
+    public func packedQueue(_ q: Int) -> InflightPackedQueue? {
+        guard q >= 0, q < numQueues, packed else { return nil }
+        return InflightPackedQueue(base: queueBase(q), descCount: queueSize)
     }
 
     /// The split-ring view of queue `q`.

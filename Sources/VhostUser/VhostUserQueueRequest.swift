@@ -20,6 +20,9 @@ public final class VhostUserQueueRequest: @unchecked Sendable {
     var generation: UInt64 = 0
     /// The ring's pool epoch when this request was allocated (see `VhostUserVring.poolEpoch`).
     var poolEpoch: UInt64 = 0
+    /// Packed rings with inflight tracking: the head entry of its record
+    /// (`InflightPackedQueue.none` when untracked).
+    var inflightEntry: UInt16 = InflightPackedQueue.none
     /// Whether the request is out with the device.
     public internal(set) var isOutstanding = false
 

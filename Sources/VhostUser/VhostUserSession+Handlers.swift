@@ -126,9 +126,10 @@ extension VhostUserSession {
                 if r.started, r.deviceQueue != nil {
                     // Re-resolve in place (e.g. QEMU re-sends addresses with LOG at migration start).
                     r.base = r.currentBase
-                    let had = r.inflight
+                    let had = (r.inflight, r.packedInflight)
                     r.inflight = nil
-                    defer { r.inflight = had }
+                    r.packedInflight = nil
+                    defer { (r.inflight, r.packedInflight) = had }
                     try r.start(memory: table.memory)
                 }
             }
@@ -155,8 +156,7 @@ extension VhostUserSession {
                 if r.started { r.base = r.stop() }
                 r.kick = kick
                 r.kickNoFD = f.noFD
-                // INFLIGHT_SHMFD tracks split rings only (the packed layout is not implemented).
-                r.inflight = r.packed ? nil : inflight?.splitQueue(r.index)
+                try attachInflight(to: r)
                 r.log = features & VhostFeature.logAll != 0 ? log : nil
                 if autoEnable { r.enabled = true }
                 try r.start(memory: table.memory)
@@ -213,7 +213,10 @@ extension VhostUserSession {
             try need(.inflightSHMFD, "INFLIGHT_SHMFD")
             try checkInflightShape(d)
             let region: InflightRegion
-            do { region = try InflightRegion(numQueues: Int(d.numQueues), queueSize: d.queueSize, packed: false) } catch {
+            do {
+                region = try InflightRegion(numQueues: Int(d.numQueues), queueSize: d.queueSize,
+                                            packed: features & VirtioFeatures.ringPacked != 0)
+            } catch {
                 throw VhostUserProtocolError(request: req, .failed("\(error)"))
             }
             try attachInflight(region)
@@ -225,7 +228,8 @@ extension VhostUserSession {
             try need(.inflightSHMFD, "INFLIGHT_SHMFD")
             try checkInflightShape(d)
             let region = try InflightRegion(adopting: try fd(0), offset: d.mmapOffset, size: d.mmapSize,
-                                            numQueues: Int(d.numQueues), queueSize: d.queueSize, packed: false,
+                                            numQueues: Int(d.numQueues), queueSize: d.queueSize,
+                                            packed: features & VirtioFeatures.ringPacked != 0,
                                             peerOwner: faultOwner)
             try attachInflight(region)
         case .setStatus(let v):
@@ -276,7 +280,33 @@ extension VhostUserSession {
     private func attachInflight(_ region: InflightRegion) throws(VhostUserProtocolError) {
         inflight = region
         try quiesced { () throws(VhostUserProtocolError) in
-            for r in vrings where !r.started { r.inflight = r.packed ? nil : region.splitQueue(r.index) }
+            for r in vrings where !r.started {
+                r.inflight = nil
+                r.packedInflight = nil
+            }
+        }
+    }
+
+    /// (Quiesced) Gives ring `r` its view of the inflight region as it starts:
+    /// split or packed, as the region was laid out (the features at
+    /// GET_INFLIGHT_FD / SET_INFLIGHT_FD), which must be the ring's layout.
+    /// (A packed view's private free list is rebuilt by the ring's start.)
+    private func attachInflight(to r: VhostUserVring) throws(VhostUserProtocolError) {
+        guard let region = inflight else {
+            r.inflight = nil
+            r.packedInflight = nil
+            return
+        }
+        guard region.packed == r.packed else {
+            throw VhostUserProtocolError(request: .setVringKick, .invalid(
+                "ring \(r.index) is \(r.packed ? "packed" : "split") but the inflight region was laid out \(region.packed ? "packed" : "split") (features changed after GET_INFLIGHT_FD)"))
+        }
+        if r.packed {
+            r.inflight = nil
+            r.packedInflight = region.packedQueue(r.index)
+        } else {
+            r.packedInflight = nil
+            r.inflight = region.splitQueue(r.index)
         }
     }
 

@@ -128,6 +128,7 @@ public final class VhostUserSession: @unchecked Sendable {
     /// it was refused or its reply failed, else nil.
     func apply(_ received: VhostUserReceivedMessage) -> End? {
         let m = received.message
+        if case .setFeatures(let v) = m { adoptProtocolFeaturesIfSkipped(features: v) }
         let wantsAck = received.header.needsReply && protocolFeatures.contains(.replyAck) && !m.hasReply
         do {
             logger.trace("vhost-user: \(m.request)")
@@ -144,6 +145,22 @@ public final class VhostUserSession: @unchecked Sendable {
         } catch {
             return .socketError(SystemError(call: "vhost-user", errno: 5))
         }
+    }
+
+    /// SET_FEATURES with VHOST_USER_F_PROTOCOL_FEATURES on a connection that
+    /// never negotiated protocol features: the front-end negotiated them with
+    /// an earlier connection and carries on with that set. QEMU 7.2's
+    /// vhost-user-blk does this when its back-end restarts while the VM waits
+    /// for an incoming migration (it loses the reconnect and skips its
+    /// handshake: SET_FEATURES then GET_STATUS are the first messages).
+    /// Refusing would fail the VM's disk on arrival; the back-end assumes the
+    /// set it offers (the same binary offered it before, and the front-end's
+    /// set is a subset of it), and says so.
+    private func adoptProtocolFeaturesIfSkipped(features v: UInt64) {
+        guard v & VhostFeature.protocolFeatures != 0, !protocolFeaturesSet else { return }
+        protocolFeatures = offeredProtocolFeatures
+        protocolFeaturesSet = true
+        logger.warning("vhost-user: front-end set features with PROTOCOL_FEATURES without negotiating protocol features on this connection (a reconnect it did not handshake, e.g. QEMU 7.2 waiting for a migration); assuming the offered set \(offeredProtocolFeatures)")
     }
 
     /// A fault contained in one of this connection's mappings (the front-end
@@ -221,7 +238,7 @@ public final class VhostUserSession: @unchecked Sendable {
         for w in workers { w.shutdown() }
         workers = []
         table = .empty
-        for r in vrings { r.memory = .empty; r.log = nil; r.inflight = nil; r.call.replace(nil); r.err.replace(nil) }
+        for r in vrings { r.memory = .empty; r.log = nil; r.inflight = nil; r.packedInflight = nil; r.call.replace(nil); r.err.replace(nil) }
         log = nil
         inflight = nil
         backendChannel.withLock { $0 = nil }

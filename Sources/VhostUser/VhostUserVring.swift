@@ -24,9 +24,9 @@ public struct VhostUserVringCounters: Sendable, Equatable {
 /// (`PackedQueue`). With LOG_ALL both layouts log every ring write the
 /// device makes (split: used elements, used.idx, avail_event; packed: used
 /// descriptors and the device event suppression structure) and the bytes
-/// each completion wrote. One limit: INFLIGHT_SHMFD does not track packed
-/// rings (the region is accepted, but a packed ring's requests are not
-/// resubmitted after a reconnect).
+/// each completion wrote. INFLIGHT_SHMFD tracks both layouts
+/// (`InflightSplitQueue`, `InflightPackedQueue`): requests taken and not
+/// completed when the back-end went away are resubmitted after a reconnect.
 ///
 /// Threading: configuration fields are written by the control thread only
 /// while the owning worker is paused (see `VhostUserWorker`), except `call`
@@ -94,6 +94,11 @@ public final class VhostUserVring: @unchecked Sendable {
     /// Only `VhostUserOptions.logsDeviceWrites` turns it off: a test switch.
     var logsDeviceWrites = true
     var inflight: InflightSplitQueue?
+    /// Packed rings' inflight record (a view made at each kick; `start`
+    /// recovers from it, which also rebuilds its private free list). Like
+    /// the split record, its positions win over SET_VRING_BASE: QEMU frees
+    /// the region when the device resets.
+    var packedInflight: InflightPackedQueue?
     var generation: UInt64 = 0
 
     /// The worker serving this ring (set when the session starts).
@@ -114,6 +119,8 @@ public final class VhostUserVring: @unchecked Sendable {
     var poolEpoch: UInt64 = 0
     var inflightCounter: UInt64 = 1
     var resubmitHeads: [UInt16] = []
+    /// Packed: chains to resubmit, in fetch order (head entry, descriptor copies).
+    var resubmitPacked: [(entry: UInt16, descriptors: [PackedQueue.Descriptor])] = []
     var memory: GuestMemory = .empty
     public internal(set) var counters = VhostUserVringCounters()
 
@@ -139,14 +146,29 @@ public final class VhostUserVring: @unchecked Sendable {
         let addrs = RingAddresses(descriptors: address.descriptorTable, driverArea: address.availableRing,
                                   deviceArea: address.usedRing, space: .frontendVirtual)
         if packed {
-            // INFLIGHT_SHMFD is split-only here: a packed ring is not tracked.
             inflight = nil
             resubmitHeads = []
-            let p: PackedQueue
+            resubmitPacked = []
+            var p: PackedQueue
             do {
                 p = try PackedQueue(size: size, addresses: addrs, memory: memory, eventIdx: eventIdx, rules: rules,
                                     availState: UInt16(truncatingIfNeeded: base),
                                     usedState: UInt16(truncatingIfNeeded: base >> 16))
+                if let packedInflight {
+                    // A used region (back-end restart) knows the positions
+                    // better than SET_VRING_BASE: QEMU cannot ask a dead
+                    // back-end for them and a packed ring keeps no used index.
+                    let r: InflightPackedQueue.Recovery
+                    do { r = try packedInflight.recover(queue: p) } catch {
+                        throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) inflight region: \(error)"))
+                    }
+                    inflightCounter = r.nextCounter
+                    resubmitPacked = r.chains
+                    p = try PackedQueue(size: size, addresses: addrs, memory: memory, eventIdx: eventIdx, rules: rules,
+                                        availState: r.availState, usedState: r.usedState)
+                }
+            } catch let e as VhostUserProtocolError {
+                throw e
             } catch {
                 throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) packed setup: \(error)"))
             }
@@ -220,6 +242,7 @@ public final class VhostUserVring: @unchecked Sendable {
         kick = nil
         kickNoFD = false
         resubmitHeads = []
+        resubmitPacked = []
         return base
     }
 
@@ -256,7 +279,11 @@ public final class VhostUserVring: @unchecked Sendable {
             if !resubmitHeads.isEmpty { n += resubmit(device: device, queue: q) }
             return n + process(device: device, budget: budget - n, queue: q)
         }
-        if let p = packedQueue { return process(device: device, budget: budget, queue: p) }
+        if let p = packedQueue {
+            var n = 0
+            if !resubmitPacked.isEmpty { n += resubmit(device: device, queue: p) }
+            return n + process(device: device, budget: budget - n, queue: p)
+        }
         return 0
     }
 
@@ -306,7 +333,7 @@ public final class VhostUserVring: @unchecked Sendable {
                 case .badRequest:
                     guard headIsFree(req) else { pool.append(req); return n }
                     counters.badRequests += 1
-                    hand(req, to: nil)
+                    hand(req, to: nil, queue: q)
                     complete(req, writtenLength: 0, queue: q)
                     n += 1
                     continue
@@ -319,7 +346,7 @@ public final class VhostUserVring: @unchecked Sendable {
             guard got else { pool.append(req); break }
             guard headIsFree(req) else { pool.append(req); return n }
             q.logAvailEvent(self)
-            hand(req, to: device)
+            hand(req, to: device, queue: q)
             n += 1
         }
         return n
@@ -333,7 +360,7 @@ public final class VhostUserVring: @unchecked Sendable {
                 if case .badRequest = error {
                     guard headIsFree(req) else { pool.append(req); return nil }
                     counters.badRequests += 1
-                    hand(req, to: nil)
+                    hand(req, to: nil, queue: q)
                     complete(req, writtenLength: 0, queue: q)
                     continue
                 }
@@ -342,7 +369,7 @@ public final class VhostUserVring: @unchecked Sendable {
                 return nil
             }
             guard headIsFree(req) else { pool.append(req); return nil }
-            hand(req, to: nil)
+            hand(req, to: nil, queue: q)
             return req
         }
         return nil
@@ -356,7 +383,7 @@ public final class VhostUserVring: @unchecked Sendable {
     /// (one per descriptor is all a driver needs) cannot be tracked and
     /// breaks the ring the same way.
     @inline(__always)
-    private func headIsFree(_ req: VhostUserQueueRequest) -> Bool {
+    func headIsFree(_ req: VhostUserQueueRequest) -> Bool {
         let h = Int(req.chain.head)
         if h < headInUse.count, !headInUse[h] { return true }
         counters.brokenByDriver += 1
@@ -367,9 +394,9 @@ public final class VhostUserVring: @unchecked Sendable {
     }
 
     @inline(__always)
-    private func hand(_ req: VhostUserQueueRequest, to device: VhostUserDevice?) {
+    private func hand<Q: VringQueue>(_ req: VhostUserQueueRequest, to device: VhostUserDevice?, queue q: Q) {
         headInUse[Int(req.chain.head)] = true    // < size: checked by headIsFree
-        inflight?.markPopped(head: req.chain.head, counter: inflightCounter)
+        q.popped(self, req)
         inflightCounter &+= 1
         req.generation = generation
         req.isOutstanding = true
@@ -392,9 +419,9 @@ public final class VhostUserVring: @unchecked Sendable {
                 remaining -= l
             }
         }
-        inflight?.prePut(head: head)
+        q.willPublishUsed(self, req)
         q.pushUsed(req.chain.token, length: length)
-        q.usedPublished(self, token: req.chain.token)
+        q.usedPublished(self, req)
         req.isOutstanding = false
         outstanding -= 1
         counters.completions += 1

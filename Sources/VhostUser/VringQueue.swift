@@ -7,9 +7,14 @@ protocol VringQueue: DeviceQueue {
     /// After a pop: log the device's event write (split: avail_event with
     /// EVENT_IDX; packed: the device event suppression structure in DESC mode).
     func logAvailEvent(_ ring: VhostUserVring)
-    /// After `pushUsed` of `token`: log the used element and index writes,
-    /// and finish the inflight record of its head (`token.id`).
-    func usedPublished(_ ring: VhostUserVring, token: UsedToken)
+    /// After a pop, before the request goes out: its inflight record.
+    func popped(_ ring: VhostUserVring, _ req: VhostUserQueueRequest)
+    /// Before `pushUsed` of the request's token: the inflight record of the
+    /// completion in progress.
+    func willPublishUsed(_ ring: VhostUserVring, _ req: VhostUserQueueRequest)
+    /// After `pushUsed`: log the used element and index writes, and finish
+    /// the request's inflight record.
+    func usedPublished(_ ring: VhostUserVring, _ req: VhostUserQueueRequest)
 }
 
 extension SplitQueue: VringQueue {
@@ -22,14 +27,24 @@ extension SplitQueue: VringQueue {
     }
 
     @inline(__always)
-    func usedPublished(_ ring: VhostUserVring, token: UsedToken) {
+    func popped(_ ring: VhostUserVring, _ req: VhostUserQueueRequest) {
+        ring.inflight?.markPopped(head: req.chain.head, counter: ring.inflightCounter)
+    }
+
+    @inline(__always)
+    func willPublishUsed(_ ring: VhostUserVring, _ req: VhostUserQueueRequest) {
+        ring.inflight?.prePut(head: req.chain.head)
+    }
+
+    @inline(__always)
+    func usedPublished(_ ring: VhostUserVring, _ req: VhostUserQueueRequest) {
         if let log = ring.log, let gpa = ring.logUsedGPA {
             // §2.7.8: used ring element `slot`, then used.idx.
             let slot = UInt64((usedIdx &- 1) & (size &- 1))
             log.logWrite(gpa: gpa &+ 4 &+ 8 &* slot, length: 8)
             log.logWrite(gpa: gpa &+ 2, length: 2)
         }
-        ring.inflight?.postPut(head: token.id, usedIndex: usedIdx)
+        ring.inflight?.postPut(head: req.chain.head, usedIndex: usedIdx)
     }
 }
 
@@ -43,15 +58,38 @@ extension PackedQueue: VringQueue {
         }
     }
 
+    /// Copies the chain's descriptors into the inflight record: used
+    /// descriptors may overwrite their ring slots before it completes.
+    @inline(__always)
+    func popped(_ ring: VhostUserVring, _ req: VhostUserQueueRequest) {
+        req.inflightEntry = ring.packedInflight?.markPopped(
+            queue: self, descriptorCount: req.chain.token.descriptorCount, counter: ring.inflightCounter) ?? InflightPackedQueue.none
+    }
+
+    /// The used position after this completion (§2.8.6: it advances by the
+    /// chain's descriptor count, toggling the wrap counter past the end).
+    @inline(__always)
+    func willPublishUsed(_ ring: VhostUserVring, _ req: VhostUserQueueRequest) {
+        guard let t = ring.packedInflight, req.inflightEntry != InflightPackedQueue.none else { return }
+        var slot = Int(nextUsed) + Int(req.chain.token.descriptorCount)
+        var wrap = usedWrapCounter
+        if slot >= Int(size) { slot -= Int(size); wrap.toggle() }
+        t.prePut(entry: req.inflightEntry, usedStateAfter: UInt16(slot) | (wrap ? 0x8000 : 0))
+    }
+
     /// §2.8.6: the used descriptor went into the slot the chain's first
     /// descriptor had, `descriptorCount` slots before the new used position;
-    /// the device wrote its len, id and flags (bytes 8-15). Packed rings are
-    /// not tracked by INFLIGHT_SHMFD (see `VhostUserVring`).
+    /// the device wrote its len, id and flags (bytes 8-15).
     @inline(__always)
-    func usedPublished(_ ring: VhostUserVring, token: UsedToken) {
-        guard let log = ring.log, let gpa = ring.logPackedGPAs?.descriptors else { return }
-        var slot = Int(nextUsed) - Int(token.descriptorCount)
-        if slot < 0 { slot += Int(size) }
-        log.logWrite(gpa: gpa &+ UInt64(slot) &* UInt64(RingLayout.descriptorSize) &+ 8, length: 8)
+    func usedPublished(_ ring: VhostUserVring, _ req: VhostUserQueueRequest) {
+        if let log = ring.log, let gpa = ring.logPackedGPAs?.descriptors {
+            var slot = Int(nextUsed) - Int(req.chain.token.descriptorCount)
+            if slot < 0 { slot += Int(size) }
+            log.logWrite(gpa: gpa &+ UInt64(slot) &* UInt64(RingLayout.descriptorSize) &+ 8, length: 8)
+        }
+        if req.inflightEntry != InflightPackedQueue.none {
+            ring.packedInflight?.postPut(entry: req.inflightEntry)
+            req.inflightEntry = InflightPackedQueue.none
+        }
     }
 }

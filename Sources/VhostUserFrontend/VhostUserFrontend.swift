@@ -146,6 +146,15 @@ public final class VhostUserFrontend {
         try request(.setFeatures, payload: u64(features))
     }
 
+    /// Carries on with what an earlier connection negotiated, without the
+    /// handshake (no SET_OWNER, GET_FEATURES or protocol features): only
+    /// SET_FEATURES, as QEMU 7.2's vhost-user-blk does after a reconnect it
+    /// lost track of.
+    public func resumeWithoutHandshake(features f: UInt64, protocolFeatures p: VhostUserProtocolFeatures) throws(VhostUserFrontendError) {
+        protocolFeatures = p
+        try setFeatures(f)
+    }
+
     /// SET_FEATURES again (e.g. to turn VHOST_F_LOG_ALL on).
     public func setFeatures(_ f: UInt64) throws(VhostUserFrontendError) {
         features = f

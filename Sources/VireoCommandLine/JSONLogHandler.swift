@@ -11,12 +11,31 @@ import Glibc
 public enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case text, json
 
-    /// Installs this format as the process's logging backend (once, at start).
+    /// Installs this format as the process's logging backend (once, at start),
+    /// at the level `VIREO_LOG_LEVEL` names (trace, debug, info, notice,
+    /// warning, error, critical; default info: trace logs every vhost-user
+    /// message a front-end sends).
     public func bootstrap() {
+        let level = Self.level(getenv("VIREO_LOG_LEVEL").map { String(cString: $0) })
         switch self {
-        case .text: LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        case .json: LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+        case .text:
+            LoggingSystem.bootstrap {
+                var h = StreamLogHandler.standardError(label: $0)
+                h.logLevel = level
+                return h
+            }
+        case .json:
+            LoggingSystem.bootstrap {
+                var h = JSONLogHandler(label: $0)
+                h.logLevel = level
+                return h
+            }
         }
+    }
+
+    /// The level a `VIREO_LOG_LEVEL` value names (info when unset or unknown).
+    static func level(_ name: String?) -> Logger.Level {
+        name.flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
     }
 }
 

@@ -18,7 +18,9 @@ extension RemoteBlockDevice {
 
     public var features: UInt64 {
         let g = geometry
-        var f = VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc
+        // Packed rings too: INFLIGHT_SHMFD tracks both layouts, so a restarted
+        // initiator resubmits what either kind of ring had in flight.
+        var f = VirtioFeatures.version1 | VirtioFeatures.eventIdx | VirtioFeatures.indirectDesc | VirtioFeatures.ringPacked
             | VirtioBlk.Feature.sizeMax | VirtioBlk.Feature.segMax | VirtioBlk.Feature.blockSize
             | VirtioBlk.Feature.topology
         let limits = Self.blkLimits(g, readOnly: config.readOnly)

@@ -119,6 +119,21 @@ extension Chain {
         }
     }
 
+    /// Appends one packed-ring descriptor (virtio 1.x §2.8): its buffer, or
+    /// the buffers of the indirect table it points at.
+    @inline(__always)
+    func appendPackedDescriptor(
+        addr: UInt64, len: UInt32, flags: UInt16, rules: ChainRules, memory: GuestMemory
+    ) throws(BadRequestReason) {
+        if flags & RingLayout.descFlagIndirect != 0 {
+            // virtio 1.x §2.8.19: INDIRECT and NEXT together are forbidden.
+            guard flags & RingLayout.descFlagNext == 0 else { throw .indirectWithNext }
+            try walkPackedIndirect(addr: addr, len: len, rules: rules, memory: memory)
+        } else {
+            try appendBuffer(addr: addr, len: len, writable: flags & RingLayout.descFlagWrite != 0, memory: memory)
+        }
+    }
+
     /// Appends the buffers of a packed-format indirect table (virtio 1.x
     /// §2.8.7): entries are consecutive, only WRITE is meaningful.
     func walkPackedIndirect(addr: UInt64, len: UInt32, rules: ChainRules, memory: GuestMemory) throws(BadRequestReason) {

@@ -163,16 +163,8 @@ public final class PackedQueue: DeviceQueue, @unchecked Sendable {
             // virtio 1.x §2.8.6: the buffer ID is in the chain's last descriptor.
             id = d.le16(12)
             if failure == nil {
-                let addr = d.le64(0), len = d.le32(8)
                 do throws(BadRequestReason) {
-                    if flags & RingLayout.descFlagIndirect != 0 {
-                        // virtio 1.x §2.8.19: INDIRECT and NEXT together are forbidden.
-                        guard flags & RingLayout.descFlagNext == 0 else { throw .indirectWithNext }
-                        try chain.walkPackedIndirect(addr: addr, len: len, rules: rules, memory: memory)
-                    } else {
-                        try chain.appendBuffer(addr: addr, len: len,
-                                               writable: flags & RingLayout.descFlagWrite != 0, memory: memory)
-                    }
+                    try chain.appendPackedDescriptor(addr: d.le64(0), len: d.le32(8), flags: flags, rules: rules, memory: memory)
                 } catch {
                     failure = error   // keep walking NEXT flags to consume the whole chain
                 }
@@ -191,6 +183,54 @@ public final class PackedQueue: DeviceQueue, @unchecked Sendable {
             throw .badRequest(failure)
         }
         return true
+    }
+
+    /// One ring descriptor as the driver wrote it (§2.8.13): what an inflight
+    /// record keeps of a chain, since used descriptors overwrite ring slots
+    /// of chains still in flight when completions come out of order.
+    public struct Descriptor: Equatable, Sendable {
+        public var addr: UInt64
+        public var len: UInt32
+        public var id: UInt16
+        public var flags: UInt16
+
+        public init(addr: UInt64, len: UInt32, id: UInt16, flags: UInt16) {
+            self.addr = addr
+            self.len = len
+            self.id = id
+            self.flags = flags
+        }
+    }
+
+    /// The descriptor in ring slot `slot` as it is now (slot below `size`,
+    /// else an empty descriptor).
+    public func descriptor(atSlot slot: UInt16) -> Descriptor {
+        guard slot < size else { return Descriptor(addr: 0, len: 0, id: 0, flags: 0) }
+        // SAFETY: slot < size; the 16-byte descriptor is inside the checked ring.
+        let d = UnsafeRawPointer(ring + Int(slot) * RingLayout.descriptorSize)
+        return Descriptor(addr: d.le64(0), len: d.le32(8), id: d.le16(12), flags: loadFlags(slot))
+    }
+
+    /// The ring slot `count` slots before the next one the device reads: where
+    /// the chain just popped began when `count` is its descriptor count.
+    public func slot(before count: UInt16) -> UInt16 {
+        var s = Int(nextAvail) - Int(count % size)
+        if s < 0 { s += Int(size) }
+        return UInt16(s)
+    }
+
+    /// Rebuilds a chain from descriptor copies taken when it was popped
+    /// (inflight resubmission after a back-end restart), with the rules of
+    /// `popAvail`: the buffer ID is the last copy's. The ring is not touched.
+    public func rebuildChain(_ copies: [Descriptor], into chain: Chain) throws(BadRequestReason) {
+        chain.reset()
+        // virtio 1.x §2.8.6: a chain holds 1...size descriptors (the inflight
+        // record delimits it; the copies' NEXT flags are not followed again).
+        chain.token = UsedToken(id: copies.last?.id ?? 0, descriptorCount: UInt16(clamping: copies.count))
+        guard !copies.isEmpty, copies.count <= Int(size) else { throw .chainTooLong }
+        for d in copies {
+            try chain.appendPackedDescriptor(addr: d.addr, len: d.len, flags: d.flags, rules: rules, memory: memory)
+        }
     }
 
     /// Writes the used descriptor for `token` at the next used slot and makes

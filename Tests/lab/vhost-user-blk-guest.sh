@@ -23,6 +23,9 @@
 #                      scratch dir private to this run (persists across the
 #                      restart). Default: qemu-storage-daemon exporting the raw
 #                      file {dir}/disk.raw (tmpfs) as vhost-user-blk, 2 queues.
+#   VIREO_BLK_PACKED   1: a packed virtqueue (packed=on), and the guest must
+#                      report it (with --kill-restart: INFLIGHT_SHMFD's packed
+#                      layout brings back what was in flight); default 0
 #   VIREO_BLK_SIZE     disk size in bytes (default 4194304 = 4 MiB)
 #   VIREO_BLK_QUEUES   num-queues for vhost-user-blk-pci (default 2)
 #   VIREO_BLK_LOOPS    write/verify loops (default 1; 2 with --kill-restart)
@@ -110,7 +113,9 @@ if [[ $mode == kill-restart && ${VIREO_BLK_PROBE:-1} == 1 ]]; then
     fi
 fi
 # One vCPU per queue: the guest's virtio-blk driver uses min(queues, CPUs).
-gargs=(--test blk-verify --blk "$sock" --num-queues "$queues" --smp "${VIREO_GUEST_SMP:-$queues}"
+layout=split blkopt=--blk
+[[ ${VIREO_BLK_PACKED:-0} == 1 ]] && layout=packed blkopt=--blk-packed
+gargs=(--test blk-verify "$blkopt" "$sock" --num-queues "$queues" --smp "${VIREO_GUEST_SMP:-$queues}"
     --log "$con" --timeout "$gtimeout"
     --param "size=$size" --param "bs=$bs" --param "loops=$loops" --param "jobs=$jobs" --param "discard=$discard")
 : >"$con"
@@ -157,13 +162,17 @@ if [[ $mode == kill-restart ]]; then
     note "backend SIGKILLed after guest phase line $at_kill, down ${down}s; phase spanning the outage: ${spanned#VIREO-GUEST: }"
 fi
 note "backend log: $blog"
+if [[ $grc == 0 ]] && ! grep -q "disk vda: .* $layout ring" "$con"; then
+    note "FAIL: the guest's ring is not $layout: $(grep -o 'disk vda: .*' "$con" | head -1)"
+    grc=1
+fi
 # The guest must use every queue the device offers (one vCPU per queue).
 if [[ $grc == 0 ]] && ! grep -q "disk vda: .* $queues queue(s)" "$con"; then
     note "FAIL: the guest does not use all $queues queues: $(grep -o 'disk vda: .*' "$con" | head -1)"
     grc=1
 fi
 case $grc in
-    0) note "PASS ($mode, ${size} bytes, $loops loop(s), bs $bs, $jobs job(s), $queues queue(s); ${total}s)" ;;
+    0) note "PASS ($mode, $layout ring, ${size} bytes, $loops loop(s), bs $bs, $jobs job(s), $queues queue(s); ${total}s)" ;;
     3) note "UNSUPPORTED (see console: $con)" ;;
     *) note "FAIL (exit $grc; console: $con)" ;;
 esac

@@ -36,6 +36,7 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     public let maxQueueSize: UInt16
     public let workerCount: Int
     private let holding = Atomic<Bool>(false)
+    private let holdingFlushes = Atomic<Bool>(true)
     private let held = Locked<[VhostUserQueueRequest]>([])
     /// Requests handled (all types), for tests and statistics.
     public let requestsHandled = Atomic<UInt64>(0)
@@ -109,7 +110,13 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
 
     /// While true, requests are taken but not completed (a stand-in for I/O
     /// still in flight on the remote target when the connection drops).
-    public func holdCompletions(_ on: Bool) { holding.store(on, ordering: .relaxed) }
+    /// `exceptFlushes`: FLUSH requests still complete, so completions come
+    /// out of order (a packed ring's used descriptors then overwrite ring
+    /// slots of held chains).
+    public func holdCompletions(_ on: Bool, exceptFlushes: Bool = false) {
+        holdingFlushes.store(!exceptFlushes, ordering: .relaxed)
+        holding.store(on, ordering: .relaxed)
+    }
     /// Requests currently held.
     public var heldCount: Int { held.withLock { $0.count } }
     /// Regions currently known through the memory callbacks.
@@ -160,11 +167,17 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
 
     public func handle(_ request: VhostUserQueueRequest) {
         requestsHandled.add(1, ordering: .relaxed)
-        if holding.load(ordering: .relaxed) {
+        if holding.load(ordering: .relaxed), holdingFlushes.load(ordering: .relaxed) || !Self.isFlush(request.chain) {
             held.withLock { $0.append(request) }
             return
         }
         request.complete(writtenLength: serve(request.chain))
+    }
+
+    /// Whether the chain's header (virtio 1.x §5.2.6) asks for a FLUSH.
+    private static func isFlush(_ chain: Chain) -> Bool {
+        guard let h = chain.readableSegments.first, h.length >= 4 else { return false }
+        return UInt32(littleEndian: UnsafeRawPointer(h.hostPointer).loadUnaligned(as: UInt32.self)) == VirtioBlk.RequestType.flush.rawValue
     }
 
     /// What requests are validated against (capacity can change with `resize`).
