@@ -223,11 +223,21 @@ public final class InflightPackedQueue: @unchecked Sendable {
         }
         if usedState != oldUsedState {
             // A completion was interrupted: was its used descriptor published?
+            // Its head already out of flight means postPut ran (and was cut
+            // while catching old_used up, whose two stores can be seen half
+            // done); otherwise the ring's slot at the old position tells: the
+            // device's used descriptor there has USED equal to the old wrap
+            // counter, a driver's descriptor has it inverted (§2.8.1).
             let old = oldUsedState
-            let flags = queue.descriptor(atSlot: old & 0x7FFF).flags
-            let published = (flags & RingLayout.packedDescFlagUsed != 0) == (old & 0x8000 != 0)
+            let c = completing
+            let published: Bool
+            if c < descCount, entry(c).load(as: UInt8.self) == 0 {
+                published = true
+            } else {
+                let flags = queue.descriptor(atSlot: old & 0x7FFF).flags
+                published = (flags & RingLayout.packedDescFlagUsed != 0) == (old & 0x8000 != 0)
+            }
             if published {
-                let c = completing
                 if c < descCount { entry(c).storeBytes(of: UInt8(0), as: UInt8.self) }
                 setOldUsed(usedState)
             } else {

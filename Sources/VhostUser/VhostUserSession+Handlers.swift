@@ -61,8 +61,14 @@ extension VhostUserSession {
         case .resetOwner, .resetDevice:
             if case .resetDevice = m { try need(.resetDevice, "RESET_DEVICE") }
             try quiesced { () throws(VhostUserProtocolError) in
-                for r in vrings { _ = r.stop(); r.enabled = false; r.base = 0; r.generation &+= 1 }
+                for r in vrings {
+                    _ = r.stop(); r.enabled = false; r.base = 0; r.generation &+= 1
+                    r.inflight = nil; r.packedInflight = nil
+                }
             }
+            // A reset forgets what was in flight: the next start gets its
+            // region again (QEMU frees its own on reset and sends SET_INFLIGHT_FD).
+            inflight = nil
             features = 0
             status = 0
         case .setMemTable(let regions):
@@ -126,10 +132,12 @@ extension VhostUserSession {
                 if r.started, r.deviceQueue != nil {
                     // Re-resolve in place (e.g. QEMU re-sends addresses with LOG at migration start).
                     r.base = r.currentBase
-                    let had = (r.inflight, r.packedInflight)
+                    // Without the inflight views (no second recovery), keeping
+                    // what recovery left to resubmit.
+                    let had = (r.inflight, r.packedInflight, r.resubmitHeads, r.resubmitPacked)
                     r.inflight = nil
                     r.packedInflight = nil
-                    defer { (r.inflight, r.packedInflight) = had }
+                    defer { (r.inflight, r.packedInflight, r.resubmitHeads, r.resubmitPacked) = had }
                     try r.start(memory: table.memory)
                 }
             }
@@ -219,7 +227,7 @@ extension VhostUserSession {
             } catch {
                 throw VhostUserProtocolError(request: req, .failed("\(error)"))
             }
-            try attachInflight(region)
+            try attachInflight(region, request: req)
             var out: [UInt8] = []
             VhostUserInflightDescriptor(mmapSize: UInt64(region.size), mmapOffset: 0, numQueues: d.numQueues,
                                         queueSize: d.queueSize).encode(into: &out)
@@ -231,7 +239,7 @@ extension VhostUserSession {
                                             numQueues: Int(d.numQueues), queueSize: d.queueSize,
                                             packed: features & VirtioFeatures.ringPacked != 0,
                                             peerOwner: faultOwner)
-            try attachInflight(region)
+            try attachInflight(region, request: req)
         case .setStatus(let v):
             try need(.status, "STATUS")
             guard v <= 0xff else { throw invalid("status 0x\(String(v, radix: 16)) exceeds 8 bits") }
@@ -277,7 +285,15 @@ extension VhostUserSession {
         }
     }
 
-    private func attachInflight(_ region: InflightRegion) throws(VhostUserProtocolError) {
+    private func attachInflight(_ region: InflightRegion, request: VhostUserRequest) throws(VhostUserProtocolError) {
+        // A running ring writes its record through a view of the current
+        // region's mapping: replacing (and unmapping) it under the ring would
+        // make the worker write to freed memory. Front-ends send the region
+        // before they start the rings (vhost-user.rst "Inflight I/O tracking").
+        if let r = vrings.first(where: \.started) {
+            throw VhostUserProtocolError(request: request, .invalid(
+                "inflight region sent while ring \(r.index) runs (stop the rings with GET_VRING_BASE first)"))
+        }
         inflight = region
         try quiesced { () throws(VhostUserProtocolError) in
             for r in vrings where !r.started {

@@ -70,7 +70,8 @@ extension PackedQueue: VringQueue {
     /// chain's descriptor count, toggling the wrap counter past the end).
     @inline(__always)
     func willPublishUsed(_ ring: VhostUserVring, _ req: VhostUserQueueRequest) {
-        guard let t = ring.packedInflight, req.inflightEntry != InflightPackedQueue.none else { return }
+        // A broken ring publishes nothing (addUsed returns at once): the record stays as it is.
+        guard let t = ring.packedInflight, req.inflightEntry != InflightPackedQueue.none, !isBroken else { return }
         var slot = Int(nextUsed) + Int(req.chain.token.descriptorCount)
         var wrap = usedWrapCounter
         if slot >= Int(size) { slot -= Int(size); wrap.toggle() }
@@ -87,7 +88,7 @@ extension PackedQueue: VringQueue {
             if slot < 0 { slot += Int(size) }
             log.logWrite(gpa: gpa &+ UInt64(slot) &* UInt64(RingLayout.descriptorSize) &+ 8, length: 8)
         }
-        if req.inflightEntry != InflightPackedQueue.none {
+        if req.inflightEntry != InflightPackedQueue.none, !isBroken {
             ring.packedInflight?.postPut(entry: req.inflightEntry)
             req.inflightEntry = InflightPackedQueue.none
         }

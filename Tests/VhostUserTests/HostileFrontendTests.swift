@@ -199,4 +199,29 @@ import Glibc
         }
         #expect(e.description.contains(fragment), "\(e)")
     }
+
+    /// An inflight region sent while a ring runs would unmap the record the
+    /// ring's worker writes to: refused, the connection closed, and the
+    /// server (every other connection) unharmed.
+    @Test func inflightRegionWhileRingRuns() throws {
+        let rig = try BlockRig(tag: "inflight-running", queues: 1)
+        let fe = rig.frontend
+        try fe.negotiate(wanted: blockFeatures)
+        try fe.setMemTable(rig.memory)
+        _ = try fe.inflightBuffer(numQueues: 1, queueSize: 16)
+        let q = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: true)
+        try fe.setUpRing(0, driver: q)
+        #expect(throws: (any Error).self) { _ = try fe.inflightBuffer(numQueues: 1, queueSize: 16) }
+        #expect(fe.waitForClose())
+        // The server still serves: a new connection does I/O.
+        try rig.reconnect()
+        let fe2 = rig.frontend
+        try fe2.negotiate(wanted: blockFeatures)
+        try fe2.setMemTable(rig.memory)
+        let q2 = SplitDriverQueue(memory: rig.memory, size: 16, eventIdx: true)
+        try fe2.setUpRing(0, driver: q2)
+        q2.add(rig.memory.blockRequest(type: VirtioBlk.RequestType.flush.rawValue, sector: 0, dataLength: 0), write: true)
+        fe2.kick(0)
+        #expect(fe2.waitForUsed(0, count: 1).count == 1)
+    }
 }

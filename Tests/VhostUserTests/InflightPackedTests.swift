@@ -148,6 +148,35 @@ import VirtioDriver
         #expect(copies.last?.id == a.id)
     }
 
+    /// A completion that crossed the ring's end, cut inside postPut between
+    /// old_used's slot and wrap stores: the head is already out of flight,
+    /// so it is done, whatever the ring slot at the half-written old
+    /// position holds (here a driver descriptor of the previous lap).
+    @Test func interruptedInsidePostPut() throws {
+        let r = try Ring()
+        // Move the positions to slot 6: two 3-descriptor chains completed in order.
+        for k in 0..<2 {
+            let x = try r.pop(descriptors: 3, counter: UInt64(k + 1))
+            r.record.prePut(entry: x.entry, usedStateAfter: 0x8000 | UInt16(3 * (k + 1)))
+            r.dev.addUsed(UsedToken(id: x.id, descriptorCount: 3), length: 0)
+            r.record.postPut(entry: x.entry)
+            _ = r.drv.popUsed()
+        }
+        // A 3-descriptor chain at slots 6, 7, 0 completes: used 6/wrap 1 -> 1/wrap 0.
+        let c = try r.pop(descriptors: 3, counter: 3)
+        r.record.prePut(entry: c.entry, usedStateAfter: 1)
+        r.dev.addUsed(UsedToken(id: c.id, descriptorCount: 3), length: 0)
+        r.record.postPut(entry: c.entry)
+        // Cut between old_used's slot and wrap stores: slot 1 with the old
+        // wrap 1, and the head still named as being completed.
+        r.record.base.storeBytes(of: UInt8(1), toByteOffset: 21, as: UInt8.self)
+        r.record.base.storeBytes(of: c.entry.littleEndian, toByteOffset: 22, as: UInt16.self)
+        let rec = try r.record.recover(queue: try r.restarted())
+        #expect(rec.chains.isEmpty)
+        #expect(rec.usedState == 1)
+        #expect(rec.availState == 1)
+    }
+
     /// Completions in and out of order, entries reused, across a wrap: the
     /// record always describes exactly what is in flight.
     @Test func entriesRecycleAcrossWraps() throws {
