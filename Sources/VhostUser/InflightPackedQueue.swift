@@ -281,11 +281,8 @@ public final class InflightPackedQueue: @unchecked Sendable {
         // Every descriptor fetched is either in flight or counted by the used
         // position (each completion advances it by its chain's count).
         let used = usedState
-        var availSlot = Int(used & 0x7FFF) + total
-        var availWrap = used & 0x8000 != 0
-        if availSlot >= Int(size) { availSlot -= Int(size); availWrap.toggle() }
         resetPrivate(chains: found.map(\.entries))
-        return Recovery(availState: UInt16(availSlot) | (availWrap ? 0x8000 : 0), usedState: used,
+        return Recovery(availState: PackedQueue.position(used, advancedBy: total, size: size), usedState: used,
                         chains: found.map { ($0.entry, $0.descriptors) },
                         nextCounter: (found.map(\.counter).max() ?? 0) &+ 1)
     }

@@ -72,10 +72,8 @@ extension PackedQueue: VringQueue {
     func willPublishUsed(_ ring: VhostUserVring, _ req: VhostUserQueueRequest) {
         // A broken ring publishes nothing (addUsed returns at once): the record stays as it is.
         guard let t = ring.packedInflight, req.inflightEntry != InflightPackedQueue.none, !isBroken else { return }
-        var slot = Int(nextUsed) + Int(req.chain.token.descriptorCount)
-        var wrap = usedWrapCounter
-        if slot >= Int(size) { slot -= Int(size); wrap.toggle() }
-        t.prePut(entry: req.inflightEntry, usedStateAfter: UInt16(slot) | (wrap ? 0x8000 : 0))
+        t.prePut(entry: req.inflightEntry, usedStateAfter: PackedQueue.position(
+            UInt16(truncatingIfNeeded: vringBase >> 16), advancedBy: Int(req.chain.token.descriptorCount), size: size))
     }
 
     /// §2.8.6: the used descriptor went into the slot the chain's first

@@ -17,19 +17,10 @@ public enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     /// message a front-end sends).
     public func bootstrap() {
         let level = Self.level(getenv("VIREO_LOG_LEVEL").map { String(cString: $0) })
-        switch self {
-        case .text:
-            LoggingSystem.bootstrap {
-                var h = StreamLogHandler.standardError(label: $0)
-                h.logLevel = level
-                return h
-            }
-        case .json:
-            LoggingSystem.bootstrap {
-                var h = JSONLogHandler(label: $0)
-                h.logLevel = level
-                return h
-            }
+        LoggingSystem.bootstrap { label in
+            var h: any LogHandler = self == .text ? StreamLogHandler.standardError(label: label) : JSONLogHandler(label: label)
+            h.logLevel = level
+            return h
         }
     }
 

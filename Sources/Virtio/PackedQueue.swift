@@ -211,6 +211,16 @@ public final class PackedQueue: DeviceQueue, @unchecked Sendable {
         return Descriptor(addr: d.le64(0), len: d.le32(8), id: d.le16(12), flags: loadFlags(slot))
     }
 
+    /// The ring position `n` descriptors (0...size) after `state` (slot |
+    /// wrap << 15, as in `vringBase`): the slot advances, and the wrap
+    /// counter flips when it passes the end of the ring (§2.8.1).
+    public static func position(_ state: UInt16, advancedBy n: Int, size: UInt16) -> UInt16 {
+        var slot = Int(state & 0x7FFF) + n
+        var wrap = state & 0x8000 != 0
+        if slot >= Int(size) { slot -= Int(size); wrap.toggle() }
+        return UInt16(slot) | (wrap ? 0x8000 : 0)
+    }
+
     /// The ring slot `count` slots before the next one the device reads: where
     /// the chain just popped began when `count` is its descriptor count.
     public func slot(before count: UInt16) -> UInt16 {

@@ -187,11 +187,8 @@ import VirtioDriver
             let b = try r.pop(descriptors: 3, counter: counter + 1)
             counter += 2
             for (x, n) in [(b, UInt16(3)), (a, UInt16(2))] {
-                let after = r.dev.vringBase >> 16
-                var slot = Int(after & 0x7FFF) + Int(n)
-                var wrap = after & 0x8000 != 0
-                if slot >= 8 { slot -= 8; wrap.toggle() }
-                r.record.prePut(entry: x.entry, usedStateAfter: UInt16(slot) | (wrap ? 0x8000 : 0))
+                r.record.prePut(entry: x.entry, usedStateAfter: PackedQueue.position(
+                    UInt16(r.dev.vringBase >> 16), advancedBy: Int(n), size: 8))
                 r.dev.addUsed(UsedToken(id: x.id, descriptorCount: n), length: 0)
                 r.record.postPut(entry: x.entry)
                 _ = r.drv.popUsed()
