@@ -94,6 +94,13 @@ public final class InflightPackedQueue: @unchecked Sendable {
         set { setU16(22, newValue) }
     }
 
+    /// Zeroes the queue's region (version 0): `recover` then starts afresh.
+    func clear() {
+        // SAFETY: the region spans queueRegionSize(descCount) bytes from base.
+        base.initializeMemory(as: UInt8.self, repeating: 0,
+                              count: InflightRegion.queueRegionSize(queueSize: descCount, packed: true))
+    }
+
     /// Whether head entry `e` is marked in flight.
     public func isInflight(entry e: UInt16) -> Bool {
         e < descCount && entry(e).load(as: UInt8.self) == 1

@@ -39,6 +39,9 @@ public final class InflightRegion: @unchecked Sendable {
 
     private let mapping: MemoryMapping
     private let base: UnsafeMutableRawPointer
+    /// The mapping's first byte: a `RestartRecord`'s header precedes the
+    /// queue regions (a front-end's region has none).
+    let start: UnsafeMutableRawPointer
     /// The backing memfd (sent to the front-end by GET_INFLIGHT_FD).
     public let fd: FileDescriptor
     public let numQueues: Int
@@ -61,6 +64,7 @@ public final class InflightRegion: @unchecked Sendable {
         fd = try FileDescriptor.sealedMemfd(name: "vhost-inflight", size: size)
         mapping = try MemoryMapping(fd: fd, offset: 0, count: size)
         base = mapping.baseAddress
+        start = base
         for q in 0..<numQueues where !packed {
             let r = queueBase(q)
             // SAFETY: each queue region is at least 16 bytes inside the mapping.
@@ -96,10 +100,35 @@ public final class InflightRegion: @unchecked Sendable {
         self.fd = fd
         // SAFETY: offset < end = mapping.count.
         base = mapping.baseAddress.advanced(by: Int(offset))
+        start = mapping.baseAddress
         self.numQueues = numQueues
         self.queueSize = queueSize
         self.packed = packed
         self.size = need
+    }
+
+    /// Maps a back-end's own record file (`RestartRecord`): `headerBytes` of
+    /// its header, then the queue regions. The caller sized the file.
+    init(record fd: consuming FileDescriptor, headerBytes: Int, numQueues: Int, queueSize: UInt16,
+         packed: Bool) throws(SystemError) {
+        guard numQueues > 0, numQueues <= 256, queueSize > 0, headerBytes >= 0 else { throw SystemError(call: "inflight record", errno: 22) }
+        self.numQueues = numQueues
+        self.queueSize = queueSize
+        self.packed = packed
+        size = numQueues * Self.queueRegionSize(queueSize: queueSize, packed: packed)
+        mapping = try MemoryMapping(fd: fd, offset: 0, count: headerBytes + size)
+        self.fd = fd
+        start = mapping.baseAddress
+        // SAFETY: headerBytes < headerBytes + size = mapping.count.
+        base = mapping.baseAddress.advanced(by: headerBytes)
+    }
+
+    /// Zeroes queue `q`'s region (version 0): its next start begins afresh.
+    func clear(queue q: Int) {
+        guard q >= 0, q < numQueues else { return }
+        // SAFETY: the queue's region lies inside the mapping.
+        queueBase(q).initializeMemory(as: UInt8.self, repeating: 0,
+                                      count: Self.queueRegionSize(queueSize: queueSize, packed: packed))
     }
 
     func queueBase(_ q: Int) -> UnsafeMutableRawPointer {
@@ -149,6 +178,13 @@ public struct InflightSplitQueue: @unchecked Sendable {
     public var lastBatchHead: UInt16 {
         get { base.load(fromByteOffset: 12, as: UInt16.self) }
         nonmutating set { base.storeBytes(of: newValue, toByteOffset: 12, as: UInt16.self) }
+    }
+
+    /// Zeroes the queue's region (version 0): `recover` then starts afresh.
+    func clear() {
+        // SAFETY: the region spans queueRegionSize(descCount) bytes from base.
+        base.initializeMemory(as: UInt8.self, repeating: 0,
+                              count: InflightRegion.queueRegionSize(queueSize: descCount, packed: false))
     }
 
     /// Whether `head` is marked in flight.

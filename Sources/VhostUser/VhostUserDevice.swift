@@ -94,6 +94,11 @@ public protocol VhostUserDevice: AnyObject, Sendable {
     /// for long (e.g. posted receive buffers), returns false so that an idle
     /// worker really sleeps.
     func needsTimedPolling(worker: Int) -> Bool
+    /// A file for the back-end's own inflight record (`RestartRecord`), used
+    /// when the front-end sends no INFLIGHT_SHMFD region (QEMU's
+    /// vhost-user-net never does), so that a restarted back-end knows what
+    /// its predecessor had in flight. Default nil: none.
+    var restartRecordPath: String? { get }
 }
 
 extension VhostUserDevice {
@@ -119,4 +124,5 @@ extension VhostUserDevice {
     public func willPark(worker: Int) {}
     public func abortOutstanding(worker: Int) {}
     public func needsTimedPolling(worker: Int) -> Bool { true }
+    public var restartRecordPath: String? { nil }
 }

@@ -13,6 +13,9 @@ public final class VhostUserMappedRegion: @unchecked Sendable {
     public let region: GuestMemory.Region
     private let mapping: MemoryMapping
     private let fd: FileDescriptor
+    /// The file's `st_dev`/`st_ino` (0/0 if fstat failed): the same front-end
+    /// process sends the same memfd again after a reconnect (`RestartRecord`).
+    public let fileIdentity: (device: UInt64, inode: UInt64)
 
     /// Maps `descriptor.size` bytes at `descriptor.mmapOffset` of `fd`. The
     /// file is mapped from offset 0 (so an offset that is not page or huge-page
@@ -37,6 +40,8 @@ public final class VhostUserMappedRegion: @unchecked Sendable {
         } catch {
             throw VhostUserProtocolError(request: request, .failed("mmap of region gpa 0x\(String(d.guestPhysicalAddress, radix: 16)): \(error)"))
         }
+        let st = try? fd.fileStatus()
+        fileIdentity = (st?.device ?? 0, st?.inode ?? 0)
         self.fd = fd
         descriptor = d
         // SAFETY: mmapOffset < end = mapping.count.

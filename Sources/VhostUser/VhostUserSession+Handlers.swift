@@ -69,6 +69,8 @@ extension VhostUserSession {
             // A reset forgets what was in flight: the next start gets its
             // region again (QEMU frees its own on reset and sends SET_INFLIGHT_FD).
             inflight = nil
+            if let rec = restartRecord { for r in vrings { rec.clear(ring: r.index) } }
+            restartRecord = nil
             features = 0
             status = 0
         case .setMemTable(let regions):
@@ -152,6 +154,8 @@ extension VhostUserSession {
         case .getVringBase(let s):
             let r = try ring(s.index)
             let base = try quiesced { () throws(VhostUserProtocolError) in r.stop() }
+            // A clean stop: the front-end now knows where the ring is.
+            restartRecord?.clear(ring: r.index)
             var out: [UInt8] = []
             VhostUserVringState(index: s.index, num: base).encode(into: &out)
             try channel.reply(to: req, payload: out)
@@ -164,10 +168,12 @@ extension VhostUserSession {
                 if r.started { r.base = r.stop() }
                 r.kick = kick
                 r.kickNoFD = f.noFD
+                openRestartRecord(for: r)
                 try attachInflight(to: r)
                 r.log = features & VhostFeature.logAll != 0 ? log : nil
                 if autoEnable { r.enabled = true }
                 try r.start(memory: table.memory)
+                if restartRecord != nil { reportRestartRecord(r) }    // before the worker resubmits
             }
             // Kick once in case the driver queued requests while we were away.
             r.kick?.signal()
@@ -295,6 +301,7 @@ extension VhostUserSession {
                 "inflight region sent while ring \(r.index) runs (stop the rings with GET_VRING_BASE first)"))
         }
         inflight = region
+        restartRecord = nil    // the front-end keeps the record from now on
         try quiesced { () throws(VhostUserProtocolError) in
             for r in vrings where !r.started {
                 r.inflight = nil
@@ -308,6 +315,7 @@ extension VhostUserSession {
     /// GET_INFLIGHT_FD / SET_INFLIGHT_FD), which must be the ring's layout.
     /// (A packed view's private free list is rebuilt by the ring's start.)
     private func attachInflight(to r: VhostUserVring) throws(VhostUserProtocolError) {
+        r.inflightIsOwn = restartRecord != nil
         guard let region = inflight else {
             r.inflight = nil
             r.packedInflight = nil

@@ -45,6 +45,9 @@ public final class VhostUserSession: @unchecked Sendable {
     var workers: [VhostUserWorker] = []
     var log: DirtyLog?
     var inflight: InflightRegion?
+    /// The back-end's own inflight record when the front-end gave no region
+    /// (`inflight` is then its queue regions).
+    var restartRecord: RestartRecord?
     var logFD: FileDescriptor?
     var status: UInt64 = 0
     /// Set by `stepping(...)`: no worker threads; the caller runs the queue
@@ -241,6 +244,7 @@ public final class VhostUserSession: @unchecked Sendable {
         for r in vrings { r.memory = .empty; r.log = nil; r.inflight = nil; r.packedInflight = nil; r.call.replace(nil); r.err.replace(nil) }
         log = nil
         inflight = nil
+        restartRecord = nil     // the file stays: a reconnect or a restarted back-end needs it
         backendChannel.withLock { $0 = nil }
     }
 

@@ -99,6 +99,13 @@ public final class VhostUserVring: @unchecked Sendable {
     /// the split record, its positions win over SET_VRING_BASE: QEMU frees
     /// the region when the device resets.
     var packedInflight: InflightPackedQueue?
+    /// The inflight record is the back-end's own (`RestartRecord`): one that
+    /// does not fit the ring is cleared and the ring starts afresh from
+    /// SET_VRING_BASE, where a front-end's region fails the start.
+    var inflightIsOwn = false
+    /// Set by `start` when it cleared an own record, with the reason (the
+    /// session logs and resets it).
+    var recordDiscarded: String?
     var generation: UInt64 = 0
 
     /// The worker serving this ring (set when the session starts).
@@ -158,9 +165,16 @@ public final class VhostUserVring: @unchecked Sendable {
                     // A used region (back-end restart) knows the positions
                     // better than SET_VRING_BASE: QEMU cannot ask a dead
                     // back-end for them and a packed ring keeps no used index.
-                    let r: InflightPackedQueue.Recovery
+                    var r: InflightPackedQueue.Recovery
                     do { r = try packedInflight.recover(queue: p) } catch {
-                        throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) inflight region: \(error)"))
+                        guard inflightIsOwn else {
+                            throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) inflight region: \(error)"))
+                        }
+                        recordDiscarded = "\(error)"
+                        packedInflight.clear()
+                        do { r = try packedInflight.recover(queue: p) } catch {
+                            throw VhostUserProtocolError(request: .setVringKick, .invalid("ring \(index) restart record: \(error)"))
+                        }
                     }
                     inflightCounter = r.nextCounter
                     resubmitPacked = r.chains
@@ -188,7 +202,16 @@ public final class VhostUserVring: @unchecked Sendable {
         }
         resubmitHeads = []
         if let inflight {
-            let (heads, next) = inflight.recover(ringUsedIndex: q.usedIdx)
+            if inflightIsOwn, let why = Self.ownRecordMismatch(inflight, queue: q) {
+                recordDiscarded = why
+                inflight.clear()
+            }
+            var (heads, next) = inflight.recover(ringUsedIndex: q.usedIdx)
+            if inflightIsOwn, let why = Self.ownRecordMismatch(heads: heads, queue: q) {
+                recordDiscarded = why
+                inflight.clear()
+                (heads, next) = inflight.recover(ringUsedIndex: q.usedIdx)
+            }
             inflightCounter = next
             if !heads.isEmpty {
                 // libvhost-user: everything between used.idx and the heads still

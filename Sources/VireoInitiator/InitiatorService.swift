@@ -3,6 +3,9 @@ import VireoDaemon
 import Logging
 import VhostUser
 import VireoSys
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `vireo-initiator serve`: one vhost-user server per remote disk (`RemoteBlockDevice`)
 /// and remote NIC (`RemoteNetDevice`), from the configuration at start and from the
@@ -163,6 +166,7 @@ public final class InitiatorService: @unchecked Sendable {
             }
             s.server.stop()
             s.device.stop()
+            Self.removeRestartRecord(of: s.device)
             registry.withLock { r in r[keyPath: list].removeAll { $0.id == s.id } }
             logger.notice("\(what) \(socket) (\(s.id)): deleted")
             return .removed
@@ -185,7 +189,14 @@ public final class InitiatorService: @unchecked Sendable {
     private func finishDetached<D: ConfigChangeSource>(_ s: Served<D>, what: String) {
         s.server.stop()
         s.device.stop()
+        Self.removeRestartRecord(of: s.device)
         logger.notice("\(what) \(s.device.socketPath) (\(s.id)): its VMM let go; removed")
+    }
+
+    /// A deleted device's restart record goes with it (a restart of the
+    /// initiator keeps it: the VMM still runs the device).
+    private static func removeRestartRecord(of device: some VhostUserDevice) {
+        if let path = device.restartRecordPath { unlink(path) }
     }
 
     /// The configuration the daemon runs now: the startup settings with the devices served

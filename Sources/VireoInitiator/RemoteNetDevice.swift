@@ -189,4 +189,10 @@ public final class RemoteNetDevice: VhostUserDevice, @unchecked Sendable {
     public func featuresNegotiated(_ features: UInt64) { negotiated = features }
 
     public func connectionClosed() { negotiated = 0 }
+
+    /// `<socket>.inflight` (`RestartRecord`): QEMU's vhost-user-net keeps no
+    /// inflight region and restarts a ring at its used index after the
+    /// back-end dies, while a NIC completes receive buffers out of the order
+    /// it took them; the record lets a restarted initiator resume exactly.
+    public var restartRecordPath: String? { config.socket + ".inflight" }
 }

@@ -105,13 +105,18 @@ public struct FileDescriptor: ~Copyable, Sendable {
         /// The owner's user id.
         public var owner: UInt32
         public var size: Int
+        /// `st_dev` and `st_ino`: which file this is (a front-end's memfd
+        /// keeps them while it lives; a new process's memfd differs).
+        public var device: UInt64 = 0
+        public var inode: UInt64 = 0
     }
 
     /// `fstat(2)`, as Swift values.
     public func fileStatus() throws(SystemError) -> Status {
         let st = try status()
         return Status(isRegularFile: st.st_mode & S_IFMT == S_IFREG, permissions: UInt32(st.st_mode & 0o7777),
-                      owner: UInt32(st.st_uid), size: Int(st.st_size))
+                      owner: UInt32(st.st_uid), size: Int(st.st_size),
+                      device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 
     /// Size of the open file (`fstat`).

@@ -97,6 +97,20 @@ public final class SplitQueue: DeviceQueue, @unchecked Sendable {
     /// Whether the queue was declared broken.
     public var isBroken: Bool { brokenReason != nil }
 
+    /// The driver's avail.idx now (acquire), without taking anything: for
+    /// checks at start (a vhost-user back-end's restart record).
+    public func peekAvailIndex() -> UInt16 {
+        // SAFETY: avail spans 6 + 2*size bytes, 2-byte aligned; idx at offset 2.
+        guestLoadAcquire16(avail + 2)
+    }
+
+    /// The head the driver put at free-running avail position `position`
+    /// (read after `peekAvailIndex`; not checked against the size).
+    public func peekAvailHead(at position: UInt16) -> UInt16 {
+        // SAFETY: ring[] starts at offset 4 with `size` u16 entries; the slot is masked below size.
+        UnsafeRawPointer(avail).le16(4 + 2 * Int(position & (size - 1)))
+    }
+
     /// The vhost-user GET_VRING_BASE value: the next avail index to process.
     public var vringBase: UInt32 { UInt32(lastAvailIdx) }
 

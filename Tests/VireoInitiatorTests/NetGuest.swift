@@ -74,6 +74,7 @@ final class NetGuest {
         fe.close()
         server.stop()
         device.stop()
+        if let record = device.restartRecordPath { unlink(record) }
     }
 
     /// Posts `n` receive buffers of `bufferSize` bytes (filled with 0xee).

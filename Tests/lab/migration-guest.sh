@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage (inside the lab):
-#   Tests/lab/migration-guest.sh [--full [--nic] [--restart] [--no-negative-control]]
+#   Tests/lab/migration-guest.sh [--full [--nic [--nic-packed]] [--restart] [--no-negative-control]]
 #
 # Live migration of a running guest with Vireo devices, with real QEMU on
 # both sides (nested, TCG). Each "host" of the migration is a vireo-initiator
@@ -28,34 +28,37 @@
 # migrates to C the same way; the guest on C must find stale page-cache
 # chunks on both disks while the disks themselves verify.
 # --no-negative-control runs round 1 only. --nic adds a NIC on network lan0
-# (TAP uplink vtap0, 10.98.0.254 on this host) receiving a TCP stream across
-# the migrations, which must arrive intact. --restart: in round 1, once the
+# (TAP uplink vtap0, 10.98.0.254 on this host) receiving a paced TCP stream
+# (Tests/lab/stream-send, $VIREO_MIG_STREAM_RATE bytes/s) from round 1's
+# start until 1 MiB after its switchover: it must still run at the
+# switchover, go on on B, and arrive intact (--nic-packed: on packed
+# virtqueues, else split). --restart: in round 1, once the
 # first pass is done, initiators A and B are SIGKILLed and restarted; QEMU
 # reconnects both and the round must still verify.
 #
 # Binaries: $VIREO_BIN (default <repo>/.build/debug). Logs:
 # $VIREO_LAB_OUT/migration-guest/.
 set -uo pipefail
-rounds=2 full=0 nic=0 restarts=0
-usage="usage: $0 [--full [--nic] [--restart] [--no-negative-control]]"
+rounds=2 full=0 nic=0 restarts=0 nicpacked=0
+usage="usage: $0 [--full [--nic [--nic-packed]] [--restart] [--no-negative-control]]"
 for a in "$@"; do
     case $a in
         --full) full=1 ;;
         --nic) nic=1 ;;
+        --nic-packed) nicpacked=1 ;;
         --restart) restarts=1 ;;
         --no-negative-control) rounds=1 ;;
         *) echo "$usage" >&2; exit 2 ;;
     esac
 done
-((full || (nic == 0 && restarts == 0 && rounds == 2))) || { echo "$usage" >&2; exit 2; }
+((full || (nic == 0 && restarts == 0 && rounds == 2))) && ((nic || !nicpacked)) || { echo "$usage" >&2; exit 2; }
 t_start=$SECONDS
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${VIREO_BIN:-$repo/.build/debug}
 addr=${VIREO_LAB_ADDR:-10.99.0.1}
 port=${VIREO_TEST_PORT:-4422}
 size=${VIREO_MIG_DISK_BYTES:-$((2 << 20))}
-bytes=0
-((nic)) && bytes=${VIREO_MIG_STREAM_BYTES:-$((16 << 20))}
+rate=${VIREO_MIG_STREAM_RATE:-262144}
 # 256 MiB + 8 KiB of guest memory, not a multiple of 256 KiB: QEMU before 9.0
 # loses TCG guest writes made through cached TLB entries after a dirty
 # bitmap sync of a RAM block that is (QEMU commit 03bfc2188f, "physmem: Fix
@@ -186,7 +189,8 @@ qemu() {
     local h=$1; shift
     local dev=(--blk "$work/$h-vda.sock" --blk-packed "$work/$h-vdb.sock")
     ((nic)) && dev+=(--net "$work/$h-net.sock" --net-mac "$mac"
-        --param "ip=$guest_ip/24" --param "peer=$uplink" --param "bytes=$bytes")
+        --param "ip=$guest_ip/24" --param "peer=$uplink")
+    ((nicpacked)) && dev+=(--net-packed)
     "$repo/deploy/lab/guest/qemu-guest" --mem "$mem" --test migrate "${dev[@]}" --qmp "$work/$h.qmp" \
         --console-in "$work/$h.con" --param "rounds=$rounds" --param dirty=spin --kernel-arg init_on_alloc=0 \
         --log "$logs/guest-$h.console" --timeout 1500 --quiet "$@" >"$logs/guest-$h.log" 2>&1 &
@@ -240,17 +244,13 @@ fi
 note "target (vol0, vol1$( ((nic)) && echo ", lan0 + vtap0")) and $((rounds + 1)) initiators up; booting the guest on A"
 qemu a
 
-dd if=/dev/urandom of="$work/tx" bs=65536 count=$((bytes / 65536)) 2>/dev/null
 for ((k = 1; k <= rounds; k++)); do
     src=${hosts[$((k - 1))]} dst=${hosts[$k]}
     qemu "$dst" --incoming "unix:$work/mig-$k.sock"
     wait_console "$src" "VIREO-GUEST: READY $k" 900 || die "round $k: the guest on $src never got READY"
     note "round $k: guest ready on $src; migrating to $dst"
-    if ((k == 1 && bytes > 0)); then
-        (
-            for _ in $(seq 1 60); do busybox nc "$guest_ip" 5001 -e cat "$work/tx" 2>/dev/null && exit 0; sleep 1; done
-            exit 1
-        ) &
+    if ((k == 1 && nic)); then
+        "$repo/Tests/lab/stream-send" "$guest_ip" 5001 "$rate" "$work/stream" 2>"$logs/stream-send.log" &
         sender=$!
         pids+=("$sender")
     fi
@@ -288,11 +288,17 @@ for ((k = 1; k <= rounds; k++)); do
         die "round $k: migrate-set-parameters"
     qmp "$src" wait-migration completed 600 >"$work/done-$k.json" || die "round $k: $(cat "$work/done-$k.json")"
     note "round $k: migration completed: $(summary "$work/done-$k.json")"
-    if ((k == 1 && bytes > 0)); then
-        # The NIC proof needs frames in flight across the switchover.
-        kill -0 "$sender" 2>/dev/null ||
-            die "the stream had ended before round 1's switchover (raise VIREO_MIG_STREAM_BYTES, now $bytes)"
-        note "round 1: the stream to the guest was still running at the switchover"
+    if ((k == 1 && nic)); then
+        # The NIC proof needs frames in flight across the switchover, and
+        # more after it on B: 1 MiB more, then the sender closes.
+        kill -0 "$sender" 2>/dev/null || die "the stream sender had ended before round 1's switchover"
+        at=$(cat "$work/stream" 2>/dev/null)
+        ((${at:-0} > 0)) || die "round 1: nothing of the stream had been sent by the switchover"
+        for _ in $(seq 1 600); do (($(cat "$work/stream") >= at + (1 << 20))) && break; sleep 0.2; done
+        (($(cat "$work/stream") >= at + (1 << 20))) || die "round 1: the stream stalled on B after the switchover ($(cat "$work/stream") bytes sent, $at at the switchover)"
+        touch "$work/stream.stop"
+        wait "$sender" || die "the stream sender failed: $(cat "$logs/stream-send.log")"
+        note "round 1: the stream ran across the switchover ($at bytes sent before it) and went on on B ($(cut -d' ' -f1 "$work/stream") bytes in all)"
     fi
     tell "$dst" migrated || die "round $k: the guest on $dst did not take 'migrated' on its console"
     wait_console "$dst" "VIREO-GUEST: ROUND $k " 900 || die "round $k: no result from the guest on $dst"
@@ -314,7 +320,12 @@ read -r c1a c1b d1a d1b a1a a1b <<<"$(round 1)"
 [[ -n ${a1b:-} ]] || die "round 1: no complete ROUND line"
 ((c1a + c1b + d1a + d1b + a1a + a1b == 0)) ||
     die "round 1: stale or wrong data after the migration (page cache vda=$c1a vdb=$c1b, disk vda=$d1a vdb=$d1b, after vda=$a1a vdb=$a1b chunks)"
-layouts=$(grep -ho "disk vd[ab]: .* ring" "$logs/guest-a.console" | sed 's/: [0-9]* bytes,//' | tr '\n' ' ')
+layouts=$(grep -hoE "disk vd[ab]: .* ring|eth0 up, .* ring" "$logs/guest-a.console" | sed -e 's/: [0-9]* bytes,//' -e 's/ up, mac [^,]*,//' | tr '\n' ' ')
+if ((nic)); then
+    want_layout=split
+    ((nicpacked)) && want_layout=packed
+    grep -q "eth0 up, .* $want_layout ring" "$logs/guest-a.console" || die "the NIC did not run on $want_layout virtqueues"
+fi
 note "round 1 (A -> B; ${layouts% }): page cache, disks and a fresh write all verify on B"
 if ((rounds == 2)); then
     read -r c2a c2b d2a d2b a2a a2b <<<"$(round 2)"
@@ -325,12 +336,11 @@ if ((rounds == 2)); then
     note "round 2 (negative control, B -> C with --test-unlogged-device-writes): stale page cache on C, vda $c2a and vdb $c2b of $((size / 65536)) chunks; the disks verify"
 fi
 
-if ((bytes > 0)); then
-    wait "$sender" || die "the stream sender failed"
-    want=$(sha256sum <"$work/tx" | cut -d' ' -f1)
-    have=$(sed -n 's/.*VIREO-GUEST: stream received .* sha256 \([0-9a-f]*\).*/\1/p' "$logs/guest-$last.console" | tail -1)
-    [[ -n $have && $have == "$want" ]] || die "stream: sent sha256 $want, the guest received ${have:-nothing}"
-    note "stream: $bytes bytes sent across the migration arrived intact ($want)"
+if ((nic)); then
+    read -r sent want <"$work/stream"
+    have=$(sed -n 's/.*VIREO-GUEST: stream received \([0-9]*\) bytes sha256 \([0-9a-f]*\).*/\1 \2/p' "$logs/guest-$last.console" | tail -1)
+    [[ $have == "$sent $want" ]] || die "stream: sent $sent bytes sha256 $want, the guest received ${have:-nothing}"
+    note "stream: $sent bytes sent across the migration arrived intact ($want)"
 fi
 for h in "${hosts[@]:0:$((rounds + 1))}"; do
     grep -E "LOG_ALL|dirty|migrat" "$logs/initiator-$h.log" | head -n 3 | sed "s/^/  initiator $h: /"

@@ -38,6 +38,9 @@ public final class MemoryBlockDevice: VhostUserDevice, @unchecked Sendable {
     private let holding = Atomic<Bool>(false)
     private let holdingFlushes = Atomic<Bool>(true)
     private let held = Locked<[VhostUserQueueRequest]>([])
+    /// `VhostUserDevice.restartRecordPath` (tests; QEMU's vhost-user-blk keeps
+    /// its own INFLIGHT_SHMFD region). Set before serving.
+    public var restartRecordPath: String?
     /// Requests handled (all types), for tests and statistics.
     public let requestsHandled = Atomic<UInt64>(0)
     private let regions = Locked<[GuestMemory.Region]>([])
