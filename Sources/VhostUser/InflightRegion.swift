@@ -109,14 +109,16 @@ public final class InflightRegion: @unchecked Sendable {
 
     /// Maps a back-end's own record file (`RestartRecord`): `headerBytes` of
     /// its header, then the queue regions. The caller sized the file.
+    /// With `peerOwner` the mapping is guarded (`PeerFaultGuard`): a file
+    /// someone truncates under it costs that connection, not the process.
     init(record fd: consuming FileDescriptor, headerBytes: Int, numQueues: Int, queueSize: UInt16,
-         packed: Bool) throws(SystemError) {
+         packed: Bool, peerOwner: UInt64? = nil) throws(SystemError) {
         guard numQueues > 0, numQueues <= 256, queueSize > 0, headerBytes >= 0 else { throw SystemError(call: "inflight record", errno: 22) }
         self.numQueues = numQueues
         self.queueSize = queueSize
         self.packed = packed
         size = numQueues * Self.queueRegionSize(queueSize: queueSize, packed: packed)
-        mapping = try MemoryMapping(fd: fd, offset: 0, count: headerBytes + size)
+        mapping = try MemoryMapping(fd: fd, offset: 0, count: headerBytes + size, peerOwner: peerOwner)
         self.fd = fd
         start = mapping.baseAddress
         // SAFETY: headerBytes < headerBytes + size = mapping.count.

@@ -51,8 +51,10 @@ public final class RestartRecord: @unchecked Sendable {
     /// Opens (or creates) the record at `path` for `numQueues` rings of up to
     /// `queueSize` descriptors in the given layout, for front-end `frontend`
     /// (`Self.identity`). A file made for another front-end, layout or shape
-    /// is cleared (`discarded` says why).
-    init(path: String, numQueues: Int, queueSize: UInt16, packed: Bool, frontend: UInt64) throws(SystemError) {
+    /// is cleared (`discarded` says why). `faultOwner`: the session's
+    /// `PeerFaultGuard` tag (a truncated file fails that connection alone).
+    init(path: String, numQueues: Int, queueSize: UInt16, packed: Bool, frontend: UInt64,
+         faultOwner: UInt64? = nil) throws(SystemError) {
         self.path = path
         let header = Self.headerBytes(numQueues: numQueues)
         let total = header + numQueues * InflightRegion.queueRegionSize(queueSize: queueSize, packed: packed)
@@ -62,13 +64,17 @@ public final class RestartRecord: @unchecked Sendable {
         guard st.isRegularFile else { throw SystemError(call: "inflight record \(path): not a regular file", errno: EINVAL) }
         // Another user's file could feed this process chains to resubmit.
         guard st.owner == geteuid() else { throw SystemError(call: "inflight record \(path): owned by uid \(st.owner)", errno: EPERM) }
+        guard st.permissions & 0o022 == 0 else {
+            throw SystemError(call: "inflight record \(path): writable by others (mode \(String(st.permissions, radix: 8)))", errno: EPERM)
+        }
         var why: String? = nil
         if st.size != total {
             why = st.size == 0 ? nil : "the file is \(st.size) bytes, \(total) expected"
             try fd.truncate(to: 0)
             try fd.truncate(to: total)
         }
-        region = try InflightRegion(record: fd, headerBytes: header, numQueues: numQueues, queueSize: queueSize, packed: packed)
+        region = try InflightRegion(record: fd, headerBytes: header, numQueues: numQueues, queueSize: queueSize,
+                                    packed: packed, peerOwner: faultOwner)
         let h = region.start
         if why == nil, st.size == total {
             // SAFETY: the header's 64 bytes lie inside the mapping.

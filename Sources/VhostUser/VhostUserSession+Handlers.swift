@@ -63,7 +63,7 @@ extension VhostUserSession {
             try quiesced { () throws(VhostUserProtocolError) in
                 for r in vrings {
                     _ = r.stop(); r.enabled = false; r.base = 0; r.generation &+= 1
-                    r.inflight = nil; r.packedInflight = nil
+                    r.inflight = nil; r.packedInflight = nil; r.inflightRegion = nil
                 }
             }
             // A reset forgets what was in flight: the next start gets its
@@ -306,6 +306,7 @@ extension VhostUserSession {
             for r in vrings where !r.started {
                 r.inflight = nil
                 r.packedInflight = nil
+                r.inflightRegion = nil
             }
         }
     }
@@ -316,6 +317,7 @@ extension VhostUserSession {
     /// (A packed view's private free list is rebuilt by the ring's start.)
     private func attachInflight(to r: VhostUserVring) throws(VhostUserProtocolError) {
         r.inflightIsOwn = restartRecord != nil
+        r.inflightRegion = inflight
         guard let region = inflight else {
             r.inflight = nil
             r.packedInflight = nil

@@ -18,7 +18,8 @@ extension VhostUserSession {
             inflight = nil
             do {
                 let rec = try RestartRecord(path: path, numQueues: vrings.count, queueSize: device.maxQueueSize,
-                                            packed: r.packed, frontend: RestartRecord.identity(of: table))
+                                            packed: r.packed, frontend: RestartRecord.identity(of: table),
+                                            faultOwner: faultOwner)
                 if let why = rec.discarded { logger.info("vhost-user: restart record \(path) cleared: \(why)") }
                 restartRecord = rec
                 inflight = rec.region

@@ -241,7 +241,7 @@ public final class VhostUserSession: @unchecked Sendable {
         for w in workers { w.shutdown() }
         workers = []
         table = .empty
-        for r in vrings { r.memory = .empty; r.log = nil; r.inflight = nil; r.packedInflight = nil; r.call.replace(nil); r.err.replace(nil) }
+        for r in vrings { r.memory = .empty; r.log = nil; r.inflight = nil; r.packedInflight = nil; r.inflightRegion = nil; r.call.replace(nil); r.err.replace(nil) }
         log = nil
         inflight = nil
         restartRecord = nil     // the file stays: a reconnect or a restarted back-end needs it

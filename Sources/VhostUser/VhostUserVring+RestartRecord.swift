@@ -24,6 +24,8 @@ extension VhostUserVring {
     /// avail positions 0 on), they are exactly the heads at those positions.
     static func ownRecordMismatch(heads: [UInt16], queue q: SplitQueue) -> String? {
         guard !heads.isEmpty else { return nil }
+        // The record has entries for the device's largest ring; this one may be smaller.
+        if let h = heads.first(where: { $0 >= q.size }) { return "head \(h) in flight, the ring has \(q.size) descriptors" }
         let pending = q.peekAvailIndex() &- q.usedIdx
         guard pending <= q.size, heads.count <= Int(pending) else {
             return "\(heads.count) chain(s) in flight, the driver has \(pending) available past used index \(q.usedIdx)"

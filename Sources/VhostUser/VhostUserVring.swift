@@ -94,6 +94,9 @@ public final class VhostUserVring: @unchecked Sendable {
     /// Only `VhostUserOptions.logsDeviceWrites` turns it off: a test switch.
     var logsDeviceWrites = true
     var inflight: InflightSplitQueue?
+    /// The region the inflight views point into, kept mapped while this ring
+    /// has them (the session may replace its own reference first).
+    var inflightRegion: InflightRegion?
     /// Packed rings' inflight record (a view made at each kick; `start`
     /// recovers from it, which also rebuilds its private free list). Like
     /// the split record, its positions win over SET_VRING_BASE: QEMU frees
@@ -206,14 +209,20 @@ public final class VhostUserVring: @unchecked Sendable {
                 recordDiscarded = why
                 inflight.clear()
             }
+            // An own record left by this ring knows the position even with
+            // nothing in flight: its back-end may have published used entries
+            // after the front-end read used.idx for SET_VRING_BASE (buffers a
+            // closing connection gave back).
+            var resumeFromRecord = inflightIsOwn && inflight.version != 0
             var (heads, next) = inflight.recover(ringUsedIndex: q.usedIdx)
             if inflightIsOwn, let why = Self.ownRecordMismatch(heads: heads, queue: q) {
                 recordDiscarded = why
                 inflight.clear()
                 (heads, next) = inflight.recover(ringUsedIndex: q.usedIdx)
+                resumeFromRecord = false
             }
             inflightCounter = next
-            if !heads.isEmpty {
+            if !heads.isEmpty || resumeFromRecord {
                 // libvhost-user: everything between used.idx and the heads still
                 // in flight was fetched; resume fetching after them.
                 let resume = q.usedIdx &+ UInt16(truncatingIfNeeded: heads.count)

@@ -97,8 +97,9 @@ import VirtioDriver
         try rig.reconnect()
         let handled = rig.device.requestsHandled.load(ordering: .relaxed)
 
-        // used.idx 5 in guest memory; the record says 1.
-        rig.memory.write([5, 0], at: q.usedGPA + 2)
+        // used.idx 0 in guest memory; the record says 1 (the other checks
+        // pass: one chain in flight of two available, the first one offered).
+        rig.memory.write([0, 0], at: q.usedGPA + 2)
         fe = rig.frontend
         try fe.negotiate(wanted: blockFeatures)
         try fe.setMemTable(rig.memory)
@@ -240,5 +241,62 @@ import VirtioDriver
         let q2 = try queue(used: 2)
         #expect(VhostUserVring.ownRecordMismatch(heads: [offered[0]], queue: q2) == nil)
         #expect(VhostUserVring.ownRecordMismatch(heads: [offered[0], offered[1]], queue: q2) != nil)
+    }
+
+    /// Nothing in flight, but the back-end published used entries after the
+    /// front-end read used.idx (a closing connection gives buffers back):
+    /// the record's position (= used.idx in guest memory) wins over a stale
+    /// SET_VRING_BASE, so nothing already used is taken again.
+    @Test func recordPositionWinsWithNothingInFlight() throws {
+        let (rig, path) = try rig("restart-idle")
+        defer { unlink(path) }
+        var fe = rig.frontend
+        try fe.negotiate(wanted: blockFeatures)
+        try fe.setMemTable(rig.memory)
+        let q = SplitDriverQueue(memory: rig.memory, size: 32, eventIdx: true)
+        try fe.setUpRing(0, driver: q)
+        _ = flush(rig, q)
+        _ = flush(rig, q)
+        fe.kick(0)
+        #expect(fe.waitForUsed(0, count: 2).count == 2)
+        try rig.reconnect()
+        let handled = rig.device.requestsHandled.load(ordering: .relaxed)
+        fe = rig.frontend
+        try fe.negotiate(wanted: blockFeatures)
+        try fe.setMemTable(rig.memory)
+        try fe.setUpRing(0, driver: q, base: 1)
+        #expect(try fe.vringBase(0) == 2)
+        #expect(rig.device.requestsHandled.load(ordering: .relaxed) == handled)
+    }
+
+    /// The file is not trusted: one of the wrong size or with a foreign
+    /// header is cleared before use, and one others may write is refused
+    /// (the ring still starts, without a record).
+    @Test func untrustedFilesAreNotUsed() throws {
+        for (garbage, mode) in [(true, mode_t(0o600)), (false, mode_t(0o666))] {
+            let (rig, path) = try rig(garbage ? "restart-garbage" : "restart-mode")
+            defer { unlink(path) }
+            let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, mode)
+            #expect(fd >= 0)
+            fchmod(fd, mode)
+            let junk = [UInt8](repeating: 0xA5, count: 8192)
+            _ = junk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            let fe = rig.frontend
+            try fe.negotiate(wanted: blockFeatures)
+            try fe.setMemTable(rig.memory)
+            let q = SplitDriverQueue(memory: rig.memory, size: 32, eventIdx: true)
+            try fe.setUpRing(0, driver: q)
+            #expect(rig.device.requestsHandled.load(ordering: .relaxed) == 0)
+            let h = flush(rig, q)
+            fe.kick(0)
+            #expect(fe.waitForUsed(0, count: 1).map(\.id) == [UInt32(h)])
+            let bytes = try #require(FileManager.default.contents(atPath: path))
+            if garbage {
+                #expect(bytes.count != 8192 && bytes.prefix(8) != Data(junk.prefix(8)))   // re-laid out
+            } else {
+                #expect(bytes == Data(junk))                                              // left alone
+            }
+        }
     }
 }
