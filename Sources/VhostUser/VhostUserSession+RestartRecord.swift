@@ -40,7 +40,11 @@ extension VhostUserSession {
         }
         let n = r.resubmitHeads.count + r.resubmitPacked.count
         if n > 0 {
-            logger.notice("vhost-user: queue \(r.index): the previous back-end left \(n) chain(s) in flight (restart record); resubmitting them, resuming at \(r.currentBase)")
+            let b = r.currentBase
+            let at = r.packed
+                ? "avail slot \(b & 0x7FFF) wrap \(b >> 15 & 1), used slot \(b >> 16 & 0x7FFF) wrap \(b >> 31)"
+                : "avail index \(b)"
+            logger.notice("vhost-user: queue \(r.index): the previous back-end left \(n) chain(s) in flight (restart record); resubmitting them, resuming at \(at)")
         }
     }
 }
