@@ -24,6 +24,19 @@ import VirtioDriver
         return (rig, path)
     }
 
+    /// Negotiates, sends the memory table and sets up ring 0: a new split
+    /// ring of 32, or `driver` restarted at `base` (the front-end's view after
+    /// a back-end death).
+    @discardableResult
+    private func startRing(_ rig: BlockRig, _ fe: VhostUserFrontend, driver: SplitDriverQueue? = nil,
+                           base: UInt16? = nil) throws -> SplitDriverQueue {
+        try fe.negotiate(wanted: blockFeatures)
+        try fe.setMemTable(rig.memory)
+        let q = driver ?? SplitDriverQueue(memory: rig.memory, size: 32, eventIdx: true)
+        try fe.setUpRing(0, driver: q, base: base)
+        return q
+    }
+
     private func write(_ rig: BlockRig, _ q: SplitDriverQueue, sector: UInt64, seed: UInt8) -> (UInt16, [UInt8]) {
         let data = pattern(4096, seed: seed)
         let r = rig.memory.blockRequest(type: VirtioBlk.RequestType.out.rawValue, sector: sector, dataLength: 4096)
@@ -43,10 +56,7 @@ import VirtioDriver
         let (rig, path) = try rig("restart-split")
         defer { unlink(path) }
         var fe = rig.frontend
-        try fe.negotiate(wanted: blockFeatures)
-        try fe.setMemTable(rig.memory)
-        let q = SplitDriverQueue(memory: rig.memory, size: 32, eventIdx: true)
-        try fe.setUpRing(0, driver: q)
+        let q = try startRing(rig, fe)
         rig.device.holdCompletions(true, exceptFlushes: true)
         let a = write(rig, q, sector: 0, seed: 1)
         let f = flush(rig, q)
@@ -58,10 +68,8 @@ import VirtioDriver
         rig.device.holdCompletions(false)
         try rig.reconnect()
         fe = rig.frontend
-        try fe.negotiate(wanted: blockFeatures)
-        try fe.setMemTable(rig.memory)
         #expect(q.lastUsedIdx == 1)
-        try fe.setUpRing(0, driver: q, base: q.lastUsedIdx)
+        try startRing(rig, fe, driver: q, base: q.lastUsedIdx)
         let used = fe.waitForUsed(0, count: 2)
         #expect(used.map(\.id) == [UInt32(a.0), UInt32(c.0)])
         let aLanded = Array(rig.device.contents[0..<4096]) == a.1
@@ -83,10 +91,7 @@ import VirtioDriver
         let (rig, path) = try rig("restart-mismatch")
         defer { unlink(path) }
         var fe = rig.frontend
-        try fe.negotiate(wanted: blockFeatures)
-        try fe.setMemTable(rig.memory)
-        let q = SplitDriverQueue(memory: rig.memory, size: 32, eventIdx: true)
-        try fe.setUpRing(0, driver: q)
+        let q = try startRing(rig, fe)
         rig.device.holdCompletions(true, exceptFlushes: true)
         _ = write(rig, q, sector: 0, seed: 1)
         let f = flush(rig, q)
@@ -101,9 +106,7 @@ import VirtioDriver
         // pass: one chain in flight of two available, the first one offered).
         rig.memory.write([0, 0], at: q.usedGPA + 2)
         fe = rig.frontend
-        try fe.negotiate(wanted: blockFeatures)
-        try fe.setMemTable(rig.memory)
-        try fe.setUpRing(0, driver: q, base: 2)
+        try startRing(rig, fe, driver: q, base: 2)
         usleep(200_000)
         #expect(rig.device.requestsHandled.load(ordering: .relaxed) == handled)
         #expect(try fe.vringBase(0) == 2)
@@ -115,10 +118,7 @@ import VirtioDriver
         let (rig, path) = try rig("restart-other")
         defer { unlink(path) }
         var fe = rig.frontend
-        try fe.negotiate(wanted: blockFeatures)
-        try fe.setMemTable(rig.memory)
-        let q = SplitDriverQueue(memory: rig.memory, size: 32, eventIdx: true)
-        try fe.setUpRing(0, driver: q)
+        let q = try startRing(rig, fe)
         rig.device.holdCompletions(true)
         _ = write(rig, q, sector: 0, seed: 1)
         fe.kick(0)
@@ -146,10 +146,7 @@ import VirtioDriver
         let (rig, path) = try rig("restart-clean")
         defer { unlink(path) }
         let fe = rig.frontend
-        try fe.negotiate(wanted: blockFeatures)
-        try fe.setMemTable(rig.memory)
-        let q = SplitDriverQueue(memory: rig.memory, size: 32, eventIdx: true)
-        try fe.setUpRing(0, driver: q)
+        let q = try startRing(rig, fe)
         _ = flush(rig, q)
         fe.kick(0)
         #expect(fe.waitForUsed(0, count: 1).count == 1)
@@ -251,10 +248,7 @@ import VirtioDriver
         let (rig, path) = try rig("restart-idle")
         defer { unlink(path) }
         var fe = rig.frontend
-        try fe.negotiate(wanted: blockFeatures)
-        try fe.setMemTable(rig.memory)
-        let q = SplitDriverQueue(memory: rig.memory, size: 32, eventIdx: true)
-        try fe.setUpRing(0, driver: q)
+        let q = try startRing(rig, fe)
         _ = flush(rig, q)
         _ = flush(rig, q)
         fe.kick(0)
@@ -262,9 +256,7 @@ import VirtioDriver
         try rig.reconnect()
         let handled = rig.device.requestsHandled.load(ordering: .relaxed)
         fe = rig.frontend
-        try fe.negotiate(wanted: blockFeatures)
-        try fe.setMemTable(rig.memory)
-        try fe.setUpRing(0, driver: q, base: 1)
+        try startRing(rig, fe, driver: q, base: 1)
         #expect(try fe.vringBase(0) == 2)
         #expect(rig.device.requestsHandled.load(ordering: .relaxed) == handled)
     }
@@ -283,10 +275,7 @@ import VirtioDriver
             _ = junk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             close(fd)
             let fe = rig.frontend
-            try fe.negotiate(wanted: blockFeatures)
-            try fe.setMemTable(rig.memory)
-            let q = SplitDriverQueue(memory: rig.memory, size: 32, eventIdx: true)
-            try fe.setUpRing(0, driver: q)
+            let q = try startRing(rig, fe)
             #expect(rig.device.requestsHandled.load(ordering: .relaxed) == 0)
             let h = flush(rig, q)
             fe.kick(0)
