@@ -183,6 +183,9 @@ extension VhostUserSession {
             // No quiesce: the slot's handshake with the worker (VringEventSlot)
             // guarantees no call reaches the old fd once this returns.
             r.call.replace(call)
+            // A ring started before its call was set still owes the start's
+            // call (VhostUserVring.startCallOwed): wake the worker to pay it.
+            if r.started, call != nil { r.kick?.signal() }
         case .setVringErr(let f):
             let r = try ring(f.index)
             let err = f.noFD ? nil : try eventFD(0)

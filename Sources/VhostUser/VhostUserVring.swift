@@ -106,6 +106,14 @@ public final class VhostUserVring: @unchecked Sendable {
     /// does not fit the ring is cleared and the ring starts afresh from
     /// SET_VRING_BASE, where a front-end's region fails the start.
     var inflightIsOwn = false
+    /// (Worker; set by `start` while paused) The ring (re)started: the next
+    /// service round signals the call once, whatever the notification
+    /// suppression says. A back-end that died between publishing used
+    /// entries and its deferred call left the driver with entries it was
+    /// never told about; a restarted one cannot know, and a spurious
+    /// interrupt finds nothing new (RingStartCallTests). Stays owed until a
+    /// call eventfd exists (QEMU sets it after the kick).
+    var startCallOwed = false
     /// Set by `start` when it cleared an own record, with the reason (the
     /// session logs and resets it).
     var recordDiscarded: String?
@@ -194,6 +202,7 @@ public final class VhostUserVring: @unchecked Sendable {
             try preparePool()
             packedQueue = p
             started = true
+            startCallOwed = true
             return
         }
         var q: SplitQueue
@@ -239,6 +248,7 @@ public final class VhostUserVring: @unchecked Sendable {
         try preparePool()
         queue = q
         started = true
+        startCallOwed = true
     }
 
     /// The guest-physical addresses a packed ring's writes are logged at
@@ -467,10 +477,12 @@ public final class VhostUserVring: @unchecked Sendable {
 
     /// Signals the call eventfd (used buffers to see) and counts it.
     @inline(__always)
-    private func signalCall() {
-        guard call.signal() else { return }
+    @discardableResult
+    private func signalCall() -> Bool {
+        guard call.signal() else { return false }
         counters.calls += 1
         costs.count(.eventfdWrites)
+        return true
     }
 
     /// Ends a batched service round: stops deferring, and signals the call if the used
@@ -478,6 +490,11 @@ public final class VhostUserVring: @unchecked Sendable {
     @inline(__always)
     func flushCalls() {
         batchingCalls = false
+        if startCallOwed, started, signalCall() {
+            startCallOwed = false
+            callOwed = false     // this call covers the round's completions too
+            return
+        }
         guard callOwed else { return }
         callOwed = false
         let notify: Bool
