@@ -184,8 +184,9 @@ extension VhostUserSession {
             // guarantees no call reaches the old fd once this returns.
             r.call.replace(call)
             // A ring started before its call was set still owes the start's
-            // call (VhostUserVring.startCallOwed): wake the worker to pay it.
-            if r.started, call != nil { r.kick?.signal() }
+            // call (VhostUserVring.startCallOwed): wake its worker to pay it
+            // (our own eventfd: the ring may not be enabled, so not its kick).
+            if r.started, call != nil { r.worker?.nudge() }
         case .setVringErr(let f):
             let r = try ring(f.index)
             let err = f.noFD ? nil : try eventFD(0)

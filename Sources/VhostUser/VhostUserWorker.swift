@@ -134,6 +134,10 @@ final class VhostUserWorker: @unchecked Sendable {
         wake.signal()
     }
 
+    /// (Control) Wakes the worker for one service round (e.g. to pay a
+    /// ring's start call once its call eventfd exists).
+    func nudge() { wake.signal() }
+
     /// Lets a parked worker run again. Control thread only.
     func resume() {
         guard acknowledged.load(ordering: .acquiring) == generation, resumed.load(ordering: .relaxed) != generation else { return }
