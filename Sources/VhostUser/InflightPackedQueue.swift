@@ -95,11 +95,7 @@ public final class InflightPackedQueue: @unchecked Sendable {
     }
 
     /// Zeroes the queue's region (version 0): `recover` then starts afresh.
-    func clear() {
-        // SAFETY: the region spans queueRegionSize(descCount) bytes from base.
-        base.initializeMemory(as: UInt8.self, repeating: 0,
-                              count: InflightRegion.queueRegionSize(queueSize: descCount, packed: true))
-    }
+    func clear() { InflightRegion.zeroQueue(at: base, queueSize: descCount, packed: true) }
 
     /// Whether head entry `e` is marked in flight.
     public func isInflight(entry e: UInt16) -> Bool {

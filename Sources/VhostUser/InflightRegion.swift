@@ -128,9 +128,13 @@ public final class InflightRegion: @unchecked Sendable {
     /// Zeroes queue `q`'s region (version 0): its next start begins afresh.
     func clear(queue q: Int) {
         guard q >= 0, q < numQueues else { return }
-        // SAFETY: the queue's region lies inside the mapping.
-        queueBase(q).initializeMemory(as: UInt8.self, repeating: 0,
-                                      count: Self.queueRegionSize(queueSize: queueSize, packed: packed))
+        Self.zeroQueue(at: queueBase(q), queueSize: queueSize, packed: packed)
+    }
+
+    /// Zeroes the queue region at `base` (version 0: `recover` starts afresh).
+    static func zeroQueue(at base: UnsafeMutableRawPointer, queueSize: UInt16, packed: Bool) {
+        // SAFETY: callers pass the start of a queue region of that size inside a mapping.
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: queueRegionSize(queueSize: queueSize, packed: packed))
     }
 
     func queueBase(_ q: Int) -> UnsafeMutableRawPointer {
@@ -183,11 +187,7 @@ public struct InflightSplitQueue: @unchecked Sendable {
     }
 
     /// Zeroes the queue's region (version 0): `recover` then starts afresh.
-    func clear() {
-        // SAFETY: the region spans queueRegionSize(descCount) bytes from base.
-        base.initializeMemory(as: UInt8.self, repeating: 0,
-                              count: InflightRegion.queueRegionSize(queueSize: descCount, packed: false))
-    }
+    func clear() { InflightRegion.zeroQueue(at: base, queueSize: descCount, packed: false) }
 
     /// Whether `head` is marked in flight.
     public func isInflight(_ head: UInt16) -> Bool {
